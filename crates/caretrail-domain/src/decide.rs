@@ -1,0 +1,1120 @@
+//! The pure decision: `decide(states, command, context)` → the events to append, per stream.
+//!
+//! The command handler asks [`streams_to_load`] which streams a command reads, loads and folds
+//! them (asking again until the answer no longer grows, because some streams are only known
+//! from another stream's state), calls [`decide`], and appends each stream's events with the
+//! version it loaded as the expected version. Rules that span aggregates write an event to every
+//! stream whose state they rely on, so a concurrent command that changes one of those states
+//! makes the append fail and the handler re-decides on fresh state. States that only ever grow
+//! (a body or director exists) are read without being written.
+
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::command::*;
+use crate::event::*;
+use crate::ids::*;
+use crate::money::Fen;
+use crate::personal::Personal;
+use crate::rejection::Rejection;
+use crate::state::*;
+use crate::stream::{Category, StreamName};
+use crate::vocab::*;
+
+/// Rules that are configuration, not law. `Default` is the article's practice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// At most one active pairing per director (常务理事分别结对一名困难劳模).
+    pub one_pairing_per_director: bool,
+    /// At most one active pairing per model worker.
+    pub one_pairing_per_model_worker: bool,
+    /// Only model workers currently in hardship can be paired (结对困难劳模).
+    pub pairing_requires_hardship: bool,
+    /// The visit cadence used when `AssignPair` gives none.
+    pub default_visit_policy: VisitPolicy,
+    /// Visits recorded more than this many days after the visit date are flagged as late
+    /// entries. 30 days is an assumption (the article sets no rule).
+    pub late_entry_after_days: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            one_pairing_per_director: true,
+            one_pairing_per_model_worker: true,
+            pairing_requires_hardship: true,
+            default_visit_policy: VisitPolicy::default(),
+            late_entry_after_days: 30,
+        }
+    }
+}
+
+/// Who is acting. Authorisation happens before deciding; the domain only records the actor
+/// where an event names one (`HardshipAssessed.by`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    /// The user's id.
+    pub id: Uuid,
+}
+
+/// Everything a decision needs besides states and the command: it has no clock of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Today's date in Asia/Shanghai; the default for optional business dates and the bound for
+    /// "not in the future".
+    pub today: NaiveDate,
+    /// Who is acting.
+    pub actor: Actor,
+    /// The configured policy.
+    pub policy: &'a Policy,
+}
+
+fn s(category: Category, id: impl Into<Uuid>) -> StreamName {
+    StreamName::new(category, id)
+}
+
+fn loaded<T>(r: Result<T, Rejection>) -> Option<T> {
+    r.ok()
+}
+
+/// The streams a command reads, given the states loaded so far. Call it again after loading
+/// until it names no stream that is not loaded yet (two rounds at most): a stream that follows
+/// from another's state (e.g. the pairing a dying model worker is in) appears in the second.
+/// Every stream `decide` writes to is among them.
+pub fn streams_to_load(command: &Command, states: &States) -> Vec<StreamName> {
+    use Category as C;
+    use Command as K;
+    let mut out = Vec::new();
+    match command {
+        K::RegisterModelWorker(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
+        K::AssessHardship(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
+        K::ExitHardship(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
+        K::RecordRelocation(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
+        K::RecordDeath(c) => {
+            out.push(s(C::ModelWorker, c.model_worker_id));
+            if let Some(p) =
+                loaded(states.model_worker(c.model_worker_id)).and_then(|m| m.active_pairing())
+            {
+                out.push(s(C::Pairing, p.pairing_id));
+                out.push(s(C::Director, p.counterpart));
+            }
+        }
+        K::AppointDirector(c) => {
+            out.push(s(C::Director, c.director_id));
+            out.push(s(C::Body, c.body_id));
+        }
+        K::EndDirectorTerm(c) => {
+            out.push(s(C::Director, c.director_id));
+            if let Some(p) = loaded(states.director(c.director_id)).and_then(|d| d.active_pairing())
+            {
+                out.push(s(C::Pairing, p.pairing_id));
+                out.push(s(C::ModelWorker, p.counterpart));
+            }
+        }
+        K::RegisterBody(c) => out.push(s(C::Body, c.body_id)),
+        K::AssignPair(c) => {
+            out.push(s(C::Pairing, c.pairing_id));
+            out.push(s(C::Director, c.director_id));
+            out.push(s(C::ModelWorker, c.model_worker_id));
+        }
+        K::EndPair(c) => {
+            out.push(s(C::Pairing, c.pairing_id));
+            if let Some(info) = loaded(states.pairing(c.pairing_id)).and_then(|p| p.info.as_ref()) {
+                out.push(s(C::Director, info.director_id));
+                out.push(s(C::ModelWorker, info.model_worker_id));
+            }
+        }
+        K::RecordVisit(c) => {
+            out.push(s(C::Visit, c.visit_id));
+            out.push(s(C::ModelWorker, c.model_worker_id));
+            if let Some(p) = c.pairing_id {
+                out.push(s(C::Pairing, p));
+            }
+            participant_streams(&c.participants, &mut out);
+        }
+        K::CorrectVisit(c) => {
+            out.push(s(C::Visit, c.visit_id));
+            if let Some(info) = loaded(states.visit(c.visit_id)).and_then(|v| v.info.as_ref())
+                && let (Some(p), Some(_)) = (info.pairing_id, c.changes.visited_on)
+            {
+                out.push(s(C::Pairing, p));
+            }
+            if let Some(ps) = &c.changes.participants {
+                participant_streams(ps, &mut out);
+            }
+        }
+        K::VoidVisit(c) => {
+            out.push(s(C::Visit, c.visit_id));
+            if let Some(p) = loaded(states.visit(c.visit_id))
+                .and_then(|v| v.info.as_ref())
+                .and_then(|i| i.pairing_id)
+            {
+                out.push(s(C::Pairing, p));
+            }
+        }
+        K::RaiseIssue(c) => {
+            out.push(s(C::Issue, c.issue_id));
+            out.push(s(C::ModelWorker, c.model_worker_id));
+            if let Some(v) = c.visit_id {
+                out.push(s(C::Visit, v));
+            }
+        }
+        K::ResolveOnSpot(c) => out.push(s(C::Issue, c.issue_id)),
+        K::AcknowledgeIssue(c) => {
+            out.push(s(C::Issue, c.issue_id));
+            out.push(s(C::Director, c.owner));
+        }
+        K::EscalateIssue(c) => {
+            out.push(s(C::Issue, c.issue_id));
+            out.push(s(C::Body, c.to_body));
+        }
+        K::RecordBodyResponse(c) => {
+            out.push(s(C::Issue, c.issue_id));
+            if let Some(b) = c.redirected_to {
+                out.push(s(C::Body, b));
+            }
+        }
+        K::NoteIssueProgress(c) => out.push(s(C::Issue, c.issue_id)),
+        K::ResolveIssue(c) => {
+            out.push(s(C::Issue, c.issue_id));
+            if let Some(b) = c.resolved_by {
+                out.push(s(C::Body, b));
+            }
+        }
+        K::ConfirmResolution(c) => out.push(s(C::Issue, c.issue_id)),
+        K::CloseIssue(c) => out.push(s(C::Issue, c.issue_id)),
+        K::ReopenIssue(c) => out.push(s(C::Issue, c.issue_id)),
+        K::RecordContact(c) => {
+            out.push(s(C::Contact, c.contact_id));
+            out.push(s(C::Pairing, c.pairing_id));
+        }
+        K::ErasePersonalData(c) => out.push(s(C::Privacy, c.subject_id)),
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn participant_streams(participants: &[Participant], out: &mut Vec<StreamName>) {
+    for p in participants {
+        if let ParticipantWho::Director { director_id } = p.who {
+            out.push(s(Category::Director, director_id));
+        }
+        if let Some(b) = p.body_id {
+            out.push(s(Category::Body, b));
+        }
+    }
+}
+
+/// The events a command produces, each with the stream it is appended to, in order.
+pub type Decision = Vec<(StreamName, Event)>;
+
+/// Decides a command on the given states. Pure: the same inputs give the same events.
+pub fn decide(
+    states: &States,
+    command: &Command,
+    ctx: &Context<'_>,
+) -> Result<Decision, Rejection> {
+    let mut d = Decider {
+        states,
+        ctx,
+        out: Vec::new(),
+    };
+    d.decide(command)?;
+    Ok(d.out)
+}
+
+struct Decider<'a> {
+    states: &'a States,
+    ctx: &'a Context<'a>,
+    out: Decision,
+}
+
+/// Copies a required personal field from a command, which must be plain, non-blank text.
+fn required(p: &Personal, field: &'static str) -> Result<Personal, Rejection> {
+    match p {
+        Personal::Plain(text) if text.trim().is_empty() => {
+            Err(Rejection::RequiredTextEmpty { field })
+        }
+        Personal::Plain(_) => Ok(p.clone()),
+        _ => Err(Rejection::PersonalDataNotPlain { field }),
+    }
+}
+
+/// Copies an optional personal field; blank text counts as absent.
+fn optional(p: &Option<Personal>, field: &'static str) -> Result<Option<Personal>, Rejection> {
+    match p {
+        None => Ok(None),
+        Some(Personal::Plain(text)) if text.trim().is_empty() => Ok(None),
+        Some(p) => required(p, field).map(Some),
+    }
+}
+
+fn findings(f: &Findings) -> Result<Findings, Rejection> {
+    Ok(Findings {
+        living: optional(&f.living, "findings.living")?,
+        health: optional(&f.health, "findings.health")?,
+        family: optional(&f.family, "findings.family")?,
+    })
+}
+
+/// The events that end an active pairing on all three streams.
+struct PairEnd<'a> {
+    pairing_id: PairingId,
+    ended_on: NaiveDate,
+    reason: PairEndReason,
+    note: Option<Personal>,
+    state: &'a PairingState,
+}
+
+impl<'a> Decider<'a> {
+    fn emit(&mut self, category: Category, id: impl Into<Uuid>, event: impl Into<Event>) {
+        self.out.push((s(category, id), event.into()));
+    }
+
+    fn today(&self) -> NaiveDate {
+        self.ctx.today
+    }
+
+    fn date(&self, date: Option<NaiveDate>, field: &'static str) -> Result<NaiveDate, Rejection> {
+        let date = date.unwrap_or(self.ctx.today);
+        if date > self.ctx.today {
+            return Err(Rejection::DateInFuture { field });
+        }
+        Ok(date)
+    }
+
+    fn model_worker(&self, id: ModelWorkerId) -> Result<&'a ModelWorkerState, Rejection> {
+        let m = self.states.model_worker(id)?;
+        if !m.registered {
+            return Err(Rejection::UnknownModelWorker);
+        }
+        Ok(m)
+    }
+
+    fn living_model_worker(&self, id: ModelWorkerId) -> Result<&'a ModelWorkerState, Rejection> {
+        let m = self.model_worker(id)?;
+        if m.died_on.is_some() {
+            return Err(Rejection::ModelWorkerDeceased);
+        }
+        Ok(m)
+    }
+
+    fn director(&self, id: DirectorId) -> Result<&'a DirectorState, Rejection> {
+        let d = self.states.director(id)?;
+        if !d.appointed {
+            return Err(Rejection::UnknownDirector);
+        }
+        Ok(d)
+    }
+
+    fn body(&self, id: BodyId) -> Result<(), Rejection> {
+        if !self.states.body(id)?.registered {
+            return Err(Rejection::UnknownBody);
+        }
+        Ok(())
+    }
+
+    fn pairing(&self, id: PairingId) -> Result<(&'a PairingState, &'a PairingInfo), Rejection> {
+        let p = self.states.pairing(id)?;
+        match &p.info {
+            Some(info) => Ok((p, info)),
+            None => Err(Rejection::UnknownPairing),
+        }
+    }
+
+    fn issue(&self, id: IssueId) -> Result<&'a IssueInfo, Rejection> {
+        self.states
+            .issue(id)?
+            .info
+            .as_ref()
+            .ok_or(Rejection::UnknownIssue)
+    }
+
+    /// An issue step's date: not in the future and not before the previous step.
+    fn issue_date(&self, info: &IssueInfo, on: Option<NaiveDate>) -> Result<NaiveDate, Rejection> {
+        let on = self.date(on, "on")?;
+        if on < info.last_on {
+            return Err(Rejection::IssueDateOutOfOrder);
+        }
+        Ok(on)
+    }
+
+    fn end_pairing(&mut self, end: PairEnd<'_>) -> Result<(), Rejection> {
+        let info = end.state.info.as_ref().ok_or(Rejection::UnknownPairing)?;
+        if info.ended_on.is_some() {
+            return Err(Rejection::PairingAlreadyEnded);
+        }
+        if end.ended_on < info.effective_from {
+            return Err(Rejection::PairEndBeforeStart);
+        }
+        if end
+            .state
+            .last_activity()
+            .is_some_and(|last| end.ended_on < last)
+        {
+            return Err(Rejection::PairEndBeforeLastActivity);
+        }
+        // Both sides must be loaded: their versions guard against a concurrent re-pairing.
+        self.states.director(info.director_id)?;
+        self.states.model_worker(info.model_worker_id)?;
+        self.emit(
+            Category::Pairing,
+            end.pairing_id,
+            PairEnded {
+                pairing_id: end.pairing_id,
+                director_id: info.director_id,
+                model_worker_id: info.model_worker_id,
+                ended_on: end.ended_on,
+                reason: end.reason,
+                note: end.note,
+            },
+        );
+        self.emit(
+            Category::Director,
+            info.director_id,
+            DirectorUnpaired {
+                director_id: info.director_id,
+                pairing_id: end.pairing_id,
+                ended_on: end.ended_on,
+            },
+        );
+        self.emit(
+            Category::ModelWorker,
+            info.model_worker_id,
+            ModelWorkerUnpaired {
+                model_worker_id: info.model_worker_id,
+                pairing_id: end.pairing_id,
+                ended_on: end.ended_on,
+            },
+        );
+        Ok(())
+    }
+
+    fn participants(&self, participants: &[Participant]) -> Result<Vec<Participant>, Rejection> {
+        if participants.is_empty() {
+            return Err(Rejection::VisitWithoutParticipants);
+        }
+        if participants
+            .iter()
+            .filter(|p| p.role == ParticipantRole::Lead)
+            .count()
+            != 1
+        {
+            return Err(Rejection::VisitNeedsOneLead);
+        }
+        participants
+            .iter()
+            .map(|p| {
+                let who = match &p.who {
+                    ParticipantWho::Director { director_id } => {
+                        self.director(*director_id)?;
+                        p.who.clone()
+                    }
+                    ParticipantWho::Named { person_id, name } => ParticipantWho::Named {
+                        person_id: *person_id,
+                        name: required(name, "participants.name")?,
+                    },
+                    ParticipantWho::Unnamed => ParticipantWho::Unnamed,
+                };
+                if let Some(b) = p.body_id {
+                    self.body(b)?;
+                }
+                Ok(Participant { who, ..p.clone() })
+            })
+            .collect()
+    }
+
+    fn gifts(&self, gifts: &[Gift]) -> Result<Vec<Gift>, Rejection> {
+        if gifts
+            .iter()
+            .any(|g| g.kind == GiftKind::Cash && g.amount_fen.is_none())
+        {
+            return Err(Rejection::CashGiftWithoutAmount);
+        }
+        // The total must be representable, or every report summing these gifts would fail.
+        Fen::sum(gifts.iter().filter_map(|g| g.amount_fen))
+            .map_err(|_| Rejection::AmountOverflow)?;
+        Ok(gifts.to_vec())
+    }
+
+    fn late_entry(&self, visited_on: NaiveDate) -> bool {
+        (self.today() - visited_on).num_days() > self.ctx.policy.late_entry_after_days
+    }
+
+    fn decide(&mut self, command: &Command) -> Result<(), Rejection> {
+        use Category as C;
+        use Command as K;
+        match command {
+            K::RegisterModelWorker(c) => {
+                if self.states.model_worker(c.model_worker_id)?.registered {
+                    return Err(Rejection::ModelWorkerAlreadyRegistered);
+                }
+                let event = ModelWorkerRegistered {
+                    model_worker_id: c.model_worker_id,
+                    honour: c.honour,
+                    honour_year: c.honour_year,
+                    occupation: c.occupation.clone(),
+                    region_code: c.region_code,
+                    name: required(&c.name, "name")?,
+                    gender: optional(&c.gender, "gender")?,
+                    birth_year: optional(&c.birth_year, "birth_year")?,
+                    phone: optional(&c.phone, "phone")?,
+                    wechat: optional(&c.wechat, "wechat")?,
+                    address: optional(&c.address, "address")?,
+                    id_number: optional(&c.id_number, "id_number")?,
+                    registered_on: self.today(),
+                };
+                self.emit(C::ModelWorker, c.model_worker_id, event);
+            }
+            K::AssessHardship(c) => {
+                self.living_model_worker(c.model_worker_id)?;
+                if c.causes.is_empty() {
+                    return Err(Rejection::HardshipCausesEmpty);
+                }
+                let event = HardshipAssessed {
+                    model_worker_id: c.model_worker_id,
+                    tier: c.tier,
+                    causes: c.causes.clone(),
+                    assessed_on: self.date(c.assessed_on, "assessed_on")?,
+                    by: self.ctx.actor.id,
+                    note: optional(&c.note, "note")?,
+                };
+                self.emit(C::ModelWorker, c.model_worker_id, event);
+            }
+            K::ExitHardship(c) => {
+                let m = self.model_worker(c.model_worker_id)?;
+                if !m.in_hardship {
+                    return Err(Rejection::ModelWorkerNotInHardship);
+                }
+                let event = HardshipExited {
+                    model_worker_id: c.model_worker_id,
+                    exited_on: self.date(c.exited_on, "exited_on")?,
+                    reason: optional(&c.reason, "reason")?,
+                };
+                self.emit(C::ModelWorker, c.model_worker_id, event);
+            }
+            K::RecordRelocation(c) => {
+                self.living_model_worker(c.model_worker_id)?;
+                let event = ModelWorkerRelocated {
+                    model_worker_id: c.model_worker_id,
+                    region_code: c.region_code,
+                    moved_on: self.date(c.moved_on, "moved_on")?,
+                    address: optional(&c.address, "address")?,
+                };
+                self.emit(C::ModelWorker, c.model_worker_id, event);
+            }
+            K::RecordDeath(c) => {
+                let m = self.living_model_worker(c.model_worker_id)?;
+                let died_on = self.date(Some(c.died_on), "died_on")?;
+                self.emit(
+                    C::ModelWorker,
+                    c.model_worker_id,
+                    ModelWorkerDied {
+                        model_worker_id: c.model_worker_id,
+                        died_on,
+                    },
+                );
+                if let Some(p) = m.active_pairing() {
+                    let state = self.states.pairing(p.pairing_id)?;
+                    self.end_pairing(PairEnd {
+                        pairing_id: p.pairing_id,
+                        ended_on: died_on,
+                        reason: PairEndReason::ModelWorkerDied,
+                        note: None,
+                        state,
+                    })?;
+                }
+            }
+            K::AppointDirector(c) => {
+                let d = self.states.director(c.director_id)?;
+                if d.appointed && d.term_ended_on.is_none() {
+                    return Err(Rejection::DirectorAlreadyAppointed);
+                }
+                if c.term.until.is_some_and(|u| u < c.term.from)
+                    || d.term_ended_on.is_some_and(|end| c.term.from <= end)
+                {
+                    return Err(Rejection::TermInvalid);
+                }
+                self.body(c.body_id)?;
+                let event = DirectorAppointed {
+                    director_id: c.director_id,
+                    body_id: c.body_id,
+                    role: c.role,
+                    term: c.term,
+                    name: required(&c.name, "name")?,
+                    model_worker_id: c.model_worker_id,
+                    phone: optional(&c.phone, "phone")?,
+                    wechat: optional(&c.wechat, "wechat")?,
+                };
+                self.emit(C::Director, c.director_id, event);
+            }
+            K::EndDirectorTerm(c) => {
+                let d = self.director(c.director_id)?;
+                if d.term_ended_on.is_some() {
+                    return Err(Rejection::DirectorNotInTerm);
+                }
+                let ended_on = self.date(c.ended_on, "ended_on")?;
+                if d.term.is_some_and(|t| ended_on < t.from) {
+                    return Err(Rejection::TermEndBeforeStart);
+                }
+                if let Some(p) = d.active_pairing() {
+                    let state = self.states.pairing(p.pairing_id)?;
+                    self.end_pairing(PairEnd {
+                        pairing_id: p.pairing_id,
+                        ended_on,
+                        reason: PairEndReason::DirectorTermEnded,
+                        note: None,
+                        state,
+                    })?;
+                }
+                self.emit(
+                    C::Director,
+                    c.director_id,
+                    DirectorTermEnded {
+                        director_id: c.director_id,
+                        ended_on,
+                    },
+                );
+            }
+            K::RegisterBody(c) => {
+                if self.states.body(c.body_id)?.registered {
+                    return Err(Rejection::BodyAlreadyRegistered);
+                }
+                if c.name.trim().is_empty() {
+                    return Err(Rejection::RequiredTextEmpty { field: "name" });
+                }
+                let event = BodyRegistered {
+                    body_id: c.body_id,
+                    kind: c.kind,
+                    name: c.name.trim().to_owned(),
+                    region_code: c.region_code,
+                };
+                self.emit(C::Body, c.body_id, event);
+            }
+            K::AssignPair(c) => self.assign_pair(c)?,
+            K::EndPair(c) => {
+                let (state, _) = self.pairing(c.pairing_id)?;
+                let ended_on = self.date(c.ended_on, "ended_on")?;
+                self.end_pairing(PairEnd {
+                    pairing_id: c.pairing_id,
+                    ended_on,
+                    reason: c.reason,
+                    note: optional(&c.note, "note")?,
+                    state,
+                })?;
+            }
+            K::RecordVisit(c) => self.record_visit(c)?,
+            K::CorrectVisit(c) => self.correct_visit(c)?,
+            K::VoidVisit(c) => {
+                let info = self
+                    .states
+                    .visit(c.visit_id)?
+                    .info
+                    .as_ref()
+                    .ok_or(Rejection::UnknownVisit)?;
+                if info.voided {
+                    return Err(Rejection::VisitVoided);
+                }
+                let event = VisitVoided {
+                    visit_id: c.visit_id,
+                    model_worker_id: info.model_worker_id,
+                    reason: required(&c.reason, "reason")?,
+                };
+                self.emit(C::Visit, c.visit_id, event);
+                if let Some(p) = info.pairing_id {
+                    self.states.pairing(p)?;
+                    self.emit(
+                        C::Pairing,
+                        p,
+                        PairActivityWithdrawn {
+                            pairing_id: p,
+                            activity_id: c.visit_id.0,
+                        },
+                    );
+                }
+            }
+            K::RecordContact(c) => {
+                if self.states.contact(c.contact_id)?.recorded {
+                    return Err(Rejection::ContactAlreadyRecorded);
+                }
+                let on = self.date(Some(c.on), "on")?;
+                let (_, info) = self.pairing(c.pairing_id)?;
+                if !info.active_on(on) {
+                    return Err(Rejection::PairingNotActiveOnDate);
+                }
+                let event = ContactRecorded {
+                    contact_id: c.contact_id,
+                    pairing_id: c.pairing_id,
+                    director_id: info.director_id,
+                    model_worker_id: info.model_worker_id,
+                    on,
+                    channel: c.channel,
+                    note: optional(&c.note, "note")?,
+                };
+                self.emit(C::Contact, c.contact_id, event);
+                self.emit(
+                    C::Pairing,
+                    c.pairing_id,
+                    PairActivityLogged {
+                        pairing_id: c.pairing_id,
+                        activity_id: c.contact_id.0,
+                        kind: ActivityKind::Contact,
+                        on,
+                    },
+                );
+            }
+            K::ErasePersonalData(c) => {
+                if self.states.privacy(c.subject_id)?.erased {
+                    return Err(Rejection::PersonalDataAlreadyErased);
+                }
+                let event = PersonalDataErased {
+                    subject_id: c.subject_id,
+                    legal_basis: c.legal_basis,
+                    erased_on: self.today(),
+                };
+                self.emit(C::Privacy, c.subject_id, event);
+            }
+            K::RaiseIssue(_)
+            | K::ResolveOnSpot(_)
+            | K::AcknowledgeIssue(_)
+            | K::EscalateIssue(_)
+            | K::RecordBodyResponse(_)
+            | K::NoteIssueProgress(_)
+            | K::ResolveIssue(_)
+            | K::ConfirmResolution(_)
+            | K::CloseIssue(_)
+            | K::ReopenIssue(_) => self.decide_issue(command)?,
+        }
+        Ok(())
+    }
+
+    fn assign_pair(&mut self, c: &AssignPair) -> Result<(), Rejection> {
+        if self.states.pairing(c.pairing_id)?.info.is_some() {
+            return Err(Rejection::PairingAlreadyExists);
+        }
+        let policy = self.ctx.policy;
+        let visit_policy = c.visit_policy.unwrap_or(policy.default_visit_policy);
+        if visit_policy.max_days_between_visits == 0
+            || visit_policy.due_soon_window_days >= visit_policy.max_days_between_visits
+        {
+            return Err(Rejection::VisitPolicyInvalid);
+        }
+        let d = self.director(c.director_id)?;
+        if !d.in_term_on(c.effective_from) {
+            return Err(Rejection::DirectorNotInTerm);
+        }
+        let m = self.living_model_worker(c.model_worker_id)?;
+        if policy.pairing_requires_hardship && !m.in_hardship {
+            return Err(Rejection::ModelWorkerNotInHardship);
+        }
+        // A period overlaps the new, open-ended one unless it ended before the new start.
+        let overlaps = |p: &PairingPeriod| p.ended_on.is_none_or(|end| end >= c.effective_from);
+        // The same two people never have two pairings in force at once, whatever the policy.
+        if d.pairings
+            .iter()
+            .any(|p| p.counterpart == c.model_worker_id.0 && overlaps(p))
+        {
+            return Err(Rejection::PairingPeriodOverlaps);
+        }
+        if policy.one_pairing_per_director {
+            if d.active_pairing().is_some() {
+                return Err(Rejection::DirectorAlreadyPaired);
+            }
+            if d.pairings.iter().any(overlaps) {
+                return Err(Rejection::PairingPeriodOverlaps);
+            }
+        }
+        if policy.one_pairing_per_model_worker {
+            if m.active_pairing().is_some() {
+                return Err(Rejection::ModelWorkerAlreadyPaired);
+            }
+            if m.pairings.iter().any(overlaps) {
+                return Err(Rejection::PairingPeriodOverlaps);
+            }
+        }
+        self.emit(
+            Category::Pairing,
+            c.pairing_id,
+            PairAssigned {
+                pairing_id: c.pairing_id,
+                director_id: c.director_id,
+                model_worker_id: c.model_worker_id,
+                effective_from: c.effective_from,
+                visit_policy,
+            },
+        );
+        self.emit(
+            Category::Director,
+            c.director_id,
+            DirectorPaired {
+                director_id: c.director_id,
+                pairing_id: c.pairing_id,
+                model_worker_id: c.model_worker_id,
+                effective_from: c.effective_from,
+            },
+        );
+        self.emit(
+            Category::ModelWorker,
+            c.model_worker_id,
+            ModelWorkerPaired {
+                model_worker_id: c.model_worker_id,
+                pairing_id: c.pairing_id,
+                director_id: c.director_id,
+                effective_from: c.effective_from,
+            },
+        );
+        Ok(())
+    }
+
+    fn record_visit(&mut self, c: &RecordVisit) -> Result<(), Rejection> {
+        if self.states.visit(c.visit_id)?.info.is_some() {
+            return Err(Rejection::VisitAlreadyRecorded);
+        }
+        if c.visited_on > self.today() {
+            return Err(Rejection::VisitDateInFuture);
+        }
+        let adhoc_reason = optional(&c.adhoc_reason, "adhoc_reason")?;
+        let director_id = match (c.pairing_id, &adhoc_reason) {
+            (None, None) => return Err(Rejection::VisitNeedsPairingOrAdhocReason),
+            (Some(_), Some(_)) => return Err(Rejection::VisitHasPairingAndAdhocReason),
+            (None, Some(_)) => {
+                self.model_worker(c.model_worker_id)?;
+                None
+            }
+            (Some(p), None) => {
+                self.model_worker(c.model_worker_id)?;
+                let (_, info) = self.pairing(p)?;
+                if info.model_worker_id != c.model_worker_id {
+                    return Err(Rejection::VisitModelWorkerMismatch);
+                }
+                if !info.active_on(c.visited_on) {
+                    return Err(Rejection::PairingNotActiveOnDate);
+                }
+                Some(info.director_id)
+            }
+        };
+        let event = VisitRecorded {
+            visit_id: c.visit_id,
+            model_worker_id: c.model_worker_id,
+            pairing_id: c.pairing_id,
+            director_id,
+            adhoc_reason,
+            visited_on: c.visited_on,
+            region_code: c.region_code,
+            place: optional(&c.place, "place")?,
+            participants: self.participants(&c.participants)?,
+            gifts: self.gifts(&c.gifts)?,
+            findings: findings(&c.findings)?,
+            contact_exchanged: c.contact_exchanged,
+            medical_advice_given: c.medical_advice_given,
+            benefit_checks: c.benefit_checks.clone(),
+            late_entry: self.late_entry(c.visited_on),
+        };
+        self.emit(Category::Visit, c.visit_id, event);
+        if let Some(p) = c.pairing_id {
+            self.emit(
+                Category::Pairing,
+                p,
+                PairActivityLogged {
+                    pairing_id: p,
+                    activity_id: c.visit_id.0,
+                    kind: ActivityKind::Visit,
+                    on: c.visited_on,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn correct_visit(&mut self, c: &CorrectVisit) -> Result<(), Rejection> {
+        let info = self
+            .states
+            .visit(c.visit_id)?
+            .info
+            .as_ref()
+            .ok_or(Rejection::UnknownVisit)?;
+        if info.voided {
+            return Err(Rejection::VisitVoided);
+        }
+        if c.changes.is_empty() {
+            return Err(Rejection::CorrectionEmpty);
+        }
+        let reason = required(&c.reason, "reason")?;
+        let ch = &c.changes;
+        if let Some(date) = ch.visited_on {
+            if date > self.today() {
+                return Err(Rejection::VisitDateInFuture);
+            }
+            if let Some(p) = info.pairing_id {
+                let (_, pairing) = self.pairing(p)?;
+                if !pairing.active_on(date) {
+                    return Err(Rejection::PairingNotActiveOnDate);
+                }
+            }
+        }
+        let changes = VisitChanges {
+            visited_on: ch.visited_on,
+            region_code: ch.region_code,
+            place: optional(&ch.place, "changes.place")?,
+            participants: ch
+                .participants
+                .as_deref()
+                .map(|p| self.participants(p))
+                .transpose()?,
+            gifts: ch.gifts.as_deref().map(|g| self.gifts(g)).transpose()?,
+            findings: ch.findings.as_ref().map(findings).transpose()?,
+            contact_exchanged: ch.contact_exchanged,
+            medical_advice_given: ch.medical_advice_given,
+            benefit_checks: ch.benefit_checks.clone(),
+        };
+        let event = VisitCorrected {
+            visit_id: c.visit_id,
+            model_worker_id: info.model_worker_id,
+            reason,
+            changes,
+            late_entry: ch.visited_on.is_some_and(|d| self.late_entry(d)),
+        };
+        self.emit(Category::Visit, c.visit_id, event);
+        if let (Some(p), Some(date)) = (info.pairing_id, ch.visited_on) {
+            // Re-logging under the same activity id moves the visit's date in the pairing.
+            self.emit(
+                Category::Pairing,
+                p,
+                PairActivityLogged {
+                    pairing_id: p,
+                    activity_id: c.visit_id.0,
+                    kind: ActivityKind::Visit,
+                    on: date,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn decide_issue(&mut self, command: &Command) -> Result<(), Rejection> {
+        use Command as K;
+        use IssueStatus as St;
+        let id = match command {
+            K::RaiseIssue(c) => {
+                if self.states.issue(c.issue_id)?.info.is_some() {
+                    return Err(Rejection::IssueAlreadyRaised);
+                }
+                self.model_worker(c.model_worker_id)?;
+                if let Some(v) = c.visit_id {
+                    let visit = self
+                        .states
+                        .visit(v)?
+                        .info
+                        .as_ref()
+                        .ok_or(Rejection::UnknownVisit)?;
+                    if visit.voided {
+                        return Err(Rejection::VisitVoided);
+                    }
+                    if visit.model_worker_id != c.model_worker_id {
+                        return Err(Rejection::VisitModelWorkerMismatch);
+                    }
+                }
+                let event = IssueRaised {
+                    issue_id: c.issue_id,
+                    model_worker_id: c.model_worker_id,
+                    visit_id: c.visit_id,
+                    category: c.category,
+                    description: required(&c.description, "description")?,
+                    urgency: c.urgency,
+                    on: self.date(c.on, "on")?,
+                };
+                self.emit(Category::Issue, c.issue_id, event);
+                return Ok(());
+            }
+            K::ResolveOnSpot(c) => c.issue_id,
+            K::AcknowledgeIssue(c) => c.issue_id,
+            K::EscalateIssue(c) => c.issue_id,
+            K::RecordBodyResponse(c) => c.issue_id,
+            K::NoteIssueProgress(c) => c.issue_id,
+            K::ResolveIssue(c) => c.issue_id,
+            K::ConfirmResolution(c) => c.issue_id,
+            K::CloseIssue(c) => c.issue_id,
+            K::ReopenIssue(c) => c.issue_id,
+            _ => return Ok(()),
+        };
+        let info = self.issue(id)?;
+        let mw = info.model_worker_id;
+        // The refusal for a step that is not allowed in the current status.
+        let wrong_status = |status: St| match status {
+            St::Raised => Rejection::IssueNotAcknowledged,
+            St::Acknowledged | St::Escalated => Rejection::IssueAlreadyAcknowledged,
+            St::Resolved | St::Confirmed => Rejection::IssueAlreadyResolved,
+            St::Closed => Rejection::IssueClosed,
+        };
+        let event: Event = match command {
+            K::ResolveOnSpot(c) => {
+                if info.status != St::Raised {
+                    return Err(wrong_status(info.status));
+                }
+                let on = self.issue_date(info, c.on)?;
+                IssueResolvedOnSpot {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    summary: required(&c.summary, "summary")?,
+                    on,
+                }
+                .into()
+            }
+            K::AcknowledgeIssue(c) => {
+                if info.status != St::Raised {
+                    return Err(wrong_status(info.status));
+                }
+                let on = self.issue_date(info, c.on)?;
+                self.director(c.owner)?;
+                if c.respond_by < on {
+                    return Err(Rejection::DueDateBeforeStep);
+                }
+                IssueAcknowledged {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    owner: c.owner,
+                    respond_by: c.respond_by,
+                    on,
+                }
+                .into()
+            }
+            K::EscalateIssue(c) => {
+                if !matches!(info.status, St::Acknowledged | St::Escalated) {
+                    return Err(wrong_status(info.status));
+                }
+                let on = self.issue_date(info, c.on)?;
+                self.body(c.to_body)?;
+                if c.due_by < on {
+                    return Err(Rejection::DueDateBeforeStep);
+                }
+                IssueEscalated {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    to_body: c.to_body,
+                    channel: c.channel,
+                    due_by: c.due_by,
+                    on,
+                }
+                .into()
+            }
+            K::RecordBodyResponse(c) => {
+                match info.status {
+                    St::Escalated => {}
+                    St::Raised | St::Acknowledged => return Err(Rejection::IssueNotEscalated),
+                    other => return Err(wrong_status(other)),
+                }
+                if info.escalated_to != Some(c.body_id) {
+                    return Err(Rejection::BodyNotEscalatedTo);
+                }
+                let on = self.issue_date(info, c.on)?;
+                let is_redirect = c.response == BodyResponseKind::Redirected;
+                if is_redirect != c.redirected_to.is_some() || (!is_redirect && c.due_by.is_some())
+                {
+                    return Err(Rejection::RedirectTargetInvalid);
+                }
+                if let Some(to) = c.redirected_to {
+                    self.body(to)?;
+                }
+                if c.due_by.is_some_and(|due| due < on) {
+                    return Err(Rejection::DueDateBeforeStep);
+                }
+                BodyResponseRecorded {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    body_id: c.body_id,
+                    response: c.response,
+                    redirected_to: c.redirected_to,
+                    due_by: c.due_by,
+                    note: optional(&c.note, "note")?,
+                    on,
+                }
+                .into()
+            }
+            K::NoteIssueProgress(c) => {
+                if info.status == St::Closed {
+                    return Err(Rejection::IssueClosed);
+                }
+                let on = self.issue_date(info, c.on)?;
+                IssueProgressNoted {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    note: required(&c.note, "note")?,
+                    on,
+                }
+                .into()
+            }
+            K::ResolveIssue(c) => {
+                if !matches!(info.status, St::Acknowledged | St::Escalated) {
+                    return Err(wrong_status(info.status));
+                }
+                let on = self.issue_date(info, c.on)?;
+                if let Some(b) = c.resolved_by {
+                    self.body(b)?;
+                }
+                IssueResolved {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    outcome: c.outcome,
+                    summary: required(&c.summary, "summary")?,
+                    resolved_by: c.resolved_by,
+                    on,
+                }
+                .into()
+            }
+            K::ConfirmResolution(c) => {
+                match info.status {
+                    St::Resolved => {}
+                    St::Confirmed => return Err(Rejection::IssueAlreadyConfirmed),
+                    St::Closed => return Err(Rejection::IssueClosed),
+                    _ => return Err(Rejection::IssueNotResolved),
+                }
+                let on = self.issue_date(info, c.on)?;
+                IssueResolutionConfirmed {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    via: c.via,
+                    satisfaction: c.satisfaction,
+                    on,
+                }
+                .into()
+            }
+            K::CloseIssue(c) => {
+                let override_reason = match &c.override_reason {
+                    Some(r) => Some(required(r, "override_reason")?),
+                    None => None,
+                };
+                match (info.status, &override_reason) {
+                    (St::Confirmed, _) | (St::Resolved, Some(_)) => {}
+                    (St::Resolved, None) => return Err(Rejection::IssueNotConfirmed),
+                    (St::Closed, _) => return Err(Rejection::IssueClosed),
+                    _ => return Err(Rejection::IssueNotResolved),
+                }
+                let on = self.issue_date(info, c.on)?;
+                IssueClosed {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    override_reason,
+                    on,
+                }
+                .into()
+            }
+            K::ReopenIssue(c) => {
+                if !matches!(info.status, St::Resolved | St::Confirmed | St::Closed) {
+                    return Err(Rejection::IssueNotResolved);
+                }
+                let on = self.issue_date(info, c.on)?;
+                IssueReopened {
+                    issue_id: id,
+                    model_worker_id: mw,
+                    reason: required(&c.reason, "reason")?,
+                    on,
+                }
+                .into()
+            }
+            _ => return Ok(()),
+        };
+        self.out.push((s(Category::Issue, id), event));
+        Ok(())
+    }
+}

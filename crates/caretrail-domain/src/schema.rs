@@ -1,0 +1,1 @@
+//! Schemas (filled in later).
