@@ -537,22 +537,38 @@ macro_rules! commands {
     };
 }
 
-/// Serde messages quote offending values (`invalid type: string "张三"`); a body may hold
-/// personal data, so every double-quoted part is removed before the message is shown. Field
-/// names stay, because serde quotes them with backticks.
+/// Serde messages quote offending values (`invalid type: string "张三"`, ``unknown variant
+/// `张三` ``); a body may hold personal data, so every double-quoted part and the backticked
+/// word after "unknown variant" or "unknown field" is replaced. Names the schema defines (the
+/// expected fields and variants, a missing field) stay, so the message still helps.
 fn redact_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
-    let mut in_quotes = false;
-    for ch in message.chars() {
-        if ch == '"' {
-            if !in_quotes {
-                out.push_str("<value>");
-            }
-            in_quotes = !in_quotes;
-        } else if !in_quotes {
-            out.push(ch);
+    let mut rest = message;
+    while let Some(i) = rest.find(['"', '`']) {
+        let (before, from_quote) = rest.split_at(i);
+        out.push_str(before);
+        let quote = if from_quote.starts_with('"') {
+            '"'
+        } else {
+            '`'
+        };
+        let body = &from_quote[1..];
+        let Some(end) = body.find(quote) else {
+            out.push_str("<value>");
+            return out;
+        };
+        let client_supplied =
+            quote == '"' || out.ends_with("unknown variant ") || out.ends_with("unknown field ");
+        if client_supplied {
+            out.push_str("<value>");
+        } else {
+            out.push(quote);
+            out.push_str(&body[..end]);
+            out.push(quote);
         }
+        rest = &body[end + 1..];
     }
+    out.push_str(rest);
     out
 }
 

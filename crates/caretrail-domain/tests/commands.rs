@@ -1,0 +1,1152 @@
+//! Given/when/then tests of every command: the exact events when accepted, and the exact code
+//! of every refusal.
+
+mod common;
+
+use caretrail_domain::Category::*;
+use caretrail_domain::command::*;
+use caretrail_domain::event::*;
+use caretrail_domain::testing::{TEST_ACTOR, given};
+use caretrail_domain::vocab::*;
+use caretrail_domain::*;
+use common::*;
+
+// ---------- model worker ----------
+
+#[test]
+fn register_model_worker_is_accepted() {
+    given(vec![]).when(register(MW)).then([(
+        stream(ModelWorker, MW),
+        ModelWorkerRegistered {
+            model_worker_id: MW,
+            honour: Honour::NationalModelWorker,
+            honour_year: None,
+            occupation: None,
+            region_code: region("330100"),
+            name: plain("测试劳模"),
+            gender: None,
+            birth_year: None,
+            phone: None,
+            wechat: None,
+            address: None,
+            id_number: None,
+            registered_on: date(2021, 11, 1),
+        }
+        .into(),
+    )]);
+}
+
+#[test]
+fn register_model_worker_twice_is_refused() {
+    given(history(vec![register(MW)]))
+        .when(register(MW))
+        .then_err("model_worker_already_registered");
+}
+
+#[test]
+fn register_model_worker_needs_a_name() {
+    let Command::RegisterModelWorker(mut c) = register(MW) else {
+        unreachable!()
+    };
+    c.name = plain("  ");
+    given(vec![])
+        .when(c.clone())
+        .then_err("required_text_empty");
+    c.name = Personal::Sealed(Sealed {
+        subject: MW.0,
+        nonce: "n".into(),
+        ciphertext: "x".into(),
+    });
+    given(vec![]).when(c).then_err("personal_data_not_plain");
+}
+
+#[test]
+fn assess_hardship_is_accepted() {
+    given(history(vec![register(MW)]))
+        .when(hardship(MW))
+        .then([(
+            stream(ModelWorker, MW),
+            HardshipAssessed {
+                model_worker_id: MW,
+                tier: HardshipTier::Relative,
+                causes: vec![HardshipCause::OldAge],
+                assessed_on: date(2021, 9, 1),
+                by: TEST_ACTOR.id,
+                note: None,
+            }
+            .into(),
+        )]);
+}
+
+#[test]
+fn assess_hardship_refusals() {
+    given(vec![])
+        .when(hardship(MW))
+        .then_err("unknown_model_worker");
+    let Command::AssessHardship(mut c) = hardship(MW) else {
+        unreachable!()
+    };
+    c.causes.clear();
+    given(history(vec![register(MW)]))
+        .when(c.clone())
+        .then_err("hardship_causes_empty");
+    c.causes = vec![HardshipCause::Illness];
+    c.assessed_on = Some(date(2021, 11, 2));
+    given(history(vec![register(MW)]))
+        .when(c)
+        .then_err("date_in_future");
+    given(history(vec![
+        register(MW),
+        RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 5, 1),
+        }
+        .into(),
+    ]))
+    .when(hardship(MW))
+    .then_err("model_worker_deceased");
+}
+
+#[test]
+fn exit_hardship_is_accepted_and_needs_hardship() {
+    let exit = ExitHardship {
+        model_worker_id: MW,
+        exited_on: None,
+        reason: Some(plain("收入改善")),
+    };
+    given(history(vec![register(MW), hardship(MW)]))
+        .when(exit.clone())
+        .then([(
+            stream(ModelWorker, MW),
+            HardshipExited {
+                model_worker_id: MW,
+                exited_on: date(2021, 11, 1),
+                reason: Some(plain("收入改善")),
+            }
+            .into(),
+        )]);
+    given(history(vec![register(MW)]))
+        .when(exit.clone())
+        .then_err("model_worker_not_in_hardship");
+    given(vec![]).when(exit).then_err("unknown_model_worker");
+}
+
+#[test]
+fn record_relocation_is_accepted() {
+    let cmd = RecordRelocation {
+        model_worker_id: MW,
+        region_code: region("330825"),
+        moved_on: Some(date(2021, 6, 1)),
+        address: Some(plain("某镇某村")),
+    };
+    given(history(vec![register(MW)])).when(cmd.clone()).then([(
+        stream(ModelWorker, MW),
+        ModelWorkerRelocated {
+            model_worker_id: MW,
+            region_code: region("330825"),
+            moved_on: date(2021, 6, 1),
+            address: Some(plain("某镇某村")),
+        }
+        .into(),
+    )]);
+    given(vec![])
+        .when(cmd.clone())
+        .then_err("unknown_model_worker");
+    given(history(vec![
+        register(MW),
+        RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 5, 1),
+        }
+        .into(),
+    ]))
+    .when(cmd)
+    .then_err("model_worker_deceased");
+}
+
+#[test]
+fn region_codes_are_parsed_at_the_boundary() {
+    let body = serde_json::json!({"model_worker_id": MW.0, "region_code": "110101"});
+    let err = Command::parse("RecordRelocation", body).unwrap_err();
+    assert_eq!(err.code(), "invalid_command_body");
+    assert!(
+        err.to_string().contains("not a known Zhejiang division"),
+        "{err}"
+    );
+}
+
+#[test]
+fn record_death_without_pairing_is_accepted() {
+    given(history(vec![register(MW)]))
+        .when(RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 10, 20),
+        })
+        .then([(
+            stream(ModelWorker, MW),
+            ModelWorkerDied {
+                model_worker_id: MW,
+                died_on: date(2021, 10, 20),
+            }
+            .into(),
+        )]);
+}
+
+#[test]
+fn record_death_ends_the_active_pairing_on_all_three_streams() {
+    given(history(paired()))
+        .when(RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 10, 20),
+        })
+        .then([
+            (
+                stream(ModelWorker, MW),
+                ModelWorkerDied {
+                    model_worker_id: MW,
+                    died_on: date(2021, 10, 20),
+                }
+                .into(),
+            ),
+            (
+                stream(Pairing, P),
+                PairEnded {
+                    pairing_id: P,
+                    director_id: D,
+                    model_worker_id: MW,
+                    ended_on: date(2021, 10, 20),
+                    reason: PairEndReason::ModelWorkerDied,
+                    note: None,
+                }
+                .into(),
+            ),
+            (
+                stream(Director, D),
+                DirectorUnpaired {
+                    director_id: D,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 20),
+                }
+                .into(),
+            ),
+            (
+                stream(ModelWorker, MW),
+                ModelWorkerUnpaired {
+                    model_worker_id: MW,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 20),
+                }
+                .into(),
+            ),
+        ]);
+}
+
+#[test]
+fn record_death_refusals() {
+    let death = RecordDeath {
+        model_worker_id: MW,
+        died_on: date(2021, 10, 20),
+    };
+    given(vec![])
+        .when(death.clone())
+        .then_err("unknown_model_worker");
+    given(history(with(world(), [death.clone().into()])))
+        .when(death.clone())
+        .then_err("model_worker_deceased");
+    given(history(world()))
+        .when(RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 11, 2),
+        })
+        .then_err("date_in_future");
+    // A death dated before a recorded visit would leave that visit outside the pairing.
+    given(history(with(
+        paired(),
+        [visit(V, P, MW, D, date(2021, 10, 25)).into()],
+    )))
+    .when(death)
+    .then_err("pair_end_before_last_activity");
+}
+
+// ---------- director and body ----------
+
+#[test]
+fn appoint_director_is_accepted() {
+    given(history(vec![body(ASSOC, BodyKind::Association, "协会")]))
+        .when(appoint(D))
+        .then([(
+            stream(Director, D),
+            DirectorAppointed {
+                director_id: D,
+                body_id: ASSOC,
+                role: DirectorRole::StandingDirector,
+                term: Term {
+                    from: date(2021, 1, 1),
+                    until: None,
+                },
+                name: plain("测试理事"),
+                model_worker_id: None,
+                phone: None,
+                wechat: None,
+            }
+            .into(),
+        )]);
+}
+
+#[test]
+fn appoint_director_refusals() {
+    given(vec![]).when(appoint(D)).then_err("unknown_body");
+    given(history(world()))
+        .when(appoint(D))
+        .then_err("director_already_appointed");
+    let Command::AppointDirector(mut c) = appoint(D2) else {
+        unreachable!()
+    };
+    c.term.until = Some(date(2020, 1, 1));
+    given(history(world()))
+        .when(c.clone())
+        .then_err("term_invalid");
+    // A new term may not start on or before the day the previous one ended.
+    c.director_id = D;
+    c.term = Term {
+        from: date(2021, 3, 1),
+        until: None,
+    };
+    given(history(with(
+        world(),
+        [EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2021, 3, 1)),
+        }
+        .into()],
+    )))
+    .when(c)
+    .then_err("term_invalid");
+}
+
+#[test]
+fn reappointment_after_a_term_ended_is_accepted() {
+    let Command::AppointDirector(mut c) = appoint(D) else {
+        unreachable!()
+    };
+    c.term = Term {
+        from: date(2021, 4, 1),
+        until: None,
+    };
+    let result = given(history(with(
+        world(),
+        [EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2021, 3, 1)),
+        }
+        .into()],
+    )))
+    .when(c)
+    .result();
+    assert_eq!(result.map(|d| d.len()), Ok(1));
+}
+
+#[test]
+fn end_director_term_without_pairing_is_accepted() {
+    given(history(world()))
+        .when(EndDirectorTerm {
+            director_id: D,
+            ended_on: None,
+        })
+        .then([(
+            stream(Director, D),
+            DirectorTermEnded {
+                director_id: D,
+                ended_on: date(2021, 11, 1),
+            }
+            .into(),
+        )]);
+}
+
+#[test]
+fn end_director_term_ends_the_active_pairing() {
+    given(history(paired()))
+        .when(EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2021, 10, 31)),
+        })
+        .then([
+            (
+                stream(Pairing, P),
+                PairEnded {
+                    pairing_id: P,
+                    director_id: D,
+                    model_worker_id: MW,
+                    ended_on: date(2021, 10, 31),
+                    reason: PairEndReason::DirectorTermEnded,
+                    note: None,
+                }
+                .into(),
+            ),
+            (
+                stream(Director, D),
+                DirectorUnpaired {
+                    director_id: D,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 31),
+                }
+                .into(),
+            ),
+            (
+                stream(ModelWorker, MW),
+                ModelWorkerUnpaired {
+                    model_worker_id: MW,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 31),
+                }
+                .into(),
+            ),
+            (
+                stream(Director, D),
+                DirectorTermEnded {
+                    director_id: D,
+                    ended_on: date(2021, 10, 31),
+                }
+                .into(),
+            ),
+        ]);
+}
+
+#[test]
+fn end_director_term_refusals() {
+    let end = EndDirectorTerm {
+        director_id: D,
+        ended_on: None,
+    };
+    given(vec![]).when(end.clone()).then_err("unknown_director");
+    given(history(with(world(), [end.clone().into()])))
+        .when(end)
+        .then_err("director_not_in_term");
+    given(history(world()))
+        .when(EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2021, 11, 2)),
+        })
+        .then_err("date_in_future");
+    given(history(world()))
+        .when(EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2020, 12, 31)),
+        })
+        .then_err("term_end_before_start");
+    given(history(paired()))
+        .when(EndDirectorTerm {
+            director_id: D,
+            ended_on: Some(date(2021, 9, 30)),
+        })
+        .then_err("pair_end_before_start");
+}
+
+#[test]
+fn register_body_is_accepted_once_with_a_name() {
+    given(vec![])
+        .when(body(UNION, BodyKind::UnionCity, " 衢州市总工会 "))
+        .then([(
+            stream(Body, UNION),
+            BodyRegistered {
+                body_id: UNION,
+                kind: BodyKind::UnionCity,
+                name: "衢州市总工会".into(),
+                region_code: None,
+            }
+            .into(),
+        )]);
+    given(history(world()))
+        .when(body(ASSOC, BodyKind::Association, "x"))
+        .then_err("body_already_registered");
+    given(vec![])
+        .when(body(UNION, BodyKind::UnionCity, " "))
+        .then_err("required_text_empty");
+}
+
+// ---------- pairing ----------
+
+#[test]
+fn assign_pair_writes_to_pairing_director_and_model_worker() {
+    given(history(world()))
+        .when(assign(P, D, MW, date(2021, 10, 1)))
+        .then([
+            (
+                stream(Pairing, P),
+                PairAssigned {
+                    pairing_id: P,
+                    director_id: D,
+                    model_worker_id: MW,
+                    effective_from: date(2021, 10, 1),
+                    visit_policy: VisitPolicy {
+                        max_days_between_visits: 183,
+                        due_soon_window_days: 30,
+                    },
+                }
+                .into(),
+            ),
+            (
+                stream(Director, D),
+                DirectorPaired {
+                    director_id: D,
+                    pairing_id: P,
+                    model_worker_id: MW,
+                    effective_from: date(2021, 10, 1),
+                }
+                .into(),
+            ),
+            (
+                stream(ModelWorker, MW),
+                ModelWorkerPaired {
+                    model_worker_id: MW,
+                    pairing_id: P,
+                    director_id: D,
+                    effective_from: date(2021, 10, 1),
+                }
+                .into(),
+            ),
+        ]);
+}
+
+#[test]
+fn assign_pair_keeps_a_per_pairing_visit_policy() {
+    let Command::AssignPair(mut c) = assign(P, D, MW, date(2021, 10, 1)) else {
+        unreachable!()
+    };
+    c.visit_policy = Some(VisitPolicy {
+        max_days_between_visits: 90,
+        due_soon_window_days: 14,
+    });
+    let events = given(history(world())).when(c.clone()).result().unwrap();
+    let Event::PairAssigned(e) = &events[0].1 else {
+        panic!("first event is PairAssigned")
+    };
+    assert_eq!(e.visit_policy.max_days_between_visits, 90);
+    c.visit_policy = Some(VisitPolicy {
+        max_days_between_visits: 30,
+        due_soon_window_days: 30,
+    });
+    given(history(world()))
+        .when(c)
+        .then_err("visit_policy_invalid");
+}
+
+#[test]
+fn assign_pair_refusals() {
+    let from = date(2021, 10, 1);
+    given(history(paired()))
+        .when(assign(P, D2, MW2, from))
+        .then_err("pairing_already_exists");
+    given(history(world()))
+        .when(assign(P, D2, MW, from))
+        .then_err("unknown_director");
+    given(history(world()))
+        .when(assign(P, D, MW2, from))
+        .then_err("unknown_model_worker");
+    given(history(world()))
+        .when(assign(P, D, MW, date(2020, 6, 1)))
+        .then_err("director_not_in_term");
+    given(history(with(world(), [register(MW2)])))
+        .when(assign(P, D, MW2, from))
+        .then_err("model_worker_not_in_hardship");
+    given(history(with(
+        world(),
+        [RecordDeath {
+            model_worker_id: MW,
+            died_on: date(2021, 9, 1),
+        }
+        .into()],
+    )))
+    .when(assign(P, D, MW, from))
+    .then_err("model_worker_deceased");
+    let exited = ExitHardship {
+        model_worker_id: MW,
+        exited_on: None,
+        reason: None,
+    };
+    given(history(with(world(), [exited.into()])))
+        .when(assign(P, D, MW, from))
+        .then_err("model_worker_not_in_hardship");
+}
+
+#[test]
+fn one_pairing_per_director_and_per_model_worker() {
+    let more = with(paired(), [appoint(D2), register(MW2), hardship(MW2)]);
+    given(history(more.clone()))
+        .when(assign(P2, D, MW2, date(2021, 10, 5)))
+        .then_err("director_already_paired");
+    given(history(more.clone()))
+        .when(assign(P2, D2, MW, date(2021, 10, 5)))
+        .then_err("model_worker_already_paired");
+    // Policy off: a director may hold two pairings.
+    let policy = decide::Policy {
+        one_pairing_per_director: false,
+        ..Default::default()
+    };
+    let result = given(history(more))
+        .policy(policy)
+        .when(assign(P2, D, MW2, date(2021, 10, 5)))
+        .result();
+    assert!(result.is_ok(), "{result:?}");
+}
+
+#[test]
+fn reassignment_is_end_then_assign_without_overlap() {
+    let ended = with(
+        world(),
+        [
+            assign(P, D, MW, date(2021, 1, 10)),
+            end_pair(P, date(2021, 10, 10)),
+        ],
+    );
+    // Starting on the last day of the old pairing overlaps it.
+    given(history(ended.clone()))
+        .when(assign(P2, D, MW, date(2021, 10, 10)))
+        .then_err("pairing_period_overlaps");
+    let policy = decide::Policy {
+        one_pairing_per_director: false,
+        one_pairing_per_model_worker: false,
+        ..Default::default()
+    };
+    given(history(ended.clone()))
+        .policy(policy)
+        .when(assign(P2, D, MW, date(2021, 10, 10)))
+        .then_err("pairing_period_overlaps");
+    let result = given(history(ended))
+        .when(assign(P2, D, MW, date(2021, 10, 11)))
+        .result();
+    assert_eq!(result.map(|d| d.len()), Ok(3));
+}
+
+#[test]
+fn end_pair_is_accepted() {
+    given(history(paired()))
+        .when(end_pair(P, date(2021, 10, 15)))
+        .then([
+            (
+                stream(Pairing, P),
+                PairEnded {
+                    pairing_id: P,
+                    director_id: D,
+                    model_worker_id: MW,
+                    ended_on: date(2021, 10, 15),
+                    reason: PairEndReason::Reassigned,
+                    note: None,
+                }
+                .into(),
+            ),
+            (
+                stream(Director, D),
+                DirectorUnpaired {
+                    director_id: D,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 15),
+                }
+                .into(),
+            ),
+            (
+                stream(ModelWorker, MW),
+                ModelWorkerUnpaired {
+                    model_worker_id: MW,
+                    pairing_id: P,
+                    ended_on: date(2021, 10, 15),
+                }
+                .into(),
+            ),
+        ]);
+}
+
+#[test]
+fn end_pair_refusals() {
+    given(history(world()))
+        .when(end_pair(P, date(2021, 10, 15)))
+        .then_err("unknown_pairing");
+    given(history(with(paired(), [end_pair(P, date(2021, 10, 15))])))
+        .when(end_pair(P, date(2021, 10, 20)))
+        .then_err("pairing_already_ended");
+    given(history(paired()))
+        .when(end_pair(P, date(2021, 9, 30)))
+        .then_err("pair_end_before_start");
+    given(history(paired()))
+        .when(end_pair(P, date(2021, 11, 2)))
+        .then_err("date_in_future");
+    given(history(with(
+        paired(),
+        [visit(V, P, MW, D, date(2021, 10, 20)).into()],
+    )))
+    .when(end_pair(P, date(2021, 10, 19)))
+    .then_err("pair_end_before_last_activity");
+}
+
+// ---------- visits ----------
+
+fn full_visit() -> RecordVisit {
+    let mut v = visit(V, P, MW, D, date(2021, 10, 13));
+    v.place = Some(plain("杭州某小区"));
+    v.participants.push(Participant {
+        who: ParticipantWho::Named {
+            person_id: OFFICIAL,
+            name: plain("某官员"),
+        },
+        role: ParticipantRole::UnionOfficial,
+        office: Some("党组书记、副主席".into()),
+        body_id: Some(TEAM),
+    });
+    v.gifts = vec![
+        Gift {
+            kind: GiftKind::Cash,
+            amount_fen: Some(Fen::from_yuan(1000).unwrap()),
+            description: Some("示例金额（原文未载明）".into()),
+        },
+        Gift {
+            kind: GiftKind::Flowers,
+            amount_fen: None,
+            description: None,
+        },
+    ];
+    v.findings.health = Some(plain("身体尚可"));
+    v.contact_exchanged = ContactExchanged {
+        phone: true,
+        wechat: true,
+    };
+    v.medical_advice_given = true;
+    v.benefit_checks = vec![BenefitCheck {
+        benefit: "劳模待遇".into(),
+        status: BenefitStatus::Unknown,
+    }];
+    v
+}
+
+#[test]
+fn record_visit_on_a_pairing_is_accepted() {
+    let v = full_visit();
+    given(history(paired())).when(v.clone()).then([
+        (
+            stream(Visit, V),
+            VisitRecorded {
+                visit_id: V,
+                model_worker_id: MW,
+                pairing_id: Some(P),
+                director_id: Some(D),
+                adhoc_reason: None,
+                visited_on: date(2021, 10, 13),
+                region_code: region("330100"),
+                place: v.place.clone(),
+                participants: v.participants.clone(),
+                gifts: v.gifts.clone(),
+                findings: v.findings.clone(),
+                contact_exchanged: ContactExchanged {
+                    phone: true,
+                    wechat: true,
+                },
+                medical_advice_given: true,
+                benefit_checks: v.benefit_checks.clone(),
+                late_entry: false,
+            }
+            .into(),
+        ),
+        (
+            stream(Pairing, P),
+            PairActivityLogged {
+                pairing_id: P,
+                activity_id: V.0,
+                kind: ActivityKind::Visit,
+                on: date(2021, 10, 13),
+            }
+            .into(),
+        ),
+    ]);
+}
+
+#[test]
+fn adhoc_visit_is_accepted_and_late_entries_are_flagged() {
+    let mut v = visit(V, P, MW, D, date(2021, 9, 1));
+    v.pairing_id = None;
+    v.adhoc_reason = Some(plain("节日慰问"));
+    let events = given(history(world())).when(v).result().unwrap();
+    assert_eq!(
+        events.len(),
+        1,
+        "an ad-hoc visit writes only its own stream"
+    );
+    let Event::VisitRecorded(e) = &events[0].1 else {
+        panic!()
+    };
+    assert!(
+        e.late_entry,
+        "61 days after the visit is a late entry under the default 30-day policy"
+    );
+    assert_eq!(e.director_id, None);
+}
+
+#[test]
+fn record_visit_refusals() {
+    let base = || visit(V, P, MW, D, date(2021, 10, 13));
+    given(history(with(paired(), [base().into()])))
+        .when(base())
+        .then_err("visit_already_recorded");
+    given(history(paired()))
+        .when(visit(V, P, MW, D, date(2021, 11, 2)))
+        .then_err("visit_date_in_future");
+    given(history(paired()))
+        .when(visit(V, P, MW, D, date(2021, 9, 30)))
+        .then_err("pairing_not_active_on_date");
+    given(history(with(paired(), [end_pair(P, date(2021, 10, 10))])))
+        .when(base())
+        .then_err("pairing_not_active_on_date");
+    given(history(world()))
+        .when(base())
+        .then_err("unknown_pairing");
+    given(history(with(paired(), [register(MW2)])))
+        .when(visit(V, P, MW2, D, date(2021, 10, 13)))
+        .then_err("visit_model_worker_mismatch");
+    given(history(paired()))
+        .when(visit(V, P, MW2, D, date(2021, 10, 13)))
+        .then_err("unknown_model_worker");
+    let mut v = base();
+    v.pairing_id = None;
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("visit_needs_pairing_or_adhoc_reason");
+    v.pairing_id = Some(P);
+    v.adhoc_reason = Some(plain("原因"));
+    given(history(paired()))
+        .when(v)
+        .then_err("visit_has_pairing_and_adhoc_reason");
+    let mut v = base();
+    v.participants.clear();
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("visit_without_participants");
+    v.participants = vec![lead(D), lead(D)];
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("visit_needs_one_lead");
+    v.participants = vec![lead(D2)];
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("unknown_director");
+    v.participants = vec![Participant {
+        body_id: Some(UNION),
+        ..lead(D)
+    }];
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("unknown_body");
+    v.participants = vec![lead(D)];
+    v.gifts = vec![Gift {
+        kind: GiftKind::Cash,
+        amount_fen: None,
+        description: None,
+    }];
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("cash_gift_without_amount");
+    let max = Fen::new(i64::MAX).unwrap();
+    v.gifts = vec![
+        Gift {
+            kind: GiftKind::Cash,
+            amount_fen: Some(max),
+            description: None,
+        },
+        Gift {
+            kind: GiftKind::Goods,
+            amount_fen: Some(Fen::new(1).unwrap()),
+            description: None,
+        },
+    ];
+    given(history(paired())).when(v).then_err("amount_overflow");
+}
+
+#[test]
+fn visit_amounts_are_parsed_at_the_boundary() {
+    for (amount, needle) in [
+        ("-1", "negative"),
+        ("1.5", "integer number of fen"),
+        ("100.0", "integer number of fen"),
+        ("1e3", "integer number of fen"),
+        ("9223372036854775808", "too large"),
+    ] {
+        let body = format!(
+            r#"{{"visit_id":"{V}","model_worker_id":"{MW}","pairing_id":"{P}","visited_on":"2021-10-13","region_code":"330100","participants":[],"gifts":[{{"kind":"cash","amount_fen":{amount}}}]}}"#
+        );
+        let err = Command::parse("RecordVisit", serde_json::from_str(&body).unwrap()).unwrap_err();
+        assert!(err.to_string().contains(needle), "{amount}: {err}");
+    }
+}
+
+#[test]
+fn commands_deny_unknown_fields_and_redact_values() {
+    let err = Command::parse(
+        "RecordDeath",
+        serde_json::json!({"model_worker_id": MW.0, "died_on": "2021-01-01", "nmae": "x"}),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("unknown field"), "{err}");
+    let err = Command::parse(
+        "RegisterBody",
+        serde_json::json!({"body_id": ASSOC.0, "kind": "张三的秘密", "name": "x"}),
+    )
+    .unwrap_err();
+    assert!(
+        !err.to_string().contains("张三"),
+        "values must be redacted: {err}"
+    );
+    assert_eq!(
+        Command::parse("Nope", serde_json::json!({}))
+            .unwrap_err()
+            .code(),
+        "unknown_command"
+    );
+}
+
+#[test]
+fn correct_visit_is_accepted_and_moves_the_pairing_activity() {
+    let changes = VisitChanges {
+        visited_on: Some(date(2021, 10, 12)),
+        ..Default::default()
+    };
+    given(history(with(
+        paired(),
+        [visit(V, P, MW, D, date(2021, 10, 13)).into()],
+    )))
+    .when(CorrectVisit {
+        visit_id: V,
+        reason: plain("日期录错"),
+        changes: changes.clone(),
+    })
+    .then([
+        (
+            stream(Visit, V),
+            VisitCorrected {
+                visit_id: V,
+                model_worker_id: MW,
+                reason: plain("日期录错"),
+                changes,
+                late_entry: false,
+            }
+            .into(),
+        ),
+        (
+            stream(Pairing, P),
+            PairActivityLogged {
+                pairing_id: P,
+                activity_id: V.0,
+                kind: ActivityKind::Visit,
+                on: date(2021, 10, 12),
+            }
+            .into(),
+        ),
+    ]);
+}
+
+#[test]
+fn correct_visit_refusals() {
+    let recorded = with(paired(), [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    let correct = |changes: VisitChanges| CorrectVisit {
+        visit_id: V,
+        reason: plain("更正"),
+        changes,
+    };
+    let flag = VisitChanges {
+        medical_advice_given: Some(true),
+        ..Default::default()
+    };
+    given(history(paired()))
+        .when(correct(flag.clone()))
+        .then_err("unknown_visit");
+    given(history(recorded.clone()))
+        .when(correct(VisitChanges::default()))
+        .then_err("correction_empty");
+    given(history(recorded.clone()))
+        .when(correct(VisitChanges {
+            visited_on: Some(date(2021, 9, 1)),
+            ..Default::default()
+        }))
+        .then_err("pairing_not_active_on_date");
+    given(history(recorded.clone()))
+        .when(correct(VisitChanges {
+            visited_on: Some(date(2021, 11, 5)),
+            ..Default::default()
+        }))
+        .then_err("visit_date_in_future");
+    given(history(recorded.clone()))
+        .when(CorrectVisit {
+            visit_id: V,
+            reason: plain(""),
+            changes: flag.clone(),
+        })
+        .then_err("required_text_empty");
+    let voided = with(
+        recorded,
+        [VoidVisit {
+            visit_id: V,
+            reason: plain("重复录入"),
+        }
+        .into()],
+    );
+    given(history(voided))
+        .when(correct(flag))
+        .then_err("visit_voided");
+}
+
+#[test]
+fn void_visit_is_accepted_and_withdraws_the_pairing_activity() {
+    given(history(with(
+        paired(),
+        [visit(V, P, MW, D, date(2021, 10, 13)).into()],
+    )))
+    .when(VoidVisit {
+        visit_id: V,
+        reason: plain("重复录入"),
+    })
+    .then([
+        (
+            stream(Visit, V),
+            VisitVoided {
+                visit_id: V,
+                model_worker_id: MW,
+                reason: plain("重复录入"),
+            }
+            .into(),
+        ),
+        (
+            stream(Pairing, P),
+            PairActivityWithdrawn {
+                pairing_id: P,
+                activity_id: V.0,
+            }
+            .into(),
+        ),
+    ]);
+}
+
+#[test]
+fn a_voided_visit_no_longer_holds_the_pairing_open() {
+    let h = with(
+        paired(),
+        [
+            visit(V, P, MW, D, date(2021, 10, 20)).into(),
+            VoidVisit {
+                visit_id: V,
+                reason: plain("录错"),
+            }
+            .into(),
+        ],
+    );
+    assert!(
+        given(history(h))
+            .when(end_pair(P, date(2021, 10, 15)))
+            .result()
+            .is_ok()
+    );
+}
+
+#[test]
+fn void_visit_refusals() {
+    let void = VoidVisit {
+        visit_id: V,
+        reason: plain("x"),
+    };
+    given(history(paired()))
+        .when(void.clone())
+        .then_err("unknown_visit");
+    given(history(with(
+        paired(),
+        [
+            visit(V, P, MW, D, date(2021, 10, 13)).into(),
+            void.clone().into(),
+        ],
+    )))
+    .when(void)
+    .then_err("visit_voided");
+}
+
+// ---------- contacts ----------
+
+#[test]
+fn record_contact_is_accepted() {
+    let c = RecordContact {
+        contact_id: C,
+        pairing_id: P,
+        on: date(2021, 10, 20),
+        channel: ContactChannel::Wechat,
+        note: Some(plain("问候")),
+    };
+    given(history(paired())).when(c).then([
+        (
+            stream(Contact, C),
+            ContactRecorded {
+                contact_id: C,
+                pairing_id: P,
+                director_id: D,
+                model_worker_id: MW,
+                on: date(2021, 10, 20),
+                channel: ContactChannel::Wechat,
+                note: Some(plain("问候")),
+            }
+            .into(),
+        ),
+        (
+            stream(Pairing, P),
+            PairActivityLogged {
+                pairing_id: P,
+                activity_id: C.0,
+                kind: ActivityKind::Contact,
+                on: date(2021, 10, 20),
+            }
+            .into(),
+        ),
+    ]);
+}
+
+#[test]
+fn record_contact_refusals() {
+    let c = RecordContact {
+        contact_id: C,
+        pairing_id: P,
+        on: date(2021, 10, 20),
+        channel: ContactChannel::Phone,
+        note: None,
+    };
+    given(history(world()))
+        .when(c.clone())
+        .then_err("unknown_pairing");
+    given(history(with(paired(), [c.clone().into()])))
+        .when(c.clone())
+        .then_err("contact_already_recorded");
+    given(history(paired()))
+        .when(RecordContact {
+            on: date(2021, 9, 1),
+            ..c.clone()
+        })
+        .then_err("pairing_not_active_on_date");
+    given(history(paired()))
+        .when(RecordContact {
+            on: date(2021, 11, 9),
+            ..c
+        })
+        .then_err("date_in_future");
+}
+
+// ---------- privacy ----------
+
+#[test]
+fn erase_personal_data_is_accepted_once() {
+    let erase = ErasePersonalData {
+        subject_id: MW.0,
+        legal_basis: LegalBasis::SubjectRequest,
+    };
+    given(vec![]).when(erase.clone()).then([(
+        stream(Privacy, MW.0),
+        PersonalDataErased {
+            subject_id: MW.0,
+            legal_basis: LegalBasis::SubjectRequest,
+            erased_on: date(2021, 11, 1),
+        }
+        .into(),
+    )]);
+    given(history(vec![erase.clone().into()]))
+        .when(erase)
+        .then_err("personal_data_already_erased");
+}
