@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use caretrail_domain::schema::{REGENERATE, generate};
 
@@ -12,7 +12,7 @@ fn schemas_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../schemas")
 }
 
-fn checked_in(dir: &PathBuf, sub: &str) -> BTreeSet<String> {
+fn checked_in(dir: &Path, sub: &str) -> BTreeSet<String> {
     fs::read_dir(dir.join(sub))
         .map(|entries| {
             entries
