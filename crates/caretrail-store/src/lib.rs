@@ -1,0 +1,227 @@
+//! caretrail's event store: an append-only, gapless, commit-ordered log of events with a
+//! per-event RFC 6962 leaf hash, on SQLite (embedded default) and PostgreSQL.
+//!
+//! Everything a caller needs is the [`EventStore`] trait; [`connect`] picks the backend from a
+//! URL. Appends go through one group-commit writer per store ([`writer`]); reads page through
+//! storage with bounded memory; [`Subscription`]s catch up from a position and then follow live;
+//! [`ConsumerTx`] lets a consumer write its own effects and advance its checkpoint in one
+//! transaction.
+//!
+//! Architecture invariant: this crate knows nothing of the care domain. It stores opaque JSON
+//! payloads under stream ids and event types, and never logs payloads (they may hold ciphertext
+//! of personal data, and their size is the caller's business).
+
+pub mod error;
+pub mod leaf;
+mod plan;
+pub mod postgres;
+pub mod sqlite;
+pub mod subscription;
+pub mod types;
+pub mod writer;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+
+pub use error::{Result, StoreError};
+pub use subscription::Subscription;
+pub use types::{
+    AppendRequest, AppendResult, EventFilter, ExpectedVersion, Head, LogQuery, Metadata, NewEvent,
+    RecordedEvent, StreamAppend, StreamId, StreamResult, WrittenEvent,
+};
+pub use writer::{GroupCommit, LogNotifier};
+
+/// Tuning that works without configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOptions {
+    pub group_commit: GroupCommit,
+    /// Connections for reads and consumers (the writer has its own).
+    pub read_connections: u32,
+    /// Committed batches kept for live subscribers before a slow one must re-read storage.
+    pub broadcast_capacity: usize,
+    /// How often an idle subscriber re-reads the head from storage, to see appends by other
+    /// processes even if a wake-up hint was lost.
+    pub poll_interval: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            group_commit: GroupCommit::default(),
+            read_connections: 8,
+            broadcast_capacity: 1024,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// The event store. Both backends implement it and pass one conformance suite.
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically: every stream's expectation holds and all events are stored, or
+    /// nothing is. An append whose command id is already stored returns the stored result.
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult>;
+
+    /// Up to `limit` events of `stream` with `stream_version >= from_version`, in order.
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>>;
+
+    /// The stream's current version (0 when it does not exist).
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64>;
+
+    /// One page of the global log (see [`LogQuery`]).
+    async fn read_log(&self, query: &LogQuery) -> Result<Vec<RecordedEvent>>;
+
+    /// The head as stored now.
+    async fn head(&self) -> Result<Head>;
+
+    /// The last position whose event was recorded at or before `t` (0 if none): the log "as
+    /// known at" `t` is exactly the events up to it, because record time never decreases.
+    async fn position_at(&self, t: DateTime<Utc>) -> Result<u64>;
+
+    /// A consumer's stored checkpoint (0 when it has none).
+    async fn checkpoint(&self, consumer: &str) -> Result<u64>;
+
+    /// Opens a transaction for `consumer` holding its checkpoint; effects written through it
+    /// and the new checkpoint commit together.
+    async fn begin_consumer(&self, consumer: &str) -> Result<ConsumerTx>;
+
+    /// The in-process wake-up source for subscribers.
+    fn notifier(&self) -> Arc<LogNotifier>;
+
+    /// The store's tuning.
+    fn options(&self) -> &StoreOptions;
+
+    /// Which backend this is (`sqlite` or `postgres`).
+    fn backend(&self) -> &'static str;
+}
+
+/// A consumer's transaction: effects and checkpoint commit together, or neither does.
+pub struct ConsumerTx {
+    name: String,
+    position: u64,
+    inner: ConsumerTxInner,
+}
+
+/// The backend transaction under a [`ConsumerTx`], for writing effects with backend SQL.
+pub enum ConsumerTxInner {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl ConsumerTx {
+    pub(crate) fn new(name: &str, position: u64, inner: ConsumerTxInner) -> Self {
+        Self {
+            name: name.to_owned(),
+            position,
+            inner,
+        }
+    }
+
+    /// The checkpoint when the transaction began: the consumer has applied every event up to it.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The consumer's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The transaction, to write effects in it.
+    pub fn inner(&mut self) -> &mut ConsumerTxInner {
+        &mut self.inner
+    }
+
+    /// Stores `position` as the checkpoint and commits the effects with it.
+    pub async fn commit(self, position: u64) -> Result<()> {
+        if position < self.position {
+            return Err(StoreError::CheckpointConflict {
+                name: self.name,
+                expected: self.position,
+                actual: position,
+            });
+        }
+        match self.inner {
+            ConsumerTxInner::Sqlite(tx) => {
+                sqlite::commit_checkpoint(tx, &self.name, position).await
+            }
+            ConsumerTxInner::Postgres(tx) => {
+                postgres::commit_checkpoint(tx, &self.name, position).await
+            }
+        }
+    }
+
+    /// Discards the effects; the checkpoint stays where it was.
+    pub async fn rollback(self) -> Result<()> {
+        match self.inner {
+            ConsumerTxInner::Sqlite(tx) => tx.rollback().await?,
+            ConsumerTxInner::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Opens the store at `url`, creating and migrating it as needed: `sqlite://PATH` (or a bare
+/// path) for the embedded default, `postgres://...` for PostgreSQL.
+pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn EventStore>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
+    } else if url.starts_with("sqlite:") || !url.contains("://") {
+        Ok(Arc::new(sqlite::SqliteStore::open(url, options).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_owned()))
+    }
+}
+
+/// Streams the log as described by `query`, fetching `query.limit` events per page, so memory
+/// stays bounded however long the log is. `query.up_to` defaults to the head when the stream
+/// starts, so the stream ends.
+pub fn stream_log(
+    store: Arc<dyn EventStore>,
+    query: LogQuery,
+) -> impl Stream<Item = Result<RecordedEvent>> + Send {
+    use futures::StreamExt;
+    let page = query.limit.max(1);
+    futures::stream::try_unfold(
+        (store, query, None::<u64>),
+        move |(store, mut q, up_to)| async move {
+            let up_to = match up_to.or(q.up_to) {
+                Some(p) => p,
+                None => store.head().await?.position,
+            };
+            q.up_to = Some(up_to);
+            q.limit = page;
+            if q.after >= up_to {
+                return Ok(None);
+            }
+            let events = store.read_log(&q).await?;
+            match events.last() {
+                None => Ok(None),
+                Some(last) => {
+                    q.after = last.position;
+                    Ok(Some((events, (store, q, Some(up_to)))))
+                }
+            }
+        },
+    )
+    .map(|page: Result<Vec<RecordedEvent>>| match page {
+        Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
+        Err(e) => futures::stream::iter(std::iter::once(Err(e))).right_stream(),
+    })
+    .flatten()
+}
+
+/// Subscribes to the log after `after`: stored events first, then live ones, in order, each
+/// once.
+pub fn subscribe(store: Arc<dyn EventStore>, after: u64, filter: EventFilter) -> Subscription {
+    Subscription::new(store, after, filter)
+}

@@ -1,0 +1,483 @@
+//! The PostgreSQL backend, for production.
+//!
+//! Every append transaction first takes one transaction-scoped advisory lock
+//! (`pg_advisory_xact_lock`), so appends from every server process on the database run one at a
+//! time: positions are head + 1, head + 2, ..., never skipped (a rolled-back transaction took
+//! no number, unlike a sequence), and they become visible in position order, because a
+//! transaction's commit is visible before its locks are released and the next appender can only
+//! start after that. Group commit makes one lock round per batch rather than per append.
+//! `pg_notify` inside the transaction wakes subscribers in other processes at commit; it is a
+//! hint only, subscribers always read the log itself.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::plan::{self, Snapshot};
+use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
+use crate::writer::{self, BatchBackend, Committed, LogNotifier, WriterHandle};
+use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The advisory lock every appender holds for the length of its transaction ("caretrl1").
+const APPEND_LOCK: i64 = 0x6361_7265_7472_6c31;
+
+/// The LISTEN/NOTIFY channel carrying the new head after each commit.
+pub const NOTIFY_CHANNEL: &str = "caretrail_events";
+
+macro_rules! columns {
+    () => {
+        "position, stream_id, stream_version, event_id, event_type, schema_version, data, \
+         actor_id, actor_role, command_id, correlation_id, causation_id, business_date, \
+         recorded_at, leaf_hash"
+    };
+}
+
+/// The PostgreSQL event store.
+pub struct PgStore {
+    pool: PgPool,
+    writer: WriterHandle,
+    notifier: Arc<LogNotifier>,
+    options: StoreOptions,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+impl PgStore {
+    /// Connects, migrates, and starts the writer and the NOTIFY listener.
+    #[tracing::instrument(name = "store.postgres.connect", skip_all)]
+    pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
+        let connect = PgConnectOptions::from_str(url)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        // The writer gets its own small pool: a connection that breaks is replaced rather than
+        // wedging the writer.
+        let write_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_with(connect)
+            .await?;
+        let head = read_head(&pool).await?;
+        let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
+        let writer = writer::spawn(
+            PgWriter { pool: write_pool },
+            options.group_commit,
+            notifier.clone(),
+        );
+        let listener = tokio::spawn(listen(pool.clone(), notifier.clone()));
+        Ok(Self {
+            pool,
+            writer,
+            notifier,
+            options,
+            listener,
+        })
+    }
+
+    /// The read pool, for read models kept in the same database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+/// Follows NOTIFY hints from every process and raises the known head. Losing a hint only
+/// delays a subscriber until its next poll.
+async fn listen(pool: PgPool, notifier: Arc<LogNotifier>) {
+    loop {
+        let result = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            loop {
+                let n = listener.recv().await?;
+                if let Ok(p) = n.payload().parse::<u64>() {
+                    notifier.advance(p);
+                }
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        }
+        .await;
+        if let Err(e) = result {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "LISTEN connection failed; subscribers fall back to polling until it returns");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    }
+}
+
+struct PgWriter {
+    pool: PgPool,
+}
+
+#[async_trait]
+impl BatchBackend for PgWriter {
+    #[tracing::instrument(name = "store.postgres.commit_batch", skip_all, fields(appends = reqs.len()))]
+    async fn commit_batch(
+        &mut self,
+        reqs: &[&AppendRequest],
+        now: DateTime<Utc>,
+    ) -> Result<Committed> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(APPEND_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let head = {
+            let row = sqlx::query(
+                "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            head_of(row)?
+        };
+        let streams = plan::streams_of(reqs);
+        let rows = sqlx::query(
+            "SELECT s, (SELECT MAX(stream_version) FROM events WHERE stream_id = s) \
+             FROM UNNEST($1::text[]) AS s",
+        )
+        .bind(&streams)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut versions = HashMap::with_capacity(streams.len());
+        for r in rows {
+            if let Some(v) = r.try_get::<Option<i64>, _>(1)? {
+                versions.insert(r.try_get::<String, _>(0)?, v as u64);
+            }
+        }
+        let cmds = plan::commands_of(reqs);
+        let mut commands = HashMap::new();
+        if !cmds.is_empty() {
+            let rows =
+                sqlx::query("SELECT command_id, result FROM commands WHERE command_id = ANY($1)")
+                    .bind(&cmds)
+                    .fetch_all(&mut *tx)
+                    .await?;
+            for r in rows {
+                let id: Uuid = r.try_get(0)?;
+                let result: String = r.try_get(1)?;
+                let result: AppendResult =
+                    serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
+                        position: 0,
+                        reason: format!("stored result of command {id} does not parse: {e}"),
+                    })?;
+                commands.insert(id, result);
+            }
+        }
+        let plan = plan::plan(
+            reqs,
+            Snapshot {
+                head,
+                versions,
+                commands,
+            },
+            now,
+        );
+        if !plan.events.is_empty() {
+            let ev = &plan.events;
+            sqlx::query(
+                "INSERT INTO events (position, stream_id, category, stream_version, event_id, \
+                 event_type, schema_version, data, actor_id, actor_role, command_id, \
+                 correlation_id, causation_id, business_date, recorded_at, leaf_hash) \
+                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+                 $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], \
+                 $11::uuid[], $12::uuid[], $13::uuid[], $14::date[], $15::timestamptz[], \
+                 $16::bytea[])",
+            )
+            .bind(ev.iter().map(|e| e.position as i64).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.category()).collect::<Vec<_>>())
+            .bind(
+                ev.iter()
+                    .map(|e| e.stream_version as i64)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(ev.iter().map(|e| e.event_id).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
+            .bind(
+                ev.iter()
+                    .map(|e| e.schema_version as i32)
+                    .collect::<Vec<_>>(),
+            )
+            .bind(ev.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.actor_id.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.actor_role.as_str()).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.command_id).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.correlation_id).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.causation_id).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.business_date).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
+            .bind(ev.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if !plan.commands.is_empty() {
+            let c = &plan.commands;
+            sqlx::query(
+                "INSERT INTO commands (command_id, result, recorded_at) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[])",
+            )
+            .bind(c.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(
+                c.iter()
+                    .map(|(_, r)| serde_json::to_string(r).expect("results serialise"))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(c.iter().map(|(_, r)| r.recorded_at).collect::<Vec<_>>())
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(last) = plan.events.last() {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(last.position.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(Committed {
+            outcomes: plan.outcomes,
+            events: plan.events,
+        })
+    }
+
+    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        Ok(
+            sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = ANY($1)")
+                .bind(ids)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+}
+
+fn head_of(row: Option<PgRow>) -> Result<Head> {
+    Ok(match row {
+        None => Head {
+            position: 0,
+            recorded_at: None,
+        },
+        Some(r) => Head {
+            position: r.try_get::<i64, _>(0)? as u64,
+            recorded_at: Some(r.try_get(1)?),
+        },
+    })
+}
+
+async fn read_head(pool: &PgPool) -> Result<Head> {
+    head_of(
+        sqlx::query("SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?,
+    )
+}
+
+fn decode(r: &PgRow) -> Result<RecordedEvent> {
+    let position = r.try_get::<i64, _>(0)? as u64;
+    let hash: &[u8] = r.try_get(14)?;
+    Ok(RecordedEvent {
+        position,
+        stream_id: r.try_get(1)?,
+        stream_version: r.try_get::<i64, _>(2)? as u64,
+        event_id: r.try_get(3)?,
+        event_type: r.try_get(4)?,
+        schema_version: r.try_get::<i32, _>(5)? as u32,
+        data: r.try_get(6)?,
+        actor_id: r.try_get(7)?,
+        actor_role: r.try_get(8)?,
+        command_id: r.try_get(9)?,
+        correlation_id: r.try_get(10)?,
+        causation_id: r.try_get(11)?,
+        business_date: r.try_get::<Option<NaiveDate>, _>(12)?,
+        recorded_at: r.try_get(13)?,
+        leaf_hash: hash.try_into().map_err(|_| StoreError::Corrupt {
+            position,
+            reason: "leaf hash is not 32 bytes".into(),
+        })?,
+    })
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for PgStore {
+    #[tracing::instrument(name = "store.append", skip_all, fields(backend = "postgres", streams = req.streams.len(), events = req.event_count()))]
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult> {
+        self.writer.append(req).await
+    }
+
+    #[tracing::instrument(name = "store.read_stream", skip_all, fields(backend = "postgres", stream = %stream, from_version))]
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+              ORDER BY stream_version LIMIT $3"
+        ))
+        .bind(stream.as_str())
+        .bind(from_version as i64)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1",
+        )
+        .bind(stream.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(v as u64)
+    }
+
+    #[tracing::instrument(name = "store.read_log", skip_all, fields(backend = "postgres", after = q.after, limit = q.limit))]
+    async fn read_log(&self, q: &LogQuery) -> Result<Vec<RecordedEvent>> {
+        let up_to = q.up_to.map_or(i64::MAX, |p| p as i64);
+        let types = &q.filter.event_types;
+        let cats = &q.filter.categories;
+        let sql = match (types.is_empty(), cats.is_empty()) {
+            (true, true) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+            ),
+            (false, true) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > $1 AND position <= $2 \
+                  AND event_type = ANY($4) ORDER BY position LIMIT $3"
+            ),
+            (true, false) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > $1 AND position <= $2 \
+                  AND category = ANY($4) ORDER BY position LIMIT $3"
+            ),
+            (false, false) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > $1 AND position <= $2 \
+                  AND event_type = ANY($4) AND category = ANY($5) ORDER BY position LIMIT $3"
+            ),
+        };
+        let mut query = sqlx::query(sql)
+            .bind(q.after as i64)
+            .bind(up_to)
+            .bind(limit(q.limit));
+        for list in [types, cats] {
+            if !list.is_empty() {
+                query = query.bind(list);
+            }
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn head(&self) -> Result<Head> {
+        read_head(&self.pool).await
+    }
+
+    async fn position_at(&self, t: DateTime<Utc>) -> Result<u64> {
+        let p: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE recorded_at <= $1 \
+             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+        )
+        .bind(t)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    async fn checkpoint(&self, consumer: &str) -> Result<u64> {
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    #[tracing::instrument(
+        name = "store.begin_consumer",
+        skip_all,
+        fields(backend = "postgres", consumer)
+    )]
+    async fn begin_consumer(&self, consumer: &str) -> Result<ConsumerTx> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO consumer_checkpoints (name, position, updated_at) \
+             VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(consumer)
+        .execute(&mut *tx)
+        .await?;
+        // The row lock makes a second instance of the same consumer wait until this one
+        // commits, and then see its checkpoint: effects are applied once.
+        let p: i64 = sqlx::query_scalar(
+            "SELECT position FROM consumer_checkpoints WHERE name = $1 FOR UPDATE",
+        )
+        .bind(consumer)
+        .fetch_one(&mut *tx)
+        .await?;
+        Ok(ConsumerTx::new(
+            consumer,
+            p as u64,
+            ConsumerTxInner::Postgres(tx),
+        ))
+    }
+
+    fn notifier(&self) -> Arc<LogNotifier> {
+        self.notifier.clone()
+    }
+
+    fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+}
+
+pub(crate) async fn commit_checkpoint(
+    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    name: &str,
+    position: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO consumer_checkpoints (name, position, updated_at) VALUES ($1, $2, now()) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}

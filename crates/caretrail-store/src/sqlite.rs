@@ -1,0 +1,522 @@
+//! The SQLite backend: the embedded default, one database file created on first use.
+//!
+//! One writer connection owned by the group-commit task does every append inside
+//! `BEGIN IMMEDIATE` (so a second process on the same file waits on the busy timeout instead of
+//! interleaving), in WAL mode with `synchronous=FULL`, so an acknowledged append has been
+//! fsync'd. Readers and consumers use a separate pool; WAL lets them read while the writer
+//! writes. Multi-row `INSERT` statements of fixed shapes (powers of two) keep sqlx's per-statement
+//! cost off the per-event path.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use uuid::Uuid;
+
+use crate::error::{Result, StoreError};
+use crate::plan::{self, Snapshot};
+use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
+use crate::types::{from_micros, to_micros};
+use crate::writer::{self, BatchBackend, Committed, LogNotifier, WriterHandle};
+use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+macro_rules! columns {
+    () => {
+        "position, stream_id, stream_version, event_id, event_type, schema_version, data, \
+         actor_id, actor_role, command_id, correlation_id, causation_id, business_date, \
+         recorded_at, leaf_hash"
+    };
+}
+
+/// Largest multi-row statement: 16 columns × 128 rows stays far below SQLite's 32,766
+/// parameter limit while amortising the per-statement cost.
+const MAX_ROWS_PER_INSERT: usize = 128;
+
+/// `INSERT ... VALUES (...), (...)` for 1, 2, 4, ... 128 rows, built once. Fixed shapes keep
+/// the prepared-statement cache small and hot.
+static INSERT_EVENTS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    shapes(
+        concat!("INSERT INTO events (", columns!(), ", category) VALUES "),
+        16,
+    )
+});
+static INSERT_COMMANDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    shapes(
+        "INSERT INTO commands (command_id, result, recorded_at) VALUES ",
+        3,
+    )
+});
+
+fn shapes(prefix: &str, columns: usize) -> Vec<&'static str> {
+    let tuple = format!("({})", vec!["?"; columns].join(", "));
+    let mut out = Vec::new();
+    let mut rows = 1;
+    while rows <= MAX_ROWS_PER_INSERT {
+        let sql = format!("{prefix}{}", vec![tuple.as_str(); rows].join(", "));
+        // Leaked once per shape at first use: eight statements that live as long as the
+        // process, which is what sqlx's `&'static str` safety marker asks for.
+        out.push(&*Box::leak(sql.into_boxed_str()));
+        rows *= 2;
+    }
+    out
+}
+
+/// Splits `n` rows into power-of-two chunks, largest first.
+fn chunks(mut n: usize) -> impl Iterator<Item = (usize, usize)> {
+    std::iter::from_fn(move || {
+        if n == 0 {
+            return None;
+        }
+        let size = if n >= MAX_ROWS_PER_INSERT {
+            MAX_ROWS_PER_INSERT
+        } else {
+            1 << (usize::BITS - 1 - n.leading_zeros())
+        };
+        n -= size;
+        Some((size, size.trailing_zeros() as usize))
+    })
+}
+
+/// The SQLite event store.
+pub struct SqliteStore {
+    pool: SqlitePool,
+    writer: WriterHandle,
+    notifier: Arc<LogNotifier>,
+    options: StoreOptions,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the database at `url` (`sqlite://PATH` or a
+    /// plain path).
+    #[tracing::instrument(name = "store.sqlite.open", skip_all)]
+    pub async fn open(url: &str, options: StoreOptions) -> Result<Self> {
+        let url = if url.starts_with("sqlite:") {
+            url.to_owned()
+        } else {
+            format!("sqlite://{url}")
+        };
+        let connect = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(options.read_connections.max(1))
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        let conn = connect.statement_cache_capacity(64).connect().await?;
+        let head = read_head(&pool).await?;
+        let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
+        let writer = writer::spawn(
+            SqliteWriter { conn },
+            options.group_commit,
+            notifier.clone(),
+        );
+        Ok(Self {
+            pool,
+            writer,
+            notifier,
+            options,
+        })
+    }
+
+    /// The read pool, for read models kept in the same database file.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+struct SqliteWriter {
+    conn: SqliteConnection,
+}
+
+impl SqliteWriter {
+    async fn snapshot(&mut self, reqs: &[&AppendRequest]) -> Result<Snapshot> {
+        let head = {
+            let row = sqlx::query(
+                "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
+            )
+            .fetch_optional(&mut self.conn)
+            .await?;
+            match row {
+                None => Head {
+                    position: 0,
+                    recorded_at: None,
+                },
+                Some(r) => Head {
+                    position: r.try_get::<i64, _>(0)? as u64,
+                    recorded_at: Some(from_micros(r.try_get(1)?)),
+                },
+            }
+        };
+        let streams = plan::streams_of(reqs);
+        let mut versions = HashMap::with_capacity(streams.len());
+        let rows = sqlx::query(
+            "SELECT j.value, (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value) \
+             FROM json_each(?1) AS j",
+        )
+        .bind(serde_json::to_string(&streams).expect("strings serialise"))
+        .fetch_all(&mut self.conn)
+        .await?;
+        for r in rows {
+            if let Some(v) = r.try_get::<Option<i64>, _>(1)? {
+                versions.insert(r.try_get::<String, _>(0)?, v as u64);
+            }
+        }
+        let cmds = plan::commands_of(reqs);
+        let mut commands = HashMap::new();
+        if !cmds.is_empty() {
+            let hexes: Vec<String> = cmds.iter().map(|c| c.simple().to_string()).collect();
+            let rows = sqlx::query(
+                "SELECT command_id, result FROM commands \
+                 WHERE command_id IN (SELECT unhex(value) FROM json_each(?1))",
+            )
+            .bind(serde_json::to_string(&hexes).expect("strings serialise"))
+            .fetch_all(&mut self.conn)
+            .await?;
+            for r in rows {
+                let id: Uuid = r.try_get(0)?;
+                let result: String = r.try_get(1)?;
+                let result: AppendResult =
+                    serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
+                        position: 0,
+                        reason: format!("stored result of command {id} does not parse: {e}"),
+                    })?;
+                commands.insert(id, result);
+            }
+        }
+        Ok(Snapshot {
+            head,
+            versions,
+            commands,
+        })
+    }
+
+    async fn insert(&mut self, plan: &plan::Plan) -> Result<()> {
+        let mut rest = plan.events.as_slice();
+        for (size, shape) in chunks(rest.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut q = sqlx::query(INSERT_EVENTS[shape]);
+            for e in chunk {
+                q = q
+                    .bind(e.position as i64)
+                    .bind(e.stream_id.as_str())
+                    .bind(e.stream_version as i64)
+                    .bind(e.event_id)
+                    .bind(e.event_type.as_str())
+                    .bind(i64::from(e.schema_version))
+                    .bind(e.data.as_str())
+                    .bind(e.actor_id.as_str())
+                    .bind(e.actor_role.as_str())
+                    .bind(e.command_id)
+                    .bind(e.correlation_id)
+                    .bind(e.causation_id)
+                    .bind(e.business_date.map(|d| d.format("%Y-%m-%d").to_string()))
+                    .bind(to_micros(e.recorded_at))
+                    .bind(&e.leaf_hash[..])
+                    .bind(e.category());
+            }
+            q.execute(&mut self.conn).await?;
+        }
+        let mut rest = plan.commands.as_slice();
+        for (size, shape) in chunks(rest.len()) {
+            let (chunk, tail) = rest.split_at(size);
+            rest = tail;
+            let mut q = sqlx::query(INSERT_COMMANDS[shape]);
+            for (id, result) in chunk {
+                q = q
+                    .bind(*id)
+                    .bind(serde_json::to_string(result).expect("results serialise"))
+                    .bind(to_micros(result.recorded_at));
+            }
+            q.execute(&mut self.conn).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BatchBackend for SqliteWriter {
+    #[tracing::instrument(name = "store.sqlite.commit_batch", skip_all, fields(appends = reqs.len()))]
+    async fn commit_batch(
+        &mut self,
+        reqs: &[&AppendRequest],
+        now: DateTime<Utc>,
+    ) -> Result<Committed> {
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await?;
+        let work = async {
+            let snap = self.snapshot(reqs).await?;
+            let plan = plan::plan(reqs, snap, now);
+            self.insert(&plan).await?;
+            sqlx::query("COMMIT").execute(&mut self.conn).await?;
+            Ok::<_, StoreError>(Committed {
+                outcomes: plan.outcomes,
+                events: plan.events,
+            })
+        }
+        .await;
+        if work.is_err() {
+            // The transaction may already be gone (COMMIT failed); a failing ROLLBACK then
+            // tells us nothing new.
+            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+        }
+        work
+    }
+
+    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        let hexes: Vec<String> = ids.iter().map(|c| c.simple().to_string()).collect();
+        let rows = sqlx::query(
+            "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))",
+        )
+        .bind(serde_json::to_string(&hexes).expect("strings serialise"))
+        .fetch_all(&mut self.conn)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get(0).map_err(StoreError::from))
+            .collect()
+    }
+}
+
+async fn read_head(pool: &SqlitePool) -> Result<Head> {
+    let row =
+        sqlx::query("SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1")
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        None => Head {
+            position: 0,
+            recorded_at: None,
+        },
+        Some(r) => Head {
+            position: r.try_get::<i64, _>(0)? as u64,
+            recorded_at: Some(from_micros(r.try_get(1)?)),
+        },
+    })
+}
+
+fn decode(r: &SqliteRow) -> Result<RecordedEvent> {
+    let position = r.try_get::<i64, _>(0)? as u64;
+    let corrupt = |reason: String| StoreError::Corrupt { position, reason };
+    let business_date = match r.try_get::<Option<&str>, _>(12)? {
+        None => None,
+        Some(s) => Some(
+            NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map_err(|e| corrupt(format!("business date: {e}")))?,
+        ),
+    };
+    let hash: &[u8] = r.try_get(14)?;
+    Ok(RecordedEvent {
+        position,
+        stream_id: r.try_get(1)?,
+        stream_version: r.try_get::<i64, _>(2)? as u64,
+        event_id: r.try_get(3)?,
+        event_type: r.try_get(4)?,
+        schema_version: r.try_get::<i64, _>(5)? as u32,
+        data: r.try_get(6)?,
+        actor_id: r.try_get(7)?,
+        actor_role: r.try_get(8)?,
+        command_id: r.try_get(9)?,
+        correlation_id: r.try_get(10)?,
+        causation_id: r.try_get(11)?,
+        business_date,
+        recorded_at: from_micros(r.try_get(13)?),
+        leaf_hash: hash
+            .try_into()
+            .map_err(|_| corrupt("leaf hash is not 32 bytes".into()))?,
+    })
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    #[tracing::instrument(name = "store.append", skip_all, fields(backend = "sqlite", streams = req.streams.len(), events = req.event_count()))]
+    async fn append(&self, req: AppendRequest) -> Result<AppendResult> {
+        self.writer.append(req).await
+    }
+
+    #[tracing::instrument(name = "store.read_stream", skip_all, fields(backend = "sqlite", stream = %stream, from_version))]
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from_version: u64,
+        max: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE stream_id = ?1 AND stream_version >= ?2 \
+              ORDER BY stream_version LIMIT ?3"
+        ))
+        .bind(stream.as_str())
+        .bind(from_version as i64)
+        .bind(limit(max))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
+        let v: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = ?1",
+        )
+        .bind(stream.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(v as u64)
+    }
+
+    #[tracing::instrument(name = "store.read_log", skip_all, fields(backend = "sqlite", after = q.after, limit = q.limit))]
+    async fn read_log(&self, q: &LogQuery) -> Result<Vec<RecordedEvent>> {
+        let up_to = q.up_to.map_or(i64::MAX, |p| p as i64);
+        let types = (!q.filter.event_types.is_empty())
+            .then(|| serde_json::to_string(&q.filter.event_types).expect("strings serialise"));
+        let cats = (!q.filter.categories.is_empty())
+            .then(|| serde_json::to_string(&q.filter.categories).expect("strings serialise"));
+        let sql = match (&types, &cats) {
+            (None, None) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > ?1 AND position <= ?2 ORDER BY position LIMIT ?3"
+            ),
+            (Some(_), None) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > ?1 AND position <= ?2 \
+                  AND event_type IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
+            ),
+            (None, Some(_)) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > ?1 AND position <= ?2 \
+                  AND category IN (SELECT value FROM json_each(?4)) ORDER BY position LIMIT ?3"
+            ),
+            (Some(_), Some(_)) => concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position > ?1 AND position <= ?2 \
+                  AND event_type IN (SELECT value FROM json_each(?4)) \
+                  AND category IN (SELECT value FROM json_each(?5)) ORDER BY position LIMIT ?3"
+            ),
+        };
+        let mut query = sqlx::query(sql)
+            .bind(q.after as i64)
+            .bind(up_to)
+            .bind(limit(q.limit));
+        for list in [types, cats].into_iter().flatten() {
+            query = query.bind(list);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(decode).collect()
+    }
+
+    async fn head(&self) -> Result<Head> {
+        read_head(&self.pool).await
+    }
+
+    async fn position_at(&self, t: DateTime<Utc>) -> Result<u64> {
+        let p: Option<i64> = sqlx::query_scalar(
+            "SELECT position FROM events WHERE recorded_at <= ?1 \
+             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+        )
+        .bind(to_micros(t))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    async fn checkpoint(&self, consumer: &str) -> Result<u64> {
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = ?1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(p.unwrap_or(0) as u64)
+    }
+
+    #[tracing::instrument(
+        name = "store.begin_consumer",
+        skip_all,
+        fields(backend = "sqlite", consumer)
+    )]
+    async fn begin_consumer(&self, consumer: &str) -> Result<ConsumerTx> {
+        // IMMEDIATE takes the write lock up front: two instances of one consumer then run one
+        // after the other, and the second sees the first's checkpoint.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let p: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = ?1")
+                .bind(consumer)
+                .fetch_optional(&mut *tx)
+                .await?;
+        Ok(ConsumerTx::new(
+            consumer,
+            p.unwrap_or(0) as u64,
+            ConsumerTxInner::Sqlite(tx),
+        ))
+    }
+
+    fn notifier(&self) -> Arc<LogNotifier> {
+        self.notifier.clone()
+    }
+
+    fn options(&self) -> &StoreOptions {
+        &self.options
+    }
+
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+pub(crate) async fn commit_checkpoint(
+    mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    name: &str,
+    position: u64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO consumer_checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3) \
+         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+         updated_at = excluded.updated_at",
+    )
+    .bind(name)
+    .bind(position as i64)
+    .bind(to_micros(Utc::now()))
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chunks;
+
+    #[test]
+    fn chunks_cover_every_row_with_power_of_two_shapes() {
+        for n in 0..600 {
+            let sizes: Vec<usize> = chunks(n).map(|(s, _)| s).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= 128));
+            for (size, shape) in chunks(n) {
+                assert_eq!(1 << shape, size);
+            }
+        }
+    }
+}
