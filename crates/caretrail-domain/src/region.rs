@@ -114,6 +114,9 @@ impl RegionError {
 pub struct RegionCode(u32);
 
 impl RegionCode {
+    /// 浙江省 itself.
+    pub const ZHEJIANG: RegionCode = RegionCode(330000);
+
     /// Parses a six-digit code and checks it against the embedded table.
     pub fn parse(s: &str) -> Result<RegionCode, RegionError> {
         if s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit()) {
