@@ -11,7 +11,7 @@
 //! 2. Ask [`streams_to_load`]`(&command, &states)`, load and fold each stream
 //!    ([`State::fold`] / [`evolve`]) into a [`States`], remembering each stream's version; repeat
 //!    until no new stream is named (two rounds at most).
-//! 3. [`decide`]`(&states, &command, &Context { today, actor, policy })` gives
+//! 3. [`decide()`]`(&states, &command, &Context { today, actor, policy })` gives
 //!    `Vec<(StreamName, Event)>` or a [`Rejection`] with a stable code.
 //! 4. Seal personal fields of each event with [`Event::personal_fields_mut`] (AEAD bound to event
 //!    id + [`PersonalRef::subject`] + [`PersonalRef::field`]), then serialize with
