@@ -17,6 +17,7 @@ mod plan;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
+pub mod testing;
 pub mod types;
 pub mod writer;
 
@@ -94,6 +95,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// and the new checkpoint commit together.
     async fn begin_consumer(&self, consumer: &str) -> Result<ConsumerTx>;
 
+    /// The stored result of an append that carried `command_id`, if there was one. Lets a
+    /// command handler answer a retried command before deciding it again (a second decision
+    /// might reject what the first one accepted).
+    async fn command_result(&self, command_id: uuid::Uuid) -> Result<Option<AppendResult>>;
+
+    /// The database under the store, for read models, key tables and audit tables that live
+    /// beside the log.
+    fn database(&self) -> Database;
+
     /// The in-process wake-up source for subscribers.
     fn notifier(&self) -> Arc<LogNotifier>;
 
@@ -102,6 +112,13 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
+}
+
+/// A handle on the database under a store: each backend's connection pool.
+#[derive(Clone, Debug)]
+pub enum Database {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
 }
 
 /// A consumer's transaction: effects and checkpoint commit together, or neither does.

@@ -451,6 +451,29 @@ impl EventStore for PgStore {
         ))
     }
 
+    async fn command_result(&self, command_id: Uuid) -> Result<Option<AppendResult>> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT result FROM commands WHERE command_id = $1")
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        stored
+            .map(|s| {
+                let mut r: AppendResult =
+                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
+                        position: 0,
+                        reason: format!("stored result of command {command_id}: {e}"),
+                    })?;
+                r.deduplicated = true;
+                Ok(r)
+            })
+            .transpose()
+    }
+
+    fn database(&self) -> crate::Database {
+        crate::Database::Postgres(self.pool.clone())
+    }
+
     fn notifier(&self) -> Arc<LogNotifier> {
         self.notifier.clone()
     }

@@ -143,59 +143,54 @@ struct SqliteWriter {
 }
 
 impl SqliteWriter {
+    /// Everything planning needs in one statement returning one row: sqlx's SQLite driver
+    /// hands rows across threads one at a time, so a row per stream would cost a thread
+    /// wake-up per stream.
     async fn snapshot(&mut self, reqs: &[&AppendRequest]) -> Result<Snapshot> {
-        let head = {
-            let row = sqlx::query(
-                "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
-            )
-            .fetch_optional(&mut self.conn)
-            .await?;
-            match row {
-                None => Head {
-                    position: 0,
-                    recorded_at: None,
-                },
-                Some(r) => Head {
-                    position: r.try_get::<i64, _>(0)? as u64,
-                    recorded_at: Some(from_micros(r.try_get(1)?)),
-                },
-            }
-        };
         let streams = plan::streams_of(reqs);
-        let mut versions = HashMap::with_capacity(streams.len());
-        let rows = sqlx::query(
-            "SELECT j.value, (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value) \
-             FROM json_each(?1) AS j",
+        let cmds: Vec<String> = plan::commands_of(reqs)
+            .iter()
+            .map(|c| c.simple().to_string())
+            .collect();
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT position FROM events ORDER BY position DESC LIMIT 1), \
+               (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1), \
+               (SELECT json_group_array(json_array(j.value, \
+                    (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value))) \
+                  FROM json_each(?1) AS j), \
+               (SELECT json_group_array(json_array(lower(hex(command_id)), result)) \
+                  FROM commands WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)))",
         )
         .bind(serde_json::to_string(&streams).expect("strings serialise"))
-        .fetch_all(&mut self.conn)
+        .bind(serde_json::to_string(&cmds).expect("strings serialise"))
+        .fetch_one(&mut self.conn)
         .await?;
-        for r in rows {
-            if let Some(v) = r.try_get::<Option<i64>, _>(1)? {
-                versions.insert(r.try_get::<String, _>(0)?, v as u64);
-            }
-        }
-        let cmds = plan::commands_of(reqs);
-        let mut commands = HashMap::new();
-        if !cmds.is_empty() {
-            let hexes: Vec<String> = cmds.iter().map(|c| c.simple().to_string()).collect();
-            let rows = sqlx::query(
-                "SELECT command_id, result FROM commands \
-                 WHERE command_id IN (SELECT unhex(value) FROM json_each(?1))",
-            )
-            .bind(serde_json::to_string(&hexes).expect("strings serialise"))
-            .fetch_all(&mut self.conn)
-            .await?;
-            for r in rows {
-                let id: Uuid = r.try_get(0)?;
-                let result: String = r.try_get(1)?;
-                let result: AppendResult =
-                    serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
-                        position: 0,
-                        reason: format!("stored result of command {id} does not parse: {e}"),
-                    })?;
-                commands.insert(id, result);
-            }
+        let head = match row.try_get::<Option<i64>, _>(0)? {
+            None => Head::default(),
+            Some(p) => Head {
+                position: p as u64,
+                recorded_at: Some(from_micros(row.try_get(1)?)),
+            },
+        };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            position: head.position,
+            reason,
+        };
+        let versions: Vec<(String, Option<u64>)> = serde_json::from_str(row.try_get::<&str, _>(2)?)
+            .map_err(|e| corrupt(format!("stream versions: {e}")))?;
+        let versions: HashMap<String, u64> = versions
+            .into_iter()
+            .filter_map(|(s, v)| v.map(|v| (s, v)))
+            .collect();
+        let stored: Vec<(String, String)> = serde_json::from_str(row.try_get::<&str, _>(3)?)
+            .map_err(|e| corrupt(format!("stored commands: {e}")))?;
+        let mut commands = HashMap::with_capacity(stored.len());
+        for (id, result) in stored {
+            let id = Uuid::parse_str(&id).map_err(|e| corrupt(format!("command id: {e}")))?;
+            let result: AppendResult = serde_json::from_str(&result)
+                .map_err(|e| corrupt(format!("stored result of command {id}: {e}")))?;
+            commands.insert(id, result);
         }
         Ok(Snapshot {
             head,
@@ -470,6 +465,29 @@ impl EventStore for SqliteStore {
             p.unwrap_or(0) as u64,
             ConsumerTxInner::Sqlite(tx),
         ))
+    }
+
+    async fn command_result(&self, command_id: Uuid) -> Result<Option<AppendResult>> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT result FROM commands WHERE command_id = ?1")
+                .bind(command_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        stored
+            .map(|s| {
+                let mut r: AppendResult =
+                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
+                        position: 0,
+                        reason: format!("stored result of command {command_id}: {e}"),
+                    })?;
+                r.deduplicated = true;
+                Ok(r)
+            })
+            .transpose()
+    }
+
+    fn database(&self) -> crate::Database {
+        crate::Database::Sqlite(self.pool.clone())
     }
 
     fn notifier(&self) -> Arc<LogNotifier> {

@@ -9,6 +9,7 @@
 //! one bad append never fails its neighbours.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -45,6 +46,29 @@ pub(crate) trait BatchBackend: Send + 'static {
 pub struct LogNotifier {
     head: watch::Sender<u64>,
     committed: broadcast::Sender<Arc<[RecordedEvent]>>,
+    metrics: WriterMetrics,
+}
+
+/// Counters of the writer since the store opened, for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterMetrics {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Appends that succeeded (including idempotent replays).
+    pub appends: AtomicU64,
+    /// Appends refused (conflicts, duplicates, database errors).
+    pub rejected: AtomicU64,
+    /// Events written.
+    pub events: AtomicU64,
+}
+
+impl WriterMetrics {
+    /// Mean appends per committed transaction.
+    pub fn mean_batch(&self) -> f64 {
+        let commits = self.commits.load(Ordering::Relaxed).max(1);
+        (self.appends.load(Ordering::Relaxed) + self.rejected.load(Ordering::Relaxed)) as f64
+            / commits as f64
+    }
 }
 
 impl LogNotifier {
@@ -52,7 +76,13 @@ impl LogNotifier {
         Self {
             head: watch::Sender::new(head),
             committed: broadcast::Sender::new(capacity.max(1)),
+            metrics: WriterMetrics::default(),
         }
+    }
+
+    /// The writer's counters.
+    pub fn metrics(&self) -> &WriterMetrics {
+        &self.metrics
     }
 
     /// Raises the known committed head to `position` (never lowers it).
@@ -195,6 +225,7 @@ async fn write<B: BatchBackend>(backend: &mut B, batch: &mut Vec<Pending>, notif
         Err(e) if batch.len() == 1 => {
             let p = batch.pop().expect("batch has one append");
             let e = explain(backend, &p.req, e).await;
+            notifier.metrics().rejected.fetch_add(1, Ordering::Relaxed);
             let _ = p.reply.send(Err(e));
         }
         Err(e) => {
@@ -207,6 +238,7 @@ async fn write<B: BatchBackend>(backend: &mut B, batch: &mut Vec<Pending>, notif
                     Ok(done) => deliver(std::iter::once(p), done, notifier),
                     Err(e) => {
                         let e = explain(backend, &p.req, e).await;
+                        notifier.metrics().rejected.fetch_add(1, Ordering::Relaxed);
                         let _ = p.reply.send(Err(e));
                     }
                 }
@@ -216,8 +248,18 @@ async fn write<B: BatchBackend>(backend: &mut B, batch: &mut Vec<Pending>, notif
 }
 
 fn deliver(pending: impl Iterator<Item = Pending>, done: Committed, notifier: &LogNotifier) {
+    let m = notifier.metrics();
+    m.commits.fetch_add(1, Ordering::Relaxed);
+    m.events
+        .fetch_add(done.events.len() as u64, Ordering::Relaxed);
     notifier.publish(done.events);
     for (p, outcome) in pending.zip(done.outcomes) {
+        let counter = if outcome.is_ok() {
+            &m.appends
+        } else {
+            &m.rejected
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         let _ = p.reply.send(outcome);
     }
 }

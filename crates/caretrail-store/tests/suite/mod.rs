@@ -251,6 +251,9 @@ pub async fn a_repeated_command_id_returns_the_original_result_and_writes_nothin
     // again: it must not be.
     let again = store.append(first).await.expect("retry");
     assert!(again.deduplicated);
+    let looked_up = store.command_result(cmd).await.unwrap().expect("stored result");
+    assert_eq!(looked_up, again);
+    assert!(store.command_result(Uuid::now_v7()).await.unwrap().is_none());
     assert_eq!(again.events, original.events);
     assert_eq!(again.streams, original.streams);
     assert_eq!(again.recorded_at, original.recorded_at);
