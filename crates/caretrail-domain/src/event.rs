@@ -735,3 +735,45 @@ events! {
     ],
     versions: { VisitRecorded = 2 }
 }
+
+impl Event {
+    /// The business date the event is about (Asia/Shanghai calendar), stored beside the event so
+    /// auditors can ask "what happened on date X" without decoding payloads. Corrections, voids
+    /// and withdrawals are about a record rather than a day, so they have none; a body's
+    /// registration has none either.
+    pub fn business_date(&self) -> Option<NaiveDate> {
+        match self {
+            Event::ModelWorkerRegistered(e) => Some(e.registered_on),
+            Event::HardshipAssessed(e) => Some(e.assessed_on),
+            Event::HardshipExited(e) => Some(e.exited_on),
+            Event::ModelWorkerRelocated(e) => Some(e.moved_on),
+            Event::ModelWorkerDied(e) => Some(e.died_on),
+            Event::ModelWorkerPaired(e) => Some(e.effective_from),
+            Event::ModelWorkerUnpaired(e) => Some(e.ended_on),
+            Event::DirectorAppointed(e) => Some(e.term.from),
+            Event::DirectorTermEnded(e) => Some(e.ended_on),
+            Event::DirectorPaired(e) => Some(e.effective_from),
+            Event::DirectorUnpaired(e) => Some(e.ended_on),
+            Event::PairAssigned(e) => Some(e.effective_from),
+            Event::PairEnded(e) => Some(e.ended_on),
+            Event::PairActivityLogged(e) => Some(e.on),
+            Event::VisitRecorded(e) => Some(e.visited_on),
+            Event::IssueRaised(e) => Some(e.on),
+            Event::IssueResolvedOnSpot(e) => Some(e.on),
+            Event::IssueAcknowledged(e) => Some(e.on),
+            Event::IssueEscalated(e) => Some(e.on),
+            Event::BodyResponseRecorded(e) => Some(e.on),
+            Event::IssueProgressNoted(e) => Some(e.on),
+            Event::IssueResolved(e) => Some(e.on),
+            Event::IssueResolutionConfirmed(e) => Some(e.on),
+            Event::IssueClosed(e) => Some(e.on),
+            Event::IssueReopened(e) => Some(e.on),
+            Event::ContactRecorded(e) => Some(e.on),
+            Event::PersonalDataErased(e) => Some(e.erased_on),
+            Event::BodyRegistered(_)
+            | Event::VisitCorrected(_)
+            | Event::VisitVoided(_)
+            | Event::PairActivityWithdrawn(_) => None,
+        }
+    }
+}

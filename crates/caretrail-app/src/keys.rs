@@ -1,0 +1,500 @@
+//! Personal data under per-subject keys, erasable by destroying the key (crypto-shredding).
+//!
+//! Every data subject (a model worker, a director, a named official) gets a random 256-bit data
+//! key the first time personal data about them is stored. Personal values are sealed with
+//! XChaCha20-Poly1305 under that key, with associated data binding the ciphertext to the event
+//! id and the subject id, so a sealed value cannot be moved to another event or subject and
+//! still open. Data keys are stored wrapped (encrypted) under a master key that never enters
+//! the database: it comes from `CARETRAIL_MASTER_KEY` or a key file created with owner-only
+//! permissions. Erasing a subject replaces its wrapped key with NULL in the mutable
+//! `subject_keys` table; the immutable events, their ciphertext and their hashes do not change,
+//! and their personal fields read as erased from then on.
+//!
+//! Copies of a wrapped key can survive in backups or PostgreSQL WAL archives; they are
+//! encrypted under the master key, so rotating the master key (re-wrapping live keys) retires
+//! those copies too.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use caretrail_domain::Sealed;
+use caretrail_store::Database;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use uuid::Uuid;
+use zeroize::{Zeroize, Zeroizing};
+
+const WRAP_AAD: &[u8] = b"caretrail.data-key.v1";
+const SEAL_AAD: &[u8] = b"caretrail.personal.v1";
+const CHECK_AAD: &[u8] = b"caretrail.master-key-check.v1";
+const CHECK_PLAINTEXT: &[u8] = b"caretrail master key check";
+
+/// How many unwrapped data keys are kept in memory before the cache is emptied.
+const CACHE_LIMIT: usize = 50_000;
+
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    table_name: std::borrow::Cow::Borrowed("_caretrail_keys_migrations"),
+    ..sqlx::migrate!("./migrations/sqlite")
+};
+static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
+    table_name: std::borrow::Cow::Borrowed("_caretrail_keys_migrations"),
+    ..sqlx::migrate!("./migrations/postgres")
+};
+
+/// What can go wrong with keys and sealed values. Messages name subjects by id only.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The master key is missing or malformed.
+    #[error("master key: {0}")]
+    MasterKey(String),
+    /// The master key does not open this database's keys.
+    #[error(
+        "the master key does not match this database (it wraps its data keys under another key)"
+    )]
+    WrongMasterKey,
+    /// The subject's key was destroyed; nothing new can be sealed for them.
+    #[error("personal data of subject {0} was erased; it cannot be stored again")]
+    SubjectErased(Uuid),
+    /// A sealed value did not open under its subject's key (altered, or moved between events).
+    #[error("a sealed value of subject {0} does not open")]
+    Tampered(Uuid),
+    /// The key table failed.
+    #[error("key storage: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The key table's schema could not be applied.
+    #[error("key storage schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The operating system gave no random bytes.
+    #[error("no randomness available: {0}")]
+    Random(String),
+}
+
+fn random<const N: usize>() -> Result<[u8; N], KeyError> {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).map_err(|e| KeyError::Random(e.to_string()))?;
+    Ok(out)
+}
+
+/// The key that wraps every data key. Zeroed in memory when dropped.
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    /// A key from its base64 text (32 bytes).
+    pub fn from_base64(text: &str) -> Result<Self, KeyError> {
+        let mut bytes = B64
+            .decode(text.trim())
+            .map_err(|_| KeyError::MasterKey("not valid base64".into()))?;
+        let key: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::MasterKey("must be 32 bytes".into()))?;
+        bytes.zeroize();
+        Ok(Self(Zeroizing::new(key)))
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Result<Self, KeyError> {
+        Ok(Self(Zeroizing::new(random()?)))
+    }
+
+    /// The key from `CARETRAIL_MASTER_KEY` if set, else from `path`, creating the file with
+    /// owner-only permissions (0600) and a fresh key on first use.
+    pub fn from_env_or_file(path: &Path) -> Result<Self, KeyError> {
+        if let Ok(text) = std::env::var("CARETRAIL_MASTER_KEY") {
+            return Self::from_base64(&text);
+        }
+        Self::load_or_create(path)
+    }
+
+    /// The key in `path`, created with mode 0600 if the file does not exist.
+    pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
+        use std::io::Write;
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    let mode = std::fs::metadata(path)
+                        .map_err(|e| KeyError::MasterKey(format!("{}: {e}", path.display())))?
+                        .permissions()
+                        .mode();
+                    if mode & 0o077 != 0 {
+                        return Err(KeyError::MasterKey(format!(
+                            "{} is readable by other users (mode {:o}); run chmod 600 on it",
+                            path.display(),
+                            mode & 0o777
+                        )));
+                    }
+                }
+                Self::from_base64(&text)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let key = Self::generate()?;
+                let mut options = std::fs::OpenOptions::new();
+                options.write(true).create_new(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    options.mode(0o600);
+                }
+                let mut file = options
+                    .open(path)
+                    .map_err(|e| KeyError::MasterKey(format!("create {}: {e}", path.display())))?;
+                let text = Zeroizing::new(B64.encode(*key.0));
+                file.write_all(text.as_bytes())
+                    .and_then(|()| file.write_all(b"\n"))
+                    .and_then(|()| file.sync_all())
+                    .map_err(|e| KeyError::MasterKey(format!("write {}: {e}", path.display())))?;
+                tracing::info!(path = %path.display(), "created a new master key file");
+                Ok(key)
+            }
+            Err(e) => Err(KeyError::MasterKey(format!("{}: {e}", path.display()))),
+        }
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new((&*self.0).into())
+    }
+}
+
+/// A subject's unwrapped data key, or the fact that it was erased.
+#[derive(Clone)]
+enum KeyState {
+    Live(Zeroizing<[u8; 32]>),
+    Erased,
+}
+
+/// Seals and unseals personal values; creates and destroys subjects' data keys.
+pub struct KeyRing {
+    master: MasterKey,
+    db: Database,
+    cache: Mutex<HashMap<Uuid, KeyState>>,
+}
+
+fn aad(prefix: &[u8], parts: &[&Uuid]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+impl KeyRing {
+    /// Opens the key table in `db` (creating it), and checks that `master` is the key this
+    /// database's data keys are wrapped under.
+    #[tracing::instrument(name = "keys.open", skip_all)]
+    pub async fn open(db: Database, master: MasterKey) -> Result<Self, KeyError> {
+        let stored: Option<Vec<u8>> = match &db {
+            Database::Sqlite(pool) => {
+                SQLITE_MIGRATOR.run(pool).await?;
+                sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Database::Postgres(pool) => {
+                PG_MIGRATOR.run(pool).await?;
+                sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        match stored {
+            Some(wrapped) => {
+                let (nonce, ct) = split_nonce(&wrapped).ok_or(KeyError::WrongMasterKey)?;
+                let opened = master
+                    .cipher()
+                    .decrypt(
+                        nonce,
+                        Payload {
+                            msg: ct,
+                            aad: CHECK_AAD,
+                        },
+                    )
+                    .map_err(|_| KeyError::WrongMasterKey)?;
+                if opened != CHECK_PLAINTEXT {
+                    return Err(KeyError::WrongMasterKey);
+                }
+            }
+            None => {
+                let nonce: [u8; 24] = random()?;
+                let ct = master
+                    .cipher()
+                    .encrypt(
+                        &XNonce::from(nonce),
+                        Payload {
+                            msg: CHECK_PLAINTEXT,
+                            aad: CHECK_AAD,
+                        },
+                    )
+                    .map_err(|_| KeyError::Random("encryption failed".into()))?;
+                let wrapped = [&nonce[..], &ct[..]].concat();
+                match &db {
+                    Database::Sqlite(pool) => {
+                        sqlx::query(
+                            "INSERT INTO master_key_check (id, wrapped) VALUES (1, ?1) \
+                             ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(wrapped)
+                        .execute(pool)
+                        .await?;
+                    }
+                    Database::Postgres(pool) => {
+                        sqlx::query(
+                            "INSERT INTO master_key_check (id, wrapped) VALUES (1, $1) \
+                             ON CONFLICT (id) DO NOTHING",
+                        )
+                        .bind(wrapped)
+                        .execute(pool)
+                        .await?;
+                    }
+                }
+                // Another process may have won the insert with a different key: check again.
+                return Box::pin(Self::open(db, master)).await;
+            }
+        }
+        Ok(Self {
+            master,
+            db,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn cached(&self, subject: Uuid) -> Option<KeyState> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&subject)
+            .cloned()
+    }
+
+    fn remember(&self, subject: Uuid, state: KeyState) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(subject, state);
+    }
+
+    /// The subject's key state as stored: `None` when the subject has no key yet.
+    async fn load(&self, subject: Uuid) -> Result<Option<KeyState>, KeyError> {
+        if let Some(state) = self.cached(subject) {
+            return Ok(Some(state));
+        }
+        let row: Option<Option<Vec<u8>>> = match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = ?1")
+                    .bind(subject)
+                    .fetch_optional(pool)
+                    .await?
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1")
+                    .bind(subject)
+                    .fetch_optional(pool)
+                    .await?
+            }
+        };
+        let state = match row {
+            None => return Ok(None),
+            Some(None) => KeyState::Erased,
+            Some(Some(wrapped)) => KeyState::Live(self.unwrap_key(subject, &wrapped)?),
+        };
+        self.remember(subject, state.clone());
+        Ok(Some(state))
+    }
+
+    fn unwrap_key(&self, subject: Uuid, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        let (nonce, ct) = split_nonce(wrapped).ok_or(KeyError::WrongMasterKey)?;
+        let key = Zeroizing::new(
+            self.master
+                .cipher()
+                .decrypt(
+                    nonce,
+                    Payload {
+                        msg: ct,
+                        aad: &aad(WRAP_AAD, &[&subject]),
+                    },
+                )
+                .map_err(|_| KeyError::WrongMasterKey)?,
+        );
+        let key: [u8; 32] = key
+            .as_slice()
+            .try_into()
+            .map_err(|_| KeyError::WrongMasterKey)?;
+        Ok(Zeroizing::new(key))
+    }
+
+    /// The subject's live data key, created on first use.
+    async fn key_for_sealing(&self, subject: Uuid) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        match self.load(subject).await? {
+            Some(KeyState::Live(k)) => return Ok(k),
+            Some(KeyState::Erased) => return Err(KeyError::SubjectErased(subject)),
+            None => {}
+        }
+        let key = Zeroizing::new(random::<32>()?);
+        let nonce: [u8; 24] = random()?;
+        let ct = self
+            .master
+            .cipher()
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &key[..],
+                    aad: &aad(WRAP_AAD, &[&subject]),
+                },
+            )
+            .map_err(|_| KeyError::Random("encryption failed".into()))?;
+        let wrapped = [&nonce[..], &ct[..]].concat();
+        let now = chrono::Utc::now();
+        // Two writers may create a key for the same subject at once: the first insert wins and
+        // both use the stored one.
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
+                     VALUES (?1, ?2, ?3) ON CONFLICT (subject_id) DO NOTHING",
+                )
+                .bind(subject)
+                .bind(wrapped)
+                .bind(now.timestamp_micros())
+                .execute(pool)
+                .await?;
+            }
+            Database::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
+                     VALUES ($1, $2, $3) ON CONFLICT (subject_id) DO NOTHING",
+                )
+                .bind(subject)
+                .bind(wrapped)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+        }
+        match self.load(subject).await? {
+            Some(KeyState::Live(k)) => Ok(k),
+            _ => Err(KeyError::SubjectErased(subject)),
+        }
+    }
+
+    /// Seals `plaintext` for `subject` in event `event_id`.
+    pub async fn seal(
+        &self,
+        subject: Uuid,
+        event_id: Uuid,
+        plaintext: &str,
+    ) -> Result<Sealed, KeyError> {
+        let key = self.key_for_sealing(subject).await?;
+        let nonce: [u8; 24] = random()?;
+        let ct = XChaCha20Poly1305::new((&*key).into())
+            .encrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: &aad(SEAL_AAD, &[&event_id, &subject]),
+                },
+            )
+            .map_err(|_| KeyError::Random("encryption failed".into()))?;
+        Ok(Sealed {
+            subject,
+            nonce: B64.encode(nonce),
+            ciphertext: B64.encode(ct),
+        })
+    }
+
+    /// Opens a sealed value of event `event_id`: `Ok(None)` when the subject was erased.
+    pub async fn unseal(
+        &self,
+        sealed: &Sealed,
+        event_id: Uuid,
+    ) -> Result<Option<String>, KeyError> {
+        let key = match self.load(sealed.subject).await? {
+            Some(KeyState::Live(k)) => k,
+            // No key at all can only mean the key row was removed outside caretrail, which is
+            // as good as erased: the value cannot be read.
+            Some(KeyState::Erased) | None => return Ok(None),
+        };
+        let tampered = || KeyError::Tampered(sealed.subject);
+        let nonce: [u8; 24] = B64
+            .decode(&sealed.nonce)
+            .ok()
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(tampered)?;
+        let ct = B64.decode(&sealed.ciphertext).map_err(|_| tampered())?;
+        let plain = XChaCha20Poly1305::new((&*key).into())
+            .decrypt(
+                &XNonce::from(nonce),
+                Payload {
+                    msg: &ct,
+                    aad: &aad(SEAL_AAD, &[&event_id, &sealed.subject]),
+                },
+            )
+            .map_err(|_| tampered())?;
+        String::from_utf8(plain).map(Some).map_err(|_| tampered())
+    }
+
+    /// Whether the subject's key was destroyed.
+    pub async fn is_erased(&self, subject: Uuid) -> Result<bool, KeyError> {
+        Ok(matches!(self.load(subject).await?, Some(KeyState::Erased)))
+    }
+
+    /// Destroys the subject's data key (idempotent). On SQLite the database runs with
+    /// `secure_delete`, and the write-ahead log is truncated afterwards, so the wrapped key's
+    /// bytes do not linger in the file.
+    #[tracing::instrument(name = "keys.erase", skip_all, fields(subject = %subject))]
+    pub async fn erase(&self, subject: Uuid) -> Result<(), KeyError> {
+        let now = chrono::Utc::now();
+        match &self.db {
+            Database::Sqlite(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("PRAGMA secure_delete = ON")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
+                     VALUES (?1, NULL, ?2, ?2) ON CONFLICT (subject_id) DO UPDATE \
+                     SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, ?2)",
+                )
+                .bind(subject)
+                .bind(now.timestamp_micros())
+                .execute(&mut *conn)
+                .await?;
+                // Best effort: a long-running reader can keep old frames alive until it ends.
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            Database::Postgres(pool) => {
+                sqlx::query(
+                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
+                     VALUES ($1, NULL, $2, $2) ON CONFLICT (subject_id) DO UPDATE \
+                     SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, $2)",
+                )
+                .bind(subject)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+        }
+        self.remember(subject, KeyState::Erased);
+        Ok(())
+    }
+}
+
+fn split_nonce(wrapped: &[u8]) -> Option<(&XNonce, &[u8])> {
+    if wrapped.len() < 24 {
+        return None;
+    }
+    let (nonce, ct) = wrapped.split_at(24);
+    Some((nonce.try_into().ok()?, ct))
+}

@@ -1,0 +1,383 @@
+//! Command handling: the glue between the pure care domain (`caretrail-domain`) and the event
+//! store (`caretrail-store`).
+//!
+//! [`App::execute`] runs one command: if its command id was already stored it answers with the
+//! stored result; otherwise it loads every stream the decision reads (from a cache of folded
+//! states plus the events appended since), decides, seals every personal field under its
+//! subject's key ([`keys`]), and appends all written streams atomically with the versions it
+//! loaded as expected versions. A concurrency conflict means another command changed one of
+//! those streams in between: it decides again on fresh state, a bounded number of times.
+//!
+//! Architecture invariant: no HTTP here and no SQL except the key table. Authorisation (who may
+//! run which command) happens in the caller; this crate records who did it.
+
+pub mod keys;
+pub mod view;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use caretrail_domain::{
+    Actor, Category, Command, Context, Event, Personal, Policy, Rejection, State, States,
+    StreamName, decide, streams_to_load,
+};
+use caretrail_store::{
+    AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
+    StreamAppend, StreamId,
+};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use uuid::Uuid;
+
+pub use keys::{KeyError, KeyRing, MasterKey};
+
+/// How many times a command is decided again after a concurrency conflict.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+/// Folded states kept in memory before the cache is emptied.
+const STATE_CACHE_LIMIT: usize = 20_000;
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The domain refused the command; [`Rejection::code`] says why.
+    #[error("command rejected: {0}")]
+    Rejected(Rejection),
+    /// Other commands kept changing the same streams; the caller may retry.
+    #[error("the command conflicted with concurrent changes {0} times in a row")]
+    Contention(u32),
+    /// A stored event could not be read back into the domain.
+    #[error("stored event at position {position} cannot be read: {reason}")]
+    Unreadable { position: u64, reason: String },
+    /// Personal data could not be sealed (e.g. the subject was erased).
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl AppError {
+    /// A stable machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Rejected(r) => r.code(),
+            AppError::Contention(_) => "concurrency_contention",
+            AppError::Unreadable { .. } => "stored_event_unreadable",
+            AppError::Keys(KeyError::SubjectErased(_)) => "subject_erased",
+            AppError::Keys(_) => "key_storage_error",
+            AppError::Store(StoreError::InvalidAppend(_)) => "invalid_append",
+            AppError::Store(_) => "store_error",
+        }
+    }
+}
+
+/// Who runs a command and why: recorded with every event it produces.
+#[derive(Clone, Debug)]
+pub struct CommandMeta {
+    /// The acting user's id.
+    pub actor_id: Uuid,
+    /// The role they act in (`admin`, `director`, `system`, ...).
+    pub actor_role: String,
+    /// Makes the command idempotent: a retry with the same id gets the first result.
+    pub command_id: Uuid,
+    /// Shared by everything one user action set off (defaults to the command id).
+    pub correlation_id: Option<Uuid>,
+    /// What directly caused this command, if anything.
+    pub causation_id: Option<Uuid>,
+}
+
+impl CommandMeta {
+    /// A command by `actor_id` in `role` with a fresh command id.
+    pub fn new(actor_id: Uuid, role: impl Into<String>) -> Self {
+        Self {
+            actor_id,
+            actor_role: role.into(),
+            command_id: Uuid::now_v7(),
+            correlation_id: None,
+            causation_id: None,
+        }
+    }
+}
+
+/// Where "now" comes from; tests and the demo pin it.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that always says the same time.
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
+    }
+}
+
+/// The business calendar's date at `t`: Asia/Shanghai, which has been UTC+8 without daylight
+/// saving since 1991, so a fixed offset is exact for every date this system records.
+pub fn shanghai_date(t: DateTime<Utc>) -> NaiveDate {
+    let offset = FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset");
+    t.with_timezone(&offset).date_naive()
+}
+
+/// The command handler.
+pub struct App {
+    store: Arc<dyn EventStore>,
+    keys: Arc<KeyRing>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    states: Mutex<HashMap<StreamName, (u64, State)>>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn EventStore>,
+        keys: Arc<KeyRing>,
+        policy: Policy,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            keys,
+            policy,
+            clock,
+            states: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    pub fn keys(&self) -> &Arc<KeyRing> {
+        &self.keys
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Runs `command` on behalf of `meta`'s actor.
+    #[tracing::instrument(name = "app.execute", skip_all, fields(command = command.name(), command_id = %meta.command_id))]
+    pub async fn execute(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+    ) -> Result<AppendResult, AppError> {
+        if let Some(done) = self.store.command_result(meta.command_id).await? {
+            self.after_commit(command).await?;
+            return Ok(done);
+        }
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.attempt(command, meta).await {
+                Err(AppError::Store(e)) if e.is_conflict() => {
+                    tracing::debug!(attempt, "conflict; deciding again on fresh state");
+                    // A concurrent retry of this very command may have won.
+                    if let Some(done) = self.store.command_result(meta.command_id).await? {
+                        self.after_commit(command).await?;
+                        return Ok(done);
+                    }
+                }
+                Ok(result) => {
+                    self.after_commit(command).await?;
+                    return Ok(result);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AppError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// Effects outside the log that follow a stored command. Erasure destroys the key after
+    /// the `PersonalDataErased` event is stored, so the log never claims an erasure that did
+    /// not happen for long: a crash in between is repaired by retrying the command, which
+    /// finds the stored result and erases again (erasing is idempotent).
+    async fn after_commit(&self, command: &Command) -> Result<(), AppError> {
+        if let Command::ErasePersonalData(c) = command {
+            self.keys.erase(c.subject_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn attempt(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+    ) -> Result<AppendResult, AppError> {
+        let mut states = States::new();
+        let mut versions: HashMap<StreamName, u64> = HashMap::new();
+        loop {
+            let wanted: Vec<StreamName> = streams_to_load(command, &states)
+                .into_iter()
+                .filter(|s| !states.contains(s))
+                .collect();
+            if wanted.is_empty() {
+                break;
+            }
+            for stream in wanted {
+                let (version, state) = self.load(&stream).await?;
+                versions.insert(stream, version);
+                states.insert(stream, state);
+            }
+        }
+        let now = self.clock.now();
+        let ctx = Context {
+            today: shanghai_date(now),
+            actor: Actor { id: meta.actor_id },
+            policy: &self.policy,
+        };
+        let decided = decide(&states, command, &ctx).map_err(AppError::Rejected)?;
+
+        let mut appends: Vec<StreamAppend> = Vec::new();
+        for (stream, mut event) in decided {
+            let event_id = Uuid::now_v7();
+            self.seal(&mut event, event_id).await?;
+            let data = event.to_data().map_err(|e| AppError::Unreadable {
+                position: 0,
+                reason: format!("decided event does not serialise: {e}"),
+            })?;
+            let new = NewEvent {
+                event_id,
+                event_type: event.event_type().to_owned(),
+                schema_version: event.schema_version(),
+                data: data.to_string(),
+                business_date: event.business_date(),
+            };
+            let id = store_id(&stream)?;
+            match appends.iter_mut().find(|a| a.stream == id) {
+                Some(a) => a.events.push(new),
+                None => appends.push(StreamAppend {
+                    expected: ExpectedVersion::Exact(versions.get(&stream).copied().unwrap_or(0)),
+                    stream: id,
+                    events: vec![new],
+                }),
+            }
+        }
+        if appends.is_empty() {
+            // Nothing to write is still an answer: record the command id so a retry agrees.
+            appends.push(StreamAppend {
+                stream: StreamId::new(format!("command-{}", meta.command_id))?,
+                expected: ExpectedVersion::NoStream,
+                events: vec![],
+            });
+        }
+        let metadata = Metadata {
+            actor_id: meta.actor_id.to_string(),
+            actor_role: meta.actor_role.clone(),
+            command_id: Some(meta.command_id),
+            correlation_id: Some(meta.correlation_id.unwrap_or(meta.command_id)),
+            causation_id: meta.causation_id,
+        };
+        Ok(self
+            .store
+            .append(AppendRequest {
+                streams: appends,
+                metadata,
+            })
+            .await?)
+    }
+
+    /// Replaces every plain personal field of `event` with its sealed form.
+    async fn seal(&self, event: &mut Event, event_id: Uuid) -> Result<(), AppError> {
+        // The visitor is synchronous and sealing may touch the key table, so collect first.
+        let mut plain = Vec::new();
+        event.personal_fields_mut(&mut |r, v| {
+            if let Personal::Plain(text) = v {
+                plain.push((r.subject, text.clone()));
+            }
+        });
+        let mut sealed = Vec::with_capacity(plain.len());
+        for (subject, text) in &plain {
+            sealed.push(self.keys.seal(*subject, event_id, text).await?);
+        }
+        let mut sealed = sealed.into_iter();
+        event.personal_fields_mut(&mut |_, v| {
+            if matches!(v, Personal::Plain(_))
+                && let Some(s) = sealed.next()
+            {
+                *v = Personal::Sealed(s);
+            }
+        });
+        Ok(())
+    }
+
+    /// A stream's current version and folded state, from the cache plus newer events.
+    async fn load(&self, stream: &StreamName) -> Result<(u64, State), AppError> {
+        let cached = self
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(stream)
+            .cloned();
+        let (mut version, mut state) =
+            cached.unwrap_or_else(|| (0, State::initial(stream.category)));
+        let id = store_id(stream)?;
+        loop {
+            let events = self.store.read_stream(&id, version + 1, 1000).await?;
+            let Some(last) = events.last() else { break };
+            let last_version = last.stream_version;
+            for e in &events {
+                state = caretrail_domain::evolve(state, &to_domain(e)?);
+            }
+            version = last_version;
+        }
+        let mut cache = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= STATE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(*stream, (version, state.clone()));
+        Ok((version, state))
+    }
+
+    /// Every event of a domain stream, read back into the domain (personal fields still
+    /// sealed).
+    pub async fn read_domain_stream(&self, stream: &StreamName) -> Result<Vec<Event>, AppError> {
+        let id = store_id(stream)?;
+        let mut out = Vec::new();
+        let mut from = 1;
+        loop {
+            let events = self.store.read_stream(&id, from, 1000).await?;
+            let Some(last) = events.last() else { break };
+            from = last.stream_version + 1;
+            for e in &events {
+                out.push(to_domain(e)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The store's id for a domain stream name.
+pub fn store_id(stream: &StreamName) -> Result<StreamId, StoreError> {
+    StreamId::new(stream.to_string())
+}
+
+/// Reads a stored event back into the domain, upcasting old versions.
+pub fn to_domain(e: &caretrail_store::RecordedEvent) -> Result<Event, AppError> {
+    let unreadable = |reason: String| AppError::Unreadable {
+        position: e.position,
+        reason,
+    };
+    let data: serde_json::Value =
+        serde_json::from_str(&e.data).map_err(|err| unreadable(err.to_string()))?;
+    Event::from_data(&e.event_type, e.schema_version, data)
+        .map_err(|err| unreadable(err.to_string()))
+}
+
+/// The category of a stored stream id, if it is one of the domain's.
+pub fn domain_category(stream_id: &str) -> Option<Category> {
+    stream_id.parse::<StreamName>().ok().map(|s| s.category)
+}

@@ -1,0 +1,139 @@
+//! Events as readers see them: stored JSON upcast to the current schema, with every sealed
+//! personal value opened for readers allowed to see personal data, shown as erased once the
+//! subject's key is destroyed, and withheld from everyone else.
+//!
+//! Sealed values are recognised by shape (an object with exactly `subject`, `nonce` and
+//! `ciphertext`), the only form in which the domain lets personal data into the log, so this
+//! works for every event type without knowing its fields.
+
+use caretrail_domain::Sealed;
+use caretrail_store::RecordedEvent;
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::keys::{KeyError, KeyRing};
+
+/// Whether the reader may see personal data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Personal values are opened (administrators; a director for their own pairing).
+    Personal,
+    /// Personal values are replaced by `{"redacted": true}` (auditors, integrations).
+    Redacted,
+}
+
+/// An event as served to readers.
+#[derive(Clone, Debug, Serialize)]
+pub struct EventView {
+    pub position: u64,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_id: uuid::Uuid,
+    pub event_type: String,
+    /// The schema version of `data` after upcasting (the current one).
+    pub schema_version: u32,
+    /// The version the event was stored with.
+    pub stored_schema_version: u32,
+    pub data: Value,
+    pub actor_id: String,
+    pub actor_role: String,
+    pub command_id: Option<uuid::Uuid>,
+    pub correlation_id: Option<uuid::Uuid>,
+    pub causation_id: Option<uuid::Uuid>,
+    pub business_date: Option<chrono::NaiveDate>,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub leaf_hash: String,
+}
+
+/// Why an event could not be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("stored event at position {position} is not readable: {reason}")]
+    Unreadable { position: u64, reason: String },
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+}
+
+/// The reader's view of `e`.
+pub async fn view(
+    keys: &KeyRing,
+    e: &RecordedEvent,
+    access: Access,
+) -> Result<EventView, ViewError> {
+    let unreadable = |reason: String| ViewError::Unreadable {
+        position: e.position,
+        reason,
+    };
+    let data: Value = serde_json::from_str(&e.data).map_err(|err| unreadable(err.to_string()))?;
+    let (version, mut data) = caretrail_domain::upcast(&e.event_type, e.schema_version, data)
+        .map_err(|err| unreadable(err.to_string()))?;
+    open_sealed(keys, &mut data, e.event_id, access).await?;
+    Ok(EventView {
+        position: e.position,
+        stream_id: e.stream_id.clone(),
+        stream_version: e.stream_version,
+        event_id: e.event_id,
+        event_type: e.event_type.clone(),
+        schema_version: version,
+        stored_schema_version: e.schema_version,
+        data,
+        actor_id: e.actor_id.clone(),
+        actor_role: e.actor_role.clone(),
+        command_id: e.command_id,
+        correlation_id: e.correlation_id,
+        causation_id: e.causation_id,
+        business_date: e.business_date,
+        recorded_at: e.recorded_at,
+        leaf_hash: hex_lower(&e.leaf_hash),
+    })
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn as_sealed(map: &Map<String, Value>) -> Option<Sealed> {
+    if map.len() == 3
+        && map.contains_key("subject")
+        && map.contains_key("nonce")
+        && map.contains_key("ciphertext")
+    {
+        serde_json::from_value(Value::Object(map.clone())).ok()
+    } else {
+        None
+    }
+}
+
+/// Replaces every sealed value in `value` according to `access`: plaintext as a JSON string,
+/// `{"erased": true}` after erasure, `{"redacted": true}` without access.
+pub async fn open_sealed(
+    keys: &KeyRing,
+    value: &mut Value,
+    event_id: uuid::Uuid,
+    access: Access,
+) -> Result<(), KeyError> {
+    // Iterative walk: payloads are small, but recursion in async code needs boxing anyway.
+    let mut stack: Vec<&mut Value> = vec![value];
+    while let Some(v) = stack.pop() {
+        let sealed = match &*v {
+            Value::Object(map) => as_sealed(map),
+            _ => None,
+        };
+        if let Some(sealed) = sealed {
+            *v = match access {
+                Access::Redacted => json!({ "redacted": true }),
+                Access::Personal => match keys.unseal(&sealed, event_id).await? {
+                    Some(text) => Value::String(text),
+                    None => json!({ "erased": true }),
+                },
+            };
+            continue;
+        }
+        match v {
+            Value::Object(map) => stack.extend(map.values_mut()),
+            Value::Array(items) => stack.extend(items.iter_mut()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
