@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Options: `--backend sqlite|postgres|both`, `--scale F` (multiplies every count; 1.0 default),
-//! `--max-wait-us N` (group commit wait, default 0).
+//! `--max-wait-us N` (group commit wait, default 0), `--phases a,b` (any of baseline, appends,
+//! growth, read, live; default all).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -335,172 +336,201 @@ async fn baseline(target: &Target, rows: u64) -> Vec<(String, String)> {
     out
 }
 
-async fn run(target: &Target, scale: f64, max_wait: Duration) -> String {
+async fn run(target: &Target, scale: f64, max_wait: Duration, phases: &[String]) -> String {
+    let on = |p: &str| phases.is_empty() || phases.iter().any(|x| x == p);
     let n = |x: f64| ((x * scale).round() as u64).max(1);
     let mut report = format!("\n### {}\n\n", target.backend);
     let mut options = StoreOptions::default();
     options.group_commit.max_wait = max_wait;
     let store = connect(&target.url, options).await.expect("open store");
 
-    report.push_str("| measurement | result |\n|---|---|\n");
-    for (what, result) in baseline(target, n(20_000.0)).await {
-        report.push_str(&format!("| {what} | {result} |\n"));
+    if on("baseline") {
+        report.push_str("| measurement | result |\n|---|---|\n");
+        for (what, result) in baseline(target, n(20_000.0)).await {
+            report.push_str(&format!("| {what} | {result} |\n"));
+        }
     }
-    let durable_commit = {
-        // Re-measure in the shape of our own writer: one single-event append at a time.
-        let (rate, _) = appends(&store, 1, n(1_000.0)).await;
-        rate
-    };
+    if on("appends") {
+        let durable_commit = {
+            // Re-measure in the shape of our own writer: one single-event append at a time.
+            let (rate, _) = appends(&store, 1, n(1_000.0)).await;
+            rate
+        };
 
-    report.push_str("\n| appenders | appends/s (1 event each, durable) | p50 | p99 | mean appends per commit | ratio to one durable commit |\n|---|---|---|---|---|---|\n");
-    for (tasks, per) in [(1usize, n(2_000.0)), (16, n(1_500.0)), (64, n(800.0))] {
-        let m = store.notifier();
-        let m = m.metrics();
-        let (c0, a0) = (m.commits.load(Relaxed), m.appends.load(Relaxed));
-        let (rate, lat) = appends(&store, tasks, per).await;
-        let batch =
-            (m.appends.load(Relaxed) - a0) as f64 / (m.commits.load(Relaxed) - c0).max(1) as f64;
+        report.push_str("\n| appenders | appends/s (1 event each, durable) | p50 | p99 | mean appends per commit | ratio to one durable commit |\n|---|---|---|---|---|---|\n");
+        for (tasks, per) in [(1usize, n(2_000.0)), (16, n(1_500.0)), (64, n(800.0))] {
+            let m = store.notifier();
+            let m = m.metrics();
+            let (c0, a0) = (m.commits.load(Relaxed), m.appends.load(Relaxed));
+            let (rate, lat) = appends(&store, tasks, per).await;
+            let batch = (m.appends.load(Relaxed) - a0) as f64
+                / (m.commits.load(Relaxed) - c0).max(1) as f64;
+            report.push_str(&format!(
+                "| {tasks} | {rate:.0} | {} | {} | {batch:.1} | {:.1}× |\n",
+                ms(pct(&lat, 0.5)),
+                ms(pct(&lat, 0.99)),
+                rate / durable_commit
+            ));
+        }
+    }
+    if on("growth") {
+        // Append latency as one stream grows.
+        let stream = StreamId::new("pairing-growing").unwrap();
+        let total = n(5_000.0);
+        let mut lat = Vec::new();
+        for v in 0..total {
+            let req = AppendRequest::single(
+                stream.clone(),
+                ExpectedVersion::Exact(v),
+                vec![new_event(v)],
+                Metadata::actor("bench", "admin").command(Uuid::now_v7()),
+            );
+            let t0 = Instant::now();
+            store.append(req).await.unwrap();
+            lat.push(t0.elapsed());
+        }
+        let window = (total / 10).max(1) as usize;
+        let avg = |s: &[Duration]| s.iter().sum::<Duration>() / s.len().max(1) as u32;
         report.push_str(&format!(
-            "| {tasks} | {rate:.0} | {} | {} | {batch:.1} | {:.1}× |\n",
-            ms(pct(&lat, 0.5)),
-            ms(pct(&lat, 0.99)),
-            rate / durable_commit
-        ));
-    }
-
-    // Append latency as one stream grows.
-    let stream = StreamId::new("pairing-growing").unwrap();
-    let total = n(5_000.0);
-    let mut lat = Vec::new();
-    for v in 0..total {
-        let req = AppendRequest::single(
-            stream.clone(),
-            ExpectedVersion::Exact(v),
-            vec![new_event(v)],
-            Metadata::actor("bench", "admin").command(Uuid::now_v7()),
-        );
-        let t0 = Instant::now();
-        store.append(req).await.unwrap();
-        lat.push(t0.elapsed());
-    }
-    let window = (total / 10).max(1) as usize;
-    let avg = |s: &[Duration]| s.iter().sum::<Duration>() / s.len().max(1) as u32;
-    report.push_str(&format!(
         "\nAppend latency on one stream as it grows to {total} events: mean of the first {window} {}, of the last {window} {}.\n",
         ms(avg(&lat[..window])),
         ms(avg(&lat[lat.len() - window..]))
     ));
-
-    // Grow the log for the read measurement with large concurrent batches.
-    let head = store.head().await.unwrap().position;
-    let want = n(200_000.0);
-    if head < want {
-        let mut handles = Vec::new();
-        let per = (want - head) / 64 + 1;
-        for t in 0..64u64 {
+    }
+    if on("read") {
+        // Grow the log for the read measurement with large concurrent batches.
+        let head = store.head().await.unwrap().position;
+        let want = n(200_000.0);
+        if head < want {
+            let mut handles = Vec::new();
+            let per = (want - head) / 64 + 1;
+            for t in 0..64u64 {
+                let store = store.clone();
+                handles.push(tokio::spawn(async move {
+                    let stream = StreamId::new(format!("fill-{t}")).unwrap();
+                    let mut i = 0;
+                    while i < per {
+                        let k = 50.min(per - i);
+                        let events = (0..k).map(|j| new_event(i + j)).collect();
+                        store
+                            .append(AppendRequest::single(
+                                stream.clone(),
+                                ExpectedVersion::Any,
+                                events,
+                                Metadata::actor("bench", "admin"),
+                            ))
+                            .await
+                            .unwrap();
+                        i += k;
+                    }
+                }));
+            }
+            for h in handles {
+                h.await.unwrap();
+            }
+        }
+        let head = store.head().await.unwrap().position;
+        for page in [1_000usize, 10_000] {
+            let t0 = Instant::now();
+            let mut after = 0;
+            let mut count = 0u64;
+            loop {
+                let events = store.read_log(&LogQuery::after(after, page)).await.unwrap();
+                let Some(last) = events.last() else { break };
+                after = last.position;
+                count += events.len() as u64;
+            }
+            assert_eq!(count, head);
+            report.push_str(&format!(
+            "\nForward read of the whole log ({head} events), one page of {page} at a time (`read_log`): {:.0} events/s.",
+            count as f64 / t0.elapsed().as_secs_f64()
+        ));
+        }
+        {
+            use futures::StreamExt;
+            let t0 = Instant::now();
+            let mut count = 0u64;
+            let mut last = 0;
+            let mut events = std::pin::pin!(caretrail_store::stream_log(
+                store.clone(),
+                LogQuery::after(0, 1_000)
+            ));
+            while let Some(e) = events.next().await {
+                let e = e.unwrap();
+                assert_eq!(e.position, last + 1);
+                last = e.position;
+                count += 1;
+            }
+            assert_eq!(count, head);
+            report.push_str(&format!(
+            "\nForward read of the whole log ({head} events), streamed with prefetch (`stream_log`, pages of 1000): {:.0} events/s.",
+            count as f64 / t0.elapsed().as_secs_f64()
+        ));
+        }
+        report.push('\n');
+    }
+    if on("live") {
+        // Live subscription latency: acknowledged → received, at a steady 1,000 appends/s from 4
+        // appenders.
+        let acked: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let received: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let start = store.head().await.unwrap().position;
+        let count = n(4_000.0);
+        let sub_task = {
             let store = store.clone();
+            let received = received.clone();
+            tokio::spawn(async move {
+                let mut sub = subscribe(store, start, EventFilter::all());
+                for _ in 0..count {
+                    let e = sub.next().await.unwrap();
+                    received.lock().unwrap().insert(e.position, Instant::now());
+                }
+            })
+        };
+        let mut handles = Vec::new();
+        for t in 0..4u64 {
+            let store = store.clone();
+            let acked = acked.clone();
             handles.push(tokio::spawn(async move {
-                let stream = StreamId::new(format!("fill-{t}")).unwrap();
-                let mut i = 0;
-                while i < per {
-                    let k = 50.min(per - i);
-                    let events = (0..k).map(|j| new_event(i + j)).collect();
-                    store
+                let stream = StreamId::new(format!("live-{t}")).unwrap();
+                let mut tick = tokio::time::interval(Duration::from_millis(4));
+                for i in 0..count / 4 {
+                    tick.tick().await;
+                    let r = store
                         .append(AppendRequest::single(
                             stream.clone(),
                             ExpectedVersion::Any,
-                            events,
+                            vec![new_event(i)],
                             Metadata::actor("bench", "admin"),
                         ))
                         .await
                         .unwrap();
-                    i += k;
+                    acked
+                        .lock()
+                        .unwrap()
+                        .insert(r.first_position().unwrap(), Instant::now());
                 }
             }));
         }
         for h in handles {
             h.await.unwrap();
         }
-    }
-    let head = store.head().await.unwrap().position;
-    for page in [1_000usize, 10_000] {
-        let t0 = Instant::now();
-        let mut after = 0;
-        let mut count = 0u64;
-        loop {
-            let events = store.read_log(&LogQuery::after(after, page)).await.unwrap();
-            let Some(last) = events.last() else { break };
-            after = last.position;
-            count += events.len() as u64;
-        }
-        assert_eq!(count, head);
+        sub_task.await.unwrap();
+        let acked = acked.lock().unwrap();
+        let received = received.lock().unwrap();
+        let mut lat: Vec<Duration> = acked
+            .iter()
+            .map(|(p, a)| received[p].saturating_duration_since(*a))
+            .collect();
+        lat.sort();
         report.push_str(&format!(
-            "\nForward read of the whole log ({head} events, pages of {page}): {:.0} events/s.",
-            count as f64 / t0.elapsed().as_secs_f64()
-        ));
-    }
-    report.push('\n');
-
-    // Live subscription latency: acknowledged → received, at a steady 1,000 appends/s from 4
-    // appenders.
-    let acked: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-    let received: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-    let start = store.head().await.unwrap().position;
-    let count = n(4_000.0);
-    let sub_task = {
-        let store = store.clone();
-        let received = received.clone();
-        tokio::spawn(async move {
-            let mut sub = subscribe(store, start, EventFilter::all());
-            for _ in 0..count {
-                let e = sub.next().await.unwrap();
-                received.lock().unwrap().insert(e.position, Instant::now());
-            }
-        })
-    };
-    let mut handles = Vec::new();
-    for t in 0..4u64 {
-        let store = store.clone();
-        let acked = acked.clone();
-        handles.push(tokio::spawn(async move {
-            let stream = StreamId::new(format!("live-{t}")).unwrap();
-            let mut tick = tokio::time::interval(Duration::from_millis(4));
-            for i in 0..count / 4 {
-                tick.tick().await;
-                let r = store
-                    .append(AppendRequest::single(
-                        stream.clone(),
-                        ExpectedVersion::Any,
-                        vec![new_event(i)],
-                        Metadata::actor("bench", "admin"),
-                    ))
-                    .await
-                    .unwrap();
-                acked
-                    .lock()
-                    .unwrap()
-                    .insert(r.first_position().unwrap(), Instant::now());
-            }
-        }));
-    }
-    for h in handles {
-        h.await.unwrap();
-    }
-    sub_task.await.unwrap();
-    let acked = acked.lock().unwrap();
-    let received = received.lock().unwrap();
-    let mut lat: Vec<Duration> = acked
-        .iter()
-        .map(|(p, a)| received[p].saturating_duration_since(*a))
-        .collect();
-    lat.sort();
-    report.push_str(&format!(
         "\nLive subscription latency (append acknowledged → subscriber has it; {} events at ~1,000/s): p50 {}, p99 {}, max {}.\n",
         lat.len(),
         ms(pct(&lat, 0.5)),
         ms(pct(&lat, 0.99)),
         ms(*lat.last().unwrap())
     ));
+    }
     drop(store);
     report
 }
@@ -515,6 +545,9 @@ async fn main() {
     };
     let backend = arg("--backend").unwrap_or_else(|| "sqlite".into());
     let scale: f64 = arg("--scale").map_or(1.0, |s| s.parse().expect("--scale is a number"));
+    let phases: Vec<String> = arg("--phases")
+        .map(|p| p.split(',').map(str::to_owned).collect())
+        .unwrap_or_default();
     let max_wait = Duration::from_micros(
         arg("--max-wait-us").map_or(0, |s| s.parse().expect("--max-wait-us is a number")),
     );
@@ -523,13 +556,13 @@ async fn main() {
     let mut report = String::from("## Event store\n");
     if backend == "sqlite" || backend == "both" {
         let t = sqlite_target(dir.path(), "events").await;
-        report.push_str(&run(&t, scale, max_wait).await);
+        report.push_str(&run(&t, scale, max_wait, &phases).await);
     }
     if backend == "postgres" || backend == "both" {
         let admin = std::env::var("CARETRAIL_PG_URL")
             .expect("set CARETRAIL_PG_URL to benchmark PostgreSQL");
         let t = pg_target(&admin, "events").await;
-        report.push_str(&run(&t, scale, max_wait).await);
+        report.push_str(&run(&t, scale, max_wait, &phases).await);
         drop_target(t).await;
     }
     println!("{report}");

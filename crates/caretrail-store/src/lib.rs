@@ -202,39 +202,73 @@ pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn EventSt
 /// Streams the log as described by `query`, fetching `query.limit` events per page, so memory
 /// stays bounded however long the log is. `query.up_to` defaults to the head when the stream
 /// starts, so the stream ends.
+///
+/// Without a filter, positions are gapless, so the pages are known ranges in advance: the next
+/// pages are fetched (and decoded, on other tasks) while the current one is consumed, which
+/// keeps both the database and the decoder busy. Filtered reads page one after another.
 pub fn stream_log(
     store: Arc<dyn EventStore>,
     query: LogQuery,
 ) -> impl Stream<Item = Result<RecordedEvent>> + Send {
     use futures::StreamExt;
-    let page = query.limit.max(1);
-    futures::stream::try_unfold(
-        (store, query, None::<u64>),
-        move |(store, mut q, up_to)| async move {
-            let up_to = match up_to.or(q.up_to) {
-                Some(p) => p,
-                None => store.head().await?.position,
-            };
-            q.up_to = Some(up_to);
-            q.limit = page;
-            if q.after >= up_to {
-                return Ok(None);
-            }
-            let events = store.read_log(&q).await?;
-            match events.last() {
-                None => Ok(None),
-                Some(last) => {
-                    q.after = last.position;
-                    Ok(Some((events, (store, q, Some(up_to)))))
-                }
-            }
-        },
-    )
-    .map(|page: Result<Vec<RecordedEvent>>| match page {
-        Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
-        Err(e) => futures::stream::iter(std::iter::once(Err(e))).right_stream(),
+    const PREFETCH: usize = 3;
+    let page = query.limit.max(1) as u64;
+    let pages = futures::stream::once(async move {
+        let up_to = match query.up_to {
+            Some(p) => p,
+            None => store.head().await?.position,
+        };
+        Ok::<_, StoreError>((store, query, up_to))
     })
-    .flatten()
+    .map(move |start| match start {
+        Err(e) => futures::stream::iter(vec![Err(e)]).boxed(),
+        Ok((store, query, up_to)) if query.filter.is_all() => {
+            let ranges = (query.after..up_to)
+                .step_by(page as usize)
+                .map(move |after| LogQuery {
+                    after,
+                    up_to: Some((after + page).min(up_to)),
+                    filter: EventFilter::all(),
+                    limit: page as usize,
+                });
+            futures::stream::iter(ranges)
+                .map(move |q| {
+                    let store = store.clone();
+                    async move {
+                        tokio::spawn(async move { store.read_log(&q).await })
+                            .await
+                            .map_err(|_| StoreError::Closed)?
+                    }
+                })
+                .buffered(PREFETCH)
+                .boxed()
+        }
+        Ok((store, query, up_to)) => {
+            futures::stream::try_unfold((store, query), move |(store, mut q)| async move {
+                q.up_to = Some(up_to);
+                q.limit = page as usize;
+                if q.after >= up_to {
+                    return Ok(None);
+                }
+                let events = store.read_log(&q).await?;
+                match events.last() {
+                    None => Ok(None),
+                    Some(last) => {
+                        q.after = last.position;
+                        Ok(Some((events, (store, q))))
+                    }
+                }
+            })
+            .boxed()
+        }
+    })
+    .flatten();
+    pages
+        .map(|page: Result<Vec<RecordedEvent>>| match page {
+            Ok(events) => futures::stream::iter(events.into_iter().map(Ok)).left_stream(),
+            Err(e) => futures::stream::iter(std::iter::once(Err(e))).right_stream(),
+        })
+        .flatten()
 }
 
 /// Subscribes to the log after `after`: stored events first, then live ones, in order, each

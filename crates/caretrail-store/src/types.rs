@@ -268,10 +268,12 @@ impl AppendRequest {
                 }
             }
         }
-        if self.metadata.actor_id.is_empty() || self.metadata.actor_role.is_empty() {
-            return Err(StoreError::InvalidAppend(
-                "metadata must name the actor and their role".into(),
-            ));
+        for (what, value) in [
+            ("actor id", &self.metadata.actor_id),
+            ("actor role", &self.metadata.actor_role),
+        ] {
+            validate_name(value)
+                .map_err(|why| StoreError::InvalidAppend(format!("metadata {what} {why}")))?;
         }
         Ok(())
     }

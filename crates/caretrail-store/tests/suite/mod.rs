@@ -27,7 +27,8 @@ pub async fn appended_events_read_back_exactly(h: &Harness) {
     let e1 = event("VisitRecorded", 1).on(date);
     let e2 = NewEvent {
         // Key order and spacing are kept byte for byte: the leaf hash commits to them.
-        data: r#"{ "z": 1, "a": [1, 2.5, "三"] }"#.into(),
+        // Escaped control characters too: the SQLite backend packs pages with U+001E/U+001F.
+        data: r#"{ "z": 1, "a": [1, 2.5, "三"], "c": "\u001e\u001f\n" }"#.into(),
         ..event("VisitCorrected", 2)
     };
     let mut metadata = Metadata::actor("director-7", "director").command(Uuid::now_v7());
@@ -251,9 +252,19 @@ pub async fn a_repeated_command_id_returns_the_original_result_and_writes_nothin
     // again: it must not be.
     let again = store.append(first).await.expect("retry");
     assert!(again.deduplicated);
-    let looked_up = store.command_result(cmd).await.unwrap().expect("stored result");
+    let looked_up = store
+        .command_result(cmd)
+        .await
+        .unwrap()
+        .expect("stored result");
     assert_eq!(looked_up, again);
-    assert!(store.command_result(Uuid::now_v7()).await.unwrap().is_none());
+    assert!(
+        store
+            .command_result(Uuid::now_v7())
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(again.events, original.events);
     assert_eq!(again.streams, original.streams);
     assert_eq!(again.recorded_at, original.recorded_at);
