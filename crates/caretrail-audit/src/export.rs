@@ -1,0 +1,275 @@
+//! The export format: JSON lines holding the whole log with every leaf field, and every signed
+//! checkpoint placed right after the event that completes its tree, each with a consistency
+//! proof from the checkpoint before it.
+//!
+//! ```text
+//! {"header":{"format":"caretrail-audit-export","version":1,"origin":"caretrail/log","public_key":"caretrail/log+...","events":N,"checkpoints":K}}
+//! {"event":{"position":1,"stream_id":"visit-1",...,"data":"{\"a\":1}","leaf_hash":"<hex>"}}
+//! {"checkpoint":{"tree_size":1,"note":"caretrail/log\n1\n...","consistency_proof":[]}}
+//! ...
+//! {"end":{"events":N,"checkpoints":K}}
+//! ```
+//!
+//! Every line is one externally tagged object, so a reader knows a line's kind from its only
+//! key; the `end` line lets a verifier tell a complete export from a cut-off one. The header's
+//! public key is informational: a verifier pins its own. See `docs/audit-format.md`.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::sync::Arc;
+
+use caretrail_store::leaf::LeafFields;
+use caretrail_store::{LogQuery, RecordedEvent, stream_log};
+use chrono::{DateTime, NaiveDate};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::auditor::Auditor;
+use crate::{AuditError, Result};
+
+/// The `format` value of an export header.
+pub const FORMAT: &str = "caretrail-audit-export";
+/// The export format version.
+pub const VERSION: u32 = 1;
+
+/// One line of an export.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Line<'a> {
+    Header(Header),
+    #[serde(borrow)]
+    Event(EventRecord<'a>),
+    Checkpoint(CheckpointRecord),
+    End(End),
+}
+
+/// The first line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Header {
+    pub format: String,
+    pub version: u32,
+    pub origin: String,
+    /// The exporting service's verifier key, for information only.
+    pub public_key: Option<String>,
+    pub events: u64,
+    pub checkpoints: u64,
+}
+
+/// An event with every field its leaf hash commits to, and the stored leaf hash.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventRecord<'a> {
+    pub position: u64,
+    #[serde(borrow)]
+    pub stream_id: Cow<'a, str>,
+    pub stream_version: u64,
+    pub event_id: Uuid,
+    #[serde(borrow)]
+    pub event_type: Cow<'a, str>,
+    pub schema_version: u32,
+    pub business_date: Option<NaiveDate>,
+    /// Microseconds since 1970-01-01T00:00:00Z, exactly as encoded in the leaf.
+    pub recorded_at_us: i64,
+    #[serde(borrow)]
+    pub actor_id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub actor_role: Cow<'a, str>,
+    pub command_id: Option<Uuid>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+    /// The payload's JSON text embedded verbatim as a JSON value, when that keeps its bytes
+    /// exact (it is valid JSON with no line breaks and no surrounding whitespace).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<&'a RawValue>,
+    /// Otherwise the payload's text as a JSON string (exactly one of the two is present).
+    #[serde(borrow, default, skip_serializing_if = "Option::is_none")]
+    pub data_text: Option<Cow<'a, str>>,
+    /// The stored leaf hash, lowercase hex.
+    #[serde(borrow)]
+    pub leaf_hash: Cow<'a, str>,
+}
+
+impl<'a> EventRecord<'a> {
+    /// The record of a stored event.
+    pub fn of(e: &'a RecordedEvent) -> Self {
+        Self {
+            position: e.position,
+            stream_id: Cow::Borrowed(&e.stream_id),
+            stream_version: e.stream_version,
+            event_id: e.event_id,
+            event_type: Cow::Borrowed(&e.event_type),
+            schema_version: e.schema_version,
+            business_date: e.business_date,
+            recorded_at_us: e.recorded_at.timestamp_micros(),
+            actor_id: Cow::Borrowed(&e.actor_id),
+            actor_role: Cow::Borrowed(&e.actor_role),
+            command_id: e.command_id,
+            correlation_id: e.correlation_id,
+            causation_id: e.causation_id,
+            data: verbatim(&e.data),
+            data_text: verbatim(&e.data)
+                .is_none()
+                .then_some(Cow::Borrowed(e.data.as_str())),
+            leaf_hash: Cow::Owned(hex::encode(e.leaf_hash)),
+        }
+    }
+
+    /// The payload text, whichever way it was written (`None` if both or neither are present).
+    pub fn data(&self) -> Option<&str> {
+        match (&self.data, &self.data_text) {
+            (Some(raw), None) => Some(raw.get()),
+            (None, Some(text)) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The leaf fields, or `None` if the record time is out of range or the payload is absent.
+    pub fn fields(&self) -> Option<LeafFields<'_>> {
+        Some(LeafFields {
+            position: self.position,
+            stream_id: &self.stream_id,
+            stream_version: self.stream_version,
+            event_id: self.event_id,
+            event_type: &self.event_type,
+            schema_version: self.schema_version,
+            business_date: self.business_date,
+            recorded_at: DateTime::from_timestamp_micros(self.recorded_at_us)?,
+            actor_id: &self.actor_id,
+            actor_role: &self.actor_role,
+            command_id: self.command_id,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            data: self.data()?,
+        })
+    }
+}
+
+/// The payload as a raw JSON value, if embedding it verbatim keeps every byte: `RawValue`
+/// drops whitespace around a value, and a line break would split the JSON line.
+fn verbatim(data: &str) -> Option<&RawValue> {
+    if data.trim() != data || data.contains(['\n', '\r']) {
+        return None;
+    }
+    let raw: &RawValue = serde_json::from_str(data).ok()?;
+    (raw.get() == data).then_some(raw)
+}
+
+/// A signed checkpoint and the consistency proof from the previous one in the export.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckpointRecord {
+    pub tree_size: u64,
+    /// The signed note, exactly as signed.
+    pub note: String,
+    /// Hashes (lowercase hex) proving this tree extends the previous checkpoint's; empty for the
+    /// first checkpoint or when the previous one had size 0.
+    pub consistency_proof: Vec<String>,
+}
+
+/// The last line.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct End {
+    pub events: u64,
+    pub checkpoints: u64,
+}
+
+/// What an export wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ExportSummary {
+    pub events: u64,
+    pub checkpoints: u64,
+}
+
+fn write_line(out: &mut dyn Write, line: &Line<'_>) -> Result<()> {
+    serde_json::to_writer(&mut *out, line).map_err(|e| AuditError::Io(e.into()))?;
+    Ok(out.write_all(b"\n")?)
+}
+
+/// Writes the log and its checkpoints to `out` (see the module doc). The tree is brought up to
+/// date first so every consistency proof can be served; events are read page by page, so memory
+/// stays bounded. `progress` sees `(events written, events in total)`.
+#[tracing::instrument(name = "audit.export", skip_all)]
+pub async fn export(
+    auditor: &Auditor,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<ExportSummary> {
+    auditor.update_tree().await?;
+    let store: Arc<dyn caretrail_store::EventStore> = auditor.store().clone();
+    let tree_size = auditor.tree_size().await?;
+    // Every stored checkpoint goes out, even one larger than the log (a restored backup):
+    // the verifier, not the exporter, judges them.
+    let checkpoints = auditor.checkpoints().await?;
+    let head = tree_size;
+    write_line(
+        out,
+        &Line::Header(Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            origin: auditor.origin().into(),
+            public_key: auditor.verifier().map(|v| v.to_string()),
+            events: head,
+            checkpoints: checkpoints.len() as u64,
+        }),
+    )?;
+    let mut next_cp = 0;
+    let mut prev_size = 0u64;
+    let mut emit_checkpoints = async |at: u64, out: &mut dyn Write| -> Result<()> {
+        while next_cp < checkpoints.len() && checkpoints[next_cp].tree_size <= at {
+            let cp = &checkpoints[next_cp];
+            let proof = if prev_size > 0 && prev_size < cp.tree_size && cp.tree_size <= head {
+                auditor
+                    .consistency_proof(prev_size, cp.tree_size)
+                    .await?
+                    .proof
+                    .iter()
+                    .map(hex::encode)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            write_line(
+                out,
+                &Line::Checkpoint(CheckpointRecord {
+                    tree_size: cp.tree_size,
+                    note: cp.note.clone(),
+                    consistency_proof: proof,
+                }),
+            )?;
+            prev_size = cp.tree_size;
+            next_cp += 1;
+        }
+        Ok(())
+    };
+    emit_checkpoints(0, out).await?;
+    let query = LogQuery {
+        after: 0,
+        up_to: Some(head),
+        filter: Default::default(),
+        limit: 5000,
+    };
+    let mut events = std::pin::pin!(stream_log(store, query));
+    let mut written = 0u64;
+    while let Some(e) = events.next().await {
+        let e = e?;
+        write_line(out, &Line::Event(EventRecord::of(&e)))?;
+        written += 1;
+        emit_checkpoints(e.position, out).await?;
+        if written.is_multiple_of(10_000) {
+            progress(written, head);
+        }
+    }
+    progress(written, head);
+    emit_checkpoints(u64::MAX, out).await?;
+    write_line(
+        out,
+        &Line::End(End {
+            events: written,
+            checkpoints: next_cp as u64,
+        }),
+    )?;
+    Ok(ExportSummary {
+        events: written,
+        checkpoints: next_cp as u64,
+    })
+}

@@ -1,0 +1,439 @@
+//! The verifier: checks an export file or a live database with nothing but the public key, and
+//! names the first thing that fails, in log order.
+//!
+//! For each event, in position order: positions run 1, 2, 3, ... without holes, and the leaf
+//! hash recomputes from the event's content. Each signed checkpoint is checked when the tree
+//! built from those leaves reaches its size: its signature verifies with the pinned key
+//! (`verify_strict`), its root equals the root of the leaves, and the consistency proof the log
+//! serves from the previous checkpoint verifies (RFC 9162 §2.1.4.2). A checkpoint larger than
+//! the log means the log lost events it had signed (an old backup restored, a truncation).
+//!
+//! The work per event is one leaf encoding into a reused buffer, one SHA-256 of it and on
+//! average one interior hash; the tree is kept as a [`Frontier`], so memory is `O(log n)`.
+
+use std::collections::VecDeque;
+use std::io::BufRead;
+
+use caretrail_store::leaf::{LeafFields, encode_into};
+use caretrail_store::{LogQuery, stream_log};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::auditor::Auditor;
+use crate::export::{FORMAT, Line, VERSION};
+use crate::merkle::{self, Frontier, Hash};
+use crate::note::{self, NoteError, NoteVerifier};
+
+/// The first failure a verification found.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The event's content does not hash to its leaf hash: its data, metadata or position was
+    /// changed, or it was moved.
+    #[error("position {position}: the event does not hash to its leaf hash")]
+    LeafHashMismatch { position: u64 },
+    /// A position is missing from the log (an event was deleted).
+    #[error("position {position}: the event is missing (the log continues at {found})")]
+    MissingPosition { position: u64, found: u64 },
+    /// A position appears again or out of order.
+    #[error("position {position}: expected next, but found position {found}")]
+    UnexpectedPosition { position: u64, found: u64 },
+    /// A checkpoint's signature does not verify with the pinned key.
+    #[error("checkpoint at tree size {tree_size}: {reason}")]
+    BadSignature { tree_size: u64, reason: NoteError },
+    /// The signed root differs from the root of the log's leaves: the log was rewritten (or
+    /// forked) somewhere in `first_position..=tree_size`, after the last checkpoint that held.
+    #[error(
+        "checkpoint at tree size {tree_size}: the log's root differs from the signed root; \
+         the log was changed at or after position {first_position}"
+    )]
+    RootMismatch { tree_size: u64, first_position: u64 },
+    /// A signed checkpoint covers more events than the log has: signed events are gone.
+    #[error(
+        "checkpoint at tree size {tree_size}: the log has only {log_size} events; \
+         position {} onwards is missing", log_size + 1
+    )]
+    CheckpointBeyondLog { tree_size: u64, log_size: u64 },
+    /// The consistency proof between two checkpoints does not verify.
+    #[error("checkpoint at tree size {to}: the consistency proof from tree size {from} is invalid")]
+    InconsistentCheckpoints { from: u64, to: u64 },
+    /// A line of an export file is not in the documented format.
+    #[error("line {line}: {reason}")]
+    Malformed { line: u64, reason: String },
+    /// The export file ends without its `end` line, or counts disagree with it.
+    #[error("the export is truncated or incomplete: {0}")]
+    Truncated(String),
+    /// The file could not be read.
+    #[error("cannot read the export: {0}")]
+    Io(#[from] std::io::Error),
+    /// The store or the audit tables could not be read.
+    #[error(transparent)]
+    Audit(#[from] crate::AuditError),
+}
+
+impl VerifyError {
+    /// The first log position this failure names, if it names one.
+    pub fn position(&self) -> Option<u64> {
+        match self {
+            Self::LeafHashMismatch { position }
+            | Self::MissingPosition { position, .. }
+            | Self::UnexpectedPosition { position, .. } => Some(*position),
+            Self::RootMismatch { first_position, .. } => Some(*first_position),
+            Self::CheckpointBeyondLog { log_size, .. } => Some(log_size + 1),
+            _ => None,
+        }
+    }
+
+    /// The tree size of the checkpoint this failure names, if any.
+    pub fn checkpoint(&self) -> Option<u64> {
+        match self {
+            Self::BadSignature { tree_size, .. }
+            | Self::RootMismatch { tree_size, .. }
+            | Self::CheckpointBeyondLog { tree_size, .. } => Some(*tree_size),
+            Self::InconsistentCheckpoints { to, .. } => Some(*to),
+            _ => None,
+        }
+    }
+}
+
+/// Extra inputs to a verification.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// Checkpoints the auditor obtained earlier (signed notes), checked as if the log had
+    /// served them: a restored old backup is caught by the newer checkpoint the auditor kept.
+    pub trusted_checkpoints: Vec<String>,
+}
+
+/// What a successful verification covered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub events: u64,
+    pub checkpoints: u64,
+    /// The root of all verified leaves.
+    pub root: Hash,
+    /// The largest verified checkpoint's tree size, if any.
+    pub latest_checkpoint: Option<u64>,
+}
+
+/// A checkpoint waiting for the tree to reach its size.
+struct Pending {
+    tree_size: u64,
+    note: String,
+    /// The log's consistency proof from the previous checkpoint (`None`: none was offered).
+    proof: Option<Vec<Hash>>,
+}
+
+/// The streaming core shared by file and database verification.
+struct Verifier<'k> {
+    key: &'k NoteVerifier,
+    frontier: Frontier,
+    buf: Vec<u8>,
+    pending: VecDeque<Pending>,
+    previous: Option<(u64, Hash)>,
+    checkpoints: u64,
+}
+
+impl<'k> Verifier<'k> {
+    fn new(key: &'k NoteVerifier) -> Self {
+        Self {
+            key,
+            frontier: Frontier::new(),
+            buf: Vec::with_capacity(1024),
+            pending: VecDeque::new(),
+            previous: None,
+            checkpoints: 0,
+        }
+    }
+
+    fn event(&mut self, f: &LeafFields<'_>, stored: &Hash) -> Result<(), VerifyError> {
+        let expected = self.frontier.size() + 1;
+        if f.position != expected {
+            return Err(if f.position > expected {
+                VerifyError::MissingPosition {
+                    position: expected,
+                    found: f.position,
+                }
+            } else {
+                VerifyError::UnexpectedPosition {
+                    position: expected,
+                    found: f.position,
+                }
+            });
+        }
+        self.buf.clear();
+        self.buf.push(0);
+        encode_into(f, &mut self.buf);
+        let hash: Hash = Sha256::digest(&self.buf).into();
+        if &hash != stored {
+            return Err(VerifyError::LeafHashMismatch {
+                position: f.position,
+            });
+        }
+        self.frontier.push(hash, |_, _| {});
+        self.check_due()
+    }
+
+    /// Queues a checkpoint, keeping the queue ordered by tree size.
+    fn checkpoint(&mut self, p: Pending) -> Result<(), VerifyError> {
+        let at = self
+            .pending
+            .iter()
+            .position(|q| q.tree_size > p.tree_size)
+            .unwrap_or(self.pending.len());
+        self.pending.insert(at, p);
+        self.check_due()
+    }
+
+    fn check_due(&mut self) -> Result<(), VerifyError> {
+        while let Some(p) = self.pending.front() {
+            if p.tree_size > self.frontier.size() {
+                break;
+            }
+            let p = self.pending.pop_front().unwrap_or_else(|| unreachable!());
+            self.check(p)?;
+        }
+        Ok(())
+    }
+
+    fn check(&mut self, p: Pending) -> Result<(), VerifyError> {
+        let tree_size = p.tree_size;
+        let body = note::open_checkpoint(self.key, &p.note)
+            .map_err(|reason| VerifyError::BadSignature { tree_size, reason })?;
+        if body.tree_size != tree_size {
+            return Err(VerifyError::BadSignature {
+                tree_size,
+                reason: NoteError::Malformed("the signed tree size differs from the record's"),
+            });
+        }
+        if tree_size < self.frontier.size() {
+            // Only reachable for trusted checkpoints smaller than the log's first checkpoint
+            // offered after the tree passed them; they were queued too late to check.
+            return Err(VerifyError::Malformed {
+                line: 0,
+                reason: format!("checkpoint {tree_size} arrived after its position"),
+            });
+        }
+        let root = self.frontier.root();
+        let prev_size = self.previous.map_or(0, |(s, _)| s);
+        if root != body.root_hash {
+            return Err(VerifyError::RootMismatch {
+                tree_size,
+                first_position: prev_size + 1,
+            });
+        }
+        if let (Some((old, old_root)), Some(proof)) = (self.previous, &p.proof)
+            && old > 0
+            && old < tree_size
+            && merkle::verify_consistency(old, tree_size, proof, &old_root, &root).is_err()
+        {
+            return Err(VerifyError::InconsistentCheckpoints {
+                from: old,
+                to: tree_size,
+            });
+        }
+        self.previous = Some((tree_size, root));
+        self.checkpoints += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<VerifyReport, VerifyError> {
+        if let Some(p) = self.pending.pop_front() {
+            // A signature that does not verify is reported as such, not as missing events.
+            note::open_checkpoint(self.key, &p.note).map_err(|reason| {
+                VerifyError::BadSignature {
+                    tree_size: p.tree_size,
+                    reason,
+                }
+            })?;
+            return Err(VerifyError::CheckpointBeyondLog {
+                tree_size: p.tree_size,
+                log_size: self.frontier.size(),
+            });
+        }
+        Ok(VerifyReport {
+            events: self.frontier.size(),
+            checkpoints: self.checkpoints,
+            root: self.frontier.root(),
+            latest_checkpoint: self.previous.map(|(s, _)| s),
+        })
+    }
+}
+
+fn trusted(options: &VerifyOptions) -> Result<Vec<Pending>, VerifyError> {
+    options
+        .trusted_checkpoints
+        .iter()
+        .map(|n| {
+            let body = note::peek_checkpoint(n).map_err(|e| VerifyError::Malformed {
+                line: 0,
+                reason: format!("trusted checkpoint: {e}"),
+            })?;
+            Ok(Pending {
+                tree_size: body.tree_size,
+                note: n.clone(),
+                proof: None,
+            })
+        })
+        .collect()
+}
+
+fn parse_proof(line: u64, hexes: &[String]) -> Result<Vec<Hash>, VerifyError> {
+    hexes
+        .iter()
+        .map(|h| {
+            let mut out = [0u8; 32];
+            hex::decode_to_slice(h, &mut out).map_err(|_| VerifyError::Malformed {
+                line,
+                reason: "a proof hash is not 64 hex digits".into(),
+            })?;
+            Ok(out)
+        })
+        .collect()
+}
+
+/// Verifies an export read from `reader` with the pinned `key`. `progress` sees
+/// `(events verified, events announced by the header)`.
+pub fn verify_file(
+    reader: impl BufRead,
+    key: &NoteVerifier,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    let mut v = Verifier::new(key);
+    for p in trusted(options)? {
+        v.checkpoint(p)?;
+    }
+    let mut reader = reader;
+    let mut text: Vec<u8> = Vec::with_capacity(4096);
+    let mut line_no = 0u64;
+    let mut announced = 0u64;
+    let mut end = None;
+    loop {
+        text.clear();
+        if reader.read_until(b'\n', &mut text)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if end.is_some() {
+            return Err(VerifyError::Malformed {
+                line: line_no,
+                reason: "content after the end line".into(),
+            });
+        }
+        let malformed = |reason: String| VerifyError::Malformed {
+            line: line_no,
+            reason,
+        };
+        let line: Line<'_> = serde_json::from_slice(text.strip_suffix(b"\n").unwrap_or(&text))
+            .map_err(|e| malformed(e.to_string()))?;
+        match line {
+            Line::Header(h) => {
+                if line_no != 1 || h.format != FORMAT || h.version != VERSION {
+                    return Err(malformed(format!(
+                        "expected a {FORMAT} version {VERSION} header on line 1"
+                    )));
+                }
+                announced = h.events;
+            }
+            _ if line_no == 1 => return Err(malformed("the first line must be the header".into())),
+            Line::Event(e) => {
+                let fields = e
+                    .fields()
+                    .ok_or_else(|| malformed("record time out of range, or no payload".into()))?;
+                let mut stored = [0u8; 32];
+                hex::decode_to_slice(e.leaf_hash.as_bytes(), &mut stored)
+                    .map_err(|_| malformed("leaf_hash is not 64 hex digits".into()))?;
+                v.event(&fields, &stored)?;
+                let n = v.frontier.size();
+                if n.is_multiple_of(65_536) {
+                    progress(n, announced);
+                }
+            }
+            Line::Checkpoint(c) => {
+                let proof = parse_proof(line_no, &c.consistency_proof)?;
+                v.checkpoint(Pending {
+                    tree_size: c.tree_size,
+                    note: c.note,
+                    proof: Some(proof),
+                })?;
+            }
+            Line::End(e) => end = Some(e),
+        }
+    }
+    progress(v.frontier.size(), announced);
+    let Some(end) = end else {
+        return Err(VerifyError::Truncated(format!(
+            "no end line after {line_no} lines"
+        )));
+    };
+    if end.events != v.frontier.size() || end.checkpoints != v.checkpoints + v.pending.len() as u64
+    {
+        // Pending checkpoints beyond the log are reported more precisely below.
+        if v.pending.is_empty() {
+            return Err(VerifyError::Truncated(format!(
+                "the end line counts {} events and {} checkpoints, the file holds {} and {}",
+                end.events,
+                end.checkpoints,
+                v.frontier.size(),
+                v.checkpoints
+            )));
+        }
+    }
+    v.finish()
+}
+
+/// Verifies the live database behind `auditor` with the pinned `key`: the stored events, the
+/// stored checkpoints, and the consistency proofs the stored tree serves between them.
+#[tracing::instrument(name = "audit.verify_store", skip_all)]
+pub async fn verify_store(
+    auditor: &Auditor,
+    key: &NoteVerifier,
+    options: &VerifyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<VerifyReport, VerifyError> {
+    let store = auditor.store().clone();
+    let mut v = Verifier::new(key);
+    for p in trusted(options)? {
+        v.checkpoint(p)?;
+    }
+    let mut previous = 0u64;
+    for cp in auditor.checkpoints().await? {
+        // The proof is asked of the log's own tree; a tree that cannot serve one, or serves a
+        // forged one, fails the check.
+        let proof = if previous > 0 && previous < cp.tree_size {
+            match auditor.consistency_proof(previous, cp.tree_size).await {
+                Ok(p) => Some(p.proof),
+                Err(_) => Some(Vec::new()),
+            }
+        } else {
+            None
+        };
+        previous = cp.tree_size;
+        v.checkpoint(Pending {
+            tree_size: cp.tree_size,
+            note: cp.note,
+            proof,
+        })?;
+    }
+    let head = store
+        .head()
+        .await
+        .map_err(crate::AuditError::from)?
+        .position;
+    let query = LogQuery {
+        after: 0,
+        up_to: None,
+        filter: Default::default(),
+        limit: 10_000,
+    };
+    let mut events = std::pin::pin!(stream_log(store, query));
+    while let Some(e) = events.next().await {
+        let e = e.map_err(crate::AuditError::from)?;
+        v.event(&LeafFields::from(&e), &e.leaf_hash)?;
+        let n = v.frontier.size();
+        if n.is_multiple_of(65_536) {
+            progress(n, head);
+        }
+    }
+    progress(v.frontier.size(), head);
+    v.finish()
+}
