@@ -68,7 +68,9 @@ pub struct EventRecord<'a> {
     #[serde(borrow)]
     pub event_type: Cow<'a, str>,
     pub schema_version: u32,
-    pub business_date: Option<NaiveDate>,
+    /// `YYYY-MM-DD`; kept as text, because the leaf encodes the text.
+    #[serde(borrow)]
+    pub business_date: Option<Cow<'a, str>>,
     /// Microseconds since 1970-01-01T00:00:00Z, exactly as encoded in the leaf.
     pub recorded_at_us: i64,
     #[serde(borrow)]
@@ -100,7 +102,9 @@ impl<'a> EventRecord<'a> {
             event_id: e.event_id,
             event_type: Cow::Borrowed(&e.event_type),
             schema_version: e.schema_version,
-            business_date: e.business_date,
+            business_date: e
+                .business_date
+                .map(|d| Cow::Owned(d.format("%Y-%m-%d").to_string())),
             recorded_at_us: e.recorded_at.timestamp_micros(),
             actor_id: Cow::Borrowed(&e.actor_id),
             actor_role: Cow::Borrowed(&e.actor_role),
@@ -124,7 +128,52 @@ impl<'a> EventRecord<'a> {
         }
     }
 
-    /// The leaf fields, or `None` if the record time is out of range or the payload is absent.
+    /// Appends the record's leaf encoding (`caretrail_store::leaf`, version 1) to `out`,
+    /// straight from the record's text, without date or time conversions: the verifier's hot
+    /// path. `None` if the payload is absent. Equal to the store's encoding of the same event
+    /// (a test pins this).
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Option<()> {
+        fn put_str(out: &mut Vec<u8>, s: &str) {
+            // Export strings come from one JSON line, far below 4 GiB.
+            out.extend_from_slice(&(s.len() as u32).to_be_bytes());
+            out.extend_from_slice(s.as_bytes());
+        }
+        fn put_opt_uuid(out: &mut Vec<u8>, u: Option<Uuid>) {
+            match u {
+                None => out.push(0),
+                Some(u) => {
+                    out.push(1);
+                    out.extend_from_slice(u.as_bytes());
+                }
+            }
+        }
+        let data = self.data()?;
+        out.push(caretrail_store::leaf::LEAF_FORMAT_VERSION);
+        out.extend_from_slice(&self.position.to_be_bytes());
+        put_str(out, &self.stream_id);
+        out.extend_from_slice(&self.stream_version.to_be_bytes());
+        out.extend_from_slice(self.event_id.as_bytes());
+        put_str(out, &self.event_type);
+        out.extend_from_slice(&self.schema_version.to_be_bytes());
+        match &self.business_date {
+            None => out.push(0),
+            Some(d) => {
+                out.push(1);
+                put_str(out, d);
+            }
+        }
+        out.extend_from_slice(&self.recorded_at_us.to_be_bytes());
+        put_str(out, &self.actor_id);
+        put_str(out, &self.actor_role);
+        put_opt_uuid(out, self.command_id);
+        put_opt_uuid(out, self.correlation_id);
+        put_opt_uuid(out, self.causation_id);
+        put_str(out, data);
+        Some(())
+    }
+
+    /// The leaf fields, or `None` if the record time or date is out of range or the payload is
+    /// absent.
     pub fn fields(&self) -> Option<LeafFields<'_>> {
         Some(LeafFields {
             position: self.position,
@@ -133,7 +182,10 @@ impl<'a> EventRecord<'a> {
             event_id: self.event_id,
             event_type: &self.event_type,
             schema_version: self.schema_version,
-            business_date: self.business_date,
+            business_date: match &self.business_date {
+                None => None,
+                Some(d) => Some(NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()?),
+            },
             recorded_at: DateTime::from_timestamp_micros(self.recorded_at_us)?,
             actor_id: &self.actor_id,
             actor_role: &self.actor_role,

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::auditor::Auditor;
-use crate::export::{FORMAT, Line, VERSION};
+use crate::export::{EventRecord, FORMAT, Line, VERSION};
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{self, NoteError, NoteVerifier};
 
@@ -145,28 +145,49 @@ impl<'k> Verifier<'k> {
     }
 
     fn event(&mut self, f: &LeafFields<'_>, stored: &Hash) -> Result<(), VerifyError> {
-        let expected = self.frontier.size() + 1;
-        if f.position != expected {
-            return Err(if f.position > expected {
-                VerifyError::MissingPosition {
-                    position: expected,
-                    found: f.position,
-                }
-            } else {
-                VerifyError::UnexpectedPosition {
-                    position: expected,
-                    found: f.position,
-                }
-            });
-        }
+        self.expect_position(f.position)?;
         self.buf.clear();
         self.buf.push(0);
         encode_into(f, &mut self.buf);
+        self.leaf(f.position, stored)
+    }
+
+    fn record(&mut self, r: &EventRecord<'_>, stored: &Hash) -> Result<(), VerifyError> {
+        self.expect_position(r.position)?;
+        self.buf.clear();
+        self.buf.push(0);
+        if r.encode_into(&mut self.buf).is_none() {
+            return Err(VerifyError::Malformed {
+                line: 0,
+                reason: format!("event at position {} has no payload", r.position),
+            });
+        }
+        self.leaf(r.position, stored)
+    }
+
+    fn expect_position(&self, position: u64) -> Result<(), VerifyError> {
+        let expected = self.frontier.size() + 1;
+        if position == expected {
+            return Ok(());
+        }
+        Err(if position > expected {
+            VerifyError::MissingPosition {
+                position: expected,
+                found: position,
+            }
+        } else {
+            VerifyError::UnexpectedPosition {
+                position: expected,
+                found: position,
+            }
+        })
+    }
+
+    /// Hashes the encoding in `buf` (after its 0x00 prefix) and appends it as the next leaf.
+    fn leaf(&mut self, position: u64, stored: &Hash) -> Result<(), VerifyError> {
         let hash: Hash = Sha256::digest(&self.buf).into();
         if &hash != stored {
-            return Err(VerifyError::LeafHashMismatch {
-                position: f.position,
-            });
+            return Err(VerifyError::LeafHashMismatch { position });
         }
         self.frontier.push(hash, |_, _| {});
         self.check_due()
@@ -336,13 +357,15 @@ pub fn verify_file(
             }
             _ if line_no == 1 => return Err(malformed("the first line must be the header".into())),
             Line::Event(e) => {
-                let fields = e
-                    .fields()
-                    .ok_or_else(|| malformed("record time out of range, or no payload".into()))?;
+                if e.data().is_none() {
+                    return Err(malformed(
+                        "an event needs exactly one of data and data_text".into(),
+                    ));
+                }
                 let mut stored = [0u8; 32];
                 hex::decode_to_slice(e.leaf_hash.as_bytes(), &mut stored)
                     .map_err(|_| malformed("leaf_hash is not 64 hex digits".into()))?;
-                v.event(&fields, &stored)?;
+                v.record(&e, &stored)?;
                 let n = v.frontier.size();
                 if n.is_multiple_of(65_536) {
                     progress(n, announced);
@@ -436,4 +459,55 @@ pub async fn verify_store(
     }
     progress(v.frontier.size(), head);
     v.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use caretrail_store::RecordedEvent;
+    use chrono::{DateTime, NaiveDate};
+    use uuid::Uuid;
+
+    #[test]
+    fn the_export_record_encodes_exactly_like_the_store() {
+        for i in 0..64u64 {
+            let e = RecordedEvent {
+                position: i + 1,
+                stream_id: format!("pairing-{i}"),
+                stream_version: i / 3 + 1,
+                event_id: Uuid::from_u128(u128::from(i) * 0x1234_5678_9abc),
+                event_type: "VisitRecorded".into(),
+                schema_version: (i % 3) as u32 + 1,
+                data: if i % 5 == 0 {
+                    format!(" {{\"i\": {i}}}\n")
+                } else {
+                    format!(r#"{{"i":{i},"t":"看望"}}"#)
+                },
+                actor_id: "director-1".into(),
+                actor_role: "director".into(),
+                command_id: (i % 2 == 0).then(|| Uuid::from_u128(u128::from(i) + 7)),
+                correlation_id: (i % 3 == 0).then(|| Uuid::from_u128(u128::from(i) + 9)),
+                causation_id: (i % 4 == 0).then(|| Uuid::from_u128(u128::from(i) + 11)),
+                business_date: (i % 2 == 1)
+                    .then(|| {
+                        NaiveDate::from_ymd_opt(2021, 1 + (i % 12) as u32, 1 + (i % 28) as u32)
+                    })
+                    .flatten(),
+                recorded_at: DateTime::from_timestamp_micros(1_600_000_000_000_000 + i as i64 * 17)
+                    .unwrap(),
+                leaf_hash: [0; 32],
+            };
+            let line = serde_json::to_string(&Line::Event(EventRecord::of(&e))).unwrap();
+            let Line::Event(back) = serde_json::from_str::<Line<'_>>(&line).unwrap() else {
+                panic!("not an event line");
+            };
+            let mut ours = Vec::new();
+            back.encode_into(&mut ours).unwrap();
+            assert_eq!(
+                ours,
+                caretrail_store::leaf::encode(&(&e).into()),
+                "event {i}"
+            );
+        }
+    }
 }

@@ -592,3 +592,170 @@ async fn tamper<S: AsRef<str>>(h: &Harness, statements: &[S]) {
     let owned: Vec<String> = statements.iter().map(|s| s.as_ref().to_owned()).collect();
     common::tamper(h, &owned).await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// kill -9: a child process appends from several tasks while the tree follower and a fast
+// checkpointer run; the parent kills it mid-flight, twice, then checks that the tree catches up,
+// checkpoints and verification agree, and no acknowledged event is missing.
+
+const CHILD_URL: &str = "CARETRAIL_AUDIT_CRASH_URL";
+const CHILD_KEY: &str = "CARETRAIL_AUDIT_CRASH_KEY";
+
+mod crash {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_tree_and_checkpoints_survive_a_sigkill_during_appends() {
+        if let Some(h) = crate::common::sqlite().await {
+            crate::crash_test(&h).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_tree_and_checkpoints_survive_a_sigkill_during_appends() {
+        if let Some(h) = crate::common::postgres().await {
+            crate::crash_test(&h).await;
+        }
+    }
+}
+
+/// Not a test on its own: the child half of the crash tests. Without its environment variables
+/// it returns at once.
+#[test]
+fn crash_child_entry() {
+    let (Ok(url), Ok(key)) = (std::env::var(CHILD_URL), std::env::var(CHILD_KEY)) else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let store = caretrail_store::connect(&url, Default::default())
+            .await
+            .expect("child opens store");
+        let config = AuditConfig {
+            origin: "caretrail/test".into(),
+            key: Some(KeySource::File(key.into())),
+            batch: 500,
+        };
+        let auditor = Arc::new(
+            Auditor::open(store.clone(), &url, config)
+                .await
+                .expect("child opens auditor"),
+        );
+        tokio::spawn(auditor.clone().run_tree_follower());
+        tokio::spawn(caretrail_audit::run_checkpointer(
+            auditor.clone(),
+            std::time::Duration::from_millis(20),
+        ));
+        let mut tasks = Vec::new();
+        for t in 0..4u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0u64.. {
+                    let req = AppendRequest::single(
+                        StreamId::new(format!("crash-{t}")).unwrap(),
+                        ExpectedVersion::Any,
+                        vec![
+                            NewEvent::json("A", 1, &serde_json::json!({ "i": i })).unwrap(),
+                            NewEvent::json("B", 1, &serde_json::json!({ "i": i })).unwrap(),
+                        ],
+                        Metadata::actor("tester", "admin"),
+                    );
+                    let r = store.append(req).await.expect("child append");
+                    let mut out = String::new();
+                    for w in &r.events {
+                        out.push_str(&format!("ack {} {}\n", w.position, w.event_id));
+                    }
+                    print!("{out}");
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+}
+
+async fn crash_test(h: &Harness) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("audit.key");
+    let mut acked: Vec<(u64, uuid::Uuid)> = Vec::new();
+    for round in 0..2 {
+        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "crash_child_entry",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
+            .env(CHILD_URL, &h.url)
+            .env(CHILD_KEY, &key_path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn child");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let target = acked.len() + 600;
+        while acked.len() < target {
+            let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line())
+                .await
+                .expect("child stopped acknowledging")
+                .expect("read child output")
+                .unwrap_or_else(|| panic!("child exited early in round {round}"));
+            if let Some(rest) = line.strip_prefix("ack ") {
+                let (p, id) = rest.split_once(' ').expect("ack line");
+                acked.push((p.parse().unwrap(), id.parse().unwrap()));
+            }
+        }
+        // SIGKILL in the middle of appends, tree batches and checkpoint signing.
+        child.start_kill().expect("kill child");
+        child.wait().await.expect("reap child");
+    }
+
+    let store = h.open().await;
+    let config = AuditConfig {
+        origin: "caretrail/test".into(),
+        key: Some(KeySource::File(key_path.clone())),
+        batch: 500,
+    };
+    let auditor = Auditor::open(store.clone(), &h.url, config).await.unwrap();
+    let head = store.head().await.unwrap().position;
+    let before = auditor.checkpoints().await.unwrap();
+    assert!(
+        !before.is_empty(),
+        "the checkpointer signed nothing before the kills"
+    );
+    // The tree catches up to exactly the log, and a new checkpoint covers all of it.
+    assert_eq!(auditor.update_tree().await.unwrap(), head);
+    assert_eq!(auditor.sign_checkpoint().await.unwrap().tree_size, head);
+    let key = auditor.verifier().unwrap();
+    let report = verify_store(&auditor, &key, &VerifyOptions::default(), &mut |_, _| {})
+        .await
+        .expect("the database verifies after two kills");
+    assert_eq!(report.events, head);
+    assert_eq!(report.latest_checkpoint, Some(head));
+    assert_eq!(
+        report.checkpoints as usize,
+        auditor.checkpoints().await.unwrap().len()
+    );
+    // No acknowledged event is missing or moved.
+    let log = store
+        .read_log(&caretrail_store::LogQuery::after(0, 1_000_000))
+        .await
+        .unwrap();
+    for (p, id) in &acked {
+        assert_eq!(
+            log[(*p - 1) as usize].event_id,
+            *id,
+            "acknowledged event at {p}"
+        );
+    }
+    // Every checkpoint signed before the kills is still proven by today's tree.
+    for cp in before {
+        assert_eq!(auditor.root_at(cp.tree_size).await.unwrap(), cp.root_hash);
+    }
+}
