@@ -1,0 +1,49 @@
+//! Errors of the projection layer. Messages name positions, ids and tables, never payloads or
+//! personal values.
+
+use caretrail_app::KeyError;
+use caretrail_store::StoreError;
+
+/// Why a projection, rebuild, replay or query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// The read-model database failed.
+    #[error("read-model database error: {0}")]
+    Database(sqlx::Error),
+    /// The event store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored event could not be decoded into the domain.
+    #[error("stored event at position {position} cannot be read: {reason}")]
+    Unreadable { position: u64, reason: String },
+    /// Sealed values could not be opened (a key-table failure or a tampered value).
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// A query asked for something that does not exist (an unknown region, an empty range).
+    #[error("invalid query: {0}")]
+    InvalidQuery(String),
+    /// The log does not continue where the projection stopped (a subscription skipped ahead);
+    /// the runner re-reads storage.
+    #[error("events do not continue the checkpoint at {checkpoint} (next was {next})")]
+    Gap { checkpoint: u64, next: u64 },
+    /// Event generation failed in the domain or the command handler.
+    #[error("generator: {0}")]
+    Generator(String),
+}
+
+impl ProjectionError {
+    /// A stable machine-readable code for the HTTP layer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProjectionError::Database(_) => "read_model_database_error",
+            ProjectionError::Store(_) => "store_error",
+            ProjectionError::Unreadable { .. } => "stored_event_unreadable",
+            ProjectionError::Keys(_) => "key_storage_error",
+            ProjectionError::InvalidQuery(_) => "invalid_query",
+            ProjectionError::Gap { .. } => "projection_gap",
+            ProjectionError::Generator(_) => "generator_error",
+        }
+    }
+}
+
+pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;

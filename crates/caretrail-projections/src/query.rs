@@ -1,0 +1,1291 @@
+//! Query functions the HTTP layer serves: the seven dashboards of DOMAIN.md, with filters,
+//! sorting and limit/offset pagination, answered from indexed read-model tables.
+//!
+//! Everything that depends on "today" is computed here against the caller's `as_of` date:
+//! visit status (never_visited / on_track / due_soon / overdue), issue ages and breaches,
+//! "this month" and "this year". Names are opened only for [`Access::Personal`] readers and
+//! read as erased once the subject's key is gone.
+//!
+//! Each call runs in one read transaction, so the generation pointer and the rows it reads
+//! agree even while a rebuild switches generations.
+
+use caretrail_app::KeyRing;
+use caretrail_app::view::Access;
+use caretrail_domain::{RegionCode, Sealed};
+use caretrail_store::Database;
+use chrono::{Datelike, Days, NaiveDate};
+use serde::{Deserialize, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::error::{ProjectionError, Result};
+use crate::model::OPEN_STATES;
+use crate::runner::read_meta;
+use crate::sql::{ColType, Conn, Val, physical};
+
+/// Handle on a set of read-model tables: the live ones (following the generation pointer) or
+/// a fixed generation (an as-of replay's scratch database).
+#[derive(Clone, Debug)]
+pub struct ReadModels {
+    db: Database,
+    fixed: Option<i64>,
+}
+
+enum ReadTx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+impl ReadTx {
+    fn conn(&mut self) -> Conn<'_> {
+        match self {
+            ReadTx::Sqlite(t) => Conn::Sqlite(&mut *t),
+            ReadTx::Postgres(t) => Conn::Postgres(&mut *t),
+        }
+    }
+}
+
+/// A personal value as a reader sees it: the text, or that it was erased or withheld.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Shown {
+    Text(String),
+    Erased,
+    Redacted,
+    /// Nothing was recorded.
+    Missing,
+}
+
+impl Serialize for Shown {
+    /// The same shapes as the event view: a string, `{"erased": true}`, `{"redacted": true}`.
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Shown::Text(t) => s.serialize_str(t),
+            Shown::Missing => s.serialize_none(),
+            Shown::Erased | Shown::Redacted => {
+                let mut m = s.serialize_map(Some(1))?;
+                let key = if *self == Shown::Erased {
+                    "erased"
+                } else {
+                    "redacted"
+                };
+                m.serialize_entry(key, &true)?;
+                m.end()
+            }
+        }
+    }
+}
+
+async fn show(
+    keys: &KeyRing,
+    access: &Access,
+    sealed: Option<String>,
+    event: Option<Uuid>,
+    erased: bool,
+) -> Result<Shown> {
+    if erased {
+        return Ok(Shown::Erased);
+    }
+    let (Some(sealed), Some(event)) = (sealed, event) else {
+        return Ok(Shown::Missing);
+    };
+    let sealed: Sealed = serde_json::from_str(&sealed)
+        .map_err(|_| ProjectionError::InvalidQuery("a stored sealed value is malformed".into()))?;
+    if !access.may_open(sealed.subject) {
+        return Ok(Shown::Redacted);
+    }
+    Ok(match keys.unseal(&sealed, event).await? {
+        Some(text) => Shown::Text(text),
+        None => Shown::Erased,
+    })
+}
+
+/// Restricts a dashboard to a city (prefecture) or a county, by GB/T 2260 code. Retired
+/// codes are accepted and mean their successor.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct RegionFilter {
+    pub city: Option<String>,
+    pub county: Option<String>,
+}
+
+impl RegionFilter {
+    fn resolved(&self) -> Result<(Option<String>, Option<String>)> {
+        let parse = |s: &Option<String>| -> Result<Option<String>> {
+            s.as_deref()
+                .map(|c| {
+                    RegionCode::parse(c)
+                        .map(|r| r.successor().as_str())
+                        .map_err(|e| ProjectionError::InvalidQuery(e.to_string()))
+                })
+                .transpose()
+        };
+        Ok((parse(&self.city)?, parse(&self.county)?))
+    }
+}
+
+/// Limit/offset pagination (limit 1..=500, default 50).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize)]
+pub struct Page {
+    pub limit: u32,
+    pub offset: u32,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            limit: 50,
+            offset: 0,
+        }
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub limit: u32,
+    pub offset: u32,
+    /// The offset of the next page, when there is one.
+    pub next_offset: Option<u32>,
+}
+
+/// A statement under construction: numbered placeholders and their values.
+struct Q {
+    vals: Vec<Val>,
+    types: Vec<ColType>,
+}
+
+impl Q {
+    fn new() -> Q {
+        Q {
+            vals: Vec::new(),
+            types: Vec::new(),
+        }
+    }
+    fn text(&mut self, s: impl Into<String>) -> String {
+        self.vals.push(Val::Text(s.into()));
+        self.types.push(ColType::Text);
+        format!("?{}", self.vals.len())
+    }
+    fn int(&mut self, i: i64) -> String {
+        self.vals.push(Val::Int(i));
+        self.types.push(ColType::Int);
+        format!("?{}", self.vals.len())
+    }
+    fn region(&mut self, filter: &RegionFilter, prefix: &str) -> Result<String> {
+        let (city, county) = filter.resolved()?;
+        let mut sql = String::new();
+        if let Some(c) = city {
+            let p = self.text(c);
+            sql.push_str(&format!(" AND {prefix}city_code = {p}"));
+        }
+        if let Some(c) = county {
+            let p = self.text(c);
+            sql.push_str(&format!(" AND {prefix}county_code = {p}"));
+        }
+        Ok(sql)
+    }
+    async fn fetch(
+        &self,
+        conn: &mut Conn<'_>,
+        sql: &str,
+        out: &[ColType],
+    ) -> Result<Vec<Vec<Val>>> {
+        conn.fetch(sql, &self.vals, &self.types, out).await
+    }
+}
+
+fn int(v: &Val) -> i64 {
+    match v {
+        Val::Int(i) => *i,
+        _ => 0,
+    }
+}
+fn text(v: &Val) -> Option<String> {
+    match v {
+        Val::Text(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+fn date(v: &Val) -> Option<NaiveDate> {
+    text(v).and_then(|s| s.parse().ok())
+}
+fn uuid(v: &Val) -> Option<Uuid> {
+    text(v).and_then(|s| s.parse().ok())
+}
+
+fn minus(d: NaiveDate, days: u64) -> NaiveDate {
+    d.checked_sub_days(Days::new(days)).unwrap_or(d)
+}
+
+fn page_of<T>(mut items: Vec<T>, page: Page) -> Paged<T> {
+    let limit = page.limit.clamp(1, 500);
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    Paged {
+        items,
+        limit,
+        offset: page.offset,
+        next_offset: more.then_some(page.offset + limit),
+    }
+}
+
+fn limit_sql(q: &mut Q, page: Page) -> String {
+    let limit = i64::from(page.limit.clamp(1, 500)) + 1;
+    let l = q.int(limit);
+    let o = q.int(i64::from(page.offset));
+    format!(" LIMIT {l} OFFSET {o}")
+}
+
+/// Money in fen shown as yuan with two decimals.
+pub fn yuan(fen: i64) -> String {
+    let sign = if fen < 0 { "-" } else { "" };
+    let abs = fen.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// Issue age buckets, by days since the issue was raised.
+pub const AGE_BUCKETS: [&str; 4] = ["0-7", "8-30", "31-90", ">90"];
+
+fn bucket_sql(q: &mut Q, as_of: NaiveDate) -> String {
+    let d7 = q.text(minus(as_of, 7).to_string());
+    let d30 = q.text(minus(as_of, 30).to_string());
+    let d90 = q.text(minus(as_of, 90).to_string());
+    format!(
+        "CASE WHEN raised_on >= {d7} THEN '0-7' WHEN raised_on >= {d30} THEN '8-30' \
+         WHEN raised_on >= {d90} THEN '31-90' ELSE '>90' END"
+    )
+}
+
+fn open_states_sql() -> String {
+    let list: Vec<String> = OPEN_STATES.iter().map(|s| format!("'{s}'")).collect();
+    format!("({})", list.join(", "))
+}
+
+/// Open issues counted by state and age bucket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IssueCount {
+    pub state: String,
+    pub age_bucket: String,
+    pub count: i64,
+}
+
+/// Dashboard 1: the overview.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Overview {
+    pub as_of: NaiveDate,
+    pub model_workers_in_hardship: i64,
+    pub paired: i64,
+    pub unpaired: i64,
+    /// Paired share of model workers in hardship, in percent (one decimal).
+    pub coverage_percent: f64,
+    pub active_pairings: i64,
+    pub visits_this_month: i64,
+    pub visits_this_year: i64,
+    pub cash_fen_this_year: i64,
+    pub cash_yuan_this_year: String,
+    pub goods_fen_this_year: i64,
+    pub goods_given_this_year: i64,
+    pub flowers_given_this_year: i64,
+    pub open_issues: Vec<IssueCount>,
+}
+
+/// The status of a pairing's visits on a date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VisitStatus {
+    NeverVisited,
+    OnTrack,
+    DueSoon,
+    Overdue,
+}
+
+/// Dashboard 2's filters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct VisitStatusQuery {
+    pub as_of: NaiveDate,
+    #[serde(default)]
+    pub region: RegionFilter,
+    pub status: Option<VisitStatus>,
+    /// Include ended pairings (default: active ones only).
+    #[serde(default)]
+    pub include_ended: bool,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// Dashboard 2: one pairing's visit status. The default order is most overdue first.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairingStatus {
+    pub pairing_id: Uuid,
+    pub director_id: Uuid,
+    pub director_name: Shown,
+    pub model_worker_id: Uuid,
+    pub model_worker_name: Shown,
+    pub city_code: Option<String>,
+    pub county_code: String,
+    pub effective_from: NaiveDate,
+    pub ended_on: Option<NaiveDate>,
+    pub last_visit_on: Option<NaiveDate>,
+    pub next_due_on: NaiveDate,
+    pub status: VisitStatus,
+    /// Days past the due date (negative: days left).
+    pub days_overdue: i64,
+    pub visits_this_year: i64,
+    pub open_issues: i64,
+}
+
+/// Dashboard 3's filters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct CaseloadQuery {
+    pub as_of: NaiveDate,
+    pub role: Option<String>,
+    #[serde(default)]
+    pub sort: CaseloadSort,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// Orders of the caseload list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseloadSort {
+    /// Fewest visits this year first: who needs a nudge.
+    #[default]
+    LeastEngaged,
+    MostEngaged,
+    /// By id: stable for exports.
+    Id,
+}
+
+/// Dashboard 3: a director's caseload and engagement in the year of `as_of`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DirectorCaseload {
+    pub director_id: Uuid,
+    pub name: Shown,
+    pub role: String,
+    pub term_ended_on: Option<NaiveDate>,
+    pub pairing_id: Option<Uuid>,
+    pub model_worker_id: Option<Uuid>,
+    pub visits_this_year: i64,
+    pub joint_visits_this_year: i64,
+    pub contacts_this_year: i64,
+    pub last_contact_on: Option<NaiveDate>,
+    pub issues_raised_this_year: i64,
+    pub issues_closed_this_year: i64,
+}
+
+/// Dashboard 4: a model worker's file.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelWorkerFile {
+    pub model_worker_id: Uuid,
+    pub name: Shown,
+    pub honour: String,
+    pub region_code: String,
+    pub county_code: String,
+    pub city_code: Option<String>,
+    pub registered_on: NaiveDate,
+    pub in_hardship: bool,
+    pub hardship_tier: Option<String>,
+    pub hardship_since: Option<NaiveDate>,
+    pub died_on: Option<NaiveDate>,
+    pub erased: bool,
+    pub last_visit_on: Option<NaiveDate>,
+    pub visits: i64,
+    pub open_issues: i64,
+    pub pairings: Vec<PairingHistory>,
+    pub timeline: Paged<TimelineEntry>,
+}
+
+/// One pairing in a model worker's history.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PairingHistory {
+    pub pairing_id: Uuid,
+    pub director_id: Uuid,
+    pub director_name: Shown,
+    pub effective_from: NaiveDate,
+    pub ended_on: Option<NaiveDate>,
+    pub end_reason: Option<String>,
+    pub last_visit_on: Option<NaiveDate>,
+}
+
+/// One event of the care timeline, with who recorded it and when (both timestamps).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TimelineEntry {
+    pub position: i64,
+    pub event_id: Uuid,
+    pub event_type: String,
+    pub stream_id: String,
+    pub business_date: Option<NaiveDate>,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    pub actor_id: String,
+    pub actor_role: String,
+}
+
+/// Dashboard 5's filters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct IssuesQuery {
+    pub as_of: NaiveDate,
+    #[serde(default)]
+    pub region: RegionFilter,
+    /// A state (`raised`, `escalated`, ...) or `open` (the default) or `all`.
+    pub state: Option<String>,
+    pub body_id: Option<Uuid>,
+    pub raised_from: Option<NaiveDate>,
+    pub raised_to: Option<NaiveDate>,
+    /// Only issues whose response is overdue.
+    #[serde(default)]
+    pub breached_only: bool,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// Dashboard 5: one issue on the board (oldest first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct IssueItem {
+    pub issue_id: Uuid,
+    pub model_worker_id: Uuid,
+    pub city_code: Option<String>,
+    pub county_code: String,
+    pub category: String,
+    pub urgency: String,
+    pub state: String,
+    pub raised_on: NaiveDate,
+    pub age_days: i64,
+    pub age_bucket: String,
+    pub escalated_to: Option<Uuid>,
+    pub escalated_to_name: Option<String>,
+    pub due_by: Option<NaiveDate>,
+    pub respond_by: Option<NaiveDate>,
+    pub breached: bool,
+    pub resolved_on: Option<NaiveDate>,
+}
+
+/// Dashboard 5's summary: open issues by state and age, by body, and the median time to
+/// resolve.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IssueSummary {
+    pub as_of: NaiveDate,
+    pub open_by_state_and_age: Vec<IssueCount>,
+    pub by_body: Vec<BodyIssues>,
+    pub resolved: i64,
+    pub median_days_to_resolve: Option<f64>,
+}
+
+/// Open issues escalated to one body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BodyIssues {
+    pub body_id: Uuid,
+    pub name: Option<String>,
+    pub open: i64,
+    pub breached: i64,
+}
+
+/// How dashboard 6 groups gifts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GiftGrouping {
+    Month,
+    City,
+    County,
+    /// By director and year (`from`/`to` select whole years).
+    Director,
+}
+
+/// Dashboard 6's filters: months `from..=to` (any day in the month selects it).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct GiftsQuery {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    #[serde(default)]
+    pub region: RegionFilter,
+    pub group_by: GiftGrouping,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// Dashboard 6: gifts given in one group.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct GiftTotals {
+    /// The month (`2021-10`), region code, or director id.
+    pub key: String,
+    /// The region's name, for region groupings.
+    pub label: Option<String>,
+    /// For the director grouping: the year.
+    pub year: Option<i64>,
+    pub visits: i64,
+    pub cash_fen: i64,
+    pub cash_yuan: String,
+    pub goods_fen: i64,
+    pub goods_count: i64,
+    pub flowers_count: i64,
+}
+
+/// Dashboard 7's level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CoverageLevel {
+    City,
+    County,
+}
+
+/// Dashboard 7: coverage in one city or county.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CoverageRow {
+    pub region_code: String,
+    pub region_name: String,
+    pub city_code: Option<String>,
+    pub in_hardship: i64,
+    pub paired: i64,
+    /// In hardship and visited in the 183 days up to `as_of`.
+    pub visited_last_183_days: i64,
+}
+
+fn status_of(
+    last: Option<NaiveDate>,
+    due_on: NaiveDate,
+    soon_from: NaiveDate,
+    as_of: NaiveDate,
+) -> VisitStatus {
+    if last.is_none() {
+        VisitStatus::NeverVisited
+    } else if as_of > due_on {
+        VisitStatus::Overdue
+    } else if as_of >= soon_from {
+        VisitStatus::DueSoon
+    } else {
+        VisitStatus::OnTrack
+    }
+}
+
+impl ReadModels {
+    /// The live read models in `db`.
+    pub fn live(db: Database) -> ReadModels {
+        ReadModels { db, fixed: None }
+    }
+
+    pub(crate) fn fixed(db: Database, generation: i64) -> ReadModels {
+        ReadModels {
+            db,
+            fixed: Some(generation),
+        }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    async fn begin(&self) -> Result<(ReadTx, i64)> {
+        let mut tx = match &self.db {
+            Database::Sqlite(p) => ReadTx::Sqlite(p.begin().await?),
+            Database::Postgres(p) => ReadTx::Postgres(p.begin().await?),
+        };
+        let generation = match self.fixed {
+            Some(g) => g,
+            None => read_meta(&mut tx.conn())
+                .await?
+                .map(|m| m.live_generation)
+                .ok_or_else(|| {
+                    ProjectionError::InvalidQuery("read models are not set up".into())
+                })?,
+        };
+        Ok((tx, generation))
+    }
+
+    /// The generation these read models serve now.
+    pub async fn generation(&self) -> Result<i64> {
+        Ok(self.begin().await?.1)
+    }
+
+    /// Every row of every table, as text, in key order (for comparing two builds).
+    pub async fn dump(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut out = Vec::new();
+        for def in crate::model::TABLES {
+            out.push((
+                def.name.to_owned(),
+                crate::sql::dump(&mut tx.conn(), g, def).await?,
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Dashboard 1.
+    #[tracing::instrument(name = "projections.overview", skip_all)]
+    pub async fn overview(&self, as_of: NaiveDate, region: &RegionFilter) -> Result<Overview> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (mw, pairs, months, issues) = (
+            physical(g, "model_workers"),
+            physical(g, "pairings"),
+            physical(g, "gifts_by_month"),
+            physical(g, "issues"),
+        );
+        let mut q = Q::new();
+        let r = q.region(region, "")?;
+        let row = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN pairing_id IS NOT NULL \
+                     THEN 1 ELSE 0 END), 0) AS BIGINT) FROM {mw} \
+                     WHERE in_hardship = 1 AND died_on IS NULL{r}"
+                ),
+                &[ColType::Int, ColType::Int],
+            )
+            .await?;
+        let (hardship, paired) = row.first().map_or((0, 0), |r| (int(&r[0]), int(&r[1])));
+        let mut q = Q::new();
+        let r = q.region(region, "")?;
+        let active = q
+            .fetch(
+                &mut conn,
+                &format!("SELECT COUNT(*) FROM {pairs} WHERE active = 1{r}"),
+                &[ColType::Int],
+            )
+            .await?
+            .first()
+            .map_or(0, |r| int(&r[0]));
+        let this_month = format!("{:04}-{:02}", as_of.year(), as_of.month());
+        let mut q = Q::new();
+        let from = q.text(format!("{:04}-01", as_of.year()));
+        let to = q.text(this_month.clone());
+        let m = q.text(this_month);
+        let r = q.region(region, "")?;
+        let sums = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT CAST(COALESCE(SUM(visits), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(CASE WHEN month = {m} THEN visits ELSE 0 END), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(cash_fen), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(goods_fen), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(goods_count), 0) AS BIGINT), \
+                     CAST(COALESCE(SUM(flowers_count), 0) AS BIGINT) \
+                     FROM {months} WHERE month >= {from} AND month <= {to}{r}"
+                ),
+                &[ColType::Int; 6],
+            )
+            .await?;
+        let s: Vec<i64> = sums
+            .first()
+            .map_or(vec![0; 6], |r| r.iter().map(int).collect());
+        let open_issues = open_issue_counts(&mut conn, &issues, as_of, region).await?;
+        let coverage_percent = if hardship == 0 {
+            0.0
+        } else {
+            ((paired as f64) * 1000.0 / hardship as f64).round() / 10.0
+        };
+        Ok(Overview {
+            as_of,
+            model_workers_in_hardship: hardship,
+            paired,
+            unpaired: hardship - paired,
+            coverage_percent,
+            active_pairings: active,
+            visits_this_month: s[1],
+            visits_this_year: s[0],
+            cash_fen_this_year: s[2],
+            cash_yuan_this_year: yuan(s[2]),
+            goods_fen_this_year: s[3],
+            goods_given_this_year: s[4],
+            flowers_given_this_year: s[5],
+            open_issues,
+        })
+    }
+
+    /// Dashboard 2 (and, with `status: overdue`, the overdue list sorted by days overdue).
+    #[tracing::instrument(name = "projections.visit_status", skip_all)]
+    pub async fn visit_status(
+        &self,
+        keys: &KeyRing,
+        access: &Access,
+        query: &VisitStatusQuery,
+    ) -> Result<Paged<PairingStatus>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (pairs, mw, dirs, visits) = (
+            physical(g, "pairings"),
+            physical(g, "model_workers"),
+            physical(g, "directors"),
+            physical(g, "visits"),
+        );
+        let as_of = query.as_of;
+        let mut q = Q::new();
+        let a = q.text(as_of.to_string());
+        let year_start = q.text(format!("{:04}-01-01", as_of.year()));
+        let mut filter = String::new();
+        if !query.include_ended {
+            filter.push_str(" AND p.active = 1");
+        }
+        filter.push_str(&q.region(&query.region, "p.")?);
+        match query.status {
+            None => {}
+            Some(VisitStatus::NeverVisited) => filter.push_str(" AND p.last_visit_on IS NULL"),
+            Some(VisitStatus::Overdue) => filter.push_str(&format!(
+                " AND p.last_visit_on IS NOT NULL AND p.due_on < {a}"
+            )),
+            Some(VisitStatus::DueSoon) => filter.push_str(&format!(
+                " AND p.last_visit_on IS NOT NULL AND p.due_soon_from <= {a} AND p.due_on >= {a}"
+            )),
+            Some(VisitStatus::OnTrack) => filter.push_str(&format!(
+                " AND p.last_visit_on IS NOT NULL AND p.due_soon_from > {a}"
+            )),
+        }
+        let lim = limit_sql(&mut q, query.page);
+        let sql = format!(
+            "SELECT p.id, p.director_id, d.name_sealed, d.name_event, d.erased, p.model_worker_id, \
+             m.name_sealed, m.name_event, m.erased, p.city_code, p.county_code, p.effective_from, \
+             p.ended_on, p.last_visit_on, p.due_on, p.due_soon_from, \
+             (SELECT COUNT(*) FROM {visits} v WHERE v.pairing_id = p.id AND v.voided = 0 \
+              AND v.visited_on >= {year_start} AND v.visited_on <= {a}), \
+             COALESCE(m.open_issues, 0) \
+             FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
+             LEFT JOIN {mw} m ON m.id = p.model_worker_id \
+             WHERE 1 = 1{filter} ORDER BY p.due_on, p.id{lim}"
+        );
+        use ColType::{Int as I, Text as T};
+        let rows = q
+            .fetch(
+                &mut conn,
+                &sql,
+                &[T, T, T, T, I, T, T, T, I, T, T, T, T, T, T, T, I, I],
+            )
+            .await?;
+        drop(conn);
+        drop(tx);
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            let due = date(&r[14]).unwrap_or_default();
+            let last = date(&r[13]);
+            items.push(PairingStatus {
+                pairing_id: uuid(&r[0]).unwrap_or_default(),
+                director_id: uuid(&r[1]).unwrap_or_default(),
+                director_name: show(keys, access, text(&r[2]), uuid(&r[3]), int(&r[4]) != 0)
+                    .await?,
+                model_worker_id: uuid(&r[5]).unwrap_or_default(),
+                model_worker_name: show(keys, access, text(&r[6]), uuid(&r[7]), int(&r[8]) != 0)
+                    .await?,
+                city_code: text(&r[9]),
+                county_code: text(&r[10]).unwrap_or_default(),
+                effective_from: date(&r[11]).unwrap_or_default(),
+                ended_on: date(&r[12]),
+                last_visit_on: last,
+                next_due_on: due,
+                status: status_of(last, due, date(&r[15]).unwrap_or(due), as_of),
+                days_overdue: (as_of - due).num_days(),
+                visits_this_year: int(&r[16]),
+                open_issues: int(&r[17]),
+            });
+        }
+        Ok(page_of(items, query.page))
+    }
+
+    /// Dashboard 3.
+    #[tracing::instrument(name = "projections.caseload", skip_all)]
+    pub async fn director_caseload(
+        &self,
+        keys: &KeyRing,
+        access: &Access,
+        query: &CaseloadQuery,
+    ) -> Result<Paged<DirectorCaseload>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (dirs, years) = (physical(g, "directors"), physical(g, "director_years"));
+        let mut q = Q::new();
+        let y = q.int(i64::from(query.as_of.year()));
+        let mut filter = String::new();
+        if let Some(role) = &query.role {
+            let p = q.text(role.clone());
+            filter.push_str(&format!(" AND d.role = {p}"));
+        }
+        let order = match query.sort {
+            CaseloadSort::LeastEngaged => "COALESCE(y.visits, 0), d.id",
+            CaseloadSort::MostEngaged => "COALESCE(y.visits, 0) DESC, d.id",
+            CaseloadSort::Id => "d.id",
+        };
+        let lim = limit_sql(&mut q, query.page);
+        let sql = format!(
+            "SELECT d.id, d.name_sealed, d.name_event, d.erased, d.role, d.term_ended_on, \
+             d.pairing_id, d.model_worker_id, COALESCE(y.visits, 0), COALESCE(y.joint_visits, 0), \
+             COALESCE(y.contacts, 0), d.last_contact_on, COALESCE(y.issues_raised, 0), \
+             COALESCE(y.issues_closed, 0) \
+             FROM {dirs} d LEFT JOIN {years} y ON y.director_id = d.id AND y.year = {y} \
+             WHERE 1 = 1{filter} ORDER BY {order}{lim}"
+        );
+        use ColType::{Int as I, Text as T};
+        let rows = q
+            .fetch(&mut conn, &sql, &[T, T, T, I, T, T, T, T, I, I, I, T, I, I])
+            .await?;
+        drop(conn);
+        drop(tx);
+        let mut items = Vec::with_capacity(rows.len());
+        for r in rows {
+            items.push(DirectorCaseload {
+                director_id: uuid(&r[0]).unwrap_or_default(),
+                name: show(keys, access, text(&r[1]), uuid(&r[2]), int(&r[3]) != 0).await?,
+                role: text(&r[4]).unwrap_or_default(),
+                term_ended_on: date(&r[5]),
+                pairing_id: uuid(&r[6]),
+                model_worker_id: uuid(&r[7]),
+                visits_this_year: int(&r[8]),
+                joint_visits_this_year: int(&r[9]),
+                contacts_this_year: int(&r[10]),
+                last_contact_on: date(&r[11]),
+                issues_raised_this_year: int(&r[12]),
+                issues_closed_this_year: int(&r[13]),
+            });
+        }
+        Ok(page_of(items, query.page))
+    }
+
+    /// Dashboard 4: the file of one model worker, with one page of the timeline (events after
+    /// position `after`, in log order).
+    #[tracing::instrument(name = "projections.model_worker_file", skip_all)]
+    pub async fn model_worker_file(
+        &self,
+        keys: &KeyRing,
+        access: &Access,
+        model_worker_id: Uuid,
+        after: i64,
+        limit: u32,
+    ) -> Result<Option<ModelWorkerFile>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (mw, pairs, dirs, timeline) = (
+            physical(g, "model_workers"),
+            physical(g, "pairings"),
+            physical(g, "directors"),
+            physical(g, "timeline"),
+        );
+        use ColType::{Int as I, Text as T};
+        let mut q = Q::new();
+        let id = q.text(model_worker_id.to_string());
+        let rows = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT name_sealed, name_event, erased, honour, region_code, county_code, \
+                     city_code, registered_on, in_hardship, hardship_tier, hardship_since, \
+                     died_on, last_visit_on, visits, open_issues FROM {mw} WHERE id = {id}"
+                ),
+                &[T, T, I, T, T, T, T, T, I, T, T, T, T, I, I],
+            )
+            .await?;
+        let Some(m) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let pairings = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT p.id, p.director_id, d.name_sealed, d.name_event, d.erased, \
+                     p.effective_from, p.ended_on, p.end_reason, p.last_visit_on \
+                     FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
+                     WHERE p.model_worker_id = {id} ORDER BY p.effective_from, p.id"
+                ),
+                &[T, T, T, T, I, T, T, T, T],
+            )
+            .await?;
+        let page = Page {
+            limit: limit.clamp(1, 500),
+            offset: 0,
+        };
+        let mut q2 = Q::new();
+        let id2 = q2.text(model_worker_id.to_string());
+        let after_p = q2.int(after);
+        let l = q2.int(i64::from(page.limit) + 1);
+        let events = q2
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT position, event_id, event_type, stream_id, business_date, \
+                     recorded_at_us, actor_id, actor_role FROM {timeline} \
+                     WHERE model_worker_id = {id2} AND position > {after_p} \
+                     ORDER BY position LIMIT {l}"
+                ),
+                &[I, T, T, T, T, I, T, T],
+            )
+            .await?;
+        drop(conn);
+        drop(tx);
+        let mut history = Vec::new();
+        for p in pairings {
+            history.push(PairingHistory {
+                pairing_id: uuid(&p[0]).unwrap_or_default(),
+                director_id: uuid(&p[1]).unwrap_or_default(),
+                director_name: show(keys, access, text(&p[2]), uuid(&p[3]), int(&p[4]) != 0)
+                    .await?,
+                effective_from: date(&p[5]).unwrap_or_default(),
+                ended_on: date(&p[6]),
+                end_reason: text(&p[7]),
+                last_visit_on: date(&p[8]),
+            });
+        }
+        let mut entries: Vec<TimelineEntry> = events
+            .iter()
+            .map(|e| TimelineEntry {
+                position: int(&e[0]),
+                event_id: uuid(&e[1]).unwrap_or_default(),
+                event_type: text(&e[2]).unwrap_or_default(),
+                stream_id: text(&e[3]).unwrap_or_default(),
+                business_date: date(&e[4]),
+                recorded_at: chrono::DateTime::from_timestamp_micros(int(&e[5]))
+                    .unwrap_or_default(),
+                actor_id: text(&e[6]).unwrap_or_default(),
+                actor_role: text(&e[7]).unwrap_or_default(),
+            })
+            .collect();
+        let more = entries.len() > page.limit as usize;
+        entries.truncate(page.limit as usize);
+        let next = more.then(|| entries.last().map_or(0, |e| e.position));
+        Ok(Some(ModelWorkerFile {
+            model_worker_id,
+            name: show(keys, access, text(&m[0]), uuid(&m[1]), int(&m[2]) != 0).await?,
+            honour: text(&m[3]).unwrap_or_default(),
+            region_code: text(&m[4]).unwrap_or_default(),
+            county_code: text(&m[5]).unwrap_or_default(),
+            city_code: text(&m[6]),
+            registered_on: date(&m[7]).unwrap_or_default(),
+            in_hardship: int(&m[8]) != 0,
+            hardship_tier: text(&m[9]),
+            hardship_since: date(&m[10]),
+            died_on: date(&m[11]),
+            erased: int(&m[2]) != 0,
+            last_visit_on: date(&m[12]),
+            visits: int(&m[13]),
+            open_issues: int(&m[14]),
+            pairings: history,
+            timeline: Paged {
+                items: entries,
+                limit: page.limit,
+                offset: 0,
+                // The timeline pages by position: pass this as `after` for the next page.
+                next_offset: next.map(|p| p as u32),
+            },
+        }))
+    }
+
+    /// Dashboard 5: the issues board, oldest first.
+    #[tracing::instrument(name = "projections.issues", skip_all)]
+    pub async fn issues(&self, query: &IssuesQuery) -> Result<Paged<IssueItem>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (issues, bodies) = (physical(g, "issues"), physical(g, "bodies"));
+        let mut q = Q::new();
+        let bucket = bucket_sql(&mut q, query.as_of);
+        let a = q.text(query.as_of.to_string());
+        let mut filter = match query.state.as_deref() {
+            None | Some("open") => format!(" AND i.state IN {}", open_states_sql()),
+            Some("all") => String::new(),
+            Some(s) => {
+                let p = q.text(s);
+                format!(" AND i.state = {p}")
+            }
+        };
+        filter.push_str(&q.region(&query.region, "i.")?);
+        if let Some(b) = query.body_id {
+            let p = q.text(b.to_string());
+            filter.push_str(&format!(" AND i.body_id = {p}"));
+        }
+        if let Some(d) = query.raised_from {
+            let p = q.text(d.to_string());
+            filter.push_str(&format!(" AND i.raised_on >= {p}"));
+        }
+        if let Some(d) = query.raised_to {
+            let p = q.text(d.to_string());
+            filter.push_str(&format!(" AND i.raised_on <= {p}"));
+        }
+        let breach = format!("COALESCE(i.due_by, i.respond_by) < {a}");
+        if query.breached_only {
+            filter.push_str(&format!(
+                " AND i.state IN {} AND {breach}",
+                open_states_sql()
+            ));
+        }
+        let lim = limit_sql(&mut q, query.page);
+        let sql = format!(
+            "SELECT i.id, i.model_worker_id, i.city_code, i.county_code, i.category, i.urgency, \
+             i.state, i.raised_on, {bucket}, i.body_id, b.name, i.due_by, i.respond_by, \
+             CASE WHEN i.state IN {open} AND {breach} THEN 1 ELSE 0 END, i.resolved_on \
+             FROM {issues} i LEFT JOIN {bodies} b ON b.id = i.body_id \
+             WHERE 1 = 1{filter} ORDER BY i.raised_on, i.id{lim}",
+            bucket = bucket.replace("raised_on", "i.raised_on"),
+            open = open_states_sql(),
+        );
+        use ColType::{Int as I, Text as T};
+        let rows = q
+            .fetch(
+                &mut conn,
+                &sql,
+                &[T, T, T, T, T, T, T, T, T, T, T, T, T, I, T],
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let raised = date(&r[7]).unwrap_or_default();
+                IssueItem {
+                    issue_id: uuid(&r[0]).unwrap_or_default(),
+                    model_worker_id: uuid(&r[1]).unwrap_or_default(),
+                    city_code: text(&r[2]),
+                    county_code: text(&r[3]).unwrap_or_default(),
+                    category: text(&r[4]).unwrap_or_default(),
+                    urgency: text(&r[5]).unwrap_or_default(),
+                    state: text(&r[6]).unwrap_or_default(),
+                    raised_on: raised,
+                    age_days: (query.as_of - raised).num_days(),
+                    age_bucket: text(&r[8]).unwrap_or_default(),
+                    escalated_to: uuid(&r[9]),
+                    escalated_to_name: text(&r[10]),
+                    due_by: date(&r[11]),
+                    respond_by: date(&r[12]),
+                    breached: int(&r[13]) != 0,
+                    resolved_on: date(&r[14]),
+                }
+            })
+            .collect();
+        Ok(page_of(items, query.page))
+    }
+
+    /// Dashboard 5's summary.
+    #[tracing::instrument(name = "projections.issue_summary", skip_all)]
+    pub async fn issue_summary(
+        &self,
+        as_of: NaiveDate,
+        region: &RegionFilter,
+    ) -> Result<IssueSummary> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let (issues, bodies) = (physical(g, "issues"), physical(g, "bodies"));
+        let open_by_state_and_age = open_issue_counts(&mut conn, &issues, as_of, region).await?;
+        let mut q = Q::new();
+        let a = q.text(as_of.to_string());
+        let r = q.region(region, "i.")?;
+        let by_body = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT i.body_id, b.name, COUNT(*), CAST(COALESCE(SUM(CASE WHEN \
+                     COALESCE(i.due_by, i.respond_by) < {a} THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                     FROM {issues} i LEFT JOIN {bodies} b ON b.id = i.body_id \
+                     WHERE i.body_id IS NOT NULL AND i.state IN {open}{r} \
+                     GROUP BY i.body_id, b.name ORDER BY COUNT(*) DESC, i.body_id",
+                    open = open_states_sql()
+                ),
+                &[ColType::Text, ColType::Text, ColType::Int, ColType::Int],
+            )
+            .await?
+            .iter()
+            .map(|r| BodyIssues {
+                body_id: uuid(&r[0]).unwrap_or_default(),
+                name: text(&r[1]),
+                open: int(&r[2]),
+                breached: int(&r[3]),
+            })
+            .collect();
+        // The median through the `days_to_resolve` index: count, then one or two rows at the
+        // middle offset.
+        let mut q = Q::new();
+        let r = q.region(region, "")?;
+        let resolved = q
+            .fetch(
+                &mut conn,
+                &format!("SELECT COUNT(*) FROM {issues} WHERE days_to_resolve IS NOT NULL{r}"),
+                &[ColType::Int],
+            )
+            .await?
+            .first()
+            .map_or(0, |r| int(&r[0]));
+        let median = if resolved == 0 {
+            None
+        } else {
+            let mut q = Q::new();
+            let r = q.region(region, "")?;
+            let off = q.int((resolved - 1) / 2);
+            let n = q.int(if resolved % 2 == 0 { 2 } else { 1 });
+            let mid = q
+                .fetch(
+                    &mut conn,
+                    &format!(
+                        "SELECT days_to_resolve FROM {issues} WHERE days_to_resolve IS NOT NULL{r} \
+                         ORDER BY days_to_resolve LIMIT {n} OFFSET {off}"
+                    ),
+                    &[ColType::Int],
+                )
+                .await?;
+            let vals: Vec<i64> = mid.iter().map(|r| int(&r[0])).collect();
+            (!vals.is_empty()).then(|| vals.iter().sum::<i64>() as f64 / vals.len() as f64)
+        };
+        Ok(IssueSummary {
+            as_of,
+            open_by_state_and_age,
+            by_body,
+            resolved,
+            median_days_to_resolve: median,
+        })
+    }
+
+    /// Dashboard 6.
+    #[tracing::instrument(name = "projections.gifts", skip_all)]
+    pub async fn gifts(&self, query: &GiftsQuery) -> Result<Paged<GiftTotals>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let sums = "CAST(SUM(visits) AS BIGINT), CAST(SUM(cash_fen) AS BIGINT), \
+                    CAST(SUM(goods_fen) AS BIGINT), CAST(SUM(goods_count) AS BIGINT), \
+                    CAST(SUM(flowers_count) AS BIGINT)";
+        let mut q = Q::new();
+        use ColType::{Int as I, Text as T};
+        let (sql, director) = if query.group_by == GiftGrouping::Director {
+            let from = q.int(i64::from(query.from.year()));
+            let to = q.int(i64::from(query.to.year()));
+            let lim = limit_sql(&mut q, query.page);
+            (
+                format!(
+                    "SELECT director_id, year, {sums} FROM {t} WHERE year >= {from} \
+                     AND year <= {to} GROUP BY director_id, year \
+                     ORDER BY director_id, year{lim}",
+                    t = physical(g, "director_years")
+                ),
+                true,
+            )
+        } else {
+            let key = match query.group_by {
+                GiftGrouping::Month => "month",
+                GiftGrouping::City => "city_code",
+                _ => "county_code",
+            };
+            let from = q.text(format!(
+                "{:04}-{:02}",
+                query.from.year(),
+                query.from.month()
+            ));
+            let to = q.text(format!("{:04}-{:02}", query.to.year(), query.to.month()));
+            let r = q.region(&query.region, "")?;
+            let lim = limit_sql(&mut q, query.page);
+            (
+                format!(
+                    "SELECT {key}, 0, {sums} FROM {t} WHERE month >= {from} AND month <= {to}{r} \
+                     GROUP BY {key} ORDER BY {key}{lim}",
+                    t = physical(g, "gifts_by_month")
+                ),
+                false,
+            )
+        };
+        let rows = q.fetch(&mut conn, &sql, &[T, I, I, I, I, I, I]).await?;
+        let items = rows
+            .iter()
+            .map(|r| {
+                let key = text(&r[0]).unwrap_or_default();
+                let label = match query.group_by {
+                    GiftGrouping::City | GiftGrouping::County => {
+                        RegionCode::parse(&key).ok().map(|c| c.name().to_owned())
+                    }
+                    _ => None,
+                };
+                GiftTotals {
+                    key,
+                    label,
+                    year: director.then(|| int(&r[1])),
+                    visits: int(&r[2]),
+                    cash_fen: int(&r[3]),
+                    cash_yuan: yuan(int(&r[3])),
+                    goods_fen: int(&r[4]),
+                    goods_count: int(&r[5]),
+                    flowers_count: int(&r[6]),
+                }
+            })
+            .collect();
+        Ok(page_of(items, query.page))
+    }
+
+    /// Dashboard 7: per city or county, model workers in hardship, paired, and visited in the
+    /// 183 days up to `as_of`.
+    #[tracing::instrument(name = "projections.coverage", skip_all)]
+    pub async fn coverage(
+        &self,
+        as_of: NaiveDate,
+        level: CoverageLevel,
+        region: &RegionFilter,
+    ) -> Result<Vec<CoverageRow>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let mw = physical(g, "model_workers");
+        let mut q = Q::new();
+        let since = q.text(minus(as_of, 183).to_string());
+        let a = q.text(as_of.to_string());
+        let r = q.region(region, "")?;
+        let (key, group) = match level {
+            CoverageLevel::City => (
+                "COALESCE(city_code, county_code)",
+                "COALESCE(city_code, county_code), city_code",
+            ),
+            CoverageLevel::County => ("county_code", "county_code, city_code"),
+        };
+        let rows = q
+            .fetch(
+                &mut conn,
+                &format!(
+                    "SELECT {key}, city_code, COUNT(*), \
+                     CAST(SUM(CASE WHEN pairing_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
+                     CAST(SUM(CASE WHEN last_visit_on >= {since} AND last_visit_on <= {a} \
+                     THEN 1 ELSE 0 END) AS BIGINT) \
+                     FROM {mw} WHERE in_hardship = 1 AND died_on IS NULL{r} \
+                     GROUP BY {group} ORDER BY 1"
+                ),
+                &[
+                    ColType::Text,
+                    ColType::Text,
+                    ColType::Int,
+                    ColType::Int,
+                    ColType::Int,
+                ],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let code = text(&r[0]).unwrap_or_default();
+                CoverageRow {
+                    region_name: RegionCode::parse(&code)
+                        .map(|c| c.name().to_owned())
+                        .unwrap_or_default(),
+                    region_code: code,
+                    city_code: text(&r[1]),
+                    in_hardship: int(&r[2]),
+                    paired: int(&r[3]),
+                    visited_last_183_days: int(&r[4]),
+                }
+            })
+            .collect())
+    }
+}
+
+async fn open_issue_counts(
+    conn: &mut Conn<'_>,
+    issues: &str,
+    as_of: NaiveDate,
+    region: &RegionFilter,
+) -> Result<Vec<IssueCount>> {
+    let mut q = Q::new();
+    let bucket = bucket_sql(&mut q, as_of);
+    let r = q.region(region, "")?;
+    let rows = q
+        .fetch(
+            conn,
+            &format!(
+                "SELECT state, {bucket}, COUNT(*) FROM {issues} \
+                 WHERE state IN {open}{r} GROUP BY 1, 2 ORDER BY 1, 2",
+                open = open_states_sql()
+            ),
+            &[ColType::Text, ColType::Text, ColType::Int],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| IssueCount {
+            state: text(&r[0]).unwrap_or_default(),
+            age_bucket: text(&r[1]).unwrap_or_default(),
+            count: int(&r[2]),
+        })
+        .collect())
+}

@@ -1,0 +1,547 @@
+//! The projection runner: a checkpointed, exactly-once consumer of the log that keeps the
+//! dashboard tables current, rebuilds them without downtime, and reports its lag.
+//!
+//! Every batch is applied in the transaction opened by [`EventStore::begin_consumer`], and the
+//! checkpoint advances in that same transaction: after a crash the tables and the checkpoint
+//! agree, and the runner resumes after the last committed batch. Events at or below the
+//! checkpoint read inside the transaction are skipped, so applying an overlapping batch twice
+//! (two runner processes, a retried batch) changes nothing.
+//!
+//! Tables are versioned by *generation* (`rm{g}_visits`, ...). One row of `projection_meta`
+//! names the generation that serves queries and the one being built, and each generation has
+//! its own checkpoint (`projection.dashboards.g{g}`). A rebuild builds a new generation from
+//! position 0 in big batches while the old one keeps serving (and, when the code is the same,
+//! keeps following the log), then applies the last few events and flips the pointer in one
+//! transaction; the old generation is dropped afterwards. A change of [`CODE_VERSION`] starts
+//! a rebuild when the runner starts.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use caretrail_store::{
+    ConsumerTxInner, Database, EventFilter, EventStore, LogQuery, RecordedEvent, subscribe,
+};
+use futures::FutureExt;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use crate::error::{ProjectionError, Result};
+use crate::model::{self, Applier, Envelope};
+use crate::query::ReadModels;
+use crate::sql::{Backend, ColType, Conn, PoolConn, Val};
+
+/// The name of the dashboard projection.
+pub const PROJECTION: &str = "dashboards";
+
+/// Bump when the handlers or tables change: a runner that finds another version rebuilds.
+pub const CODE_VERSION: i64 = 1;
+
+/// Events per transaction while catching up or rebuilding.
+pub const BULK_BATCH: usize = 20_000;
+
+/// Most events per transaction while following the log live.
+pub const LIVE_BATCH: usize = 2_000;
+
+/// A rebuild stops batching and switches once it is this close to the head.
+const SWITCH_DISTANCE: u64 = 2_000;
+
+const META_DDL: &str = "CREATE TABLE IF NOT EXISTS projection_meta (\
+    name TEXT PRIMARY KEY, \
+    live_generation BIGINT NOT NULL, \
+    live_version BIGINT NOT NULL, \
+    building_generation BIGINT, \
+    building_version BIGINT, \
+    next_generation BIGINT NOT NULL)";
+
+/// The checkpoint name of a generation.
+pub fn consumer_name(generation: i64) -> String {
+    format!("projection.{PROJECTION}.g{generation}")
+}
+
+/// What `projection_meta` says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Meta {
+    pub live_generation: i64,
+    pub live_version: i64,
+    pub building_generation: Option<i64>,
+    pub building_version: Option<i64>,
+    pub next_generation: i64,
+}
+
+pub(crate) async fn read_meta(conn: &mut Conn<'_>) -> Result<Option<Meta>> {
+    let rows = conn
+        .fetch(
+            "SELECT live_generation, live_version, building_generation, building_version, \
+             next_generation FROM projection_meta WHERE name = ?1",
+            &[Val::Text(PROJECTION.into())],
+            &[ColType::Text],
+            &[ColType::Int; 5],
+        )
+        .await?;
+    let int = |v: &Val| match v {
+        Val::Int(i) => Some(*i),
+        _ => None,
+    };
+    Ok(rows.first().map(|r| Meta {
+        live_generation: int(&r[0]).unwrap_or(1),
+        live_version: int(&r[1]).unwrap_or(0),
+        building_generation: int(&r[2]),
+        building_version: int(&r[3]),
+        next_generation: int(&r[4]).unwrap_or(2),
+    }))
+}
+
+fn tx_conn(inner: &mut ConsumerTxInner) -> Conn<'_> {
+    match inner {
+        ConsumerTxInner::Sqlite(t) => Conn::Sqlite(&mut **t),
+        ConsumerTxInner::Postgres(t) => Conn::Postgres(&mut **t),
+    }
+}
+
+/// An applier and the checkpoint it last committed: if the stored checkpoint differs when the
+/// next batch starts, someone else wrote the tables and the cached rows are forgotten.
+struct Slot {
+    applier: Applier,
+    committed: Option<u64>,
+}
+
+/// How far the dashboards are behind the log.
+#[derive(Clone, Debug, Serialize)]
+pub struct Lag {
+    pub projection: &'static str,
+    pub generation: i64,
+    pub code_version: i64,
+    pub checkpoint: u64,
+    pub head: u64,
+    /// Events stored but not yet applied.
+    pub behind_events: u64,
+    /// How long the oldest unapplied event has been stored (0 when caught up).
+    pub behind_seconds: f64,
+    /// A rebuild in progress: its generation and checkpoint.
+    pub rebuilding: Option<(i64, u64)>,
+}
+
+/// What a rebuild did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RebuildReport {
+    pub generation: i64,
+    pub previous_generation: i64,
+    pub events: u64,
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Outcome of one batch attempt.
+enum Step {
+    Applied(u64),
+    /// The live generation changed under us; read the pointer again.
+    Moved,
+}
+
+/// The projection runner for one store.
+pub struct Projector {
+    store: Arc<dyn EventStore>,
+    db: Database,
+    live: Mutex<Option<Slot>>,
+    bulk_batch: usize,
+}
+
+impl Projector {
+    /// Prepares the projection tables in the store's database (idempotent, safe to race).
+    #[tracing::instrument(name = "projections.open", skip_all)]
+    pub async fn open(store: Arc<dyn EventStore>) -> Result<Projector> {
+        let db = store.database();
+        let mut pc = PoolConn::acquire(&db).await?;
+        let mut conn = pc.conn();
+        // Two processes may race to create the table on PostgreSQL; the loser's error is
+        // harmless once the table exists.
+        if let Err(e) = conn.ddl(META_DDL).await {
+            tracing::debug!(error = %e, "projection_meta creation raced");
+        }
+        let inserted = conn
+            .execute(
+                "INSERT INTO projection_meta (name, live_generation, live_version, \
+                 next_generation) VALUES (?1, 1, ?2, 2) ON CONFLICT (name) DO NOTHING",
+                &[Val::Text(PROJECTION.into()), Val::Int(CODE_VERSION)],
+                &[ColType::Text, ColType::Int],
+            )
+            .await?;
+        if inserted > 0 {
+            model::create_tables(&mut conn, 1).await?;
+        } else if let Some(meta) = read_meta(&mut conn).await? {
+            // Also covers a crash between inserting the row and creating the tables.
+            model::create_tables(&mut conn, meta.live_generation).await?;
+        }
+        drop(pc);
+        Ok(Projector {
+            store,
+            db,
+            live: Mutex::new(None),
+            bulk_batch: BULK_BATCH,
+        })
+    }
+
+    /// Sets the events per transaction for catch-up and rebuild (benchmarks vary it).
+    pub fn with_bulk_batch(mut self, n: usize) -> Self {
+        self.bulk_batch = n.max(1);
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn EventStore> {
+        &self.store
+    }
+
+    /// The live read models, for queries.
+    pub fn read_models(&self) -> ReadModels {
+        ReadModels::live(self.db.clone())
+    }
+
+    pub async fn meta(&self) -> Result<Meta> {
+        let mut pc = PoolConn::acquire(&self.db).await?;
+        read_meta(&mut pc.conn())
+            .await?
+            .ok_or_else(|| ProjectionError::InvalidQuery("projection_meta is empty".into()))
+    }
+
+    /// Applies one batch to `generation` in one consumer transaction.
+    async fn step(
+        &self,
+        generation: i64,
+        live: bool,
+        slot: &mut Slot,
+        events: &[Envelope],
+        switch: bool,
+    ) -> Result<Step> {
+        let mut tx = self
+            .store
+            .begin_consumer(&consumer_name(generation))
+            .await?;
+        let checkpoint = tx.position();
+        let outcome: Result<Option<u64>> = async {
+            let mut conn = tx_conn(tx.inner());
+            if live {
+                let meta = read_meta(&mut conn).await?;
+                if meta.map(|m| m.live_generation) != Some(generation) {
+                    return Ok(None);
+                }
+            }
+            if slot.committed != Some(checkpoint) {
+                slot.applier.forget();
+            }
+            let todo: &[Envelope] = match events.iter().position(|e| e.position > checkpoint) {
+                Some(i) => &events[i..],
+                None => &[],
+            };
+            if let Some(first) = todo.first()
+                && first.position != checkpoint + 1
+            {
+                return Err(ProjectionError::Gap {
+                    checkpoint,
+                    next: first.position,
+                });
+            }
+            slot.applier.apply_batch(&mut conn, todo).await?;
+            if switch {
+                conn.execute(
+                    "UPDATE projection_meta SET live_generation = ?1, live_version = ?2, \
+                     building_generation = NULL, building_version = NULL WHERE name = ?3",
+                    &[
+                        Val::Int(generation),
+                        Val::Int(CODE_VERSION),
+                        Val::Text(PROJECTION.into()),
+                    ],
+                    &[ColType::Int, ColType::Int, ColType::Text],
+                )
+                .await?;
+            }
+            Ok(Some(todo.last().map_or(checkpoint, |e| e.position)))
+        }
+        .await;
+        match outcome {
+            Ok(Some(last)) => match tx.commit(last).await {
+                Ok(()) => {
+                    slot.committed = Some(last);
+                    Ok(Step::Applied(last))
+                }
+                Err(e) => {
+                    slot.committed = None;
+                    Err(e.into())
+                }
+            },
+            Ok(None) => {
+                let _ = tx.rollback().await;
+                Ok(Step::Moved)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                slot.committed = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads and decodes up to `limit` events after `after` (and at most up to `up_to`).
+    async fn read(&self, after: u64, up_to: Option<u64>, limit: usize) -> Result<Vec<Envelope>> {
+        let events = self
+            .store
+            .read_log(&LogQuery {
+                after,
+                up_to,
+                filter: EventFilter::all(),
+                limit,
+            })
+            .await?;
+        events.into_iter().map(model::decode).collect()
+    }
+
+    /// Applies stored events to the live generation, rebuilding first when the code version
+    /// changed.
+    async fn apply_live(&self, events: Vec<Envelope>) -> Result<()> {
+        loop {
+            let meta = self.meta().await?;
+            if meta.live_version != CODE_VERSION {
+                self.rebuild().await?;
+                continue;
+            }
+            let g = meta.live_generation;
+            let mut guard = self.live.lock().await;
+            let slot = match guard.as_mut() {
+                Some(s) if s.applier.generation() == g => s,
+                _ => guard.insert(Slot {
+                    applier: Applier::new(g, false),
+                    committed: None,
+                }),
+            };
+            match self.step(g, true, slot, &events, false).await? {
+                Step::Applied(_) => return Ok(()),
+                Step::Moved => continue,
+            }
+        }
+    }
+
+    /// Brings the live read models up to the head as it is now; returns the checkpoint.
+    #[tracing::instrument(name = "projections.catch_up", skip_all)]
+    pub async fn catch_up(&self) -> Result<u64> {
+        loop {
+            let meta = self.meta().await?;
+            if meta.live_version != CODE_VERSION {
+                self.rebuild().await?;
+                continue;
+            }
+            let checkpoint = self
+                .store
+                .checkpoint(&consumer_name(meta.live_generation))
+                .await?;
+            let head = self.store.head().await?.position;
+            if checkpoint >= head {
+                return Ok(checkpoint);
+            }
+            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            self.apply_live(events).await?;
+        }
+    }
+
+    /// Follows the log until `shutdown` resolves: catches up, then applies what the
+    /// subscription delivers in batches of what is ready. Errors are logged and retried after
+    /// a pause (a dropped generation after a switch, a lost connection).
+    #[tracing::instrument(name = "projections.run", skip_all)]
+    pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let work = async {
+                let checkpoint = self.catch_up().await?;
+                let mut sub = subscribe(self.store.clone(), checkpoint, EventFilter::all());
+                loop {
+                    let first = sub.next().await?;
+                    let mut batch: Vec<RecordedEvent> = vec![first];
+                    while batch.len() < LIVE_BATCH {
+                        match sub.next().now_or_never() {
+                            Some(Ok(e)) => batch.push(e),
+                            Some(Err(e)) => return Err::<(), _>(ProjectionError::from(e)),
+                            None => break,
+                        }
+                    }
+                    let decoded = batch
+                        .into_iter()
+                        .map(model::decode)
+                        .collect::<Result<Vec<_>>>()?;
+                    self.apply_live(decoded).await?;
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = work => {
+                    if let Err(e) = r {
+                        tracing::warn!(code = e.code(), error = %e, "projection runner retrying");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lag of the live generation (and progress of a rebuild in flight).
+    pub async fn lag(&self) -> Result<Lag> {
+        let meta = self.meta().await?;
+        let checkpoint = self
+            .store
+            .checkpoint(&consumer_name(meta.live_generation))
+            .await?;
+        let head = self.store.head().await?;
+        let behind = head.position.saturating_sub(checkpoint);
+        let behind_seconds = if behind == 0 {
+            0.0
+        } else {
+            let next = self
+                .store
+                .read_log(&LogQuery {
+                    after: checkpoint,
+                    up_to: Some(checkpoint + 1),
+                    filter: EventFilter::all(),
+                    limit: 1,
+                })
+                .await?;
+            next.first().map_or(0.0, |e| {
+                (chrono::Utc::now() - e.recorded_at)
+                    .num_microseconds()
+                    .unwrap_or(0) as f64
+                    / 1e6
+            })
+        };
+        let rebuilding = match meta.building_generation {
+            Some(g) => Some((g, self.store.checkpoint(&consumer_name(g)).await?)),
+            None => None,
+        };
+        Ok(Lag {
+            projection: PROJECTION,
+            generation: meta.live_generation,
+            code_version: meta.live_version,
+            checkpoint,
+            head: head.position,
+            behind_events: behind,
+            behind_seconds,
+            rebuilding,
+        })
+    }
+
+    /// Claims the generation to build: resumes one of this code version, or starts a new one.
+    async fn claim_build(&self) -> Result<(i64, i64)> {
+        let mut pc = PoolConn::acquire(&self.db).await?;
+        let mut conn = pc.conn();
+        let backend = conn.backend();
+        conn.ddl(match backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        })
+        .await?;
+        let claimed: Result<(i64, i64, Option<i64>)> = async {
+            if backend == Backend::Postgres {
+                conn.ddl("SELECT 1 FROM projection_meta WHERE name = 'dashboards' FOR UPDATE")
+                    .await?;
+            }
+            let meta = read_meta(&mut conn)
+                .await?
+                .ok_or_else(|| ProjectionError::InvalidQuery("projection_meta is empty".into()))?;
+            if let (Some(g), Some(CODE_VERSION)) = (meta.building_generation, meta.building_version)
+            {
+                return Ok((g, meta.live_generation, None));
+            }
+            let g = meta.next_generation;
+            conn.execute(
+                "UPDATE projection_meta SET building_generation = ?1, building_version = ?2, \
+                 next_generation = ?3 WHERE name = ?4",
+                &[
+                    Val::Int(g),
+                    Val::Int(CODE_VERSION),
+                    Val::Int(g + 1),
+                    Val::Text(PROJECTION.into()),
+                ],
+                &[ColType::Int, ColType::Int, ColType::Int, ColType::Text],
+            )
+            .await?;
+            Ok((g, meta.live_generation, meta.building_generation))
+        }
+        .await;
+        match claimed {
+            Ok((g, live, abandoned)) => {
+                conn.ddl("COMMIT").await?;
+                if let Some(old) = abandoned {
+                    model::drop_tables(&mut conn, old).await?;
+                }
+                model::create_tables(&mut conn, g).await?;
+                Ok((g, live))
+            }
+            Err(e) => {
+                let _ = conn.ddl("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Builds the read models from position 0 into a new generation while the current one
+    /// keeps serving, then switches atomically and drops the old tables. Resumes a rebuild
+    /// that a crash interrupted.
+    #[tracing::instrument(name = "projections.rebuild", skip_all)]
+    pub async fn rebuild(&self) -> Result<RebuildReport> {
+        let started = Instant::now();
+        let (generation, previous) = self.claim_build().await?;
+        let start = self.store.checkpoint(&consumer_name(generation)).await?;
+        tracing::info!(generation, resume_from = start, "rebuilding read models");
+        let mut slot = Slot {
+            applier: Applier::new(generation, start == 0),
+            committed: Some(start),
+        };
+        let mut checkpoint = start;
+        loop {
+            let head = self.store.head().await?.position;
+            if head.saturating_sub(checkpoint) <= SWITCH_DISTANCE {
+                break;
+            }
+            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            match self
+                .step(generation, false, &mut slot, &events, false)
+                .await?
+            {
+                Step::Applied(p) => checkpoint = p,
+                Step::Moved => {}
+            }
+        }
+        // The tail and the switch in one transaction. The consumer transaction holds the
+        // SQLite write lock, so no event can be appended between reading the head and the
+        // switch; on PostgreSQL later events are simply applied by the live runner.
+        loop {
+            let head = self.store.head().await?.position;
+            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            let done = events.last().is_none_or(|e| e.position >= head);
+            match self
+                .step(generation, false, &mut slot, &events, done)
+                .await?
+            {
+                Step::Applied(p) => checkpoint = p,
+                Step::Moved => {}
+            }
+            if done {
+                break;
+            }
+        }
+        if previous != generation {
+            let mut pc = PoolConn::acquire(&self.db).await?;
+            if let Err(e) = model::drop_tables(&mut pc.conn(), previous).await {
+                // A reader may still hold the old tables; the next rebuild drops nothing it
+                // needs, so a leftover generation is only wasted space.
+                tracing::warn!(code = e.code(), "old generation not dropped");
+            }
+        }
+        *self.live.lock().await = None;
+        let seconds = started.elapsed().as_secs_f64();
+        let events = checkpoint - start;
+        Ok(RebuildReport {
+            generation,
+            previous_generation: previous,
+            events,
+            seconds,
+            events_per_second: events as f64 / seconds.max(1e-9),
+        })
+    }
+}

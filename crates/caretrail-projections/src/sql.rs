@@ -1,0 +1,477 @@
+//! The little SQL layer every read model shares: typed values, row descriptions, one backend
+//! switch for connections, and multi-row statements.
+//!
+//! Read-model tables are described once in Rust (the `table!` macro below) and their DDL, loads
+//! and upserts are generated for each backend from that description. This keeps the two
+//! backends' SQL identical except for placeholders (`?N` on SQLite, `$N` on PostgreSQL) and the
+//! integer type name, and lets the crash test compare every row of every table without knowing
+//! the tables one by one. Dates are stored as ISO-8601 text and booleans as 0/1 integers on both
+//! backends, so comparisons and sorting behave the same everywhere.
+
+use std::fmt::Write as _;
+
+use caretrail_store::Database;
+use chrono::NaiveDate;
+use uuid::Uuid;
+
+use crate::error::{ProjectionError, Result};
+
+/// Which SQL dialect to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(db: &Database) -> Backend {
+        match db {
+            Database::Sqlite(_) => Backend::Sqlite,
+            Database::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn int_type(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "INTEGER",
+            Backend::Postgres => "BIGINT",
+        }
+    }
+
+    /// Rewrites `?N` placeholders into this backend's form.
+    pub fn sql(self, sql: &str) -> String {
+        match self {
+            Backend::Sqlite => sql.to_owned(),
+            Backend::Postgres => sql.replace('?', "$"),
+        }
+    }
+}
+
+/// The type of a column, as both backends store it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColType {
+    Int,
+    Text,
+}
+
+/// One stored value.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+/// A Rust type that maps to one column.
+pub trait Col: Sized {
+    const TYPE: ColType;
+    fn to_val(&self) -> Val;
+    fn from_val(v: Val) -> Self;
+}
+
+impl Col for i64 {
+    const TYPE: ColType = ColType::Int;
+    fn to_val(&self) -> Val {
+        Val::Int(*self)
+    }
+    fn from_val(v: Val) -> Self {
+        match v {
+            Val::Int(i) => i,
+            _ => 0,
+        }
+    }
+}
+
+impl Col for bool {
+    const TYPE: ColType = ColType::Int;
+    fn to_val(&self) -> Val {
+        Val::Int(i64::from(*self))
+    }
+    fn from_val(v: Val) -> Self {
+        matches!(v, Val::Int(i) if i != 0)
+    }
+}
+
+impl Col for String {
+    const TYPE: ColType = ColType::Text;
+    fn to_val(&self) -> Val {
+        Val::Text(self.clone())
+    }
+    fn from_val(v: Val) -> Self {
+        match v {
+            Val::Text(s) => s,
+            _ => String::new(),
+        }
+    }
+}
+
+impl Col for Uuid {
+    const TYPE: ColType = ColType::Text;
+    fn to_val(&self) -> Val {
+        Val::Text(self.to_string())
+    }
+    fn from_val(v: Val) -> Self {
+        match v {
+            Val::Text(s) => s.parse().unwrap_or_default(),
+            _ => Uuid::nil(),
+        }
+    }
+}
+
+impl Col for NaiveDate {
+    const TYPE: ColType = ColType::Text;
+    fn to_val(&self) -> Val {
+        Val::Text(self.to_string())
+    }
+    fn from_val(v: Val) -> Self {
+        match v {
+            Val::Text(s) => s.parse().unwrap_or_default(),
+            _ => NaiveDate::default(),
+        }
+    }
+}
+
+impl<T: Col> Col for Option<T> {
+    const TYPE: ColType = T::TYPE;
+    fn to_val(&self) -> Val {
+        match self {
+            Some(v) => v.to_val(),
+            None => Val::Null,
+        }
+    }
+    fn from_val(v: Val) -> Self {
+        match v {
+            Val::Null => None,
+            v => Some(T::from_val(v)),
+        }
+    }
+}
+
+/// A static description of one read-model table.
+#[derive(Debug)]
+pub struct TableDef {
+    /// The name without the generation prefix.
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, ColType)],
+    pub key: &'static [&'static str],
+    pub indexes: &'static [&'static [&'static str]],
+    /// Rows are deltas: an upsert adds integer columns instead of replacing them.
+    pub additive: bool,
+}
+
+/// A typed row of a read-model table.
+pub trait Row: Clone + Default + Send + Sync + 'static {
+    const DEF: TableDef;
+    fn to_vals(&self) -> Vec<Val>;
+    fn from_vals(v: Vec<Val>) -> Self;
+}
+
+/// Declares a row struct and its table description.
+macro_rules! table {
+    (
+        $(#[$meta:meta])*
+        $name:ident = $table:literal,
+        key [$($k:ident),+],
+        indexes [$([$($i:ident),+]),*],
+        additive = $add:literal,
+        { $($(#[$fmeta:meta])* $f:ident : $t:ty),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Default, PartialEq, Eq)]
+        pub struct $name { $($(#[$fmeta])* pub $f: $t),+ }
+
+        impl $crate::sql::Row for $name {
+            const DEF: $crate::sql::TableDef = $crate::sql::TableDef {
+                name: $table,
+                columns: &[$((stringify!($f), <$t as $crate::sql::Col>::TYPE)),+],
+                key: &[$(stringify!($k)),+],
+                indexes: &[$(&[$(stringify!($i)),+]),*],
+                additive: $add,
+            };
+            fn to_vals(&self) -> Vec<$crate::sql::Val> {
+                use $crate::sql::Col;
+                vec![$(self.$f.to_val()),+]
+            }
+            fn from_vals(v: Vec<$crate::sql::Val>) -> Self {
+                use $crate::sql::Col;
+                let mut it = v.into_iter();
+                $name { $($f: <$t>::from_val(it.next().unwrap_or($crate::sql::Val::Null))),+ }
+            }
+        }
+    };
+}
+pub(crate) use table;
+
+/// The physical name of a table in a generation.
+pub fn physical(generation: i64, table: &str) -> String {
+    format!("rm{generation}_{table}")
+}
+
+/// `CREATE TABLE` and `CREATE INDEX` statements for `def` in `generation`.
+pub fn create_statements(backend: Backend, generation: i64, def: &TableDef) -> Vec<String> {
+    let t = physical(generation, def.name);
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS {t} (");
+    for (name, ty) in def.columns {
+        let ty = match ty {
+            ColType::Int => backend.int_type(),
+            ColType::Text => "TEXT",
+        };
+        let _ = write!(sql, "{name} {ty}, ");
+    }
+    let _ = write!(sql, "PRIMARY KEY ({}))", def.key.join(", "));
+    let mut out = vec![sql];
+    for (n, cols) in def.indexes.iter().enumerate() {
+        out.push(format!(
+            "CREATE INDEX IF NOT EXISTS {t}_i{n} ON {t} ({})",
+            cols.join(", ")
+        ));
+    }
+    out
+}
+
+/// A connection of either backend, borrowed from a pool or a transaction.
+pub enum Conn<'c> {
+    Sqlite(&'c mut sqlx::SqliteConnection),
+    Postgres(&'c mut sqlx::PgConnection),
+}
+
+impl Conn<'_> {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Runs a statement written with `?N` placeholders; `types` gives the type of each bound
+    /// value so that NULLs are bound with the column's type (PostgreSQL insists).
+    pub async fn execute(&mut self, sql: &str, vals: &[Val], types: &[ColType]) -> Result<u64> {
+        let sql = self.backend().sql(sql);
+        Ok(match self {
+            Conn::Sqlite(c) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (v, t) in vals.iter().zip(types) {
+                    q = match (v, t) {
+                        (Val::Int(i), _) => q.bind(*i),
+                        (Val::Text(s), _) => q.bind(s.clone()),
+                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
+                        (Val::Null, ColType::Text) => q.bind(None::<String>),
+                    };
+                }
+                q.execute(&mut **c).await?.rows_affected()
+            }
+            Conn::Postgres(c) => {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (v, t) in vals.iter().zip(types) {
+                    q = match (v, t) {
+                        (Val::Int(i), _) => q.bind(*i),
+                        (Val::Text(s), _) => q.bind(s.clone()),
+                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
+                        (Val::Null, ColType::Text) => q.bind(None::<String>),
+                    };
+                }
+                q.execute(&mut **c).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Runs a query and decodes each row as `out` describes.
+    pub async fn fetch(
+        &mut self,
+        sql: &str,
+        vals: &[Val],
+        types: &[ColType],
+        out: &[ColType],
+    ) -> Result<Vec<Vec<Val>>> {
+        use sqlx::Row as _;
+        let sql = self.backend().sql(sql);
+        macro_rules! run {
+            ($c:expr) => {{
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (v, t) in vals.iter().zip(types) {
+                    q = match (v, t) {
+                        (Val::Int(i), _) => q.bind(*i),
+                        (Val::Text(s), _) => q.bind(s.clone()),
+                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
+                        (Val::Null, ColType::Text) => q.bind(None::<String>),
+                    };
+                }
+                let rows = q.fetch_all(&mut **$c).await?;
+                let mut result = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let mut vals = Vec::with_capacity(out.len());
+                    for (i, ty) in out.iter().enumerate() {
+                        vals.push(match ty {
+                            // Integer literals are INT4 on PostgreSQL; accept both widths.
+                            ColType::Int => match row.try_get::<Option<i64>, _>(i) {
+                                Ok(v) => v,
+                                Err(_) => row.try_get::<Option<i32>, _>(i)?.map(i64::from),
+                            }
+                            .map_or(Val::Null, Val::Int),
+                            ColType::Text => row
+                                .try_get::<Option<String>, _>(i)?
+                                .map_or(Val::Null, Val::Text),
+                        });
+                    }
+                    result.push(vals);
+                }
+                result
+            }};
+        }
+        Ok(match self {
+            Conn::Sqlite(c) => run!(c),
+            Conn::Postgres(c) => run!(c),
+        })
+    }
+
+    /// Runs plain DDL.
+    pub async fn ddl(&mut self, sql: &str) -> Result<()> {
+        self.execute(sql, &[], &[]).await.map(|_| ())
+    }
+}
+
+/// Power-of-two chunk sizes (largest first) covering `n`, so each statement shape is prepared
+/// once and reused from the driver's statement cache.
+pub fn chunks(n: usize, max: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut left = n;
+    let mut size = max.next_power_of_two();
+    if size > max {
+        size /= 2;
+    }
+    while left > 0 {
+        while size > left {
+            size /= 2;
+        }
+        out.push(size);
+        left -= size;
+    }
+    out
+}
+
+/// The largest number of rows per statement for a table of `cols` columns: both backends
+/// accept well over 30,000 bound values per statement.
+pub fn rows_per_statement(cols: usize) -> usize {
+    (30_000 / cols.max(1)).min(512)
+}
+
+/// Writes `rows` with multi-row upserts: replacing every non-key column, or adding integer
+/// columns when the table is additive.
+pub async fn upsert<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[R]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let def = &R::DEF;
+    let t = physical(generation, def.name);
+    let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
+    let types: Vec<ColType> = def.columns.iter().map(|(_, t)| *t).collect();
+    let set: Vec<String> = def
+        .columns
+        .iter()
+        .filter(|(n, _)| !def.key.contains(n))
+        .map(|(n, ty)| {
+            if def.additive && *ty == ColType::Int {
+                format!("{n} = {t}.{n} + excluded.{n}")
+            } else {
+                format!("{n} = excluded.{n}")
+            }
+        })
+        .collect();
+    let conflict = if set.is_empty() {
+        "DO NOTHING".to_owned()
+    } else {
+        format!("DO UPDATE SET {}", set.join(", "))
+    };
+    let mut done = 0;
+    for size in chunks(rows.len(), rows_per_statement(cols.len())) {
+        let mut sql = format!("INSERT INTO {t} ({}) VALUES ", cols.join(", "));
+        let mut vals = Vec::with_capacity(size * cols.len());
+        let mut all_types = Vec::with_capacity(size * cols.len());
+        let mut n = 0;
+        for (r, row) in rows[done..done + size].iter().enumerate() {
+            sql.push_str(if r == 0 { "(" } else { ", (" });
+            for c in 0..cols.len() {
+                n += 1;
+                let _ = write!(sql, "{}?{n}", if c == 0 { "" } else { ", " });
+            }
+            sql.push(')');
+            vals.extend(row.to_vals());
+            all_types.extend_from_slice(&types);
+        }
+        let _ = write!(sql, " ON CONFLICT ({}) {conflict}", def.key.join(", "));
+        conn.execute(&sql, &vals, &all_types).await?;
+        done += size;
+    }
+    Ok(())
+}
+
+/// Loads the rows of an `id`-keyed table whose ids are in `ids`.
+pub async fn load_by_id<R: Row>(
+    conn: &mut Conn<'_>,
+    generation: i64,
+    ids: &[Uuid],
+) -> Result<Vec<R>> {
+    let def = &R::DEF;
+    let t = physical(generation, def.name);
+    let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
+    let types: Vec<ColType> = def.columns.iter().map(|(_, t)| *t).collect();
+    let mut out = Vec::with_capacity(ids.len());
+    let mut done = 0;
+    for size in chunks(ids.len(), 256) {
+        let mut sql = format!("SELECT {} FROM {t} WHERE id IN (", cols.join(", "));
+        for i in 1..=size {
+            let _ = write!(sql, "{}?{i}", if i == 1 { "" } else { ", " });
+        }
+        sql.push(')');
+        let vals: Vec<Val> = ids[done..done + size].iter().map(Col::to_val).collect();
+        let in_types = vec![ColType::Text; size];
+        for row in conn.fetch(&sql, &vals, &in_types, &types).await? {
+            out.push(R::from_vals(row));
+        }
+        done += size;
+    }
+    Ok(out)
+}
+
+/// Every row of a table, ordered by its key, as text: what the crash test compares.
+pub async fn dump(conn: &mut Conn<'_>, generation: i64, def: &TableDef) -> Result<Vec<String>> {
+    let t = physical(generation, def.name);
+    let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
+    let types: Vec<ColType> = def.columns.iter().map(|(_, t)| *t).collect();
+    let sql = format!(
+        "SELECT {} FROM {t} ORDER BY {}",
+        cols.join(", "),
+        def.key.join(", ")
+    );
+    let rows = conn.fetch(&sql, &[], &[], &types).await?;
+    Ok(rows.into_iter().map(|r| format!("{r:?}")).collect())
+}
+
+/// Acquires a pooled connection of either backend and runs `f` on it.
+pub enum PoolConn {
+    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
+    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
+}
+
+impl PoolConn {
+    pub async fn acquire(db: &Database) -> Result<PoolConn> {
+        Ok(match db {
+            Database::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
+            Database::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
+        })
+    }
+
+    pub fn conn(&mut self) -> Conn<'_> {
+        match self {
+            PoolConn::Sqlite(c) => Conn::Sqlite(&mut *c),
+            PoolConn::Postgres(c) => Conn::Postgres(&mut *c),
+        }
+    }
+}
+
+/// Turns a `sqlx` error into ours (kept here so every module maps errors the same way).
+impl From<sqlx::Error> for ProjectionError {
+    fn from(e: sqlx::Error) -> Self {
+        ProjectionError::Database(e)
+    }
+}
