@@ -3,6 +3,9 @@
 //! logging, and calls into `caretrail-store`. Errors end the process with one line on stderr and
 //! a non-zero exit.
 
+mod audit;
+mod serve;
+
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -60,6 +63,27 @@ enum Command {
         /// Only streams of these categories (repeatable).
         #[arg(long = "category")]
         categories: Vec<String>,
+    },
+    /// Runs the HTTP service.
+    Serve {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(flatten)]
+        args: serve::ServeArgs,
+    },
+    /// Manages API tokens.
+    Token {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        cmd: serve::TokenCommand,
+    },
+    /// The auditor's toolkit: public key, checkpoints, export, verification.
+    Audit {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        cmd: audit::AuditCommand,
     },
 }
 
@@ -129,6 +153,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             out.flush()?;
         }
+        Command::Serve { db, args } => serve::serve(&db.db, args).await?,
+        Command::Token { db, cmd } => serve::token(&db.db, cmd).await?,
+        Command::Audit { db, cmd } => audit::run(cmd, &db.db).await?,
     }
     Ok(())
 }

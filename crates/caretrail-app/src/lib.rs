@@ -42,6 +42,14 @@ pub enum AppError {
     /// The domain refused the command; [`Rejection::code`] says why.
     #[error("command rejected: {0}")]
     Rejected(Rejection),
+    /// The caller's expected version of the command's primary stream (HTTP `If-Match`) is not
+    /// its current version.
+    #[error("stream {stream} is at version {actual}, not the expected {expected}")]
+    PreconditionFailed {
+        stream: String,
+        expected: u64,
+        actual: u64,
+    },
     /// Other commands kept changing the same streams; the caller may retry.
     #[error("the command conflicted with concurrent changes {0} times in a row")]
     Contention(u32),
@@ -61,6 +69,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Rejected(r) => r.code(),
+            AppError::PreconditionFailed { .. } => "stream_version_mismatch",
             AppError::Contention(_) => "concurrency_contention",
             AppError::Unreadable { .. } => "stored_event_unreadable",
             AppError::Keys(KeyError::SubjectErased(_)) => "subject_erased",
@@ -171,18 +180,29 @@ impl App {
     }
 
     /// Runs `command` on behalf of `meta`'s actor.
-    #[tracing::instrument(name = "app.execute", skip_all, fields(command = command.name(), command_id = %meta.command_id))]
     pub async fn execute(
         &self,
         command: &Command,
         meta: &CommandMeta,
+    ) -> Result<AppendResult, AppError> {
+        self.execute_expecting(command, meta, None).await
+    }
+
+    /// Runs `command`, first checking that its primary stream (the first one it reads: the
+    /// aggregate it is about) is at `expected` version, when given.
+    #[tracing::instrument(name = "app.execute", skip_all, fields(command = command.name(), command_id = %meta.command_id))]
+    pub async fn execute_expecting(
+        &self,
+        command: &Command,
+        meta: &CommandMeta,
+        expected: Option<u64>,
     ) -> Result<AppendResult, AppError> {
         if let Some(done) = self.store.command_result(meta.command_id).await? {
             self.after_commit(command).await?;
             return Ok(done);
         }
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(command, meta).await {
+            match self.attempt(command, meta, expected).await {
                 Err(AppError::Store(e)) if e.is_conflict() => {
                     tracing::debug!(attempt, "conflict; deciding again on fresh state");
                     // A concurrent retry of this very command may have won.
@@ -216,9 +236,11 @@ impl App {
         &self,
         command: &Command,
         meta: &CommandMeta,
+        expected: Option<u64>,
     ) -> Result<AppendResult, AppError> {
         let mut states = States::new();
         let mut versions: HashMap<StreamName, u64> = HashMap::new();
+        let primary = streams_to_load(command, &states).first().copied();
         loop {
             let wanted: Vec<StreamName> = streams_to_load(command, &states)
                 .into_iter()
@@ -231,6 +253,16 @@ impl App {
                 let (version, state) = self.load(&stream).await?;
                 versions.insert(stream, version);
                 states.insert(stream, state);
+            }
+        }
+        if let (Some(expected), Some(primary)) = (expected, primary) {
+            let actual = versions.get(&primary).copied().unwrap_or(0);
+            if actual != expected {
+                return Err(AppError::PreconditionFailed {
+                    stream: primary.to_string(),
+                    expected,
+                    actual,
+                });
             }
         }
         let now = self.clock.now();
@@ -312,6 +344,12 @@ impl App {
             }
         });
         Ok(())
+    }
+
+    /// A domain stream's current version and folded state (for authorisation checks and
+    /// read-side questions that need the aggregate, not a projection).
+    pub async fn state(&self, stream: &StreamName) -> Result<(u64, State), AppError> {
+        self.load(stream).await
     }
 
     /// A stream's current version and folded state, from the cache plus newer events.

@@ -14,12 +14,26 @@ use serde_json::{Map, Value, json};
 use crate::keys::{KeyError, KeyRing};
 
 /// Whether the reader may see personal data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Personal values are opened (administrators; a director for their own pairing).
+    /// Personal values are opened (administrators).
     Personal,
+    /// Only these subjects' values are opened (a director: themselves and the model worker
+    /// they are paired with); the rest are redacted.
+    Subjects(std::sync::Arc<[uuid::Uuid]>),
     /// Personal values are replaced by `{"redacted": true}` (auditors, integrations).
     Redacted,
+}
+
+impl Access {
+    /// Whether values sealed for `subject` may be opened.
+    pub fn may_open(&self, subject: uuid::Uuid) -> bool {
+        match self {
+            Access::Personal => true,
+            Access::Subjects(allowed) => allowed.contains(&subject),
+            Access::Redacted => false,
+        }
+    }
 }
 
 /// An event as served to readers.
@@ -58,7 +72,7 @@ pub enum ViewError {
 pub async fn view(
     keys: &KeyRing,
     e: &RecordedEvent,
-    access: Access,
+    access: &Access,
 ) -> Result<EventView, ViewError> {
     let unreadable = |reason: String| ViewError::Unreadable {
         position: e.position,
@@ -110,7 +124,7 @@ pub async fn open_sealed(
     keys: &KeyRing,
     value: &mut Value,
     event_id: uuid::Uuid,
-    access: Access,
+    access: &Access,
 ) -> Result<(), KeyError> {
     // Iterative walk: payloads are small, but recursion in async code needs boxing anyway.
     let mut stack: Vec<&mut Value> = vec![value];
@@ -120,12 +134,13 @@ pub async fn open_sealed(
             _ => None,
         };
         if let Some(sealed) = sealed {
-            *v = match access {
-                Access::Redacted => json!({ "redacted": true }),
-                Access::Personal => match keys.unseal(&sealed, event_id).await? {
+            *v = if access.may_open(sealed.subject) {
+                match keys.unseal(&sealed, event_id).await? {
                     Some(text) => Value::String(text),
                     None => json!({ "erased": true }),
-                },
+                }
+            } else {
+                json!({ "redacted": true })
             };
             continue;
         }

@@ -139,11 +139,11 @@ async fn the_october_2021_visits_are_recorded_and_read_back(h: &Harness) {
                 && e.stream_id.ends_with(&demo::workers::YU_PEIYE.to_string())
         })
         .expect("俞培叶 registered");
-    let shown = view(app.keys(), registered, Access::Personal)
+    let shown = view(app.keys(), registered, &Access::Personal)
         .await
         .unwrap();
     assert_eq!(shown.data["name"], json!("俞培叶"));
-    let redacted = view(app.keys(), registered, Access::Redacted)
+    let redacted = view(app.keys(), registered, &Access::Redacted)
         .await
         .unwrap();
     assert_eq!(redacted.data["name"], json!({ "redacted": true }));
@@ -305,7 +305,7 @@ async fn erasure_shreds_one_subject_and_keeps_the_log_intact(h: &Harness) {
     app.execute(&cmd, &admin()).await.unwrap();
     let before = log(app.store()).await;
     let registered = before.last().unwrap().clone();
-    let shown = view(app.keys(), &registered, Access::Personal)
+    let shown = view(app.keys(), &registered, &Access::Personal)
         .await
         .unwrap();
     assert_eq!(shown.data["phone"], json!(phone));
@@ -336,7 +336,7 @@ async fn erasure_shreds_one_subject_and_keeps_the_log_intact(h: &Harness) {
     // The subject's fields now read as erased, for a fresh process too.
     let fresh = app_with(h, master_for(h)).await.unwrap();
     for keys in [app.keys().as_ref(), fresh.keys().as_ref()] {
-        let shown = view(keys, &registered, Access::Personal).await.unwrap();
+        let shown = view(keys, &registered, &Access::Personal).await.unwrap();
         assert_eq!(shown.data["name"], json!({ "erased": true }));
         assert_eq!(shown.data["phone"], json!({ "erased": true }));
     }
@@ -349,7 +349,7 @@ async fn erasure_shreds_one_subject_and_keeps_the_log_intact(h: &Harness) {
                     .ends_with(&demo::workers::WANG_MEIWEN.to_string())
         })
         .unwrap();
-    let shown = view(fresh.keys(), other, Access::Personal).await.unwrap();
+    let shown = view(fresh.keys(), other, &Access::Personal).await.unwrap();
     assert_eq!(shown.data["name"], json!("王美文"));
     // New personal data for the erased subject is refused.
     let again = Command::parse(

@@ -522,9 +522,12 @@ macro_rules! commands {
             /// Parses a command from its name and JSON body.
             pub fn parse(name: &str, body: serde_json::Value) -> Result<Command, CommandParseError> {
                 match name {
-                    $(stringify!($name) => serde_json::from_value::<$name>(body)
+                    $(stringify!($name) => serde_path_to_error::deserialize::<_, $name>(body)
                         .map(Command::$name)
-                        .map_err(|e| CommandParseError::InvalidBody(redact_values(&e.to_string()))),)*
+                        .map_err(|e| CommandParseError::InvalidBody {
+                            field: e.path().to_string(),
+                            message: redact_values(&e.inner().to_string()),
+                        }),)*
                     _ => Err(CommandParseError::UnknownCommand),
                 }
             }
@@ -557,8 +560,11 @@ fn redact_values(message: &str) -> String {
             out.push_str("<value>");
             return out;
         };
-        let client_supplied =
-            quote == '"' || out.ends_with("unknown variant ") || out.ends_with("unknown field ");
+        // Backticked words after "expected" list the schema's own names, and a missing field
+        // is named by the schema; anything else quoted is what the client sent (a number can
+        // be a phone number).
+        let schema_name = out.ends_with("missing field ") || out.contains("expected");
+        let client_supplied = quote == '"' || !schema_name;
         if client_supplied {
             out.push_str("<value>");
         } else {
@@ -606,9 +612,11 @@ pub enum CommandParseError {
     /// No command has this name.
     #[error("unknown command")]
     UnknownCommand,
-    /// The body does not match the command's schema (the message names fields, never values).
-    #[error("invalid command body: {0}")]
-    InvalidBody(String),
+    /// The body does not match the command's schema. `field` is the path to the offending
+    /// value (`gifts[0].amount_fen`, or `.` for the body itself); the message names fields and
+    /// expected forms, never the values sent.
+    #[error("invalid command body at {field}: {message}")]
+    InvalidBody { field: String, message: String },
 }
 
 impl CommandParseError {
@@ -616,7 +624,7 @@ impl CommandParseError {
     pub fn code(&self) -> &'static str {
         match self {
             CommandParseError::UnknownCommand => "unknown_command",
-            CommandParseError::InvalidBody(_) => "invalid_command_body",
+            CommandParseError::InvalidBody { .. } => "invalid_command_body",
         }
     }
 }

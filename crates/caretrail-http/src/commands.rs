@@ -1,0 +1,320 @@
+//! `POST /api/v1/commands/{CommandName}`: the command's fields as the JSON body.
+//!
+//! The actor comes from the bearer token, never from the body. `Idempotency-Key` makes a retry
+//! return the original response without writing: the key and the actor determine the command
+//! id, and the store answers a known command id with its stored result. `If-Match` carries the
+//! expected version of the command's aggregate stream.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use caretrail_app::CommandMeta;
+use caretrail_domain::{Category, Command, CommandParseError, State as DomainState, StreamName};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult, FieldError};
+
+/// Commands a director may run, and only about their own pairing.
+const DIRECTOR_COMMANDS: &[&str] = &[
+    "RecordVisit",
+    "CorrectVisit",
+    "VoidVisit",
+    "RecordContact",
+    "RaiseIssue",
+    "ResolveOnSpot",
+    "NoteIssueProgress",
+    "ConfirmResolution",
+];
+
+/// Where one written event landed.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct WrittenEvent {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+}
+
+/// The answer to an accepted command.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct CommandAccepted {
+    pub command_id: Uuid,
+    /// The command's aggregate stream (the first one written).
+    pub stream_id: Option<String>,
+    /// That stream's version after the command.
+    pub stream_version: Option<u64>,
+    pub events: Vec<WrittenEvent>,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The command id for an idempotency key: the same key from the same actor is the same command.
+fn command_id_for(actor: Uuid, key: &str) -> Uuid {
+    let digest = Sha256::new()
+        .chain_update(b"caretrail.idempotency.v1")
+        .chain_update(actor.as_bytes())
+        .chain_update(key.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| {
+            ApiError::bad_request("invalid_header", format!("the {name} header is not text"))
+        }),
+    }
+}
+
+pub async fn command(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<(StatusCode, HeaderMap, Json<CommandAccepted>)> {
+    // Who may run what is known from the token and the name alone: refuse before reading the
+    // body, so a caller without the right learns nothing from validation messages.
+    match principal.role {
+        Role::Admin => {}
+        Role::Auditor | Role::Integration => return Err(principal.deny("run commands")),
+        Role::Director if !DIRECTOR_COMMANDS.contains(&name.as_str()) => {
+            return Err(principal.deny(&format!("run {name}")));
+        }
+        Role::Director => {}
+    }
+    let is_json = header_str(&headers, "content-type")?.is_some_and(|ct| {
+        let ct = ct.to_ascii_lowercase();
+        ct.starts_with("application/json") || ct.starts_with("application/") && ct.contains("+json")
+    });
+    if !is_json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "commands are JSON: send Content-Type: application/json",
+        ));
+    }
+    let body = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body_too_large",
+                format!(
+                    "request bodies are limited to {} bytes",
+                    crate::MAX_BODY_BYTES
+                ),
+            )
+        } else {
+            ApiError::bad_request("unreadable_body", "the request body could not be read")
+        }
+    })?;
+    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::bad_request(
+            "malformed_json",
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let fields = match &json {
+        serde_json::Value::Object(m) => m.clone(),
+        _ => serde_json::Map::new(),
+    };
+    let command = Command::parse(&name, json).map_err(|e| match e {
+        CommandParseError::UnknownCommand => {
+            ApiError::not_found(format!("there is no command named {name}"))
+        }
+        CommandParseError::InvalidBody { field, message } => ApiError::validation(
+            format!("the body is not a valid {name} command"),
+            vec![FieldError {
+                field: field_of(&field, &message),
+                message,
+            }],
+        ),
+    })?;
+    authorize(&state, &principal, &command, &fields).await?;
+
+    let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
+    if let Some(key) = header_str(&headers, "idempotency-key")? {
+        if key.is_empty() || key.len() > 200 {
+            return Err(ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 200 characters",
+            ));
+        }
+        meta.command_id = command_id_for(principal.actor_id(), key);
+    }
+    let expected = match header_str(&headers, "if-match")? {
+        None => None,
+        Some(v) => Some(v.trim().trim_matches('"').parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_if_match",
+                "If-Match must be a stream version, e.g. \"3\"",
+            )
+        })?),
+    };
+    let result = state
+        .app
+        .execute_expecting(&command, &meta, expected)
+        .await?;
+    let first = result.events.first();
+    let stream_version = first.and_then(|f| {
+        result
+            .streams
+            .iter()
+            .find(|s| s.stream_id == f.stream_id)
+            .map(|s| s.version)
+    });
+    let mut out_headers = HeaderMap::new();
+    if result.deduplicated {
+        out_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Some(first) = first
+        && let Ok(v) = HeaderValue::from_str(&format!("/api/v1/streams/{}", first.stream_id))
+    {
+        out_headers.insert(header::LOCATION, v);
+    }
+    Ok((
+        StatusCode::CREATED,
+        out_headers,
+        Json(CommandAccepted {
+            command_id: meta.command_id,
+            stream_id: first.map(|f| f.stream_id.clone()),
+            stream_version,
+            events: result
+                .events
+                .iter()
+                .map(|e| WrittenEvent {
+                    position: e.position,
+                    event_id: e.event_id,
+                    stream_id: e.stream_id.clone(),
+                    stream_version: e.stream_version,
+                })
+                .collect(),
+            recorded_at: result.recorded_at,
+        }),
+    ))
+}
+
+/// The failing field: the path serde reached, extended by the missing field's name (serde
+/// reports a missing field at the object that lacks it).
+fn field_of(path: &str, message: &str) -> String {
+    let missing = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, missing) {
+        (".", Some(f)) => f.to_owned(),
+        (p, Some(f)) => format!("{p}.{f}"),
+        (p, None) => p.to_owned(),
+    }
+}
+
+/// Decides whether `principal` may run `command`.
+async fn authorize(
+    state: &AppState,
+    principal: &Principal,
+    command: &Command,
+    body: &serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<()> {
+    match principal.role {
+        Role::Admin => Ok(()),
+        Role::Auditor | Role::Integration => Err(principal.deny("run commands")),
+        Role::Director => {
+            if !DIRECTOR_COMMANDS.contains(&command.name()) {
+                return Err(principal.deny(&format!("run {}", command.name())));
+            }
+            let Some(director) = principal.director_id else {
+                return Err(principal.deny("run commands without a director"));
+            };
+            let (pairing, worker) = own_pairing(state, director).await?;
+            let refers_to_own = |field: &str, own: Option<Uuid>| match body.get(field) {
+                None | Some(serde_json::Value::Null) => true,
+                Some(v) => own.is_some() && v.as_str().and_then(|s| s.parse::<Uuid>().ok()) == own,
+            };
+            let mut ok =
+                refers_to_own("pairing_id", pairing) && refers_to_own("model_worker_id", worker);
+            // Issues and visits name their model worker only through their own stream.
+            for (field, category) in [("issue_id", Category::Issue), ("visit_id", Category::Visit)]
+            {
+                if let Some(id) = body.get(field).and_then(|v| v.as_str())
+                    && let Ok(id) = id.parse::<Uuid>()
+                {
+                    let owner = subject_of(state, StreamName::new(category, id)).await?;
+                    // A new issue or visit has no state yet: its model worker field decides.
+                    ok &= owner.is_none() || owner == worker;
+                }
+            }
+            if ok && worker.is_some() {
+                Ok(())
+            } else {
+                Err(principal.deny("act on another director's pairing"))
+            }
+        }
+    }
+}
+
+/// The director's active pairing and its model worker.
+pub(crate) async fn own_pairing(
+    state: &AppState,
+    director: Uuid,
+) -> ApiResult<(Option<Uuid>, Option<Uuid>)> {
+    let (_, s) = state
+        .app
+        .state(&StreamName::new(Category::Director, director))
+        .await?;
+    Ok(match s {
+        DomainState::Director(d) => d.active_pairing().map_or((None, None), |p| {
+            (Some(p.pairing_id.uuid()), Some(p.counterpart))
+        }),
+        _ => (None, None),
+    })
+}
+
+/// The model worker an issue or visit is about, if it exists.
+async fn subject_of(state: &AppState, stream: StreamName) -> ApiResult<Option<Uuid>> {
+    let (_, s) = state.app.state(&stream).await?;
+    Ok(match s {
+        DomainState::Issue(i) => i.info.map(|i| i.model_worker_id.uuid()),
+        DomainState::Visit(v) => v.info.map(|v| v.model_worker_id.uuid()),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_key_from_the_same_actor_is_the_same_command() {
+        let a = Uuid::from_u128(1);
+        assert_eq!(command_id_for(a, "k"), command_id_for(a, "k"));
+        assert_ne!(command_id_for(a, "k"), command_id_for(a, "k2"));
+        assert_ne!(
+            command_id_for(a, "k"),
+            command_id_for(Uuid::from_u128(2), "k")
+        );
+    }
+
+    #[test]
+    fn a_missing_field_is_named_under_its_parent() {
+        assert_eq!(field_of(".", "missing field `name`"), "name");
+        assert_eq!(
+            field_of("gifts[0]", "missing field `kind`"),
+            "gifts[0].kind"
+        );
+        assert_eq!(
+            field_of("gifts[0].amount_fen", "amount_negative"),
+            "gifts[0].amount_fen"
+        );
+    }
+}

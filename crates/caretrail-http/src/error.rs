@@ -1,0 +1,210 @@
+//! Every error the API returns, as `application/problem+json` (RFC 9457) with a stable `code`
+//! that clients switch on. Bodies name fields and rule codes, never personal values, SQL or
+//! stack traces; the underlying cause of a server-side failure goes to the log only.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use caretrail_app::AppError;
+use caretrail_store::StoreError;
+use serde::Serialize;
+
+/// A problem details document.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Problem {
+    /// A URI naming the problem type (`urn:caretrail:problem:<code>`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// A short English summary.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// What went wrong here, in English.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The stable machine-readable code.
+    pub code: String,
+    /// The same explanation in Chinese, where the domain provides one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail_zh: Option<String>,
+    /// Fields that failed validation, for 422.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One failing field.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct FieldError {
+    /// A JSON pointer or field name.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// The API's error type.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub detail: Option<String>,
+    pub detail_zh: Option<String>,
+    pub errors: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            detail: Some(detail.into()),
+            detail_zh: None,
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "a valid bearer token is required",
+        )
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                detail,
+            )
+        }
+    }
+
+    /// An internal failure: the cause is logged, the client learns only that it happened.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "request failed on the server side");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to complete the request; it has been logged",
+        )
+    }
+
+    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "store unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the event store is unavailable; retry later",
+        )
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::WrongExpectedVersion { .. } => {
+                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
+            }
+            StoreError::DuplicateEventId(_) => {
+                ApiError::new(StatusCode::CONFLICT, "duplicate_event_id", e.to_string())
+            }
+            StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_) => {
+                ApiError::validation(e.to_string(), Vec::new())
+            }
+            StoreError::Database(_) | StoreError::Closed => ApiError::unavailable(&e),
+            _ => ApiError::internal(&e),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Rejected(r) => {
+                let mut err = ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string());
+                err.detail_zh = Some(r.message_zh().to_string());
+                // Rejections that are about the shape of the input rather than the state of
+                // the world are validation failures.
+                if is_validation(r.code()) {
+                    err.status = StatusCode::UNPROCESSABLE_ENTITY;
+                }
+                err
+            }
+            AppError::PreconditionFailed { .. } => ApiError::new(
+                StatusCode::PRECONDITION_FAILED,
+                "stream_version_mismatch",
+                e.to_string(),
+            ),
+            AppError::Contention(_) => {
+                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
+            }
+            AppError::Keys(caretrail_app::KeyError::SubjectErased(_)) => {
+                ApiError::new(StatusCode::CONFLICT, "subject_erased", e.to_string())
+            }
+            AppError::Store(s) => s.into(),
+            other => ApiError::internal(&other),
+        }
+    }
+}
+
+/// Domain rejection codes that describe invalid input rather than a rule about the state of
+/// the world: these answer 422, the rest 409.
+fn is_validation(code: &str) -> bool {
+    matches!(
+        code,
+        "personal_data_not_plain"
+            | "required_text_empty"
+            | "date_in_future"
+            | "visit_date_in_future"
+            | "amount_overflow"
+            | "hardship_causes_empty"
+            | "term_invalid"
+            | "term_end_before_start"
+            | "visit_policy_invalid"
+            | "visit_needs_pairing_or_adhoc_reason"
+            | "visit_has_pairing_and_adhoc_reason"
+            | "visit_without_participants"
+            | "visit_needs_one_lead"
+            | "cash_gift_without_amount"
+            | "correction_empty"
+    )
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status;
+        let title = status.canonical_reason().unwrap_or("error").to_owned();
+        let body = Problem {
+            kind: format!("urn:caretrail:problem:{}", self.code),
+            title,
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code.to_owned(),
+            detail_zh: self.detail_zh,
+            errors: self.errors,
+        };
+        let mut res = (status, Json(body)).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        res
+    }
+}
+
+/// Shorthand for handlers.
+pub type ApiResult<T> = Result<T, ApiError>;

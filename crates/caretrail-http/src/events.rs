@@ -1,0 +1,326 @@
+//! The event log over HTTP: pages (`GET /api/v1/events`), one stream
+//! (`GET /api/v1/streams/{id}`) and the live feed as Server-Sent Events
+//! (`GET /api/v1/events/subscribe`).
+//!
+//! The SSE feed is a store subscription: stored events first, then live ones, in order, each
+//! once. Every SSE event's `id:` is its global position, so a client that reconnects with
+//! `Last-Event-ID` resumes exactly after the last event it received. Comments are sent as
+//! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use caretrail_app::view::{Access, EventView, view};
+use caretrail_store::{EventFilter, LogQuery, StreamId, subscribe as store_subscribe};
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+
+/// The most events one page returns.
+pub const MAX_PAGE: usize = 1000;
+
+/// An event as the API shows it.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct EventOut {
+    pub position: u64,
+    pub event_id: Uuid,
+    pub stream_id: String,
+    pub stream_version: u64,
+    pub event_type: String,
+    pub schema_version: u32,
+    pub data: serde_json::Value,
+    pub metadata: MetadataOut,
+    /// The business date the event is about (Asia/Shanghai), if any.
+    pub occurred_at: Option<chrono::NaiveDate>,
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
+    /// Lowercase hex SHA-256 leaf hash (RFC 6962 leaf of the audit tree).
+    pub leaf_hash: String,
+}
+
+/// Who recorded an event and why.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct MetadataOut {
+    pub actor_id: String,
+    pub actor_role: String,
+    pub command_id: Option<Uuid>,
+    pub correlation_id: Option<Uuid>,
+    pub causation_id: Option<Uuid>,
+}
+
+impl From<EventView> for EventOut {
+    fn from(v: EventView) -> Self {
+        Self {
+            position: v.position,
+            event_id: v.event_id,
+            stream_id: v.stream_id,
+            stream_version: v.stream_version,
+            event_type: v.event_type,
+            schema_version: v.schema_version,
+            data: v.data,
+            metadata: MetadataOut {
+                actor_id: v.actor_id,
+                actor_role: v.actor_role,
+                command_id: v.command_id,
+                correlation_id: v.correlation_id,
+                causation_id: v.causation_id,
+            },
+            occurred_at: v.business_date,
+            recorded_at: v.recorded_at,
+            leaf_hash: v.leaf_hash,
+        }
+    }
+}
+
+/// Query parameters of the log endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogParams {
+    /// Events after this position (default 0).
+    pub after: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
+    pub limit: Option<usize>,
+    /// Comma-separated event types.
+    #[serde(rename = "type")]
+    pub types: Option<String>,
+    /// Comma-separated stream categories.
+    pub category: Option<String>,
+    /// Read the log as of this position (auditors' replay).
+    pub as_of_position: Option<u64>,
+}
+
+fn list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl LogParams {
+    fn filter(&self) -> EventFilter {
+        EventFilter {
+            event_types: list(&self.types),
+            categories: list(&self.category),
+        }
+    }
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}
+
+/// What personal data a principal may see in the log.
+pub(crate) async fn access_for(state: &AppState, p: &Principal) -> ApiResult<Access> {
+    Ok(match p.role {
+        Role::Admin => Access::Personal,
+        Role::Auditor | Role::Integration => Access::Redacted,
+        Role::Director => {
+            let mut subjects = Vec::new();
+            if let Some(d) = p.director_id {
+                subjects.push(d);
+                if let (_, Some(worker)) = crate::commands::own_pairing(state, d).await? {
+                    subjects.push(worker);
+                }
+            }
+            Access::Subjects(Arc::from(subjects))
+        }
+    })
+}
+
+async fn show(
+    state: &AppState,
+    events: &[caretrail_store::RecordedEvent],
+    access: &Access,
+) -> ApiResult<Vec<EventOut>> {
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let v = view(state.app.keys(), e, access)
+            .await
+            .map_err(|err| ApiError::internal(&err))?;
+        out.push(v.into());
+    }
+    Ok(out)
+}
+
+/// A page of the log.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventOut>,
+    /// Pass as `after` for the next page; equal to the request's `after` when nothing is newer.
+    pub next_after: u64,
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    principal: Principal,
+    params: Result<Query<LogParams>, QueryRejection>,
+) -> ApiResult<Json<EventsPage>> {
+    principal.require(
+        &[Role::Admin, Role::Auditor, Role::Integration],
+        "read the event log",
+    )?;
+    let Query(params) = params.map_err(query_error)?;
+    let limit = params.limit.unwrap_or(100);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    let after = params.after.unwrap_or(0);
+    let events = state
+        .app
+        .store()
+        .read_log(&LogQuery {
+            after,
+            up_to: params.as_of_position,
+            filter: params.filter(),
+            limit,
+        })
+        .await?;
+    let next_after = events.last().map_or(after, |e| e.position);
+    let access = access_for(&state, &principal).await?;
+    Ok(Json(EventsPage {
+        events: show(&state, &events, &access).await?,
+        next_after,
+    }))
+}
+
+/// One stream's events.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct StreamPage {
+    pub stream_id: String,
+    /// The stream's current version (0 when it does not exist).
+    pub version: u64,
+    pub events: Vec<EventOut>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamParams {
+    /// First stream version to return (default 1).
+    pub from_version: Option<u64>,
+    /// At most this many events (default 1000).
+    pub limit: Option<usize>,
+}
+
+pub async fn stream(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    params: Result<Query<StreamParams>, QueryRejection>,
+) -> ApiResult<Json<StreamPage>> {
+    let Query(params) = params.map_err(query_error)?;
+    let stream =
+        StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
+    if principal.role == Role::Director {
+        // A director reads only their own streams and their pairing's.
+        let own = match principal.director_id {
+            Some(d) => {
+                let (pairing, worker) = crate::commands::own_pairing(&state, d).await?;
+                let mut ids = vec![format!("director-{d}")];
+                ids.extend(pairing.map(|p| format!("pairing-{p}")));
+                ids.extend(worker.map(|w| format!("modelworker-{w}")));
+                ids
+            }
+            None => Vec::new(),
+        };
+        if !own.iter().any(|s| s == stream.as_str()) {
+            // 404, not 403: a director must not learn whether another person's stream exists.
+            tracing::warn!(token_id = %principal.token_id, "access denied: director read of another stream");
+            return Err(ApiError::not_found("no such stream"));
+        }
+    }
+    let limit = params.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let store = state.app.store();
+    let version = store.stream_version(&stream).await?;
+    let events = store
+        .read_stream(&stream, params.from_version.unwrap_or(1).max(1), limit)
+        .await?;
+    let access = access_for(&state, &principal).await?;
+    Ok(Json(StreamPage {
+        stream_id: stream.to_string(),
+        version,
+        events: show(&state, &events, &access).await?,
+    }))
+}
+
+pub async fn subscribe(
+    State(state): State<AppState>,
+    principal: Principal,
+    headers: HeaderMap,
+    params: Result<Query<LogParams>, QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    principal.require(
+        &[Role::Admin, Role::Auditor, Role::Integration],
+        "subscribe to the event log",
+    )?;
+    let Query(params) = params.map_err(query_error)?;
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_last_event_id",
+                        "Last-Event-ID must be a log position",
+                    )
+                })?,
+        ),
+    };
+    let after = resume.or(params.after).unwrap_or(0);
+    let access = access_for(&state, &principal).await?;
+    let subscription = store_subscribe(state.app.store().clone(), after, params.filter());
+    let guard = state.metrics.subscriber();
+    let mut shutdown = state.shutdown.clone();
+    let keys = state.app.keys().clone();
+    let events = subscription
+        .into_stream()
+        .take_until(async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .then(move |item| {
+            let keys = keys.clone();
+            let access = access.clone();
+            let _held = &guard;
+            async move {
+                let sse = match item {
+                    Ok(e) => match view(&keys, &e, &access).await {
+                        Ok(v) => {
+                            let out: EventOut = v.into();
+                            let data = serde_json::to_string(&out).unwrap_or_default();
+                            SseEvent::default()
+                                .id(out.position.to_string())
+                                .event(out.event_type.clone())
+                                .data(data)
+                        }
+                        Err(err) => {
+                            tracing::error!(error = %err, "an event could not be shown to a subscriber");
+                            SseEvent::default().event("error").data("event could not be shown")
+                        }
+                    },
+                    Err(err) => {
+                        tracing::error!(error = %err, "subscription failed");
+                        SseEvent::default().event("error").data("subscription failed")
+                    }
+                };
+                Ok::<_, Infallible>(sse)
+            }
+        });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)))
+}

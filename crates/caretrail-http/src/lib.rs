@@ -1,0 +1,169 @@
+//! caretrail's HTTP API: commands, the event log, live event streams, dashboards and
+//! operations endpoints, on axum.
+//!
+//! [`router`] builds the whole `Router` from an [`AppState`] (tests drive it directly or on port
+//! 0); [`Server`] binds it and shuts it down gracefully: stop accepting, let in-flight requests
+//! finish, end live streams.
+//!
+//! Architecture invariant: handlers translate HTTP to calls on `caretrail-app`,
+//! `caretrail-store` and the read side, and errors to problem+json; rules live in the domain,
+//! never here. Personal data leaves the server only through `caretrail_app::view` with the
+//! caller's role deciding the access.
+
+pub mod auth;
+pub mod commands;
+pub mod error;
+pub mod events;
+pub mod metrics;
+pub mod openapi;
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use caretrail_app::App;
+use tokio::sync::watch;
+
+pub use auth::{Principal, RateLimiter, Role, TokenStore};
+pub use error::{ApiError, ApiResult};
+
+/// Largest request body accepted (a visit with many participants is a few kilobytes).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// A hook for readiness: the read side reports whether it is caught up.
+pub trait Readiness: Send + Sync {
+    /// `Err` with a reason when the service should not receive traffic yet.
+    fn check(&self) -> Result<(), String>;
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub app: Arc<App>,
+    pub tokens: Arc<TokenStore>,
+    pub limiter: Arc<RateLimiter>,
+    pub metrics: Arc<metrics::Metrics>,
+    pub readiness: Vec<Arc<dyn Readiness>>,
+    /// Flips to true when the server starts shutting down; live streams end on it.
+    pub shutdown: watch::Receiver<bool>,
+    /// Interval of SSE keep-alive comments.
+    pub heartbeat: Duration,
+}
+
+impl AppState {
+    /// State for `app` with default limits; `shutdown` comes from [`Server`] or a test.
+    pub fn new(app: Arc<App>, tokens: Arc<TokenStore>, shutdown: watch::Receiver<bool>) -> Self {
+        Self {
+            app,
+            tokens,
+            limiter: Arc::new(RateLimiter::new(20_000, 40_000)),
+            metrics: Arc::new(metrics::Metrics::default()),
+            readiness: Vec::new(),
+            shutdown,
+            heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/commands/{name}", post(commands::command))
+        .route("/events", get(events::page))
+        .route("/events/subscribe", get(events::subscribe))
+        .route("/streams/{id}", get(events::stream));
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<_>| {
+                    let route = req
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("unmatched", |p| p.as_str());
+                    tracing::info_span!("http.request", method = %req.method(), route)
+                },
+            ),
+        )
+        .with_state(state)
+}
+
+/// A bound, running server.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port) for `router`; `shutdown` is the sender whose
+    /// receiver the state holds.
+    pub async fn bind(
+        addr: SocketAddr,
+        router: Router,
+        shutdown: watch::Sender<bool>,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+            router,
+            shutdown,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `stop` resolves, then stops accepting, ends live streams and waits for
+    /// in-flight requests.
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let shutdown = self.shutdown;
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                tracing::info!("shutting down: finishing in-flight requests, closing streams");
+                let _ = shutdown.send(true);
+            })
+            .await
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,172 @@
+//! Prometheus metrics in the text exposition format, kept in atomics: requests by route and
+//! status, request latency histograms by route, live subscribers, and the store writer's
+//! counters. Hand-written because the format is a page of text and a registry crate would
+//! bring a second HTTP stack for its own exporter.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+/// The service's metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+    subscribers: AtomicI64,
+    subscriptions_total: AtomicU64,
+}
+
+/// Counts a live subscriber while it exists (owned: SSE streams outlive their handler).
+pub struct OwnedSubscriberGuard(std::sync::Arc<Metrics>);
+
+impl Drop for OwnedSubscriberGuard {
+    fn drop(&mut self) {
+        self.0.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Metrics {
+    fn record(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        *self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((route.to_owned(), method.to_owned(), status))
+            .or_default() += 1;
+        let mut latency = self.latency.lock().unwrap_or_else(|e| e.into_inner());
+        let h = latency.entry(route.to_owned()).or_default();
+        for (i, bound) in BUCKETS.iter().enumerate() {
+            if seconds <= *bound {
+                h.counts[i] += 1;
+            }
+        }
+        h.sum += seconds;
+        h.count += 1;
+    }
+
+    /// Live SSE subscribers right now.
+    pub fn subscribers(&self) -> i64 {
+        self.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Renders the exposition text; `extra` appends the store's and read side's figures.
+    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+        let mut out = String::new();
+        out.push_str(
+            "# HELP caretrail_http_requests_total HTTP requests by route, method and status.\n",
+        );
+        out.push_str("# TYPE caretrail_http_requests_total counter\n");
+        for ((route, method, status), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "caretrail_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
+            );
+        }
+        out.push_str(
+            "# HELP caretrail_http_request_duration_seconds HTTP request latency by route.\n",
+        );
+        out.push_str("# TYPE caretrail_http_request_duration_seconds histogram\n");
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
+            for (bound, n) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(
+                    out,
+                    "caretrail_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {n}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "caretrail_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "caretrail_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "caretrail_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                h.count
+            );
+        }
+        out.push_str("# HELP caretrail_sse_subscribers Live event-stream subscribers.\n");
+        out.push_str("# TYPE caretrail_sse_subscribers gauge\n");
+        let _ = writeln!(out, "caretrail_sse_subscribers {}", self.subscribers());
+        out.push_str(
+            "# HELP caretrail_sse_subscriptions_total Event-stream subscriptions opened.\n",
+        );
+        out.push_str("# TYPE caretrail_sse_subscriptions_total counter\n");
+        let _ = writeln!(
+            out,
+            "caretrail_sse_subscriptions_total {}",
+            self.subscriptions_total.load(Ordering::Relaxed)
+        );
+        for (name, kind, value) in extra {
+            let _ = writeln!(
+                out,
+                "# TYPE {} {kind}",
+                name.split('{').next().unwrap_or(name)
+            );
+            let _ = writeln!(out, "{name} {value}");
+        }
+        out
+    }
+}
+
+impl Metrics {
+    /// Counts a new live subscriber until the returned guard is dropped.
+    pub fn subscriber(self: &std::sync::Arc<Self>) -> OwnedSubscriberGuard {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.subscriptions_total.fetch_add(1, Ordering::Relaxed);
+        OwnedSubscriberGuard(self.clone())
+    }
+}
+
+/// Middleware recording every request against its matched route (not its raw path, which
+/// would make one series per id).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let res = next.run(req).await;
+    state.metrics.record(
+        &route,
+        &method,
+        res.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    res
+}

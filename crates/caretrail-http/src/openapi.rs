@@ -1,0 +1,210 @@
+//! The OpenAPI 3.1 document, generated from the code: every command's request body is the JSON
+//! Schema schemars derives from the domain's command type, every response body the schema of
+//! the type the handler returns. OpenAPI 3.1 uses JSON Schema 2020-12 as it is, so the schemas
+//! go in unchanged except that their `$defs` are hoisted into `components/schemas`.
+//!
+//! The document is also checked in at `schemas/openapi.json`; a test fails when the two differ
+//! (regenerate with `CARETRAIL_BLESS=1 cargo test -p caretrail-http --test openapi`).
+
+use serde_json::{Map, Value, json};
+
+use crate::commands::CommandAccepted;
+use crate::error::Problem;
+use crate::events::{EventsPage, StreamPage};
+
+/// Moves `$defs` of `schema` into `components`, rewriting references to point there.
+fn hoist(mut schema: Value, components: &mut Map<String, Value>) -> Value {
+    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
+        for (name, def) in defs {
+            let def = hoist(def, components);
+            components.entry(name).or_insert(def);
+        }
+    }
+    if let Some(o) = schema.as_object_mut() {
+        o.remove("$schema");
+    }
+    rewrite_refs(&mut schema);
+    schema
+}
+
+fn rewrite_refs(v: &mut Value) {
+    match v {
+        Value::Object(o) => {
+            if let Some(Value::String(r)) = o.get_mut("$ref")
+                && let Some(name) = r.strip_prefix("#/$defs/")
+            {
+                *r = format!("#/components/schemas/{name}");
+            }
+            o.values_mut().for_each(rewrite_refs);
+        }
+        Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
+        _ => {}
+    }
+}
+
+fn schema_of<T: schemars::JsonSchema>(components: &mut Map<String, Value>) -> Value {
+    hoist(
+        serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default(),
+        components,
+    )
+}
+
+fn problem_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
+    codes
+        .iter()
+        .map(|(status, why)| {
+            (
+                (*status).to_owned(),
+                json!({
+                    "description": why,
+                    "content": { "application/problem+json": {
+                        "schema": { "$ref": "#/components/schemas/Problem" } } }
+                }),
+            )
+        })
+        .collect()
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut components = Map::new();
+    let problem = schema_of::<Problem>(&mut components);
+    components.insert("Problem".into(), problem);
+    let accepted = schema_of::<CommandAccepted>(&mut components);
+    components.insert("CommandAccepted".into(), accepted);
+    let page = schema_of::<EventsPage>(&mut components);
+    components.insert("EventsPage".into(), page);
+    let stream = schema_of::<StreamPage>(&mut components);
+    components.insert("StreamPage".into(), stream);
+
+    let mut paths = Map::new();
+    for (name, schema) in caretrail_domain::command::command_schemas() {
+        let body = hoist(
+            serde_json::to_value(schema).unwrap_or_default(),
+            &mut components,
+        );
+        components.insert(name.to_owned(), body);
+        let mut responses = problem_responses(&[
+            ("400", "malformed JSON or headers"),
+            ("401", "no valid bearer token"),
+            ("403", "the token's role may not run this command"),
+            ("404", "unknown command"),
+            (
+                "409",
+                "a domain rule refused the command, or a concurrency conflict",
+            ),
+            ("412", "If-Match does not match the stream's version"),
+            ("413", "body too large"),
+            ("415", "not JSON"),
+            ("422", "the body does not match the command's schema"),
+            ("429", "rate limited"),
+            ("503", "store unavailable"),
+        ]);
+        responses.insert(
+            "201".into(),
+            json!({ "description": "accepted: the events written",
+                    "content": { "application/json": {
+                        "schema": { "$ref": "#/components/schemas/CommandAccepted" } } } }),
+        );
+        paths.insert(
+            format!("/api/v1/commands/{name}"),
+            json!({ "post": {
+                "operationId": format!("command{name}"),
+                "tags": ["commands"],
+                "summary": format!("Run {name}"),
+                "parameters": [
+                    { "name": "Idempotency-Key", "in": "header", "required": false,
+                      "description": "A retry with the same key returns the original response and writes nothing.",
+                      "schema": { "type": "string", "maxLength": 200 } },
+                    { "name": "If-Match", "in": "header", "required": false,
+                      "description": "Expected version of the command's aggregate stream.",
+                      "schema": { "type": "string" } }
+                ],
+                "requestBody": { "required": true, "content": { "application/json": {
+                    "schema": { "$ref": format!("#/components/schemas/{name}") } } } },
+                "responses": responses,
+            } }),
+        );
+    }
+    let log_params = json!([
+        { "name": "after", "in": "query", "schema": { "type": "integer", "minimum": 0 },
+          "description": "Events after this global position." },
+        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+        { "name": "type", "in": "query", "schema": { "type": "string" },
+          "description": "Comma-separated event types." },
+        { "name": "category", "in": "query", "schema": { "type": "string" },
+          "description": "Comma-separated stream categories (modelworker, director, pairing, visit, issue, body, contact, privacy)." },
+        { "name": "as_of_position", "in": "query", "schema": { "type": "integer", "minimum": 0 },
+          "description": "Read the log as it stood at this position." }
+    ]);
+    let read_errors = problem_responses(&[
+        ("400", "invalid query"),
+        ("401", "no valid bearer token"),
+        ("403", "the token's role may not read this"),
+        ("503", "store unavailable"),
+    ]);
+    let with = |ok: Value| {
+        let mut r = read_errors.clone();
+        r.insert("200".into(), ok);
+        Value::Object(r)
+    };
+    paths.insert(
+        "/api/v1/events".into(),
+        json!({ "get": { "operationId": "events", "tags": ["events"],
+            "summary": "A page of the global event log, in position order",
+            "parameters": log_params,
+            "responses": with(json!({ "description": "a page and the cursor of the next",
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventsPage" } } } })) } }),
+    );
+    let mut sub_params = log_params.as_array().cloned().unwrap_or_default();
+    sub_params.push(json!({ "name": "Last-Event-ID", "in": "header",
+        "schema": { "type": "string" }, "description": "Resume after this position." }));
+    paths.insert(
+        "/api/v1/events/subscribe".into(),
+        json!({ "get": { "operationId": "subscribe", "tags": ["events"],
+            "summary": "Server-Sent Events: stored events after the position, then live ones; `id:` is the position",
+            "parameters": sub_params,
+            "responses": with(json!({ "description": "an event stream",
+                "content": { "text/event-stream": { "schema": { "type": "string" } } } })) } }),
+    );
+    paths.insert(
+        "/api/v1/streams/{id}".into(),
+        json!({ "get": { "operationId": "stream", "tags": ["events"],
+            "summary": "One stream's events in version order",
+            "parameters": [
+                { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
+                { "name": "from_version", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
+                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
+            ],
+            "responses": with(json!({ "description": "the stream",
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StreamPage" } } } })) } }),
+    );
+    for (path, summary) in [
+        ("/healthz", "Liveness"),
+        ("/readyz", "Readiness: store reachable, read side caught up"),
+        ("/metrics", "Prometheus metrics"),
+        ("/openapi.json", "This document"),
+    ] {
+        paths.insert(
+            path.into(),
+            json!({ "get": { "tags": ["operations"], "summary": summary, "security": [],
+                "responses": { "200": { "description": "ok" } } } }),
+        );
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "caretrail API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Audit-grade care records for the standing-director pairing assistance programme (常务理事结对帮扶). Errors are application/problem+json with a stable `code`."
+        },
+        "servers": [{ "url": "/" }],
+        "security": [{ "bearer": [] }],
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
+                "description": "A token from `caretrail token create` (only its hash is stored)." } }
+        }
+    })
+}

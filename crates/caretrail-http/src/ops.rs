@@ -1,0 +1,94 @@
+//! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and
+//! the problem+json answer for unknown routes.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The process is up.
+pub async fn healthz() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The store answers and every read side reports itself caught up.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let mut problems = Vec::new();
+    match state.app.store().head().await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness: store unreachable");
+            problems.push("event store unreachable".to_owned());
+        }
+    }
+    for check in &state.readiness {
+        if let Err(why) = check.check() {
+            problems.push(why);
+        }
+    }
+    if *state.shutdown.borrow() {
+        problems.push("shutting down".to_owned());
+    }
+    if problems.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "problems": problems })),
+        )
+            .into_response()
+    }
+}
+
+/// Prometheus text format.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.app.store();
+    let notifier = store.notifier();
+    let w = notifier.metrics();
+    let head = notifier.head() as f64;
+    let extra = [
+        (
+            "caretrail_store_commits_total",
+            "counter",
+            w.commits.load(Relaxed) as f64,
+        ),
+        (
+            "caretrail_store_appends_total",
+            "counter",
+            w.appends.load(Relaxed) as f64,
+        ),
+        (
+            "caretrail_store_appends_rejected_total",
+            "counter",
+            w.rejected.load(Relaxed) as f64,
+        ),
+        (
+            "caretrail_store_events_appended_total",
+            "counter",
+            w.events.load(Relaxed) as f64,
+        ),
+        ("caretrail_store_head_position", "gauge", head),
+    ];
+    let mut res = state.metrics.render(&extra).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res
+}
+
+/// The OpenAPI 3.1 document, generated from the code.
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(crate::openapi::document())
+}
+
+/// Unknown routes answer problem+json too.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}

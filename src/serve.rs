@@ -1,0 +1,174 @@
+//! `caretrail serve` and `caretrail token`: open the store, the key ring and the token table,
+//! and run the HTTP service (optionally seeded with the article's October 2021 visits).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
+use caretrail_domain::{Policy, demo};
+use caretrail_http::{AppState, Role, Server, TokenStore, router, shutdown_signal};
+use caretrail_store::{StoreOptions, connect};
+use uuid::Uuid;
+
+/// Options of `serve`.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "CARETRAIL_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Record the article's October 2021 visits if the store is empty, and print a sign-in URL
+    /// and an admin token.
+    #[arg(long)]
+    demo: bool,
+    #[command(flatten)]
+    keys: KeyArgs,
+}
+
+/// Where the master key comes from.
+#[derive(clap::Args)]
+pub struct KeyArgs {
+    /// The master key file (created with mode 0600 on first use). `CARETRAIL_MASTER_KEY`
+    /// (base64 of 32 bytes) takes precedence.
+    #[arg(
+        long,
+        env = "CARETRAIL_MASTER_KEY_FILE",
+        default_value = "caretrail.master.key"
+    )]
+    master_key_file: PathBuf,
+}
+
+/// `token` subcommands.
+#[derive(clap::Subcommand)]
+pub enum TokenCommand {
+    /// Creates a bearer token and prints it once (only its hash is stored).
+    Create {
+        /// admin, director, auditor or integration.
+        #[arg(long)]
+        role: String,
+        /// For --role director: the director the token speaks for.
+        #[arg(long)]
+        director: Option<Uuid>,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        keys: KeyArgs,
+    },
+}
+
+/// The opened service parts.
+pub struct Opened {
+    pub app: Arc<App>,
+    pub tokens: Arc<TokenStore>,
+}
+
+/// Opens the store at `db`, its key ring and token table.
+pub async fn open(db: &str, keys: &KeyArgs) -> anyhow::Result<Opened> {
+    let store = connect(db, StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store at {db}"))?;
+    let master =
+        MasterKey::from_env_or_file(&keys.master_key_file).context("cannot load the master key")?;
+    let ring = KeyRing::open(store.database(), master)
+        .await
+        .context("cannot open the key ring")?;
+    let tokens = TokenStore::open(store.database())
+        .await
+        .context("cannot open the token table")?;
+    let app = App::new(
+        store,
+        Arc::new(ring),
+        Policy::default(),
+        Arc::new(SystemClock),
+    );
+    Ok(Opened {
+        app: Arc::new(app),
+        tokens: Arc::new(tokens),
+    })
+}
+
+/// Records the demo when the store is empty. The commands run with the demo's own "today"
+/// (2021-10-30) so that dates the article leaves open default as they would have then.
+async fn seed_demo(opened: &Opened) -> anyhow::Result<bool> {
+    let store = opened.app.store();
+    if store.head().await?.position > 0 {
+        return Ok(false);
+    }
+    let clock = demo::today()
+        .and_hms_opt(4, 0, 0)
+        .context("demo date")?
+        .and_utc();
+    let demo_app = App::new(
+        store.clone(),
+        opened.app.keys().clone(),
+        opened.app.policy().clone(),
+        Arc::new(FixedClock(clock)),
+    );
+    let actor = CommandMeta::new(Uuid::nil(), "system");
+    for cmd in demo::october_2021() {
+        let mut meta = actor.clone();
+        meta.command_id = Uuid::now_v7();
+        demo_app
+            .execute(&cmd, &meta)
+            .await
+            .with_context(|| format!("demo command {}", cmd.name()))?;
+    }
+    Ok(true)
+}
+
+pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
+    let opened = open(db, &args.keys).await?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx);
+    let server = Server::bind(args.listen, router(state), stop_tx)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = server.local_addr()?;
+    if args.demo {
+        if seed_demo(&opened).await? {
+            eprintln!(
+                "caretrail: recorded the article's October 2021 visits (cash amounts are labelled examples)"
+            );
+        }
+        let (_, token) = opened
+            .tokens
+            .create(Role::Admin, None, "demo admin")
+            .await
+            .context("cannot create the demo token")?;
+        println!("caretrail listening on http://{addr}");
+        println!("sign in: http://{addr}/login#token={token}");
+        println!("admin token: {token}");
+    } else {
+        println!("caretrail listening on http://{addr}");
+    }
+    tracing::info!(%addr, backend = opened.app.store().backend(), "serving");
+    server.run_until(shutdown_signal()).await?;
+    Ok(())
+}
+
+pub async fn token(db: &str, cmd: TokenCommand) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Create {
+            role,
+            director,
+            name,
+            keys,
+        } => {
+            let role = Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?} (use admin, director, auditor or integration)")
+            })?;
+            let opened = open(db, &keys).await?;
+            let (principal, token) = opened.tokens.create(role, director, &name).await?;
+            eprintln!(
+                "created {} token {} ({}); it is shown once:",
+                role.as_str(),
+                principal.token_id,
+                principal.name
+            );
+            println!("{token}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,717 @@
+//! End-to-end tests of the HTTP service: the real router served on port 0 over a real database
+//! (SQLite and PostgreSQL), driven by an HTTP client. They cover the demo scenario, idempotent
+//! retries, concurrency conflicts, every error status with its problem+json body, the role
+//! matrix, and an SSE client that disconnects and resumes with Last-Event-ID.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
+use caretrail_domain::{Policy, demo};
+use caretrail_http::{AppState, RateLimiter, Role, Server, TokenStore, router};
+use caretrail_store::testing::Harness;
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = caretrail_store::testing::sqlite().await {
+                        super::$case(&h).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = caretrail_store::testing::postgres().await {
+                        super::$case(&h).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    the_demo_scenario_runs_over_http,
+    a_retry_with_the_same_idempotency_key_writes_nothing,
+    concurrency_conflicts_answer_409_and_412,
+    every_error_status_is_problem_json,
+    the_role_matrix_holds,
+    an_sse_client_resumes_with_last_event_id_and_sees_every_event_once,
+);
+
+struct TestApp {
+    base: String,
+    client: reqwest::Client,
+    app: Arc<App>,
+    tokens: Arc<TokenStore>,
+    admin: String,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl TestApp {
+    async fn token(&self, role: Role, director: Option<Uuid>) -> String {
+        self.tokens
+            .create(role, director, "test")
+            .await
+            .expect("token")
+            .1
+    }
+
+    async fn post(&self, token: &str, command: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/commands/{command}", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    async fn get(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+}
+
+fn master(h: &Harness) -> MasterKey {
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut s = std::collections::hash_map::DefaultHasher::new();
+        h.url.hash(&mut s);
+        s.finish()
+    };
+    let mut bytes = [7u8; 32];
+    bytes[..8].copy_from_slice(&digest.to_le_bytes());
+    use base64::Engine;
+    MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap()
+}
+
+async fn spawn_with(h: &Harness, limiter: Option<RateLimiter>) -> TestApp {
+    let store = h.open().await;
+    let keys = Arc::new(KeyRing::open(store.database(), master(h)).await.unwrap());
+    let tokens = Arc::new(TokenStore::open(store.database()).await.unwrap());
+    // The demo runs on its own "today"; the service runs on the real clock.
+    let clock = demo::today().and_hms_opt(4, 0, 0).unwrap().and_utc();
+    let seeder = App::new(
+        store.clone(),
+        keys.clone(),
+        Policy::default(),
+        Arc::new(FixedClock(clock)),
+    );
+    for cmd in demo::october_2021() {
+        seeder
+            .execute(&cmd, &CommandMeta::new(Uuid::nil(), "system"))
+            .await
+            .unwrap();
+    }
+    let app = Arc::new(App::new(
+        store,
+        keys,
+        Policy::default(),
+        Arc::new(SystemClock),
+    ));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut state = AppState::new(app.clone(), tokens.clone(), stop_rx);
+    state.heartbeat = Duration::from_millis(200);
+    if let Some(l) = limiter {
+        state.limiter = Arc::new(l);
+    }
+    let (server_stop_tx, _) = tokio::sync::watch::channel(false);
+    let server = Server::bind(
+        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        router(state),
+        server_stop_tx,
+    )
+    .await
+    .unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run_until(std::future::pending()));
+    let admin = tokens.create(Role::Admin, None, "admin").await.unwrap().1;
+    TestApp {
+        base: format!("http://{addr}"),
+        client: reqwest::Client::new(),
+        app,
+        tokens,
+        admin,
+        _stop: stop_tx,
+    }
+}
+
+async fn spawn(h: &Harness) -> TestApp {
+    spawn_with(h, None).await
+}
+
+fn visit_body(visit: Uuid, worker: Uuid, pairing: Uuid, director: Uuid) -> Value {
+    json!({
+        "visit_id": visit,
+        "model_worker_id": worker,
+        "pairing_id": pairing,
+        "visited_on": "2025-01-15",
+        "region_code": "330106",
+        "place": "杭州市西湖区",
+        "participants": [{ "who": { "kind": "director", "director_id": director }, "role": "lead" }],
+        "gifts": [{ "kind": "cash", "amount_fen": 50000, "description": "慰问金" },
+                  { "kind": "flowers" }],
+        "medical_advice_given": true
+    })
+}
+
+async fn problem(res: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for {code}");
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json",
+        "content type for {code}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert_eq!(body["status"], json!(status.as_u16()));
+    assert!(body["type"].as_str().unwrap().ends_with(code));
+    body
+}
+
+async fn the_demo_scenario_runs_over_http(h: &Harness) {
+    let t = spawn(h).await;
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let feng = demo::directors::FENG_YALI.uuid();
+    let pairing = demo::pairing(1).uuid();
+    let visit = Uuid::now_v7();
+    let res = t
+        .post(
+            &t.admin,
+            "RecordVisit",
+            visit_body(visit, yu, pairing, feng),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let accepted: Value = res.json().await.unwrap();
+    assert_eq!(accepted["stream_id"], json!(format!("visit-{visit}")));
+    assert_eq!(accepted["stream_version"], json!(1));
+    let position = accepted["events"][0]["position"].as_u64().unwrap();
+
+    // The visit is in the log, with its actor from the token and personal data opened for an
+    // administrator.
+    let page: Value = t
+        .get(&t.admin, "/api/v1/events?type=VisitRecorded&limit=1000")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let visits = page["events"].as_array().unwrap();
+    assert_eq!(visits.len(), 10, "nine from the article and ours");
+    let ours = visits
+        .iter()
+        .find(|e| e["position"] == json!(position))
+        .unwrap();
+    assert_eq!(ours["data"]["place"], json!("杭州市西湖区"));
+    assert_eq!(ours["metadata"]["actor_role"], json!("admin"));
+    assert_eq!(ours["occurred_at"], json!("2025-01-15"));
+    assert_eq!(page["next_after"], json!(position));
+
+    // The stream reads back too.
+    let stream: Value = t
+        .get(&t.admin, &format!("/api/v1/streams/visit-{visit}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(stream["version"], json!(1));
+    assert_eq!(stream["events"][0]["event_type"], json!("VisitRecorded"));
+
+    // Operations endpoints answer.
+    assert_eq!(t.get("", "/healthz").await.status(), StatusCode::OK);
+    assert_eq!(t.get("", "/readyz").await.status(), StatusCode::OK);
+    let metrics = t.get("", "/metrics").await.text().await.unwrap();
+    assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/{name}\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
+    assert!(metrics.contains("caretrail_store_head_position"));
+    let openapi: Value = t.get("", "/openapi.json").await.json().await.unwrap();
+    assert!(openapi["paths"]["/api/v1/commands/RecordVisit"]["post"].is_object());
+}
+
+async fn a_retry_with_the_same_idempotency_key_writes_nothing(h: &Harness) {
+    let t = spawn(h).await;
+    let body = json!({ "model_worker_id": Uuid::now_v7(), "honour": "provincial_model_worker",
+                       "region_code": "330782", "name": "幂等测试" });
+    let send = || {
+        t.client
+            .post(format!("{}/api/v1/commands/RegisterModelWorker", t.base))
+            .bearer_auth(&t.admin)
+            .header("Idempotency-Key", "retry-1")
+            .json(&body)
+            .send()
+    };
+    let first = send().await.unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let first: Value = first.json().await.unwrap();
+    let head = t.app.store().head().await.unwrap().position;
+    let again = send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again, first);
+    assert_eq!(t.app.store().head().await.unwrap().position, head);
+}
+
+async fn concurrency_conflicts_answer_409_and_412(h: &Harness) {
+    let t = spawn(h).await;
+    // A stale If-Match on the model worker's stream.
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let version = t
+        .app
+        .store()
+        .stream_version(&caretrail_store::StreamId::new(format!("modelworker-{yu}")).unwrap())
+        .await
+        .unwrap();
+    let relocate = json!({ "model_worker_id": yu, "region_code": "330106" });
+    let stale = t
+        .client
+        .post(format!("{}/api/v1/commands/RecordRelocation", t.base))
+        .bearer_auth(&t.admin)
+        .header("If-Match", format!("\"{}\"", version - 1))
+        .json(&relocate)
+        .send()
+        .await
+        .unwrap();
+    problem(
+        stale,
+        StatusCode::PRECONDITION_FAILED,
+        "stream_version_mismatch",
+    )
+    .await;
+    let fresh = t
+        .client
+        .post(format!("{}/api/v1/commands/RecordRelocation", t.base))
+        .bearer_auth(&t.admin)
+        .header("If-Match", format!("\"{version}\""))
+        .json(&relocate)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), StatusCode::CREATED);
+
+    // Two pairings of one director at once: one wins, the other hears the rule.
+    let director = Uuid::now_v7();
+    let ok = t
+        .post(
+            &t.admin,
+            "AppointDirector",
+            json!({ "director_id": director,
+        "body_id": demo::bodies::ASSOCIATION.uuid(), "role": "standing_director",
+        "term": { "from": "2021-01-01" }, "name": "并发理事" }),
+        )
+        .await;
+    assert_eq!(ok.status(), StatusCode::CREATED);
+    let mut workers = Vec::new();
+    for _ in 0..2 {
+        let w = Uuid::now_v7();
+        assert_eq!(
+            t.post(
+                &t.admin,
+                "RegisterModelWorker",
+                json!({ "model_worker_id": w,
+            "honour": "national_model_worker", "region_code": "330825", "name": "并发劳模" })
+            )
+            .await
+            .status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            t.post(
+                &t.admin,
+                "AssessHardship",
+                json!({ "model_worker_id": w,
+            "tier": "deep", "causes": ["illness"] })
+            )
+            .await
+            .status(),
+            StatusCode::CREATED
+        );
+        workers.push(w);
+    }
+    let (a, b) = tokio::join!(
+        t.post(
+            &t.admin,
+            "AssignPair",
+            json!({ "pairing_id": Uuid::now_v7(), "director_id": director,
+            "model_worker_id": workers[0], "effective_from": "2024-01-01" })
+        ),
+        t.post(
+            &t.admin,
+            "AssignPair",
+            json!({ "pairing_id": Uuid::now_v7(), "director_id": director,
+            "model_worker_id": workers[1], "effective_from": "2024-01-01" })
+        ),
+    );
+    let mut statuses = vec![a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(statuses, vec![StatusCode::CREATED, StatusCode::CONFLICT]);
+    let loser = if a.status() == StatusCode::CONFLICT {
+        a
+    } else {
+        b
+    };
+    let body = problem(loser, StatusCode::CONFLICT, "director_already_paired").await;
+    assert!(body["detail_zh"].is_string());
+}
+
+async fn every_error_status_is_problem_json(h: &Harness) {
+    let t = spawn(h).await;
+    let url = |c: &str| format!("{}/api/v1/commands/{c}", t.base);
+    // 400: malformed JSON.
+    let res = t
+        .client
+        .post(url("RecordVisit"))
+        .bearer_auth(&t.admin)
+        .header("content-type", "application/json")
+        .body("{\"visit_id\": ")
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::BAD_REQUEST, "malformed_json").await;
+    // 422: a negative amount, named by its field; the value sent is not echoed.
+    let mut body = visit_body(
+        Uuid::now_v7(),
+        demo::workers::YU_PEIYE.uuid(),
+        demo::pairing(1).uuid(),
+        demo::directors::FENG_YALI.uuid(),
+    );
+    body["gifts"][0]["amount_fen"] = json!(-13800009999i64);
+    let res = t.post(&t.admin, "RecordVisit", body).await;
+    let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(p["errors"][0]["field"], json!("gifts[0].amount_fen"));
+    assert!(!p.to_string().contains("13800009999"), "{p}");
+    // 422: a personal value of the wrong type is not echoed either.
+    let res = t
+        .post(
+            &t.admin,
+            "RegisterModelWorker",
+            json!({ "model_worker_id": Uuid::now_v7(),
+        "honour": "provincial_model_worker", "region_code": "330106", "name": 13800001111u64 }),
+        )
+        .await;
+    let p = problem(res, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed").await;
+    assert_eq!(p["errors"][0]["field"], json!("name"));
+    assert!(!p.to_string().contains("13800001111"), "{p}");
+    // 409: a rule of the domain, with its code.
+    let res = t
+        .post(
+            &t.admin,
+            "RegisterBody",
+            json!({ "body_id": demo::bodies::ASSOCIATION.uuid(),
+        "kind": "association", "name": "重复" }),
+        )
+        .await;
+    problem(res, StatusCode::CONFLICT, "body_already_registered").await;
+    // 401 and 403.
+    problem(
+        t.post("not-a-token", "RegisterBody", json!({})).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+    )
+    .await;
+    let res = t
+        .client
+        .get(format!("{}/api/v1/events", t.base))
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let auditor = t.token(Role::Auditor, None).await;
+    problem(
+        t.post(&auditor, "RegisterBody", json!({})).await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // 404: an unknown command and an unknown route.
+    problem(
+        t.post(&t.admin, "MakeCoffee", json!({})).await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    problem(
+        t.get(&t.admin, "/api/v1/nothing-here").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    // 413: too large.
+    let huge = json!({ "body_id": Uuid::now_v7(), "kind": "other", "name": "x".repeat(300_000) });
+    problem(
+        t.post(&t.admin, "RegisterBody", huge).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+    )
+    .await;
+    // 415: not JSON.
+    let res = t
+        .client
+        .post(url("RegisterBody"))
+        .bearer_auth(&t.admin)
+        .header("content-type", "text/plain")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    problem(
+        res,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    // 400 on a bad query.
+    problem(
+        t.get(&t.admin, "/api/v1/events?limit=0").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    problem(
+        t.get(&t.admin, "/api/v1/events?after=minus").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    // 503: the store goes away.
+    match t.app.store().database() {
+        caretrail_store::Database::Sqlite(p) => p.close().await,
+        caretrail_store::Database::Postgres(p) => p.close().await,
+    }
+    problem(
+        t.get(&t.admin, "/api/v1/events").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_requests_answer_429() {
+    let h = caretrail_store::testing::sqlite().await.unwrap();
+    let t = spawn_with(&h, Some(RateLimiter::new(1, 3))).await;
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(t.get(&t.admin, "/api/v1/events?limit=1").await);
+    }
+    let last = statuses.pop().unwrap();
+    problem(last, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+    assert_eq!(statuses[0].status(), StatusCode::OK);
+}
+
+async fn the_role_matrix_holds(h: &Harness) {
+    let t = spawn(h).await;
+    let feng = demo::directors::FENG_YALI.uuid();
+    let yang = demo::directors::YANG_WEIWEI.uuid();
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let wang = demo::workers::WANG_MEIWEN.uuid();
+    let director = t.token(Role::Director, Some(feng)).await;
+    let auditor = t.token(Role::Auditor, None).await;
+    let integration = t.token(Role::Integration, None).await;
+
+    // Commands: a director records a visit for their own pairing...
+    let own = t
+        .post(
+            &director,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+        )
+        .await;
+    assert_eq!(own.status(), StatusCode::CREATED);
+    let own: Value = own.json().await.unwrap();
+    let recorded = t
+        .get(
+            &t.admin,
+            &format!(
+                "/api/v1/events?after={}&limit=1",
+                own["events"][0]["position"].as_u64().unwrap() - 1
+            ),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded["events"][0]["metadata"]["actor_id"],
+        json!(feng.to_string()),
+        "the actor comes from the token"
+    );
+    // ...but not for another director's pairing, nor an administrative command.
+    let other = t
+        .post(
+            &director,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), wang, demo::pairing(2).uuid(), yang),
+        )
+        .await;
+    let body = problem(other, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(!body.to_string().contains("王美文"));
+    problem(
+        t.post(
+            &director,
+            "RegisterBody",
+            json!({ "body_id": Uuid::now_v7(), "kind": "other", "name": "x" }),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    for token in [&auditor, &integration] {
+        problem(
+            t.post(
+                token,
+                "RecordVisit",
+                visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+    }
+
+    // The log: admin, auditor and integration read it; a director does not.
+    for token in [&t.admin, &auditor, &integration] {
+        assert_eq!(
+            t.get(token, "/api/v1/events?limit=5").await.status(),
+            StatusCode::OK
+        );
+    }
+    problem(
+        t.get(&director, "/api/v1/events").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    problem(
+        t.get(&director, "/api/v1/events/subscribe").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+
+    // Personal data: opened for the administrator, withheld from auditor and integration.
+    let path = format!("/api/v1/streams/modelworker-{yu}");
+    let as_admin: Value = t.get(&t.admin, &path).await.json().await.unwrap();
+    assert_eq!(as_admin["events"][0]["data"]["name"], json!("俞培叶"));
+    for token in [&auditor, &integration] {
+        let seen: Value = t.get(token, &path).await.json().await.unwrap();
+        assert_eq!(
+            seen["events"][0]["data"]["name"],
+            json!({ "redacted": true })
+        );
+        assert!(!seen.to_string().contains("俞培叶"));
+    }
+    // A director sees their own model worker's name, and nothing of another's.
+    let mine: Value = t.get(&director, &path).await.json().await.unwrap();
+    assert_eq!(mine["events"][0]["data"]["name"], json!("俞培叶"));
+    let theirs = t
+        .get(&director, &format!("/api/v1/streams/modelworker-{wang}"))
+        .await;
+    let body = problem(theirs, StatusCode::NOT_FOUND, "not_found").await;
+    assert!(!body.to_string().contains("王美文"));
+}
+
+/// Reads SSE events until `count` have arrived, returning (id, event type) pairs.
+async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut buf = String::new();
+    let mut bytes = res.bytes_stream();
+    let (mut id, mut kind) = (None, None);
+    while out.len() < count {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
+            .await
+            .expect("SSE stalled")
+            .expect("SSE ended")
+            .expect("SSE chunk");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().parse::<u64>().unwrap());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                kind = Some(v.trim().to_owned());
+            } else if line.is_empty()
+                && let (Some(i), Some(k)) = (id.take(), kind.take())
+            {
+                out.push((i, k));
+                if out.len() == count {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+async fn an_sse_client_resumes_with_last_event_id_and_sees_every_event_once(h: &Harness) {
+    let t = spawn(h).await;
+    let integration = t.token(Role::Integration, None).await;
+    let head = t.app.store().head().await.unwrap().position;
+    // Appends keep coming while the client reads, drops and resumes.
+    let writer = {
+        let (client, base, admin) = (t.client.clone(), t.base.clone(), t.admin.clone());
+        tokio::spawn(async move {
+            for i in 0..40 {
+                let res = client
+                    .post(format!("{base}/api/v1/commands/RegisterBody"))
+                    .bearer_auth(&admin)
+                    .json(&json!({ "body_id": Uuid::now_v7(), "kind": "other", "name": format!("团体{i}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::CREATED);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let total = head as usize + 40;
+    let first = t.get(&integration, "/api/v1/events/subscribe").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    assert!(
+        first.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let mut seen = read_sse(first, 30).await; // dropped here: the client disconnects
+    let last = seen.last().unwrap().0;
+    let resumed = t
+        .client
+        .get(format!("{}/api/v1/events/subscribe", t.base))
+        .bearer_auth(&integration)
+        .header("Last-Event-ID", last.to_string())
+        .send()
+        .await
+        .unwrap();
+    seen.extend(read_sse(resumed, total - seen.len()).await);
+    writer.await.unwrap();
+    let ids: Vec<u64> = seen.iter().map(|(i, _)| *i).collect();
+    assert_eq!(
+        ids,
+        (1..=total as u64).collect::<Vec<_>>(),
+        "every event once, in order"
+    );
+    assert_eq!(
+        seen.iter().filter(|(_, k)| k == "BodyRegistered").count(),
+        5 + 40
+    );
+}
