@@ -7,8 +7,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
+use caretrail_audit::{AuditConfig, Auditor, run_checkpointer};
 use caretrail_domain::{Policy, demo};
+use caretrail_http::dashboard::ReadSide;
 use caretrail_http::{AppState, Role, Server, TokenStore, router, shutdown_signal};
+use caretrail_projections::Projector;
 use caretrail_store::{StoreOptions, connect};
 use uuid::Uuid;
 
@@ -22,8 +25,29 @@ pub struct ServeArgs {
     /// and an admin token.
     #[arg(long)]
     demo: bool,
+    /// How often to sign an audit checkpoint (e.g. 60s, 5m).
+    #[arg(long, env = "CARETRAIL_CHECKPOINT_EVERY", default_value = "60s", value_parser = parse_duration)]
+    checkpoint_every: std::time::Duration,
     #[command(flatten)]
     keys: KeyArgs,
+}
+
+/// `90s`, `5m`, `1h` or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 60s or 5m"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{s:?} is not a duration like 60s or 5m")),
+    };
+    if secs == 0 {
+        return Err("the interval must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 /// Where the master key comes from.
@@ -120,18 +144,66 @@ async fn seed_demo(opened: &Opened) -> anyhow::Result<bool> {
 
 pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     let opened = open(db, &args.keys).await?;
+    // Seed before the projector and the audit tree start, so the first checkpoint covers it.
+    if args.demo && seed_demo(&opened).await? {
+        eprintln!(
+            "caretrail: recorded the article's October 2021 visits (cash amounts are labelled examples)"
+        );
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx);
+    let mut state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx.clone());
+    let store = opened.app.store().clone();
+
+    // The dashboards' projector follows the log for as long as the server runs.
+    let projector = Arc::new(
+        Projector::open(store.clone())
+            .await
+            .context("cannot open the dashboard projections")?,
+    );
+    {
+        let projector = projector.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = projector.run(stopped).await {
+                tracing::error!(error = %e, "dashboard projector stopped");
+            }
+        });
+    }
+    state.read = Some(ReadSide {
+        projector: projector.clone(),
+    });
+
+    // The audit tree follows the log too, and a checkpoint is signed every minute.
+    let auditor = Arc::new(
+        Auditor::open(store.clone(), db, AuditConfig::for_url(db))
+            .await
+            .context("cannot open the audit tree")?,
+    );
+    tokio::spawn({
+        let auditor = auditor.clone();
+        async move {
+            if let Err(e) = auditor.run_tree_follower().await {
+                tracing::error!(error = %e, "audit tree follower stopped");
+            }
+        }
+    });
+    tokio::spawn({
+        let auditor = auditor.clone();
+        async move {
+            if let Err(e) = run_checkpointer(auditor, args.checkpoint_every).await {
+                tracing::error!(error = %e, "audit checkpointer stopped");
+            }
+        }
+    });
+    state.auditor = Some(auditor);
     let server = Server::bind(args.listen, router(state), stop_tx)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = server.local_addr()?;
     if args.demo {
-        if seed_demo(&opened).await? {
-            eprintln!(
-                "caretrail: recorded the article's October 2021 visits (cash amounts are labelled examples)"
-            );
-        }
         let (_, token) = opened
             .tokens
             .create(Role::Admin, None, "demo admin")

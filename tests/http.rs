@@ -48,9 +48,13 @@ both_backends!(
     every_error_status_is_problem_json,
     the_role_matrix_holds,
     an_sse_client_resumes_with_last_event_id_and_sees_every_event_once,
+    dashboards_answer_with_the_articles_numbers_and_respect_roles,
+    audit_proofs_verify_against_the_signed_checkpoint,
 );
 
 struct TestApp {
+    auditor: Arc<caretrail_audit::Auditor>,
+    _keys: tempfile::TempDir,
     base: String,
     client: reqwest::Client,
     app: Arc<App>,
@@ -131,6 +135,28 @@ async fn spawn_with(h: &Harness, limiter: Option<RateLimiter>) -> TestApp {
     if let Some(l) = limiter {
         state.limiter = Arc::new(l);
     }
+    let projector = Arc::new(
+        caretrail_projections::Projector::open(app.store().clone())
+            .await
+            .unwrap(),
+    );
+    projector.catch_up().await.unwrap();
+    {
+        let projector = projector.clone();
+        tokio::spawn(async move { projector.run(std::future::pending()).await });
+    }
+    state.read = Some(caretrail_http::dashboard::ReadSide { projector });
+    let key_dir = tempfile::tempdir().unwrap();
+    let mut config = caretrail_audit::AuditConfig::for_url(&h.url);
+    config.key = Some(caretrail_audit::KeySource::File(
+        key_dir.path().join("audit.key"),
+    ));
+    let auditor = Arc::new(
+        caretrail_audit::Auditor::open(app.store().clone(), &h.url, config)
+            .await
+            .unwrap(),
+    );
+    state.auditor = Some(auditor.clone());
     let (server_stop_tx, _) = tokio::sync::watch::channel(false);
     let server = Server::bind(
         "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
@@ -143,6 +169,8 @@ async fn spawn_with(h: &Harness, limiter: Option<RateLimiter>) -> TestApp {
     tokio::spawn(server.run_until(std::future::pending()));
     let admin = tokens.create(Role::Admin, None, "admin").await.unwrap().1;
     TestApp {
+        auditor,
+        _keys: key_dir,
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         app,
@@ -714,4 +742,311 @@ async fn an_sse_client_resumes_with_last_event_id_and_sees_every_event_once(h: &
         seen.iter().filter(|(_, k)| k == "BodyRegistered").count(),
         5 + 40
     );
+}
+
+async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harness) {
+    let t = spawn(h).await;
+    // What a person counts from DOMAIN.md's table: nine visits in October 2021, eight
+    // pairings, nine model workers in hardship (one visited ad hoc), cash on every visit.
+    let o: Value = t
+        .get(&t.admin, "/api/v1/dashboard/overview?as_of=2021-10-31")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(o["visits_this_month"], json!(9), "{o}");
+    assert_eq!(o["active_pairings"], json!(8));
+    assert_eq!(o["model_workers_in_hardship"], json!(9));
+    assert_eq!(
+        o["cash_yuan_this_year"],
+        json!(format!("{}.00", 9 * demo::EXAMPLE_CASH_YUAN))
+    );
+    assert_eq!(o["flowers_given_this_year"], json!(9));
+    // Eight months later every pairing is overdue (183 days after mid-October 2021).
+    let overdue: Value = t
+        .get(
+            &t.admin,
+            "/api/v1/pairings?as_of=2022-06-30&status=overdue&limit=100",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(overdue["items"].as_array().unwrap().len(), 8, "{overdue}");
+    let days: Vec<i64> = overdue["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["days_overdue"].as_i64().unwrap())
+        .collect();
+    assert!(
+        days.windows(2).all(|w| w[0] >= w[1]),
+        "sorted by days overdue: {days:?}"
+    );
+    // Paging with the cursor.
+    let first: Value = t
+        .get(&t.admin, "/api/v1/pairings?as_of=2022-06-30&limit=5")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 5);
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let second: Value = t
+        .get(
+            &t.admin,
+            &format!("/api/v1/pairings?as_of=2022-06-30&limit=5&cursor={cursor}"),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(second["items"].as_array().unwrap().len(), 3);
+    assert!(second["next_cursor"].is_null());
+    problem(
+        t.get(&t.admin, "/api/v1/pairings?cursor=bogus").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_cursor",
+    )
+    .await;
+    // Gifts per city: Hangzhou had three visits.
+    let gifts: Value = t
+        .get(
+            &t.admin,
+            "/api/v1/dashboard/gifts?from=2021-01-01&to=2021-12-31&group_by=city",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let hangzhou = gifts["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == json!("330100"))
+        .unwrap();
+    assert_eq!(hangzhou["visits"], json!(3));
+    // The auditor's replay: as of an early position nothing had been visited yet.
+    let early: Value = t
+        .get(
+            &t.admin,
+            "/api/v1/dashboard/overview?as_of=2021-10-31&as_of_position=40",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(early["visits_this_month"], json!(0));
+    problem(
+        t.get(&t.admin, "/api/v1/dashboard/overview?as_of_position=999999")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    // Model worker file: names for the administrator, redacted for the auditor.
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let file: Value = t
+        .get(&t.admin, &format!("/api/v1/model-workers/{yu}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(file["name"], json!("俞培叶"));
+    assert!(!file["timeline"]["items"].as_array().unwrap().is_empty());
+    let auditor = t.token(Role::Auditor, None).await;
+    let redacted: Value = t
+        .get(&auditor, &format!("/api/v1/model-workers/{yu}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(redacted["name"], json!({ "redacted": true }));
+    // A director sees their own pairing and model worker only.
+    let director = t
+        .token(Role::Director, Some(demo::directors::FENG_YALI.uuid()))
+        .await;
+    let mine: Value = t
+        .get(&director, "/api/v1/pairings?as_of=2022-06-30")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["items"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        t.get(&director, &format!("/api/v1/model-workers/{yu}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let wang = demo::workers::WANG_MEIWEN.uuid();
+    problem(
+        t.get(&director, &format!("/api/v1/model-workers/{wang}"))
+            .await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    )
+    .await;
+    problem(
+        t.get(&director, "/api/v1/dashboard/overview").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    let integration = t.token(Role::Integration, None).await;
+    problem(
+        t.get(&integration, "/api/v1/dashboard/overview").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // Regions and the issues board answer.
+    let regions: Value = t
+        .get(&t.admin, "/api/v1/regions?as_of=2021-10-31")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        regions["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["region_name"] == json!("衢州市"))
+    );
+    assert_eq!(
+        t.get(&t.admin, "/api/v1/issues?as_of=2021-10-31")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        t.get(&t.admin, "/api/v1/dashboard/issues?as_of=2021-10-31")
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// RFC 6962 inclusion check written from the RFC (section 2.1.1), independent of the server.
+fn root_from_inclusion(index: u64, size: u64, leaf: [u8; 32], proof: &[[u8; 32]]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let node = |l: &[u8; 32], r: &[u8; 32]| -> [u8; 32] {
+        Sha256::new()
+            .chain_update([1u8])
+            .chain_update(l)
+            .chain_update(r)
+            .finalize()
+            .into()
+    };
+    let (mut fnode, mut snode) = (index, size - 1);
+    let mut r = leaf;
+    for p in proof {
+        if fnode % 2 == 1 || fnode == snode {
+            r = node(p, &r);
+            while fnode % 2 == 0 && fnode != 0 {
+                fnode >>= 1;
+                snode >>= 1;
+            }
+        } else {
+            r = node(&r, p);
+        }
+        fnode >>= 1;
+        snode >>= 1;
+    }
+    r
+}
+
+fn unhex(s: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+    }
+    out
+}
+
+async fn audit_proofs_verify_against_the_signed_checkpoint(h: &Harness) {
+    let t = spawn(h).await;
+    t.auditor.sign_checkpoint().await.unwrap();
+    let auditor = t.token(Role::Auditor, None).await;
+    let cp: Value = t
+        .get(&auditor, "/api/v1/audit/checkpoint")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let size = cp["tree_size"].as_u64().unwrap();
+    assert_eq!(size, t.app.store().head().await.unwrap().position);
+    assert!(cp["note"].as_str().unwrap().starts_with("caretrail/log\n"));
+    let root = unhex(cp["root_hash"].as_str().unwrap());
+    for position in [1, size / 2, size] {
+        let proof: Value = t
+            .get(
+                &auditor,
+                &format!("/api/v1/audit/proof/inclusion?position={position}&tree_size={size}"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let hashes: Vec<[u8; 32]> = proof["proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| unhex(h.as_str().unwrap()))
+            .collect();
+        let leaf = unhex(proof["leaf_hash"].as_str().unwrap());
+        assert_eq!(
+            root_from_inclusion(position - 1, size, leaf, &hashes),
+            root,
+            "position {position}"
+        );
+        // The leaf hash recomputes from the raw encoding the server publishes.
+        let enc: Value = t
+            .get(&auditor, &format!("/api/v1/audit/leaf/{position}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let bytes: Vec<u8> = (0..enc["encoding"].as_str().unwrap().len() / 2)
+            .map(|i| {
+                u8::from_str_radix(&enc["encoding"].as_str().unwrap()[2 * i..2 * i + 2], 16)
+                    .unwrap()
+            })
+            .collect();
+        use sha2::{Digest, Sha256};
+        let recomputed: [u8; 32] = Sha256::new()
+            .chain_update([0u8])
+            .chain_update(&bytes)
+            .finalize()
+            .into();
+        assert_eq!(recomputed, leaf);
+    }
+    let consistency = t
+        .get(
+            &auditor,
+            &format!("/api/v1/audit/proof/consistency?from=10&to={size}"),
+        )
+        .await;
+    assert_eq!(consistency.status(), StatusCode::OK);
+    problem(
+        t.get(
+            &auditor,
+            &format!(
+                "/api/v1/audit/proof/inclusion?position={}&tree_size={size}",
+                size + 1
+            ),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "out_of_range",
+    )
+    .await;
+    let integration = t.token(Role::Integration, None).await;
+    problem(
+        t.get(&integration, "/api/v1/audit/checkpoint").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
 }

@@ -10,8 +10,10 @@
 //! never here. Personal data leaves the server only through `caretrail_app::view` with the
 //! caller's role deciding the access.
 
+pub mod audit;
 pub mod auth;
 pub mod commands;
+pub mod dashboard;
 pub mod error;
 pub mod events;
 pub mod metrics;
@@ -34,11 +36,8 @@ pub use error::{ApiError, ApiResult};
 /// Largest request body accepted (a visit with many participants is a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// A hook for readiness: the read side reports whether it is caught up.
-pub trait Readiness: Send + Sync {
-    /// `Err` with a reason when the service should not receive traffic yet.
-    fn check(&self) -> Result<(), String>;
-}
+/// The read side counts as caught up within this many events of the head.
+pub const READY_LAG_EVENTS: u64 = 1000;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -47,11 +46,14 @@ pub struct AppState {
     pub tokens: Arc<TokenStore>,
     pub limiter: Arc<RateLimiter>,
     pub metrics: Arc<metrics::Metrics>,
-    pub readiness: Vec<Arc<dyn Readiness>>,
     /// Flips to true when the server starts shutting down; live streams end on it.
     pub shutdown: watch::Receiver<bool>,
     /// Interval of SSE keep-alive comments.
     pub heartbeat: Duration,
+    /// The dashboards' read side, when enabled.
+    pub read: Option<dashboard::ReadSide>,
+    /// The audit tree and checkpoints, when enabled.
+    pub auditor: Option<Arc<caretrail_audit::Auditor>>,
 }
 
 impl AppState {
@@ -62,9 +64,10 @@ impl AppState {
             tokens,
             limiter: Arc::new(RateLimiter::new(20_000, 40_000)),
             metrics: Arc::new(metrics::Metrics::default()),
-            readiness: Vec::new(),
             shutdown,
             heartbeat: Duration::from_secs(15),
+            read: None,
+            auditor: None,
         }
     }
 }
@@ -75,7 +78,22 @@ pub fn router(state: AppState) -> Router {
         .route("/commands/{name}", post(commands::command))
         .route("/events", get(events::page))
         .route("/events/subscribe", get(events::subscribe))
-        .route("/streams/{id}", get(events::stream));
+        .route("/streams/{id}", get(events::stream))
+        .route("/me", get(dashboard::me))
+        .route("/dashboard/overview", get(dashboard::overview))
+        .route("/dashboard/issues", get(dashboard::issue_summary))
+        .route("/dashboard/gifts", get(dashboard::gifts))
+        .route("/dashboard/projections", get(dashboard::lag))
+        .route("/pairings", get(dashboard::pairings))
+        .route("/directors", get(dashboard::directors))
+        .route("/model-workers/{id}", get(dashboard::model_worker))
+        .route("/model-workers/{id}/timeline", get(dashboard::timeline))
+        .route("/issues", get(dashboard::issues))
+        .route("/regions", get(dashboard::regions))
+        .route("/audit/checkpoint", get(audit::checkpoint))
+        .route("/audit/proof/inclusion", get(audit::inclusion))
+        .route("/audit/proof/consistency", get(audit::consistency))
+        .route("/audit/leaf/{position}", get(audit::leaf));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))

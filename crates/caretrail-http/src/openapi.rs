@@ -179,6 +179,121 @@ pub fn document() -> Value {
             "responses": with(json!({ "description": "the stream",
                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StreamPage" } } } })) } }),
     );
+    // Dashboards and audit reads: parameters as query strings, answers as JSON objects (lists
+    // are `{"items": [...], "next_cursor": ...}`).
+    let common = [
+        "as_of",
+        "as_of_position",
+        "as_of_recorded_at",
+        "city",
+        "county",
+    ];
+    for (path, summary, extra) in [
+        (
+            "/api/v1/me",
+            "Who the token belongs to: role, name, director",
+            &[][..],
+        ),
+        (
+            "/api/v1/dashboard/overview",
+            "Overview: coverage, visits, money and goods, open issues by age",
+            &[][..],
+        ),
+        (
+            "/api/v1/dashboard/issues",
+            "Issues summary: open by state and age, by body, median days to resolve",
+            &[][..],
+        ),
+        (
+            "/api/v1/dashboard/gifts",
+            "Gifts by month, city, county or director",
+            &["from", "to", "group_by", "limit", "cursor"][..],
+        ),
+        (
+            "/api/v1/dashboard/projections",
+            "Dashboard projection lag",
+            &[][..],
+        ),
+        (
+            "/api/v1/pairings",
+            "Visit status per pairing (status=overdue is the overdue list, by days overdue)",
+            &["status", "include_ended", "director_id", "limit", "cursor"][..],
+        ),
+        (
+            "/api/v1/directors",
+            "Director caseload and engagement",
+            &["role", "sort", "limit", "cursor"][..],
+        ),
+        (
+            "/api/v1/model-workers/{id}",
+            "A model worker's file: profile, hardship, pairings, care timeline",
+            &["after", "limit"][..],
+        ),
+        (
+            "/api/v1/model-workers/{id}/timeline",
+            "A model worker's care timeline, every event in order",
+            &["after", "limit"][..],
+        ),
+        (
+            "/api/v1/issues",
+            "Issues board",
+            &[
+                "state",
+                "body_id",
+                "raised_from",
+                "raised_to",
+                "breached_only",
+                "limit",
+                "cursor",
+            ][..],
+        ),
+        (
+            "/api/v1/regions",
+            "Region coverage per city or county",
+            &["level"][..],
+        ),
+        (
+            "/api/v1/audit/checkpoint",
+            "The latest signed checkpoint (tree size, root hash, signed note)",
+            &[][..],
+        ),
+        (
+            "/api/v1/audit/proof/inclusion",
+            "RFC 6962 inclusion proof of a position in a tree size",
+            &["position", "tree_size"][..],
+        ),
+        (
+            "/api/v1/audit/proof/consistency",
+            "RFC 6962 consistency proof between two tree sizes",
+            &["from", "to"][..],
+        ),
+        (
+            "/api/v1/audit/leaf/{position}",
+            "The raw leaf encoding of an event and its leaf hash",
+            &[][..],
+        ),
+    ] {
+        let mut params: Vec<Value> = Vec::new();
+        for segment in path.split('/').filter(|s| s.starts_with('{')) {
+            let name = segment.trim_matches(|c| c == '{' || c == '}');
+            params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+        }
+        let names: Vec<&str> = if path.starts_with("/api/v1/audit") || path == "/api/v1/me" {
+            extra.to_vec()
+        } else {
+            common.iter().chain(extra).copied().collect()
+        };
+        for n in names {
+            params.push(json!({ "name": n, "in": "query", "required": false, "schema": { "type": "string" } }));
+        }
+        paths.insert(
+            path.into(),
+            json!({ "get": { "tags": [if path.starts_with("/api/v1/audit") { "audit" } else { "dashboards" }],
+                "summary": summary, "parameters": params,
+                "responses": with(json!({ "description": "ok",
+                    "content": { "application/json": { "schema": { "type": "object" } } } })) } }),
+        );
+    }
     for (path, summary) in [
         ("/healthz", "Liveness"),
         ("/readyz", "Readiness: store reachable, read side caught up"),

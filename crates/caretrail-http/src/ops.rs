@@ -27,9 +27,17 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             problems.push("event store unreachable".to_owned());
         }
     }
-    for check in &state.readiness {
-        if let Err(why) = check.check() {
-            problems.push(why);
+    if let Some(read) = &state.read {
+        match read.projector.lag().await {
+            Ok(lag) if lag.behind_events > crate::READY_LAG_EVENTS => problems.push(format!(
+                "dashboards are {} events behind the log",
+                lag.behind_events
+            )),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness: projection lag unknown");
+                problems.push("dashboard projection status unknown".to_owned());
+            }
         }
     }
     if *state.shutdown.borrow() {
@@ -52,7 +60,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let notifier = store.notifier();
     let w = notifier.metrics();
     let head = notifier.head() as f64;
-    let extra = [
+    let mut extra = vec![
         (
             "caretrail_store_commits_total",
             "counter",
@@ -75,6 +83,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         ),
         ("caretrail_store_head_position", "gauge", head),
     ];
+    if let Some(read) = &state.read
+        && let Ok(lag) = read.projector.lag().await
+    {
+        extra.push((
+            "caretrail_projection_lag_events",
+            "gauge",
+            lag.behind_events as f64,
+        ));
+        extra.push((
+            "caretrail_projection_lag_seconds",
+            "gauge",
+            lag.behind_seconds,
+        ));
+    }
     let mut res = state.metrics.render(&extra).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

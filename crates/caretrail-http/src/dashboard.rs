@@ -1,0 +1,442 @@
+//! The dashboards and lists administrators and auditors read, served from the projections'
+//! read models: overview, visit status per pairing (the overdue list), director caseload, a
+//! model worker's file and timeline, the issues board, gifts, and region coverage.
+//!
+//! Every view takes `as_of` (a business date, default today in Asia/Shanghai) where time
+//! matters, and `as_of_position` for the auditor's replay: the same view computed from a
+//! scratch replay of the log up to that position, never from the live tables. Lists answer
+//! `{"items": [...], "next_cursor": ...}`; the cursor is opaque to clients.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use caretrail_app::shanghai_date;
+use caretrail_projections::query::{
+    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery, Page, Paged,
+    RegionFilter, VisitStatus, VisitStatusQuery,
+};
+use caretrail_projections::replay::{AsOf, replay};
+use caretrail_projections::{Projector, ReadModels};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::{Principal, Role};
+use crate::error::{ApiError, ApiResult};
+use crate::events::access_for;
+
+/// The read side the dashboards answer from.
+#[derive(Clone)]
+pub struct ReadSide {
+    pub projector: Arc<Projector>,
+}
+
+/// Parameters every dashboard understands.
+#[derive(Debug, Default, Deserialize)]
+pub struct Params {
+    /// The business date "today" is for overdue, age and this-month figures (default: today).
+    pub as_of: Option<NaiveDate>,
+    /// The auditor's replay: compute the view from the log up to this position.
+    pub as_of_position: Option<u64>,
+    /// The log as known at this record time (RFC 3339).
+    pub as_of_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub city: Option<String>,
+    pub county: Option<String>,
+    pub status: Option<VisitStatus>,
+    pub state: Option<String>,
+    pub role: Option<String>,
+    pub sort: Option<CaseloadSort>,
+    pub body_id: Option<Uuid>,
+    pub director_id: Option<Uuid>,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub raised_from: Option<NaiveDate>,
+    pub raised_to: Option<NaiveDate>,
+    pub group_by: Option<GiftGrouping>,
+    pub level: Option<CoverageLevel>,
+    #[serde(default)]
+    pub include_ended: bool,
+    #[serde(default)]
+    pub breached_only: bool,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// Timeline: entries after this log position.
+    pub after: Option<i64>,
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize)]
+pub struct List<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> From<Paged<T>> for List<T> {
+    fn from(p: Paged<T>) -> Self {
+        Self {
+            items: p.items,
+            next_cursor: p.next_offset.map(|o| format!("o{o}")),
+        }
+    }
+}
+
+impl Params {
+    fn region(&self) -> RegionFilter {
+        RegionFilter {
+            city: self.city.clone(),
+            county: self.county.clone(),
+        }
+    }
+
+    fn page(&self) -> ApiResult<Page> {
+        let offset = match &self.cursor {
+            None => 0,
+            Some(c) => c
+                .strip_prefix('o')
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_cursor", "the cursor is not one this API issued")
+                })?,
+        };
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=500).contains(&limit) {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "limit must be between 1 and 500",
+            ));
+        }
+        Ok(Page { limit, offset })
+    }
+}
+
+fn query_error(e: QueryRejection) -> ApiError {
+    ApiError::bad_request("invalid_query", e.body_text())
+}
+
+fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
+    use caretrail_projections::ProjectionError as P;
+    match e {
+        P::InvalidQuery(why) => ApiError::bad_request("invalid_query", why),
+        other => ApiError::internal(&other),
+    }
+}
+
+/// The read models to answer from: the live ones, or a replay for `as_of_position` /
+/// `as_of_recorded_at` (auditors and administrators only).
+async fn models(state: &AppState, p: &Principal, params: &Params) -> ApiResult<ReadModels> {
+    let read = state.read.as_ref().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "read_side_unavailable",
+            "dashboards are not enabled on this server",
+        )
+    })?;
+    let as_of = match (params.as_of_position, params.as_of_recorded_at) {
+        (None, None) => return Ok(read.projector.read_models()),
+        (Some(p), None) => AsOf::Position(p),
+        (None, Some(t)) => AsOf::RecordTime(t),
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                "give as_of_position or as_of_recorded_at, not both",
+            ));
+        }
+    };
+    p.require(&[Role::Admin, Role::Auditor], "replay the log")?;
+    let head = state.app.store().head().await?.position;
+    if let AsOf::Position(pos) = as_of
+        && pos > head
+    {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("as_of_position {pos} is beyond the head of the log ({head})"),
+        ));
+    }
+    Ok(replay(state.app.store().clone(), as_of)
+        .await
+        .map_err(projection_error)?
+        .read_models)
+}
+
+fn today(state: &AppState, params: &Params) -> NaiveDate {
+    params
+        .as_of
+        .unwrap_or_else(|| shanghai_date(state.app.clock().now()))
+}
+
+fn params(q: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
+    q.map(|Query(p)| p).map_err(query_error)
+}
+
+pub async fn overview(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let o = m
+        .overview(today(&state, &q), &q.region())
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(o).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn pairings(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(
+        &[Role::Admin, Role::Auditor, Role::Director],
+        "read pairings",
+    )?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let access = access_for(&state, &principal).await?;
+    let mut page = m
+        .visit_status(
+            state.app.keys(),
+            &access,
+            &VisitStatusQuery {
+                as_of: today(&state, &q),
+                region: q.region(),
+                status: q.status,
+                include_ended: q.include_ended,
+                page: q.page()?,
+            },
+        )
+        .await
+        .map_err(projection_error)?;
+    // A director sees their own pairings only; an explicit director filter narrows the rest.
+    let only = match principal.role {
+        Role::Director => principal.director_id,
+        _ => q.director_id,
+    };
+    if let Some(d) = only {
+        page.items.retain(|p| p.director_id == d);
+    }
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn directors(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read director caseloads")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let access = access_for(&state, &principal).await?;
+    let page = m
+        .director_caseload(
+            state.app.keys(),
+            &access,
+            &CaseloadQuery {
+                as_of: today(&state, &q),
+                role: q.role.clone(),
+                sort: q.sort.unwrap_or_default(),
+                page: q.page()?,
+            },
+        )
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+/// May `principal` read model worker `id`'s file? A director only their own model worker's;
+/// anyone else allowed answers 404 rather than 403 so as not to confirm the person exists.
+async fn may_read_worker(state: &AppState, principal: &Principal, id: Uuid) -> ApiResult<()> {
+    match principal.role {
+        Role::Admin | Role::Auditor => Ok(()),
+        Role::Director => {
+            let own = match principal.director_id {
+                Some(d) => crate::commands::own_pairing(state, d).await?.1,
+                None => None,
+            };
+            if own == Some(id) {
+                Ok(())
+            } else {
+                tracing::warn!(token_id = %principal.token_id, "access denied: director read of another model worker");
+                Err(ApiError::not_found("no such model worker"))
+            }
+        }
+        Role::Integration => Err(principal.deny("read model worker files")),
+    }
+}
+
+pub async fn model_worker(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    may_read_worker(&state, &principal, id).await?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let access = access_for(&state, &principal).await?;
+    let file = m
+        .model_worker_file(
+            state.app.keys(),
+            &access,
+            id,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(200).clamp(1, 500),
+        )
+        .await
+        .map_err(projection_error)?
+        .ok_or_else(|| ApiError::not_found("no such model worker"))?;
+    Ok(Json(
+        serde_json::to_value(file).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn timeline(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<Uuid>,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    may_read_worker(&state, &principal, id).await?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let access = access_for(&state, &principal).await?;
+    let file = m
+        .model_worker_file(
+            state.app.keys(),
+            &access,
+            id,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(200).clamp(1, 500),
+        )
+        .await
+        .map_err(projection_error)?
+        .ok_or_else(|| ApiError::not_found("no such model worker"))?;
+    let next = file.timeline.items.last().map(|e| e.position);
+    let more = file.timeline.next_offset.is_some();
+    Ok(Json(serde_json::json!({
+        "items": file.timeline.items,
+        "next_cursor": if more { next.map(|p| p.to_string()) } else { None },
+    })))
+}
+
+pub async fn issues(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read the issues board")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let page = m
+        .issues(&IssuesQuery {
+            as_of: today(&state, &q),
+            region: q.region(),
+            state: q.state.clone(),
+            body_id: q.body_id,
+            raised_from: q.raised_from,
+            raised_to: q.raised_to,
+            breached_only: q.breached_only,
+            page: q.page()?,
+        })
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn issue_summary(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let s = m
+        .issue_summary(today(&state, &q), &q.region())
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(s).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn gifts(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let today = today(&state, &q);
+    let from = q.from.unwrap_or_else(|| {
+        NaiveDate::from_ymd_opt(chrono::Datelike::year(&today), 1, 1).unwrap_or(today)
+    });
+    let page = m
+        .gifts(&GiftsQuery {
+            from,
+            to: q.to.unwrap_or(today),
+            region: q.region(),
+            group_by: q.group_by.unwrap_or(GiftGrouping::Month),
+            page: q.page()?,
+        })
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+pub async fn regions(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let rows = m
+        .coverage(
+            today(&state, &q),
+            q.level.unwrap_or(CoverageLevel::City),
+            &q.region(),
+        )
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::json!({ "items": rows, "next_cursor": null }),
+    ))
+}
+
+/// Who the caller is, so a client can show what the role may see.
+pub async fn me(principal: Principal) -> Json<Principal> {
+    Json(principal)
+}
+
+/// The read side's lag, for operators.
+pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor], "read projection status")?;
+    let read = state
+        .read
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no read side"))?;
+    let lag = read.projector.lag().await.map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(lag).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
