@@ -86,7 +86,7 @@ pub enum AuditCommand {
     },
 }
 
-fn progress_bar(what: &'static str) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress_bar(what: &'static str) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() {
         return None;
     }

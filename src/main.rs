@@ -5,6 +5,7 @@
 
 mod audit;
 mod serve;
+mod tools;
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -36,7 +37,12 @@ enum LogFormat {
 #[derive(clap::Args)]
 struct DbArg {
     /// Database URL: sqlite://PATH (or a plain path) or postgres://...
-    #[arg(long, env = "CARETRAIL_DB", default_value = "sqlite://caretrail.db")]
+    #[arg(
+        long,
+        global = true,
+        env = "CARETRAIL_DB",
+        default_value = "sqlite://caretrail.db"
+    )]
     db: String,
 }
 
@@ -78,6 +84,44 @@ enum Command {
         #[command(subcommand)]
         cmd: serve::TokenCommand,
     },
+    /// Generates a realistic, deterministic care history (for demos and benchmarks).
+    Gen {
+        #[command(flatten)]
+        db: DbArg,
+        /// The generator's seed: the same seed gives the same history.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// About how many events to write.
+        #[arg(long, default_value_t = 10_000)]
+        events: u64,
+        #[command(flatten)]
+        keys: serve::KeyArgs,
+    },
+    /// Manages the dashboard read models.
+    Projections {
+        #[command(flatten)]
+        db: DbArg,
+        #[command(subcommand)]
+        cmd: tools::ProjectionsCommand,
+        #[command(flatten)]
+        keys: serve::KeyArgs,
+    },
+    /// Prints the overview dashboard as of a past log position or record time (JSON).
+    Replay {
+        #[command(flatten)]
+        db: DbArg,
+        /// Everything up to this global position.
+        #[arg(long, conflicts_with = "recorded_at")]
+        position: Option<u64>,
+        /// What had been stored by this time (RFC 3339, e.g. 2021-11-05T00:00:00Z).
+        #[arg(long)]
+        recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+        /// The business date "today" is for the overview (default: today).
+        #[arg(long)]
+        as_of: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        keys: serve::KeyArgs,
+    },
     /// The auditor's toolkit: public key, checkpoints, export, verification.
     Audit {
         #[command(flatten)]
@@ -105,6 +149,13 @@ async fn main() -> ExitCode {
     init_logging(cli.log_format);
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
+        // A reader that stopped reading (`caretrail events | head`) is not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             eprintln!("caretrail: {e:#}");
             ExitCode::FAILURE
@@ -148,13 +199,27 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             use futures::StreamExt;
             while let Some(e) = events.next().await {
-                serde_json::to_writer(&mut out, &e?)?;
+                serde_json::to_writer(&mut out, &e?).map_err(std::io::Error::from)?;
                 out.write_all(b"\n")?;
             }
             out.flush()?;
         }
         Command::Serve { db, args } => serve::serve(&db.db, args).await?,
         Command::Token { db, cmd } => serve::token(&db.db, cmd).await?,
+        Command::Gen {
+            db,
+            seed,
+            events,
+            keys,
+        } => tools::gen_events(&db.db, &keys, seed, events).await?,
+        Command::Projections { db, cmd, keys } => tools::projections(&db.db, &keys, cmd).await?,
+        Command::Replay {
+            db,
+            position,
+            recorded_at,
+            as_of,
+            keys,
+        } => tools::replay_overview(&db.db, &keys, position, recorded_at, as_of).await?,
         Command::Audit { db, cmd } => audit::run(cmd, &db.db).await?,
     }
     Ok(())
