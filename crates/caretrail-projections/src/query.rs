@@ -751,7 +751,6 @@ impl ReadModels {
                 &[T, T, T, T, I, T, T, T, I, T, T, T, T, T, T, T, I, I],
             )
             .await?;
-        drop(conn);
         drop(tx);
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
@@ -816,7 +815,6 @@ impl ReadModels {
         let rows = q
             .fetch(&mut conn, &sql, &[T, T, T, I, T, T, T, T, I, I, I, T, I, I])
             .await?;
-        drop(conn);
         drop(tx);
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
@@ -906,7 +904,6 @@ impl ReadModels {
                 &[I, T, T, T, T, I, T, T],
             )
             .await?;
-        drop(conn);
         drop(tx);
         let mut history = Vec::new();
         for p in pairings {

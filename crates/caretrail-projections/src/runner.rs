@@ -94,8 +94,8 @@ pub(crate) async fn read_meta(conn: &mut Conn<'_>) -> Result<Option<Meta>> {
 
 fn tx_conn(inner: &mut ConsumerTxInner) -> Conn<'_> {
     match inner {
-        ConsumerTxInner::Sqlite(t) => Conn::Sqlite(&mut **t),
-        ConsumerTxInner::Postgres(t) => Conn::Postgres(&mut **t),
+        ConsumerTxInner::Sqlite(t) => Conn::Sqlite(t),
+        ConsumerTxInner::Postgres(t) => Conn::Postgres(t),
     }
 }
 
@@ -220,6 +220,12 @@ impl Projector {
         let checkpoint = tx.position();
         let outcome: Result<Option<u64>> = async {
             let mut conn = tx_conn(tx.inner());
+            if conn.backend() == Backend::Sqlite {
+                // Read-model writes touch B-tree pages all over the tables (keys are random
+                // UUIDs); SQLite's default 2 MB page cache re-reads them from the OS for every
+                // batch. The setting is per connection and costs nothing to repeat.
+                conn.ddl("PRAGMA cache_size = -32768").await?;
+            }
             if live {
                 let meta = read_meta(&mut conn).await?;
                 if meta.map(|m| m.live_generation) != Some(generation) {
