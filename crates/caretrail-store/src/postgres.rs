@@ -27,8 +27,12 @@ use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// The advisory lock every appender holds for the length of its transaction ("caretrl1").
-const APPEND_LOCK: i64 = 0x6361_7265_7472_6c31;
+/// The advisory lock every appender holds for the length of its transaction ("caretrl1"); an
+/// operator finds the current appender as `objid` in `pg_locks`.
+pub const APPEND_LOCK: i64 = 0x6361_7265_7472_6c31;
+
+/// Opens an append transaction and takes the append lock (`APPEND_LOCK`) in one round trip.
+const BEGIN_AND_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(7161130662566718513)";
 
 /// The LISTEN/NOTIFY channel carrying the new head after each commit.
 pub const NOTIFY_CHANNEL: &str = "caretrail_events";
@@ -134,51 +138,52 @@ impl BatchBackend for PgWriter {
         reqs: &[&AppendRequest],
         now: DateTime<Utc>,
     ) -> Result<Committed> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)")
-            .bind(APPEND_LOCK)
-            .execute(&mut *tx)
-            .await?;
-        let head = {
-            let row = sqlx::query(
-                "SELECT position, recorded_at FROM events ORDER BY position DESC LIMIT 1",
-            )
-            .fetch_optional(&mut *tx)
-            .await?;
-            head_of(row)?
-        };
+        // Four round trips per batch: BEGIN with the lock, one snapshot query, one statement
+        // that inserts events and commands and notifies, COMMIT. The lock must be taken in a
+        // statement of its own: a statement's snapshot is taken when it starts, so a read in
+        // the locking statement could miss the commit of the appender it waited for.
+        let mut tx = self.pool.begin_with(BEGIN_AND_LOCK).await?;
         let streams = plan::streams_of(reqs);
-        let rows = sqlx::query(
-            "SELECT s, (SELECT MAX(stream_version) FROM events WHERE stream_id = s) \
-             FROM UNNEST($1::text[]) AS s",
+        let cmds = plan::commands_of(reqs);
+        let row = sqlx::query(
+            "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), \
+                    (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1), \
+                    ARRAY(SELECT COALESCE((SELECT MAX(stream_version) FROM events \
+                                           WHERE stream_id = s), 0) \
+                            FROM UNNEST($1::text[]) WITH ORDINALITY AS t(s, i) ORDER BY i), \
+                    ARRAY(SELECT command_id FROM commands WHERE command_id = ANY($2)), \
+                    ARRAY(SELECT result FROM commands WHERE command_id = ANY($2) \
+                          ORDER BY command_id)",
         )
         .bind(&streams)
-        .fetch_all(&mut *tx)
+        .bind(&cmds)
+        .fetch_one(&mut *tx)
         .await?;
-        let mut versions = HashMap::with_capacity(streams.len());
-        for r in rows {
-            if let Some(v) = r.try_get::<Option<i64>, _>(1)? {
-                versions.insert(r.try_get::<String, _>(0)?, v as u64);
-            }
-        }
-        let cmds = plan::commands_of(reqs);
-        let mut commands = HashMap::new();
-        if !cmds.is_empty() {
-            let rows =
-                sqlx::query("SELECT command_id, result FROM commands WHERE command_id = ANY($1)")
-                    .bind(&cmds)
-                    .fetch_all(&mut *tx)
-                    .await?;
-            for r in rows {
-                let id: Uuid = r.try_get(0)?;
-                let result: String = r.try_get(1)?;
-                let result: AppendResult =
-                    serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
-                        position: 0,
-                        reason: format!("stored result of command {id} does not parse: {e}"),
-                    })?;
-                commands.insert(id, result);
-            }
+        let head = match row.try_get::<Option<i64>, _>(0)? {
+            None => Head::default(),
+            Some(p) => Head {
+                position: p as u64,
+                recorded_at: row.try_get(1)?,
+            },
+        };
+        let stream_versions: Vec<i64> = row.try_get(2)?;
+        let versions: HashMap<String, u64> = streams
+            .iter()
+            .zip(stream_versions)
+            .filter(|(_, v)| *v > 0)
+            .map(|(s, v)| ((*s).to_owned(), v as u64))
+            .collect();
+        let mut stored_ids: Vec<Uuid> = row.try_get(3)?;
+        stored_ids.sort();
+        let stored_results: Vec<String> = row.try_get(4)?;
+        let mut commands = HashMap::with_capacity(stored_ids.len());
+        for (id, result) in stored_ids.into_iter().zip(stored_results) {
+            let result: AppendResult =
+                serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
+                    position: 0,
+                    reason: format!("stored result of command {id} does not parse: {e}"),
+                })?;
+            commands.insert(id, result);
         }
         let plan = plan::plan(
             reqs,
@@ -189,16 +194,24 @@ impl BatchBackend for PgWriter {
             },
             now,
         );
-        if !plan.events.is_empty() {
+        if let Some(last) = plan.events.last() {
             let ev = &plan.events;
+            let c = &plan.commands;
             sqlx::query(
-                "INSERT INTO events (position, stream_id, category, stream_version, event_id, \
-                 event_type, schema_version, data, actor_id, actor_role, command_id, \
-                 correlation_id, causation_id, business_date, recorded_at, leaf_hash) \
-                 SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
-                 $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], \
-                 $11::uuid[], $12::uuid[], $13::uuid[], $14::date[], $15::timestamptz[], \
-                 $16::bytea[])",
+                "WITH inserted AS ( \
+                   INSERT INTO events (position, stream_id, category, stream_version, event_id, \
+                   event_type, schema_version, data, actor_id, actor_role, command_id, \
+                   correlation_id, causation_id, business_date, recorded_at, leaf_hash) \
+                   SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+                   $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], \
+                   $11::uuid[], $12::uuid[], $13::uuid[], $14::date[], $15::timestamptz[], \
+                   $16::bytea[]) RETURNING 1), \
+                 recorded AS ( \
+                   INSERT INTO commands (command_id, result, recorded_at) \
+                   SELECT * FROM UNNEST($17::uuid[], $18::text[], $19::timestamptz[]) \
+                   RETURNING 1) \
+                 SELECT pg_notify($20, $21), (SELECT COUNT(*) FROM inserted), \
+                        (SELECT COUNT(*) FROM recorded)",
             )
             .bind(ev.iter().map(|e| e.position as i64).collect::<Vec<_>>())
             .bind(ev.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>())
@@ -224,10 +237,19 @@ impl BatchBackend for PgWriter {
             .bind(ev.iter().map(|e| e.business_date).collect::<Vec<_>>())
             .bind(ev.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
             .bind(ev.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
+            .bind(c.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+            .bind(
+                c.iter()
+                    .map(|(_, r)| serde_json::to_string(r).expect("results serialise"))
+                    .collect::<Vec<_>>(),
+            )
+            .bind(c.iter().map(|(_, r)| r.recorded_at).collect::<Vec<_>>())
+            .bind(NOTIFY_CHANNEL)
+            .bind(last.position.to_string())
             .execute(&mut *tx)
             .await?;
-        }
-        if !plan.commands.is_empty() {
+        } else if !plan.commands.is_empty() {
+            // Appends that wrote no events (guards only) still record their command ids.
             let c = &plan.commands;
             sqlx::query(
                 "INSERT INTO commands (command_id, result, recorded_at) \
@@ -242,13 +264,6 @@ impl BatchBackend for PgWriter {
             .bind(c.iter().map(|(_, r)| r.recorded_at).collect::<Vec<_>>())
             .execute(&mut *tx)
             .await?;
-        }
-        if let Some(last) = plan.events.last() {
-            sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(NOTIFY_CHANNEL)
-                .bind(last.position.to_string())
-                .execute(&mut *tx)
-                .await?;
         }
         tx.commit().await?;
         Ok(Committed {
@@ -503,4 +518,12 @@ pub(crate) async fn commit_checkpoint(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_begin_statement_takes_the_append_lock() {
+        assert!(super::BEGIN_AND_LOCK.ends_with(&format!("({})", super::APPEND_LOCK)));
+    }
 }

@@ -31,33 +31,58 @@ CREATE INDEX events_by_category ON events (category, position);
 CREATE INDEX events_by_type ON events (event_type, position);
 CREATE INDEX events_by_recorded_at ON events (recorded_at, position);
 
+-- One check per INSERT statement over its transition table (a per-row PL/pgSQL trigger cost
+-- about 40% of append throughput): the new rows continue the global log from the head without
+-- a gap, sit at its end, keep record time non-decreasing, and continue each stream's versions.
 CREATE FUNCTION caretrail_events_check_insert() RETURNS trigger
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql AS $$
 DECLARE
-    head_position BIGINT;
-    head_recorded TIMESTAMPTZ;
+    first_new     BIGINT;
+    last_new      BIGINT;
+    n             BIGINT;
+    prev_head     BIGINT;
+    prev_recorded TIMESTAMPTZ;
 BEGIN
-    SELECT position, recorded_at INTO head_position, head_recorded
-      FROM events ORDER BY position DESC LIMIT 1;
-    IF NEW.position IS DISTINCT FROM COALESCE(head_position, 0) + 1 THEN
+    SELECT MIN(position), MAX(position), COUNT(*) INTO first_new, last_new, n FROM new_rows;
+    IF n = 0 THEN
+        RETURN NULL;
+    END IF;
+    SELECT position, recorded_at INTO prev_head, prev_recorded
+      FROM events WHERE position < first_new ORDER BY position DESC LIMIT 1;
+    IF first_new <> COALESCE(prev_head, 0) + 1
+       OR last_new - first_new + 1 <> n
+       OR last_new <> (SELECT MAX(position) FROM events) THEN
         RAISE EXCEPTION 'caretrail: event position must be the next in the global log'
             USING ERRCODE = 'check_violation';
     END IF;
-    IF head_recorded IS NOT NULL AND NEW.recorded_at < head_recorded THEN
+    IF EXISTS (SELECT 1 FROM (SELECT recorded_at,
+                                     lag(recorded_at) OVER (ORDER BY position) AS before
+                                FROM new_rows) t
+                WHERE t.recorded_at < t.before)
+       OR (SELECT recorded_at FROM new_rows ORDER BY position LIMIT 1) < prev_recorded THEN
         RAISE EXCEPTION 'caretrail: record time must not go backwards'
             USING ERRCODE = 'check_violation';
     END IF;
-    IF NEW.stream_version IS DISTINCT FROM
-       COALESCE((SELECT MAX(stream_version) FROM events WHERE stream_id = NEW.stream_id), 0) + 1 THEN
+    IF EXISTS (
+        SELECT 1
+          FROM (SELECT stream_id, MIN(stream_version) AS lo, MAX(stream_version) AS hi,
+                       COUNT(*) AS k
+                  FROM new_rows GROUP BY stream_id) s
+         WHERE s.hi - s.lo + 1 <> s.k
+            OR s.lo <> COALESCE((SELECT MAX(e.stream_version) FROM events e
+                                  WHERE e.stream_id = s.stream_id
+                                    AND e.position < first_new), 0) + 1
+    ) THEN
         RAISE EXCEPTION 'caretrail: stream version must be the next in its stream'
             USING ERRCODE = 'check_violation';
     END IF;
-    RETURN NEW;
+    RETURN NULL;
 END;
 $$;
 
-CREATE TRIGGER events_check_insert BEFORE INSERT ON events
-    FOR EACH ROW EXECUTE FUNCTION caretrail_events_check_insert();
+CREATE TRIGGER events_check_insert AFTER INSERT ON events
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION caretrail_events_check_insert();
 
 CREATE FUNCTION caretrail_events_refuse_change() RETURNS trigger
 LANGUAGE plpgsql AS $$

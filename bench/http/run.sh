@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# HTTP benchmarks with wrk (Debian package) from a second process on loopback:
+#   commands/s at 64 connections (every request a new, durable RegisterBody command), and
+#   overview dashboard latency at 100 connections on a generated log.
+# Usage: bench/http/run.sh [EVENTS_FOR_DASHBOARD (default 1000000)]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+cargo build --release -q
+bin=$PWD/target/release/caretrail
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+cd "$work"
+events=${1:-1000000}
+
+serve() {
+  "$bin" serve --db "sqlite://$1" --listen 127.0.0.1:18555 --checkpoint-every 1h >/dev/null 2>serve.log &
+  for _ in $(seq 1 100); do curl -sf 127.0.0.1:18555/healthz >/dev/null && return; sleep 0.2; done
+  echo "server did not start" >&2; cat serve.log >&2; exit 1
+}
+
+echo "## commands over HTTP (64 connections, 20 s)"
+export CARETRAIL_TOKEN=$("$bin" token create --db sqlite://cmd.db --role admin --name bench 2>/dev/null)
+serve cmd.db
+wrk -t2 -c64 -d20s --latency -s "$OLDPWD/bench/http/register_body.lua" http://127.0.0.1:18555
+kill %1; wait %1 2>/dev/null || true
+
+echo "## overview dashboard (100 connections, 20 s) on $events generated events"
+"$bin" gen --db sqlite://dash.db --events "$events" --seed 1 >gen.json
+export CARETRAIL_TOKEN=$("$bin" token create --db sqlite://dash.db --role admin --name bench 2>/dev/null)
+serve dash.db
+# Wait until the dashboards have caught up with the log.
+for _ in $(seq 1 600); do curl -sf 127.0.0.1:18555/readyz >/dev/null && break; sleep 1; done
+wrk -t2 -c100 -d20s --latency -s "$OLDPWD/bench/http/overview.lua" http://127.0.0.1:18555
