@@ -10,7 +10,7 @@
 //!
 //! Options: `--backend sqlite|postgres|both`, `--scale F` (multiplies every count; 1.0 default),
 //! `--max-wait-us N` (group commit wait, default 0), `--phases a,b` (any of baseline, appends,
-//! growth, read, live; default all).
+//! growth, read, live; default all), `--db-dir D` (SQLite: keep the database in D and reuse it).
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
@@ -556,11 +556,17 @@ async fn main() {
     let max_wait = Duration::from_micros(
         arg("--max-wait-us").map_or(0, |s| s.parse().expect("--max-wait-us is a number")),
     );
-    let dir = tempfile::tempdir_in(".")
-        .expect("bench dir in the working directory (the disk under test)");
+    // The database goes in the working directory (the disk under test), or in --db-dir, which is
+    // kept so that a later run (e.g. `--phases read` under a profiler) reuses the filled log.
+    let temp = tempfile::tempdir_in(".").expect("bench dir in the working directory");
+    let kept = arg("--db-dir").map(std::path::PathBuf::from);
+    if let Some(d) = &kept {
+        std::fs::create_dir_all(d).expect("create --db-dir");
+    }
+    let dir_path = kept.clone().unwrap_or_else(|| temp.path().to_owned());
     let mut report = String::from("## Event store\n");
     if backend == "sqlite" || backend == "both" {
-        let t = sqlite_target(dir.path(), "events").await;
+        let t = sqlite_target(&dir_path, "events").await;
         report.push_str(&run(&t, scale, max_wait, &phases).await);
     }
     if backend == "postgres" || backend == "both" {

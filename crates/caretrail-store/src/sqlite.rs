@@ -200,7 +200,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Readers map the file instead of copying every page through read(); the page
+            // cache per connection is 16 MiB instead of 2 MiB, so index pages stay hot.
+            .pragma("mmap_size", "268435456")
+            .pragma("cache_size", "-16384");
         let pool = SqlitePoolOptions::new()
             .max_connections(options.read_connections.max(1))
             .connect_with(connect.clone())
