@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
+        .merge(caretrail_web::routes())
         .fallback(ops::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,0 +1,1068 @@
+// The caretrail page: a small hash-routed app over the JSON API. It builds every element with
+// `h()` (never innerHTML with data), so names from the log cannot inject markup, and it keeps
+// the bearer token in sessionStorage only (gone when the tab closes).
+"use strict";
+
+(() => {
+  const t = (k, v) => I18n.t(k, v);
+  const $ = (sel, root = document) => root.querySelector(sel);
+
+  // ---------- DOM helpers ----------
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(el.dataset, v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+  const svg = (tag, attrs, ...children) => {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    for (const c of children.flat()) if (c) el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    return el;
+  };
+  const fill = (el, ...children) => { el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined)); return el; };
+  const loading = (el) => fill(el, h("p", { class: "loading" }, h("span", { class: "spinner", "aria-hidden": "true" }), t("loading")));
+  const uuid = () => crypto.randomUUID();
+
+  // A personal field: the text, or that it was erased or withheld from this role.
+  function shown(v) {
+    if (v && typeof v === "object") {
+      if (v.erased) return h("span", { class: "badge erased" }, t("shown.erased"));
+      if (v.redacted) return h("span", { class: "badge redacted" }, t("shown.redacted"));
+    }
+    if (v === null || v === undefined) return "—";
+    return String(v);
+  }
+  const shownText = (v) => (v && typeof v === "object" ? (v.erased ? t("shown.erased") : t("shown.redacted")) : v ?? "—");
+
+  const dtFmt = () => new Intl.DateTimeFormat(I18n.lang, {
+    timeZone: "Asia/Shanghai", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  });
+  const recorded = (iso) => (iso ? dtFmt().format(new Date(iso)) : "—");
+  const num = (n) => new Intl.NumberFormat(I18n.lang).format(n);
+  const yuan = (fen) => (fen / 100).toFixed(2);
+  const todayShanghai = () => new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai" }).format(new Date());
+
+  // ---------- session and API ----------
+
+  const S = {
+    token: sessionStorage.getItem("caretrail.token"),
+    me: null,
+    asOf: sessionStorage.getItem("caretrail.asof") || "",
+    asOfPos: sessionStorage.getItem("caretrail.asofpos") || "",
+    regions: new Map(), // region code -> name
+    directors: new Map(), // director id -> name
+    workers: new Map(), // model worker id -> name (from pairings)
+    view: null,
+    live: null,
+  };
+
+  class ApiError extends Error {
+    constructor(status, problem) {
+      super(problem?.detail || `HTTP ${status}`);
+      this.status = status;
+      this.problem = problem || {};
+    }
+  }
+
+  let inflight = 0;
+  function busy(delta) {
+    inflight += delta;
+    $("#busy").hidden = inflight <= 0;
+    document.body.setAttribute("aria-busy", inflight > 0 ? "true" : "false");
+  }
+
+  async function api(path, opts = {}) {
+    const headers = { Authorization: `Bearer ${S.token}`, ...(opts.headers || {}) };
+    let body;
+    if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
+    busy(1);
+    try {
+      let res;
+      try {
+        res = await fetch(path, { method: opts.method || "GET", headers, body, signal: opts.signal });
+      } catch (e) {
+        if (e.name === "AbortError") throw e;
+        throw new ApiError(0, { code: "network", detail: t("err.network") });
+      }
+      const ct = res.headers.get("content-type") || "";
+      const data = ct.includes("json") ? await res.json() : null;
+      if (res.status === 401 && !opts.noSignout) { signOut(); throw new ApiError(401, data); }
+      if (!res.ok) throw new ApiError(res.status, data);
+      return data;
+    } finally {
+      busy(-1);
+    }
+  }
+
+  // Dashboard parameters shared by every view: the "as of" date and the auditor's replay.
+  function q(params = {}, withAsOf = true) {
+    const p = new URLSearchParams();
+    if (withAsOf && S.asOf) p.set("as_of", S.asOf);
+    if (withAsOf && S.asOfPos && mayReplay()) p.set("as_of_position", S.asOfPos);
+    for (const [k, v] of Object.entries(params)) if (v !== "" && v !== null && v !== undefined && v !== false) p.set(k, v);
+    const s = p.toString();
+    return s ? `?${s}` : "";
+  }
+
+  const role = () => S.me?.role;
+  const mayReplay = () => ["admin", "auditor"].includes(role());
+  const VIEWS = {
+    admin: ["overview", "overdue", "issues", "record", "audit", "worker"],
+    auditor: ["overview", "overdue", "issues", "audit", "worker"],
+    director: ["overdue", "record", "worker"],
+    integration: ["audit"],
+  };
+  const allowed = (v) => (VIEWS[role()] || []).includes(v);
+  const home = () => (VIEWS[role()] || ["signin"])[0];
+
+  // The token arrives in the login URL's fragment: keep it for this tab, then drop it from the
+  // address bar and history so it is not bookmarked, shared or shown over a shoulder.
+  function takeTokenFromUrl() {
+    const m = location.hash.match(/(?:^#|&)token=([^&]+)/);
+    if (m) {
+      S.token = decodeURIComponent(m[1]);
+      sessionStorage.setItem("caretrail.token", S.token);
+      history.replaceState(null, "", "/#/");
+    } else if (location.pathname === "/login") {
+      history.replaceState(null, "", "/" + location.hash);
+    }
+  }
+
+  function signOut() {
+    sessionStorage.removeItem("caretrail.token");
+    S.token = null; S.me = null;
+    stopLive();
+    $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true;
+    fill($("#who"));
+    location.hash = "#/signin";
+    route();
+  }
+
+  async function signIn() {
+    try {
+      S.me = await api("/api/v1/me", { noSignout: true });
+    } catch (e) {
+      sessionStorage.removeItem("caretrail.token");
+      S.token = null;
+      showSignin(e.status === 401 ? t("signin.bad") : e.message);
+      return;
+    }
+    for (const a of document.querySelectorAll("#nav a")) a.hidden = !allowed(a.dataset.view);
+    $("#nav").hidden = false; $("#signout").hidden = false;
+    renderWho();
+    await loadLookups();
+    startLive();
+    if (!location.hash || location.hash === "#/" || location.hash === "#/signin") location.hash = `#/${home()}`;
+    route();
+  }
+
+  function renderWho() {
+    if (!S.me) return;
+    fill($("#who"), h("span", { class: "badge role" }, t(`role.${S.me.role}`)), " ", S.me.name);
+  }
+
+  // Names for codes and ids, so lists show people and places rather than uuids.
+  async function loadLookups() {
+    const tasks = [];
+    if (["admin", "auditor"].includes(role())) {
+      for (const level of ["city", "county"]) {
+        tasks.push(api(`/api/v1/regions?level=${level}`).then((r) => r.items.forEach((x) => S.regions.set(x.region_code, x.region_name))).catch(() => {}));
+      }
+      tasks.push(api("/api/v1/directors?limit=500&include_ended=true").then((r) => r.items.forEach((d) => S.directors.set(d.director_id, shownText(d.name)))).catch(() => {}));
+    }
+    if (["admin", "auditor", "director"].includes(role())) {
+      tasks.push(api("/api/v1/pairings?limit=500&include_ended=true").then((r) => r.items.forEach((p) => {
+        S.workers.set(p.model_worker_id, shownText(p.model_worker_name));
+        S.directors.set(p.director_id, shownText(p.director_name));
+      })).catch(() => {}));
+    }
+    await Promise.all(tasks);
+  }
+  const regionName = (code) => (code ? S.regions.get(code) || code : "—");
+
+  function actorName(id, actorRole) {
+    if (actorRole === "system") return t("tl.system");
+    if (S.directors.has(id)) return S.directors.get(id);
+    if (S.me && id === S.me.token_id) return S.me.name;
+    return `${I18n.tOr(`role.${actorRole}`, actorRole)} ${String(id).slice(0, 8)}`;
+  }
+
+  // ---------- routing ----------
+
+  function parseHash() {
+    const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
+    const parts = path.split("/").filter(Boolean);
+    return { view: parts[0] || "", arg: parts[1] || "", params: new URLSearchParams(query || "") };
+  }
+
+  function show(view) {
+    for (const s of document.querySelectorAll("main > .view")) s.hidden = s.id !== `view-${view}`;
+    for (const a of document.querySelectorAll("#nav a")) {
+      if (a.dataset.view === view || (view === "worker" && a.dataset.view === "overdue")) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    $("#asof").hidden = !["overview", "overdue", "issues", "worker"].includes(view);
+    $("#asof-pos-wrap").hidden = !mayReplay();
+    renderAsOfNote();
+  }
+
+  function showSignin(error) {
+    show("signin");
+    const e = $("#signin-error");
+    e.hidden = !error; e.textContent = error || "";
+    $("#signin-token").focus();
+  }
+
+  let renderSeq = 0;
+  async function route(quiet = false) {
+    const r = parseHash();
+    if (!S.token) return showSignin();
+    if (!S.me) return;
+    const view = r.view || home();
+    if (view === "signin") { location.hash = `#/${home()}`; return; }
+    if (!allowed(view)) { S.view = "forbidden"; show("forbidden"); return; }
+    const seq = ++renderSeq;
+    const changed = S.view !== location.hash;
+    S.view = location.hash;
+    show(view);
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit }[view];
+    if (!render) return;
+    try {
+      await render(r, { quiet, seq });
+    } catch (e) {
+      if (e.name === "AbortError") return;
+      toast(e.problem ? problemText(e.problem) : String(e), true);
+    }
+    if (changed && !quiet) $("#main").focus({ preventScroll: true });
+  }
+
+  // ---------- overview ----------
+
+  async function renderOverview(_r, { quiet }) {
+    const cards = $("#ov-cards"), chart = $("#ov-chart"), aging = $("#ov-aging"), regions = $("#ov-regions");
+    if (!quiet) [cards, chart, aging, regions].forEach(loading);
+    const asOf = S.asOf || todayShanghai();
+    const [y, m] = asOf.split("-").map(Number);
+    const fromDate = new Date(Date.UTC(y, m - 12, 1)).toISOString().slice(0, 10);
+    const [ov, gifts, cities, counties] = await Promise.all([
+      api(`/api/v1/dashboard/overview${q()}`),
+      api(`/api/v1/dashboard/gifts${q({ group_by: "month", from: fromDate, to: asOf, limit: 500 })}`),
+      api(`/api/v1/regions${q({ level: "city" })}`),
+      api(`/api/v1/regions${q({ level: "county" })}`),
+    ]);
+    const open = ov.open_issues.reduce((n, c) => n + c.count, 0);
+    fill(cards,
+      card("coverage", t("card.coverage"), `${ov.coverage_percent}%`, t("card.coverage_sub", { n: ov.model_workers_in_hardship, p: ov.paired, u: ov.unpaired })),
+      card("visits_month", t("card.visits_month"), num(ov.visits_this_month)),
+      card("visits_year", t("card.visits_year"), num(ov.visits_this_year)),
+      card("cash", t("card.cash"), ov.cash_yuan_this_year),
+      card("goods", t("card.goods"), `${num(ov.goods_given_this_year)} / ${num(ov.flowers_given_this_year)}`,
+        t("card.goods_sub", { g: ov.goods_given_this_year, y: yuan(ov.goods_fen_this_year), f: ov.flowers_given_this_year })),
+      card("open_issues", t("card.open_issues"), num(open)),
+    );
+    fill(chart, monthChart(gifts.items, fromDate, asOf));
+    fill(aging, agingTable(ov.open_issues));
+    fill(regions, regionTable(cities.items, counties.items));
+  }
+
+  function card(key, label, value, sub) {
+    return h("div", { class: "stat", dataset: { stat: key } },
+      h("div", { class: "stat-label" }, label),
+      h("div", { class: "stat-value" }, value),
+      sub ? h("div", { class: "stat-sub" }, sub) : null);
+  }
+
+  // Visits as bars (left scale) and cash as a line (right scale), one slot per month, drawn
+  // as inline SVG so no chart library is needed.
+  function monthChart(items, from, to) {
+    const byKey = new Map(items.map((i) => [i.key, i]));
+    const months = [];
+    let [y, m] = from.split("-").map(Number);
+    const [ty, tm] = to.split("-").map(Number);
+    while (y < ty || (y === ty && m <= tm)) {
+      months.push(`${y}-${String(m).padStart(2, "0")}`);
+      m += 1; if (m > 12) { m = 1; y += 1; }
+    }
+    const rows = months.map((k) => ({ k, visits: byKey.get(k)?.visits || 0, cash: (byKey.get(k)?.cash_fen || 0) / 100 }));
+    const W = 640, H = 240, L = 36, R = 56, T = 14, B = 34;
+    const maxV = Math.max(1, ...rows.map((r) => r.visits));
+    const maxC = Math.max(1, ...rows.map((r) => r.cash));
+    const slot = (W - L - R) / rows.length;
+    const yV = (v) => T + (H - T - B) * (1 - v / maxV);
+    const yC = (c) => T + (H - T - B) * (1 - c / maxC);
+    const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("chart.label"), class: "chart-svg" });
+    g.append(svg("title", {}, t("chart.label")));
+    for (let i = 0; i <= 4; i++) {
+      const yy = T + ((H - T - B) * i) / 4;
+      g.append(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" }));
+      g.append(svg("text", { x: L - 4, y: yy + 4, class: "axis", "text-anchor": "end" }, Math.round(maxV * (1 - i / 4))));
+      g.append(svg("text", { x: W - R + 4, y: yy + 4, class: "axis cash" }, Math.round(maxC * (1 - i / 4))));
+    }
+    const pts = [];
+    rows.forEach((r, i) => {
+      const x = L + i * slot;
+      const bar = svg("rect", { x: x + slot * 0.2, y: yV(r.visits), width: slot * 0.6, height: H - B - yV(r.visits), class: "bar" });
+      bar.append(svg("title", {}, `${r.k}: ${t("chart.visits")} ${r.visits}, ${t("chart.cash")} ${r.cash.toFixed(2)}`));
+      g.append(bar);
+      if (rows.length <= 13 || i % 2 === 0) g.append(svg("text", { x: x + slot / 2, y: H - B + 14, class: "axis", "text-anchor": "middle" }, r.k.slice(2)));
+      pts.push(`${x + slot / 2},${yC(r.cash)}`);
+    });
+    g.append(svg("polyline", { points: pts.join(" "), class: "line" }));
+    rows.forEach((r, i) => g.append(svg("circle", { cx: L + i * slot + slot / 2, cy: yC(r.cash), r: 3, class: "dot" })));
+    const legend = h("p", { class: "legend" },
+      h("span", { class: "key bar-key", "aria-hidden": "true" }), t("chart.visits"), "  ",
+      h("span", { class: "key line-key", "aria-hidden": "true" }), t("chart.cash"));
+    const total = rows.reduce((n, r) => n + r.visits, 0);
+    return [g, legend, total ? null : h("p", { class: "muted" }, t("chart.empty"))];
+  }
+
+  const AGES = ["0_7", "8_30", "31_90", "over_90"];
+  function agingTable(counts) {
+    const states = [...new Set(counts.map((c) => c.state))];
+    if (!states.length) return h("p", { class: "muted" }, t("issues.empty"));
+    const cell = (s, a) => counts.filter((c) => c.state === s && c.age_bucket === a).reduce((n, c) => n + c.count, 0);
+    const buckets = [...new Set([...AGES, ...counts.map((c) => c.age_bucket)])];
+    return h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("issues.state")), buckets.map((a) => h("th", { scope: "col", class: "num" }, I18n.tOr(`age.${a}`, a))))),
+      h("tbody", {}, states.map((s) => h("tr", {}, h("th", { scope: "row" }, I18n.tOr(`istate.${s}`, s)), buckets.map((a) => h("td", { class: "num" }, cell(s, a)))))));
+  }
+
+  function regionTable(cities, counties) {
+    const pct = (r) => (r.in_hardship ? `${Math.round((100 * r.paired) / r.in_hardship)}%` : "—");
+    const row = (r, sub) => h("tr", { class: sub ? "sub" : "city" },
+      h("th", { scope: "row" }, sub ? "　" : "", r.region_name || r.region_code),
+      h("td", { class: "num" }, r.in_hardship), h("td", { class: "num" }, r.paired),
+      h("td", { class: "num" }, r.visited_last_183_days), h("td", { class: "num" }, pct(r)));
+    const body = [];
+    for (const c of cities) {
+      body.push(row(c, false));
+      for (const k of counties.filter((k) => k.city_code === c.city_code && k.region_code !== c.region_code)) body.push(row(k, true));
+    }
+    return h("div", { class: "scroll" }, h("table", { class: "table" },
+      h("thead", {}, h("tr", {}, ["region.name", "region.in_hardship", "region.paired", "region.visited", "region.coverage"].map((k, i) => h("th", { scope: "col", class: i ? "num" : "" }, t(k))))),
+      h("tbody", {}, body)));
+  }
+
+  // ---------- overdue working list ----------
+
+  async function renderOverdue(_r, { quiet }) {
+    const list = $("#overdue-list");
+    if (!quiet) loading(list);
+    const f = $("#overdue-filter");
+    const status = f.status.value;
+    const res = await api(`/api/v1/pairings${q({ status, city: f.city.value, county: f.county.value, director_id: f.director_id.value, limit: 500 })}`);
+    if (!f.dataset.filled) fillFilterOptions(f, res.items);
+    const items = [...res.items].sort((a, b) => b.days_overdue - a.days_overdue);
+    if (!items.length) return fill(list, h("p", { class: "muted" }, t("overdue.empty")));
+    fill(list, h("div", { class: "scroll" }, h("table", { class: "table rows", id: "overdue-table" },
+      h("thead", {}, h("tr", {}, ["col.worker", "col.director", "col.region", "col.last_visit", "col.next_due", "col.days_overdue", "col.status", "col.open_issues"]
+        .map((k, i) => h("th", { scope: "col", class: i === 5 || i === 7 ? "num" : "" }, t(k))))),
+      h("tbody", {}, items.map((p) => h("tr", { dataset: { worker: p.model_worker_id } },
+        h("td", {}, h("a", { href: `#/worker/${p.model_worker_id}`, class: "worker-link" }, shown(p.model_worker_name))),
+        h("td", {}, shown(p.director_name)),
+        h("td", {}, regionName(p.county_code)),
+        h("td", {}, p.last_visit_on || "—"),
+        h("td", {}, p.next_due_on),
+        h("td", { class: "num strong" }, p.days_overdue > 0 ? t("overdue.days", { n: p.days_overdue }) : "—"),
+        h("td", {}, h("span", { class: `badge st-${p.status}` }, I18n.tOr(`status.${p.status}`, p.status))),
+        h("td", { class: "num" }, p.open_issues)))))));
+  }
+
+  function fillFilterOptions(f, items) {
+    const add = (sel, pairs) => {
+      for (const [v, label] of pairs) if (![...sel.options].some((o) => o.value === v)) sel.append(h("option", { value: v }, label));
+    };
+    const cityCodes = new Set(items.map((p) => p.city_code).filter(Boolean));
+    const countyCodes = new Set(items.map((p) => p.county_code).filter(Boolean));
+    for (const [code] of S.regions) {
+      if (/00$/.test(code) && !/0000$/.test(code)) cityCodes.add(code); else if (!/00$/.test(code)) countyCodes.add(code);
+    }
+    add(f.city, [...cityCodes].sort().map((c) => [c, regionName(c)]));
+    add(f.county, [...countyCodes].sort().map((c) => [c, regionName(c)]));
+    add(f.director_id, [...new Map(items.map((p) => [p.director_id, shownText(p.director_name)]))]);
+    f.dataset.filled = "1";
+  }
+
+  // ---------- model worker file ----------
+
+  async function renderWorker(r, { quiet }) {
+    const id = r.arg;
+    const prof = $("#worker-profile"), pairs = $("#worker-pairings"), tl = $("#worker-timeline"), actions = $("#worker-actions");
+    if (!quiet) [prof, pairs, tl].forEach(loading);
+    let file;
+    try {
+      file = await api(`/api/v1/model-workers/${encodeURIComponent(id)}${q({ limit: 500 })}`);
+    } catch (e) {
+      if (e.status === 404) { fill(prof, h("p", { class: "error" }, t("worker.not_found"))); fill(pairs); fill(tl); return; }
+      throw e;
+    }
+    fill($("#worker-title"), t("worker.title"), " · ", shown(file.name));
+    const kv = (k, v) => [h("dt", {}, t(k)), h("dd", {}, v)];
+    fill(prof,
+      kv("worker.name", shown(file.name)),
+      kv("worker.honour", I18n.tOr(`honour.${file.honour}`, file.honour)),
+      kv("worker.region", regionName(file.county_code || file.region_code)),
+      kv("worker.registered_on", file.registered_on),
+      kv("worker.hardship", file.in_hardship ? t("worker.hardship_yes", { t: I18n.tOr(`tier.${file.hardship_tier}`, file.hardship_tier || ""), d: file.hardship_since || "" }) : t("worker.hardship_no")),
+      file.died_on ? kv("worker.died_on", file.died_on) : null,
+      kv("worker.last_visit", file.last_visit_on || "—"),
+      kv("worker.visits", h("span", { id: "worker-visits" }, file.visits)),
+      kv("worker.open_issues", file.open_issues));
+    fill(pairs, h("ul", { class: "plain" }, file.pairings.map((p) => h("li", {},
+      h("strong", {}, shown(p.director_name)), " ",
+      t("worker.pairing_line", { d: "", from: p.effective_from, to: p.ended_on ? t("worker.pairing_to", { d: p.ended_on }) : "" }).replace(/^[:：]\s*/, ""),
+      p.ended_on ? "" : t("worker.active")))));
+    const active = file.pairings.find((p) => !p.ended_on);
+    const canRecord = allowed("record") && !file.erased && !file.died_on;
+    fill(actions, canRecord ? [
+      h("a", { class: "button primary", href: `#/record/RecordVisit?worker=${id}${active ? `&pairing=${active.pairing_id}` : ""}`, id: "action-record-visit" }, t("worker.record_visit")),
+      h("a", { class: "button", href: `#/record/RaiseIssue?worker=${id}` }, t("worker.raise_issue")),
+      active ? h("a", { class: "button", href: `#/record/RecordContact?worker=${id}&pairing=${active.pairing_id}` }, t("worker.record_contact")) : null,
+    ] : []);
+    const entries = [...file.timeline.items].sort((a, b) => (b.business_date || "").localeCompare(a.business_date || "") || b.position - a.position);
+    fill(tl, entries.map((e) => h("li", { dataset: { position: e.position, type: e.event_type } },
+      h("div", { class: "tl-head" },
+        h("span", { class: `tl-type ev-${e.event_type}` }, I18n.tOr(`ev.${e.event_type}`, e.event_type)),
+        " ", h("span", { class: "tl-date" }, e.business_date ? t("tl.business", { d: e.business_date }) : "")),
+      h("div", { class: "tl-meta muted" }, t("tl.recorded", { who: actorName(e.actor_id, e.actor_role), at: recorded(e.recorded_at) }), ` · #${e.position}`))));
+  }
+
+  // ---------- issues board ----------
+
+  async function renderIssues(_r, { quiet }) {
+    const board = $("#issues-board"), sum = $("#issues-summary");
+    if (!quiet) [board, sum].forEach(loading);
+    const f = $("#issues-filter");
+    const [s, list] = await Promise.all([
+      api(`/api/v1/dashboard/issues${q()}`),
+      api(`/api/v1/issues${q({ state: f.state.value, breached_only: f.breached_only.checked ? "true" : "", limit: 500 })}`),
+    ]);
+    const open = s.open_by_state_and_age.reduce((n, c) => n + c.count, 0);
+    fill(sum,
+      card("open", t("card.open_issues"), num(open)),
+      card("resolved", t("issues.resolved", { n: "" }).trim(), num(s.resolved), s.median_days_to_resolve !== null ? t("issues.median", { d: s.median_days_to_resolve }) : null),
+      s.by_body.map((b) => card("body", b.name || b.body_id.slice(0, 8), t("issues.open", { n: b.open }), t("issues.breached", { n: b.breached }))));
+    const states = ["raised", "acknowledged", "escalated", "in_progress", "resolved", "confirmed", "closed"];
+    const seen = new Set(list.items.map((i) => i.state));
+    for (const st of [...states, ...seen]) {
+      if (![...f.state.options].some((o) => o.value === st)) f.state.append(h("option", { value: st, "data-i18n": `istate.${st}` }, I18n.tOr(`istate.${st}`, st)));
+    }
+    if (!list.items.length) return fill(board, h("p", { class: "muted" }, t("issues.empty")));
+    const cols = [...states.filter((x) => seen.has(x)), ...[...seen].filter((x) => !states.includes(x))];
+    fill(board, cols.map((st) => h("section", { class: "column", "aria-label": I18n.tOr(`istate.${st}`, st) },
+      h("h2", {}, I18n.tOr(`istate.${st}`, st), " ", h("span", { class: "count" }, list.items.filter((i) => i.state === st).length)),
+      list.items.filter((i) => i.state === st).sort((a, b) => b.age_days - a.age_days).map((i) => h("article", { class: `issue ${i.breached ? "breached" : ""}`, dataset: { issue: i.issue_id } },
+        h("h3", {}, h("a", { href: `#/worker/${i.model_worker_id}` }, S.workers.get(i.model_worker_id) || i.model_worker_id.slice(0, 8)), " · ", I18n.tOr(`icat.${i.category}`, i.category)),
+        h("p", {}, h("span", { class: `badge urg-${i.urgency}` }, I18n.tOr(`urg.${i.urgency}`, i.urgency)), " ",
+          i.breached ? h("span", { class: "badge breach" }, t("issues.breach")) : null),
+        h("p", { class: "muted" }, t("issues.raised", { d: i.raised_on, n: i.age_days }), " · ", I18n.tOr(`age.${i.age_bucket}`, i.age_bucket)),
+        i.escalated_to ? h("p", {}, t("issues.escalated", { b: i.escalated_to_name || i.escalated_to.slice(0, 8) })) : null,
+        i.due_by || i.respond_by ? h("p", {}, t("issues.due", { d: i.due_by || i.respond_by })) : null)))));
+  }
+
+  // ---------- record forms ----------
+
+  const COMMANDS = ["RecordVisit", "RaiseIssue", "EscalateIssue", "ResolveIssue", "RecordContact"];
+  const DIRECTOR_COMMANDS = ["RecordVisit", "RaiseIssue", "RecordContact"];
+  const ENUMS = {
+    gift: ["cash", "goods", "flowers"],
+    prole: ["companion", "union_official", "association_staff", "volunteer", "other"],
+    icat: ["housing_repair", "utilities", "medical", "benefits_policy", "income_living", "legal", "family_care", "other"],
+    urg: ["low", "normal", "high", "urgent"],
+    escchan: ["letter", "phone", "online", "meeting", "in_person", "other"],
+    contchan: ["phone", "wechat", "in_person", "other"],
+    out: ["resolved", "partially_resolved", "not_resolvable", "withdrawn"],
+  };
+
+  let fieldSeq = 0;
+  // One labelled field; `path` is the API's field path, so a server error lands next to it.
+  function field(path, labelKey, control, opts = {}) {
+    const id = `f${++fieldSeq}`;
+    control.id = id;
+    control.name = control.name || path;
+    control.setAttribute("aria-describedby", `${id}-err`);
+    if (opts.required) control.setAttribute("aria-required", "true");
+    const label = h("label", { for: id }, h("span", { "data-i18n": labelKey }, t(labelKey)), opts.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null);
+    return h("div", { class: `field ${opts.class || ""}`, dataset: { path } }, label, control, h("p", { class: "error", id: `${id}-err`, hidden: true }));
+  }
+  function select(values, prefix, opts = {}) {
+    const s = h("select", {});
+    if (opts.empty) s.append(h("option", { value: "", "data-i18n": opts.empty }, t(opts.empty)));
+    for (const v of values) {
+      const [value, label] = Array.isArray(v) ? v : [v, null];
+      s.append(label !== null ? h("option", { value }, label) : h("option", { value, "data-i18n": `${prefix}.${value}` }, t(`${prefix}.${value}`)));
+    }
+    if (opts.value) s.value = opts.value;
+    return s;
+  }
+  const input = (attrs) => h("input", attrs);
+  const check = (path, labelKey) => {
+    const id = `f${++fieldSeq}`;
+    return h("div", { class: "field check", dataset: { path } }, h("label", { for: id }, h("input", { type: "checkbox", id, name: path }), " ", h("span", { "data-i18n": labelKey }, t(labelKey))));
+  };
+
+  async function renderRecord(r) {
+    const cmds = role() === "director" ? DIRECTOR_COMMANDS : COMMANDS;
+    const name = cmds.includes(r.arg) ? r.arg : cmds[0];
+    const ctx = { worker: r.params.get("worker") || "", pairing: r.params.get("pairing") || "", issue: r.params.get("issue") || "" };
+    const query = r.params.toString();
+    fill($("#record-tabs"), cmds.map((c) => h("a", {
+      href: `#/record/${c}${query ? `?${query}` : ""}`, role: "tab", "aria-selected": c === name ? "true" : "false", class: "tab",
+      "data-i18n": `cmd.${c}`,
+    }, t(`cmd.${c}`))));
+    const holder = $("#record-forms");
+    loading(holder);
+    const form = await buildForm(name, ctx);
+    fill(holder, form);
+    const first = form.querySelector("input, select, textarea");
+    if (first) first.focus();
+  }
+
+  async function pairingOptions() {
+    const res = await api(`/api/v1/pairings${q({ limit: 500 }, false)}`);
+    return res.items.filter((p) => !p.ended_on);
+  }
+  async function issueOptions() {
+    const res = await api("/api/v1/issues?limit=500");
+    return res.items.filter((i) => !["resolved", "confirmed", "closed"].includes(i.state));
+  }
+  async function bodyOptions() {
+    const res = await api("/api/v1/events?type=BodyRegistered&limit=1000");
+    return res.events.map((e) => [e.data.body_id, e.data.name]);
+  }
+
+  async function buildForm(name, ctx) {
+    const form = h("form", { class: "card record", novalidate: true, dataset: { command: name }, "aria-labelledby": "record-form-title" });
+    form.append(h("h2", { id: "record-form-title", "data-i18n": `cmd.${name}` }, t(`cmd.${name}`)));
+    const body = h("div", { class: "form-grid" });
+    form.append(body);
+    const formError = h("p", { class: "error form-error", role: "alert", hidden: true });
+    const ok = h("p", { class: "ok", role: "status", hidden: true });
+    const submit = h("button", { type: "submit", class: "primary", "data-i18n": "form.submit" }, t("form.submit"));
+    form.append(formError, h("div", { class: "actions" }, submit), ok);
+    const defaultDate = S.asOf && S.asOf < todayShanghai() ? S.asOf : todayShanghai();
+
+    const pairings = ["RecordVisit", "RecordContact", "RaiseIssue"].includes(name) ? await pairingOptions() : [];
+    const byWorker = new Map(pairings.map((p) => [p.model_worker_id, p]));
+    const workerSelect = () => {
+      const workers = [...byWorker.values()].map((p) => [p.model_worker_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
+      if (ctx.worker && !byWorker.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
+      return select(workers, "", { empty: "form.choose", value: ctx.worker });
+    };
+
+    let collect;
+    if (name === "RecordVisit") {
+      const w = workerSelect();
+      const region = input({ type: "text", inputmode: "numeric", maxlength: "6", pattern: "33[0-9]{4}" });
+      const dirs = [...S.directors].map(([id, n]) => [id, n]);
+      if (role() === "director" && S.me.director_id) dirs.splice(0, dirs.length, [S.me.director_id, S.directors.get(S.me.director_id) || S.me.name]);
+      const lead = select(dirs, "", { empty: "form.choose" });
+      const sync = () => {
+        const p = byWorker.get(w.value);
+        if (p) { region.value = p.county_code || p.city_code || ""; lead.value = p.director_id; }
+      };
+      w.addEventListener("change", sync);
+      const date = input({ type: "date", value: defaultDate });
+      const place = input({ type: "text" });
+      const gifts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.gifts" }, t("fld.gifts")));
+      const parts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")));
+      const giftRows = h("div", {}), partRows = h("div", {});
+      const renumber = () => {
+        [...giftRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `gifts[${i}].${f.dataset.sub}`; }));
+        [...partRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `participants[${i + 1}].${f.dataset.sub}`; }));
+      };
+      const sub = (el, s) => { el.dataset.sub = s; return el; };
+      const addGift = () => {
+        const row = h("div", { class: "row" },
+          sub(field("", "fld.kind", select(ENUMS.gift, "gift")), "kind"),
+          sub(field("", "fld.amount", input({ type: "number", step: "0.01", inputmode: "decimal" })), "amount_fen"),
+          sub(field("", "fld.description", input({ type: "text" })), "description"),
+          h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
+        giftRows.append(row); renumber();
+      };
+      const addPart = () => {
+        const row = h("div", { class: "row" },
+          sub(field("", "fld.director", select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none" })), "who"),
+          sub(field("", "fld.role", select(ENUMS.prole, "prole")), "role"),
+          sub(field("", "fld.description", input({ type: "text" })), "office"),
+          h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
+        partRows.append(row); renumber();
+      };
+      gifts.append(giftRows, h("button", { type: "button", class: "link", id: "add-gift", "data-i18n": "form.add_gift", onclick: addGift }, t("form.add_gift")));
+      parts.append(partRows, h("button", { type: "button", class: "link", "data-i18n": "form.add_participant", onclick: addPart }, t("form.add_participant")));
+      const findings = ["health", "living", "family"].map((k) => field(`findings.${k}`, `fld.findings_${k}`, h("textarea", { rows: "2" })));
+      body.append(
+        field("model_worker_id", "fld.model_worker_id", w, { required: true }),
+        field("visited_on", "fld.visited_on", date, { required: true }),
+        field("region_code", "fld.region_code", region, { required: true }),
+        field("place", "fld.place", place),
+        field("participants[0].who.director_id", "fld.lead", lead, { required: true }),
+        parts, gifts, ...findings,
+        check("medical_advice_given", "fld.medical_advice_given"),
+        check("contact_exchanged.phone", "fld.contact_phone"),
+        check("contact_exchanged.wechat", "fld.contact_wechat"));
+      addGift();
+      sync();
+      collect = () => {
+        const p = byWorker.get(w.value);
+        const val = (row, s) => row.querySelector(`[data-sub="${s}"] input, [data-sub="${s}"] select`).value.trim();
+        const participants = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }];
+        for (const row of partRows.children) {
+          const who = val(row, "who");
+          const office = val(row, "office");
+          participants.push({ who: who ? { kind: "director", director_id: who } : { kind: "unnamed" }, role: val(row, "role"), office: office || null });
+        }
+        const giftsOut = [...giftRows.children].map((row) => {
+          const amount = val(row, "amount_fen");
+          return { kind: val(row, "kind"), amount_fen: amount === "" ? null : Math.round(Number(amount) * 100), description: val(row, "description") || null };
+        });
+        const text = (path) => form.querySelector(`[data-path="${path}"] textarea`).value.trim() || null;
+        const checked = (path) => form.querySelector(`[data-path="${path}"] input`).checked;
+        return {
+          visit_id: uuid(),
+          model_worker_id: w.value || null,
+          pairing_id: ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null,
+          visited_on: date.value || null,
+          region_code: region.value.trim(),
+          place: place.value.trim() || null,
+          participants,
+          gifts: giftsOut,
+          findings: { health: text("findings.health"), living: text("findings.living"), family: text("findings.family") },
+          medical_advice_given: checked("medical_advice_given"),
+          contact_exchanged: { phone: checked("contact_exchanged.phone"), wechat: checked("contact_exchanged.wechat") },
+        };
+      };
+    } else if (name === "RaiseIssue") {
+      const w = workerSelect();
+      const cat = select(ENUMS.icat, "icat", { empty: "form.choose" });
+      const urg = select(ENUMS.urg, "urg", { value: "normal" });
+      const desc = h("textarea", { rows: "3" });
+      const on = input({ type: "date", value: defaultDate });
+      body.append(field("model_worker_id", "fld.model_worker_id", w, { required: true }), field("category", "fld.category", cat, { required: true }),
+        field("urgency", "fld.urgency", urg, { required: true }), field("on", "fld.on", on), field("description", "fld.issue_description", desc, { required: true, class: "wide" }));
+      collect = () => ({ issue_id: uuid(), model_worker_id: w.value || null, category: cat.value || null, urgency: urg.value, description: desc.value.trim(), on: on.value || null });
+    } else if (name === "EscalateIssue" || name === "ResolveIssue") {
+      const [issues, bodies] = await Promise.all([issueOptions(), bodyOptions()]);
+      const label = (i) => `${S.workers.get(i.model_worker_id) || i.model_worker_id.slice(0, 8)} · ${I18n.tOr(`icat.${i.category}`, i.category)} · ${i.raised_on}`;
+      const issue = select(issues.map((i) => [i.issue_id, label(i)]), "", { empty: "form.choose", value: ctx.issue });
+      const on = input({ type: "date", value: defaultDate });
+      body.append(field("issue_id", "fld.issue_id", issue, { required: true }));
+      if (name === "EscalateIssue") {
+        const to = select(bodies, "", { empty: "form.choose" });
+        const chan = select(ENUMS.escchan, "chan", { empty: "form.choose" });
+        const due = input({ type: "date" });
+        body.append(field("to_body", "fld.to_body", to, { required: true }), field("channel", "fld.channel", chan, { required: true }),
+          field("on", "fld.on", on), field("due_by", "fld.due_by", due, { required: true }));
+        collect = () => ({ issue_id: issue.value || null, to_body: to.value || null, channel: chan.value || null, due_by: due.value || null, on: on.value || null });
+      } else {
+        const out = select(ENUMS.out, "out", { empty: "form.choose" });
+        const by = select(bodies, "", { empty: "form.none" });
+        const summary = h("textarea", { rows: "3" });
+        body.append(field("outcome", "fld.outcome", out, { required: true }), field("resolved_by", "fld.resolved_by", by), field("on", "fld.on", on),
+          field("summary", "fld.summary", summary, { required: true, class: "wide" }));
+        collect = () => ({ issue_id: issue.value || null, outcome: out.value || null, resolved_by: by.value || null, summary: summary.value.trim(), on: on.value || null });
+      }
+    } else {
+      const pairs = pairings.map((p) => [p.pairing_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
+      const pairing = select(pairs, "", { empty: "form.choose", value: ctx.pairing || byWorker.get(ctx.worker)?.pairing_id });
+      const on = input({ type: "date", value: defaultDate });
+      const chan = select(ENUMS.contchan, "chan", { empty: "form.choose" });
+      const note = h("textarea", { rows: "3" });
+      body.append(field("pairing_id", "fld.pairing_id", pairing, { required: true }), field("on", "fld.on", on, { required: true }),
+        field("channel", "fld.channel", chan, { required: true }), field("note", "fld.note", note, { class: "wide" }));
+      collect = () => ({ contact_id: uuid(), pairing_id: pairing.value || null, on: on.value || null, channel: chan.value || null, note: note.value.trim() || null });
+    }
+
+    // One Idempotency-Key per submission: a retry of the same submission (a double click, a
+    // lost answer) cannot record the visit twice; a corrected resubmission is a new command.
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (form.dataset.busy) return;
+      form.dataset.busy = "1";
+      clearErrors(form); ok.hidden = true;
+      submit.disabled = true; submit.textContent = t("form.submitting");
+      submit.prepend(h("span", { class: "spinner", "aria-hidden": "true" }));
+      const payload = stripNulls(collect());
+      try {
+        const res = await api(`/api/v1/commands/${name}`, { method: "POST", json: payload, headers: { "Idempotency-Key": uuid() } });
+        const pos = Math.max(0, ...res.events.map((e) => e.position));
+        ok.hidden = false; ok.textContent = t("form.saved", { p: pos });
+        toast(t("form.saved", { p: pos }));
+        await caughtUp(pos);
+        const worker = payload.model_worker_id || ctx.worker;
+        if (worker) location.hash = `#/worker/${worker}`;
+        else { const fresh = await buildForm(name, ctx); form.replaceWith(fresh); }
+      } catch (e) {
+        if (e.problem) { form.problem = e.problem; form.payload = payload; showErrors(form); } else throw e;
+      } finally {
+        delete form.dataset.busy;
+        submit.disabled = false; submit.textContent = t("form.submit");
+      }
+    });
+    form.relocalize = () => { I18n.apply(form); if (form.problem) showErrors(form); };
+    return form;
+  }
+
+  // Optional fields left empty are left out, so the server applies its defaults.
+  function stripNulls(o) {
+    if (Array.isArray(o)) return o.map(stripNulls);
+    if (o && typeof o === "object") {
+      const out = {};
+      for (const [k, v] of Object.entries(o)) if (v !== null) out[k] = stripNulls(v);
+      return out;
+    }
+    return o;
+  }
+
+  function clearErrors(form) {
+    for (const e of form.querySelectorAll(".field .error")) { e.hidden = true; e.textContent = ""; }
+    for (const e of form.querySelectorAll("[aria-invalid]")) e.removeAttribute("aria-invalid");
+    const fe = form.querySelector(".form-error"); fe.hidden = true; fe.textContent = "";
+  }
+
+  // A server message about one field, in the user's language. Validation messages come in
+  // English only; the ones the page knows are translated, the rest are named generically with
+  // the server's words kept in the tooltip.
+  function fieldMessage(err) {
+    if (I18n.lang === "en") return err.message;
+    const m = err.message || "";
+    if (/^missing field/.test(m)) return t("err.missing");
+    if (/must not be negative/.test(m)) return t("err.negative");
+    if (/not a known Zhejiang division/.test(m)) return t("err.region");
+    return t("err.format");
+  }
+
+  function problemText(p) {
+    if (p.status === 403) return t("err.forbidden");
+    const d = I18n.lang === "en" ? p.detail : p.detail_zh || p.detail;
+    return t("err.generic", { d: d || p.code });
+  }
+
+  // Domain rejections name no field; these codes are about one, so they are shown beside it.
+  function rejectionField(p, payload) {
+    const first = (p.detail || "").split(" ")[0];
+    switch (p.code) {
+      case "visit_date_in_future": return "visited_on";
+      case "date_in_future": case "required_text_empty": return first;
+      case "cash_gift_without_amount": {
+        const i = (payload.gifts || []).findIndex((g) => g.kind === "cash" && g.amount_fen === undefined);
+        return `gifts[${Math.max(0, i)}].amount_fen`;
+      }
+      case "visit_without_participants": case "visit_needs_one_lead": return "participants[0].who.director_id";
+      case "visit_needs_pairing_or_adhoc_reason": case "unknown_pairing": return "model_worker_id";
+      case "unknown_model_worker": return "model_worker_id";
+      case "due_before_step": case "due_date_before_step": return "due_by";
+      default: return null;
+    }
+  }
+
+  function showErrors(form) {
+    clearErrors(form);
+    const p = form.problem;
+    const errs = (p.errors || []).map((e) => ({ field: e.field, text: fieldMessage(e), raw: e.message }));
+    if (!errs.length) {
+      const f = rejectionField(p, form.payload || {});
+      if (f) errs.push({ field: f, text: I18n.lang === "en" ? p.detail : p.detail_zh || p.detail, raw: p.detail });
+    }
+    let placed = 0, firstInvalid = null;
+    for (const e of errs) {
+      // The exact path, else the nearest enclosing one (`participants[1].who.kind` → the row).
+      let target = null;
+      for (let path = e.field; path && !target; path = path.replace(/(\.[^.[\]]*|\[\d+\])$/, "")) {
+        target = [...form.querySelectorAll(".field[data-path]")].find((f) => f.dataset.path === path || f.dataset.path.startsWith(`${path}.`) || f.dataset.path.startsWith(`${path}[`));
+        if (path.replace(/(\.[^.[\]]*|\[\d+\])$/, "") === path) break;
+      }
+      if (!target) continue;
+      const msg = target.querySelector(".error");
+      msg.hidden = false; msg.textContent = e.text; msg.title = e.raw || "";
+      const control = target.querySelector("input, select, textarea");
+      if (control) { control.setAttribute("aria-invalid", "true"); firstInvalid = firstInvalid || control; }
+      placed++;
+    }
+    const fe = form.querySelector(".form-error");
+    fe.hidden = false;
+    fe.textContent = placed === errs.length && placed > 0 ? t("form.fix") : problemText(p);
+    if (firstInvalid) firstInvalid.focus();
+  }
+
+  // Waits (briefly) until the dashboards have applied log position `pos`, so the view shown
+  // next includes what was just recorded.
+  async function caughtUp(pos) {
+    if (!["admin", "auditor"].includes(role())) { await new Promise((r) => setTimeout(r, 300)); return; }
+    for (let i = 0; i < 40; i++) {
+      try {
+        const lag = await api("/api/v1/dashboard/projections");
+        if (lag.checkpoint >= pos) return;
+      } catch (_) { return; }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  // ---------- audit ----------
+
+  let auditAfter = 0;
+  async function renderAudit(_r, { quiet }) {
+    const cpEl = $("#audit-checkpoint");
+    if (!quiet) { loading(cpEl); loading($("#audit-log")); }
+    auditAfter = 0;
+    await Promise.all([loadCheckpoint(!quiet), loadEvents(false)]);
+  }
+
+  let checkpoint = null;
+  async function loadCheckpoint(verifyNow) {
+    const cpEl = $("#audit-checkpoint");
+    $("#audit-verify").hidden = true;
+    try {
+      checkpoint = await api("/api/v1/audit/checkpoint");
+    } catch (e) {
+      checkpoint = null;
+      fill(cpEl, h("p", { class: "muted" }, e.status === 404 ? t("audit.none") : problemText(e.problem)));
+      fill($("#audit-result"));
+      return;
+    }
+    const kv = (k, v) => [h("dt", {}, t(k)), h("dd", {}, v)];
+    fill(cpEl, kv("audit.tree_size", h("span", { id: "cp-size" }, checkpoint.tree_size)), kv("audit.root", h("code", { class: "hash" }, checkpoint.root_hash)),
+      kv("audit.signed_at", recorded(checkpoint.signed_at)), kv("audit.key", h("code", { class: "hash" }, checkpoint.public_key || "—")));
+    $("#audit-verify").hidden = false;
+    if (verifyNow) await verify();
+  }
+
+  // Checks the checkpoint's note and signature, then the inclusion proofs of the first and
+  // last events and a few in between against its root, all in this browser.
+  async function verify() {
+    const cp = checkpoint;
+    if (!cp) return;
+    const result = $("#audit-result"), bar = $("#audit-progress");
+    const n = cp.tree_size;
+    const picks = [...new Set([1, n, Math.ceil(n / 2), ...Array.from({ length: 5 }, () => 1 + Math.floor(Math.random() * n))])].filter((p) => p >= 1 && p <= n).sort((a, b) => a - b);
+    bar.hidden = false; bar.max = picks.length + 1; bar.value = 0;
+    result.className = "verdict";
+    const fail = (why) => { result.className = "verdict bad"; result.textContent = t("audit.bad", { why }); };
+    try {
+      result.textContent = t("audit.checking", { i: 0, n: picks.length });
+      const note = await Merkle.checkNote(cp);
+      bar.value = 1;
+      if (!note.body) return fail(t("audit.bad_note"));
+      if (note.signature === "bad") return fail(t("audit.bad_sig"));
+      for (const [i, pos] of picks.entries()) {
+        result.textContent = t("audit.checking", { i: i + 1, n: picks.length });
+        const [leaf, proof] = await Promise.all([
+          api(`/api/v1/audit/leaf/${pos}`),
+          api(`/api/v1/audit/proof/inclusion?position=${pos}&tree_size=${n}`),
+        ]);
+        const lh = await Merkle.leafHash(leaf.encoding);
+        if (Merkle.hex(lh) !== proof.leaf_hash) return fail(t("audit.bad_proof", { p: pos }));
+        const root = await Merkle.rootFromInclusion(pos - 1, n, lh, proof.proof.map(Merkle.unhex));
+        if (!root || Merkle.hex(root) !== cp.root_hash) return fail(t("audit.bad_proof", { p: pos }));
+        bar.value = i + 2;
+      }
+      result.className = "verdict good";
+      result.textContent = t("audit.ok", { n: picks.length, s: note.signature === "ok" ? t("audit.sig_ok") : t("audit.sig_unsupported") });
+    } catch (e) {
+      fail(e.problem ? problemText(e.problem) : String(e));
+    } finally {
+      bar.hidden = true;
+    }
+  }
+
+  async function loadEvents(more) {
+    const f = $("#audit-filter");
+    const box = $("#audit-log");
+    const res = await api(`/api/v1/events${q({ after: auditAfter, limit: 100, type: f.type.value.trim(), category: f.category.value.trim() }, false)}${S.asOfPos && mayReplay() ? `&as_of_position=${S.asOfPos}` : ""}`);
+    const rows = res.events.map((e) => h("tr", { dataset: { position: e.position } },
+      h("td", { class: "num" }, e.position),
+      h("td", {}, I18n.tOr(`ev.${e.event_type}`, e.event_type), h("div", { class: "muted small" }, e.event_type)),
+      h("td", { class: "small" }, e.stream_id),
+      h("td", {}, actorName(e.metadata.actor_id, e.metadata.actor_role), h("div", { class: "muted small" }, I18n.tOr(`role.${e.metadata.actor_role}`, e.metadata.actor_role))),
+      h("td", {}, e.occurred_at || "—"),
+      h("td", {}, recorded(e.recorded_at))));
+    let tbody = box.querySelector("tbody");
+    if (!more || !tbody) {
+      if (!rows.length) { fill(box, h("p", { class: "muted" }, t("audit.empty"))); $("#audit-more").hidden = true; return; }
+      tbody = h("tbody", {});
+      fill(box, h("div", { class: "scroll" }, h("table", { class: "table", id: "audit-table" },
+        h("thead", {}, h("tr", {}, ["col.position", "col.type", "col.stream", "col.actor", "col.occurred", "col.recorded"].map((k, i) => h("th", { scope: "col", class: i ? "" : "num" }, t(k))))),
+        tbody)));
+    }
+    tbody.append(...rows);
+    auditAfter = res.next_after;
+    $("#audit-more").hidden = res.events.length < 100;
+  }
+
+  // ---------- live updates ----------
+
+  // EventSource cannot send an Authorization header, so the stream is read with fetch() and
+  // parsed here; on a drop it reconnects with Last-Event-ID and resumes after the last event.
+  function startLive() {
+    if (!["admin", "auditor", "integration"].includes(role())) return;
+    stopLive();
+    const live = { ctl: new AbortController(), last: null, retry: 500 };
+    S.live = live;
+    (async () => {
+      try {
+        const lag = await api("/api/v1/dashboard/projections", { signal: live.ctl.signal });
+        live.last = lag.head;
+      } catch (_) { live.last = 0; }
+      while (S.live === live) {
+        try {
+          await readStream(live);
+        } catch (e) {
+          if (live.ctl.signal.aborted) return;
+        }
+        setLive(false);
+        await new Promise((r) => setTimeout(r, live.retry));
+        live.retry = Math.min(live.retry * 2, 15000);
+      }
+    })();
+  }
+
+  function stopLive() {
+    if (S.live) S.live.ctl.abort();
+    S.live = null;
+    $("#live").hidden = true;
+  }
+
+  function setLive(on) {
+    const el = $("#live");
+    el.hidden = false;
+    el.textContent = on ? t("live.on") : t("live.off");
+    el.className = on ? "live on" : "live off";
+  }
+
+  async function readStream(live) {
+    const headers = { Authorization: `Bearer ${S.token}`, Accept: "text/event-stream" };
+    if (live.last !== null) headers["Last-Event-ID"] = String(live.last);
+    const res = await fetch("/api/v1/events/subscribe", { headers, signal: live.ctl.signal });
+    if (!res.ok || !res.body) throw new Error(`subscribe: ${res.status}`);
+    setLive(true);
+    live.retry = 500;
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value;
+      let cut;
+      while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut).replace(/^\r?\n\r?\n/, "");
+        const ev = { id: null, event: "message", data: [] };
+        for (const line of block.split(/\r?\n/)) {
+          if (!line || line.startsWith(":")) continue;
+          const i = line.indexOf(":");
+          const k = i < 0 ? line : line.slice(0, i);
+          const v = i < 0 ? "" : line.slice(i + 1).replace(/^ /, "");
+          if (k === "id") ev.id = v; else if (k === "event") ev.event = v; else if (k === "data") ev.data.push(v);
+        }
+        if (ev.id !== null) live.last = Number(ev.id);
+        if (ev.event !== "error" && ev.data.length) onLiveEvent(Number(ev.id));
+      }
+    }
+  }
+
+  // Events come in bursts (a visit writes several); refresh once per burst, after the
+  // dashboards have applied the newest, and leave forms being filled in alone.
+  let liveTimer = null, livePos = 0;
+  function onLiveEvent(pos) {
+    livePos = Math.max(livePos, pos || 0);
+    clearTimeout(liveTimer);
+    liveTimer = setTimeout(async () => {
+      const view = parseHash().view || home();
+      if (view === "record" || view === "signin") return;
+      if (S.asOfPos && view !== "audit") return;
+      await caughtUp(livePos);
+      await route(true);
+      const el = $("#live");
+      el.textContent = `${t("live.on")} · ${t("live.updated")} ${new Date().toLocaleTimeString(I18n.lang, { hour12: false })}`;
+    }, 250);
+  }
+
+  // ---------- chrome ----------
+
+  let toastTimer = null;
+  function toast(text, bad = false) {
+    const el = $("#toast");
+    el.textContent = text; el.hidden = false; el.className = bad ? "toast bad" : "toast";
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, 5000);
+  }
+
+  function renderAsOfNote() {
+    const note = $("#asof-note");
+    const parts = [];
+    if (S.asOf) parts.push(t("asof.showing", { d: S.asOf }));
+    if (S.asOfPos && mayReplay()) parts.push(t("asof.replay", { p: S.asOfPos }));
+    note.textContent = parts.join("");
+    $("#asof-date").value = S.asOf;
+    $("#asof-pos").value = S.asOfPos;
+  }
+
+  function setLang(l) {
+    I18n.set(l);
+    I18n.apply();
+    $("#lang").textContent = I18n.lang === "en" ? "中文" : "English";
+    $("#lang").setAttribute("lang", I18n.lang === "en" ? "zh-CN" : "en");
+    renderWho();
+    renderAsOfNote();
+    if (S.live) setLive(!$("#live").classList.contains("off"));
+    const form = $("#record-forms form");
+    if (form && !$("#view-record").hidden) {
+      form.relocalize();
+      for (const tab of document.querySelectorAll("#record-tabs [data-i18n]")) tab.textContent = t(tab.dataset.i18n);
+    } else if (S.me) {
+      route(true);
+    }
+  }
+
+  function wire() {
+    $("#lang").addEventListener("click", () => setLang(I18n.lang === "en" ? "zh-CN" : "en"));
+    $("#signout").addEventListener("click", signOut);
+    $("#signin-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      const v = $("#signin-token").value.trim();
+      if (!v) return;
+      S.token = v; sessionStorage.setItem("caretrail.token", v);
+      $("#signin-token").value = "";
+      signIn();
+    });
+    $("#asof-form").addEventListener("submit", (e) => {
+      e.preventDefault();
+      S.asOf = $("#asof-date").value;
+      S.asOfPos = $("#asof-pos").value;
+      sessionStorage.setItem("caretrail.asof", S.asOf);
+      sessionStorage.setItem("caretrail.asofpos", S.asOfPos);
+      delete $("#overdue-filter").dataset.filled;
+      route();
+    });
+    $("#asof-clear").addEventListener("click", () => {
+      S.asOf = ""; S.asOfPos = "";
+      sessionStorage.removeItem("caretrail.asof"); sessionStorage.removeItem("caretrail.asofpos");
+      route();
+    });
+    $("#overdue-filter").addEventListener("change", () => route());
+    $("#issues-filter").addEventListener("change", () => route());
+    $("#audit-filter").addEventListener("submit", (e) => { e.preventDefault(); auditAfter = 0; loadEvents(false).catch((err) => toast(problemText(err.problem || {}), true)); });
+    $("#audit-more").addEventListener("click", () => loadEvents(true).catch((err) => toast(problemText(err.problem || {}), true)));
+    $("#audit-verify").addEventListener("click", () => verify());
+    window.addEventListener("hashchange", () => route());
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    takeTokenFromUrl();
+    wire();
+    setLang(I18n.lang);
+    if (S.token) signIn(); else showSignin();
+  });
+})();
