@@ -52,8 +52,9 @@ const Merkle = (() => {
     const body = lines[1] === String(cp.tree_size) && hex(b64(lines[2])) === cp.root_hash;
     let signature = "unsupported";
     try {
-      const [name, , keyB64] = cp.public_key.split("+");
-      const key = b64(keyB64);
+      // name+keyhash+base64key; the base64 key may itself contain "+".
+      const [name, keyHash] = cp.public_key.split("+", 2);
+      const key = b64(cp.public_key.slice(name.length + keyHash.length + 2));
       const sigLine = cp.note.slice(split + 2).split("\n").find((l) => l.startsWith("— " + name + " "));
       if (!sigLine) return { body, signature: "bad" };
       const sig = b64(sigLine.split(" ")[2]).slice(4);
