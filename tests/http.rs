@@ -16,32 +16,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::sqlite().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::postgres().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+caretrail_store::both_backends!(
     the_demo_scenario_runs_over_http,
     a_retry_with_the_same_idempotency_key_writes_nothing,
     concurrency_conflicts_answer_409_and_412,

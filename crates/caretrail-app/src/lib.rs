@@ -276,7 +276,7 @@ impl App {
         let mut appends: Vec<StreamAppend> = Vec::new();
         for (stream, mut event) in decided {
             let event_id = Uuid::now_v7();
-            self.seal(&mut event, event_id).await?;
+            seal_event(&self.keys, &mut event, event_id).await?;
             let data = event.to_data().map_err(|e| AppError::Unreadable {
                 position: 0,
                 reason: format!("decided event does not serialise: {e}"),
@@ -320,30 +320,6 @@ impl App {
                 metadata,
             })
             .await?)
-    }
-
-    /// Replaces every plain personal field of `event` with its sealed form.
-    async fn seal(&self, event: &mut Event, event_id: Uuid) -> Result<(), AppError> {
-        // The visitor is synchronous and sealing may touch the key table, so collect first.
-        let mut plain = Vec::new();
-        event.personal_fields_mut(&mut |r, v| {
-            if let Personal::Plain(text) = v {
-                plain.push((r.subject, text.clone()));
-            }
-        });
-        let mut sealed = Vec::with_capacity(plain.len());
-        for (subject, text) in &plain {
-            sealed.push(self.keys.seal(*subject, event_id, text).await?);
-        }
-        let mut sealed = sealed.into_iter();
-        event.personal_fields_mut(&mut |_, v| {
-            if matches!(v, Personal::Plain(_))
-                && let Some(s) = sealed.next()
-            {
-                *v = Personal::Sealed(s);
-            }
-        });
-        Ok(())
     }
 
     /// A domain stream's current version and folded state (for authorisation checks and
@@ -396,6 +372,30 @@ impl App {
         }
         Ok(out)
     }
+}
+
+/// Replaces every plain personal field of `event` with its sealed form, bound to `event_id`.
+pub async fn seal_event(keys: &KeyRing, event: &mut Event, event_id: Uuid) -> Result<(), KeyError> {
+    // The visitor is synchronous and sealing may touch the key table, so collect first.
+    let mut plain = Vec::new();
+    event.personal_fields_mut(&mut |r, v| {
+        if let Personal::Plain(text) = v {
+            plain.push((r.subject, text.clone()));
+        }
+    });
+    let mut sealed = Vec::with_capacity(plain.len());
+    for (subject, text) in &plain {
+        sealed.push(keys.seal(*subject, event_id, text).await?);
+    }
+    let mut sealed = sealed.into_iter();
+    event.personal_fields_mut(&mut |_, v| {
+        if matches!(v, Personal::Plain(_))
+            && let Some(s) = sealed.next()
+        {
+            *v = Personal::Sealed(s);
+        }
+    });
+    Ok(())
 }
 
 /// The store's id for a domain stream name.

@@ -11,32 +11,7 @@ use caretrail_store::{EventStore, LogQuery};
 use serde_json::json;
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::sqlite().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::postgres().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+caretrail_store::both_backends!(
     the_october_2021_visits_are_recorded_and_read_back,
     a_retried_command_returns_its_first_result,
     concurrent_pairings_of_one_director_let_exactly_one_through,

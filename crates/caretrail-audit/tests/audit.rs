@@ -18,33 +18,7 @@ use caretrail_store::{
 use chrono::NaiveDate;
 use common::Harness;
 
-/// Instantiates every case for both backends, each as its own named test.
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = crate::common::sqlite().await {
-                        crate::$case(&h).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = crate::common::postgres().await {
-                        crate::$case(&h).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+caretrail_store::both_backends!(
     the_stored_tree_serves_proofs_that_verify_for_every_position_and_size,
     an_export_and_the_live_database_verify_clean,
     a_flipped_byte_in_event_data_is_found_at_its_position,

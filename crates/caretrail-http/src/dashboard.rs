@@ -277,27 +277,35 @@ async fn may_read_worker(state: &AppState, principal: &Principal, id: Uuid) -> A
     }
 }
 
+/// The model worker's file as `principal` may see it.
+async fn worker_file(
+    state: &AppState,
+    principal: &Principal,
+    id: Uuid,
+    q: &Params,
+) -> ApiResult<caretrail_projections::query::ModelWorkerFile> {
+    may_read_worker(state, principal, id).await?;
+    let m = models(state, principal, q).await?;
+    let access = access_for(state, principal).await?;
+    m.model_worker_file(
+        state.app.keys(),
+        &access,
+        id,
+        q.after.unwrap_or(0),
+        q.limit.unwrap_or(200).clamp(1, 500),
+    )
+    .await
+    .map_err(projection_error)?
+    .ok_or_else(|| ApiError::not_found("no such model worker"))
+}
+
 pub async fn model_worker(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<Uuid>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    may_read_worker(&state, &principal, id).await?;
-    let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let access = access_for(&state, &principal).await?;
-    let file = m
-        .model_worker_file(
-            state.app.keys(),
-            &access,
-            id,
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(200).clamp(1, 500),
-        )
-        .await
-        .map_err(projection_error)?
-        .ok_or_else(|| ApiError::not_found("no such model worker"))?;
+    let file = worker_file(&state, &principal, id, &params(q)?).await?;
     Ok(Json(
         serde_json::to_value(file).map_err(|e| ApiError::internal(&e))?,
     ))
@@ -309,21 +317,7 @@ pub async fn timeline(
     Path(id): Path<Uuid>,
     q: Result<Query<Params>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
-    may_read_worker(&state, &principal, id).await?;
-    let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let access = access_for(&state, &principal).await?;
-    let file = m
-        .model_worker_file(
-            state.app.keys(),
-            &access,
-            id,
-            q.after.unwrap_or(0),
-            q.limit.unwrap_or(200).clamp(1, 500),
-        )
-        .await
-        .map_err(projection_error)?
-        .ok_or_else(|| ApiError::not_found("no such model worker"))?;
+    let file = worker_file(&state, &principal, id, &params(q)?).await?;
     let next = file.timeline.items.last().map(|e| e.position);
     let more = file.timeline.next_offset.is_some();
     Ok(Json(serde_json::json!({

@@ -196,24 +196,7 @@ impl Sim {
             );
             entry.0 += 1;
             let event_id = self.rng.uuid();
-            let mut plain = Vec::new();
-            event.personal_fields_mut(&mut |r, v| {
-                if let Personal::Plain(t) = v {
-                    plain.push((r.subject, t.clone()));
-                }
-            });
-            let mut sealed = Vec::with_capacity(plain.len());
-            for (subject, t) in &plain {
-                sealed.push(self.keys.seal(*subject, event_id, t).await?);
-            }
-            let mut sealed = sealed.into_iter();
-            event.personal_fields_mut(&mut |_, v| {
-                if matches!(v, Personal::Plain(_))
-                    && let Some(s) = sealed.next()
-                {
-                    *v = Personal::Sealed(s);
-                }
-            });
+            caretrail_app::seal_event(&self.keys, &mut event, event_id).await?;
             let data = event.to_data().map_err(|e| {
                 ProjectionError::Generator(format!("event does not serialise: {e}"))
             })?;

@@ -17,32 +17,7 @@ use chrono::NaiveDate;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-macro_rules! both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::sqlite().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(h) = caretrail_store::testing::postgres().await {
-                        super::$case(&h).await;
-                    }
-                }
-            )*
-        }
-    };
-}
-
-both_backends!(
+caretrail_store::both_backends!(
     dashboards_show_the_numbers_counted_by_hand_from_the_article,
     erased_names_read_as_erased_and_auditors_see_them_redacted,
     replay_as_of_a_position_equals_the_live_answer_recorded_then,

@@ -173,17 +173,11 @@ impl BatchBackend for PgWriter {
             .filter(|(_, v)| *v > 0)
             .map(|(s, v)| ((*s).to_owned(), v as u64))
             .collect();
-        let mut stored_ids: Vec<Uuid> = row.try_get(3)?;
-        stored_ids.sort();
+        let stored_ids: Vec<Uuid> = row.try_get(3)?;
         let stored_results: Vec<String> = row.try_get(4)?;
         let mut commands = HashMap::with_capacity(stored_ids.len());
         for (id, result) in stored_ids.into_iter().zip(stored_results) {
-            let result: AppendResult =
-                serde_json::from_str(&result).map_err(|e| StoreError::Corrupt {
-                    position: 0,
-                    reason: format!("stored result of command {id} does not parse: {e}"),
-                })?;
-            commands.insert(id, result);
+            commands.insert(id, crate::types::stored_result(id, &result)?);
         }
         let plan = plan::plan(
             reqs,
@@ -474,11 +468,7 @@ impl EventStore for PgStore {
                 .await?;
         stored
             .map(|s| {
-                let mut r: AppendResult =
-                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-                        position: 0,
-                        reason: format!("stored result of command {command_id}: {e}"),
-                    })?;
+                let mut r = crate::types::stored_result(command_id, &s)?;
                 r.deduplicated = true;
                 Ok(r)
             })

@@ -282,9 +282,7 @@ impl SqliteWriter {
         let mut commands = HashMap::with_capacity(stored.len());
         for (id, result) in stored {
             let id = Uuid::parse_str(&id).map_err(|e| corrupt(format!("command id: {e}")))?;
-            let result: AppendResult = serde_json::from_str(&result)
-                .map_err(|e| corrupt(format!("stored result of command {id}: {e}")))?;
-            commands.insert(id, result);
+            commands.insert(id, crate::types::stored_result(id, &result)?);
         }
         Ok(Snapshot {
             head,
@@ -554,11 +552,7 @@ impl EventStore for SqliteStore {
                 .await?;
         stored
             .map(|s| {
-                let mut r: AppendResult =
-                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt {
-                        position: 0,
-                        reason: format!("stored result of command {command_id}: {e}"),
-                    })?;
+                let mut r = crate::types::stored_result(command_id, &s)?;
                 r.deduplicated = true;
                 Ok(r)
             })

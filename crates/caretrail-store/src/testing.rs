@@ -124,3 +124,33 @@ fn with_database(url: &str, db: &str) -> String {
         None => format!("{base}/{db}"),
     }
 }
+
+/// Instantiates async test cases once per backend: `both_backends!(case_a, case_b)` expects
+/// `async fn case_a(h: &Harness)` beside it and makes `sqlite::case_a` and `postgres::case_a`,
+/// each on a fresh database (PostgreSQL ones skip with a message when `CARETRAIL_PG_URL` is not
+/// set, and fail under `CI=true`). The calling crate needs tokio's test macro.
+#[macro_export]
+macro_rules! both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = $crate::testing::sqlite().await {
+                        super::$case(&h).await;
+                    }
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(h) = $crate::testing::postgres().await {
+                        super::$case(&h).await;
+                    }
+                }
+            )*
+        }
+    };
+}

@@ -284,6 +284,14 @@ impl AppendRequest {
     }
 }
 
+/// Reads an `AppendResult` stored in the idempotency ledger for `command_id`.
+pub(crate) fn stored_result(command_id: Uuid, text: &str) -> Result<AppendResult, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt {
+        position: 0,
+        reason: format!("stored result of command {command_id} does not parse: {e}"),
+    })
+}
+
 /// Where one stream stands after an append.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamResult {
