@@ -875,6 +875,73 @@ async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harne
         "forbidden",
     )
     .await;
+    // The model workers and visits lists.
+    let workers: Value = t
+        .get(&t.admin, "/api/v1/model-workers?in_hardship=true&limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(workers["items"].as_array().unwrap().len(), 9, "{workers}");
+    assert!(
+        workers["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["name"] == json!("俞培叶"))
+    );
+    let unpaired: Value = t
+        .get(&t.admin, "/api/v1/model-workers?paired=false")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        unpaired["items"].as_array().unwrap().len(),
+        1,
+        "陈良松 was visited ad hoc"
+    );
+    let visits: Value = t
+        .get(
+            &t.admin,
+            "/api/v1/visits?from=2021-10-01&to=2021-10-31&city=330300",
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        visits["items"].as_array().unwrap().len(),
+        2,
+        "two Wenzhou visits: {visits}"
+    );
+    let dates: Vec<&str> = visits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["visited_on"].as_str().unwrap())
+        .collect();
+    assert!(dates.iter().all(|d| *d == "2021-10-21"));
+    let own: Value = t
+        .get(&director, "/api/v1/visits")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        own["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["director_id"] == json!(demo::directors::FENG_YALI.uuid()))
+    );
+    let own_workers: Value = t
+        .get(&director, "/api/v1/model-workers")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(own_workers["items"].as_array().unwrap().len(), 1);
     // Regions and the issues board answer.
     let regions: Value = t
         .get(&t.admin, "/api/v1/regions?as_of=2021-10-31")

@@ -14,8 +14,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use caretrail_app::shanghai_date;
 use caretrail_projections::query::{
-    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery, Page, Paged,
-    RegionFilter, VisitStatus, VisitStatusQuery,
+    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery,
+    ModelWorkersQuery, Page, Paged, RegionFilter, VisitStatus, VisitStatusQuery, VisitsQuery,
 };
 use caretrail_projections::replay::{AsOf, replay};
 use caretrail_projections::{Projector, ReadModels};
@@ -52,6 +52,12 @@ pub struct Params {
     pub sort: Option<CaseloadSort>,
     pub body_id: Option<Uuid>,
     pub director_id: Option<Uuid>,
+    pub pairing_id: Option<Uuid>,
+    pub model_worker_id: Option<Uuid>,
+    pub in_hardship: Option<bool>,
+    pub paired: Option<bool>,
+    #[serde(default)]
+    pub include_voided: bool,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub raised_from: Option<NaiveDate>,
@@ -414,6 +420,75 @@ pub async fn regions(
         .map_err(projection_error)?;
     Ok(Json(
         serde_json::json!({ "items": rows, "next_cursor": null }),
+    ))
+}
+
+/// The model workers list. A director sees only the model worker they are paired with.
+pub async fn model_workers(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(
+        &[Role::Admin, Role::Auditor, Role::Director],
+        "list model workers",
+    )?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let access = access_for(&state, &principal).await?;
+    let mut page = m
+        .model_workers(
+            state.app.keys(),
+            &access,
+            &ModelWorkersQuery {
+                region: q.region(),
+                in_hardship: q.in_hardship,
+                paired: q.paired,
+                page: q.page()?,
+            },
+        )
+        .await
+        .map_err(projection_error)?;
+    if principal.role == Role::Director {
+        let own = match principal.director_id {
+            Some(d) => crate::commands::own_pairing(&state, d).await?.1,
+            None => None,
+        };
+        page.items.retain(|w| Some(w.model_worker_id) == own);
+    }
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
+/// The visits list, newest first. A director sees only the visits they led.
+pub async fn visits(
+    State(state): State<AppState>,
+    principal: Principal,
+    q: Result<Query<Params>, QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    principal.require(&[Role::Admin, Role::Auditor, Role::Director], "list visits")?;
+    let q = params(q)?;
+    let m = models(&state, &principal, &q).await?;
+    let director_id = match principal.role {
+        Role::Director => principal.director_id,
+        _ => q.director_id,
+    };
+    let page = m
+        .visits(&VisitsQuery {
+            region: q.region(),
+            from: q.from,
+            to: q.to,
+            pairing_id: q.pairing_id,
+            model_worker_id: q.model_worker_id,
+            director_id,
+            include_voided: q.include_voided,
+            page: q.page()?,
+        })
+        .await
+        .map_err(projection_error)?;
+    Ok(Json(
+        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
     ))
 }
 

@@ -481,6 +481,77 @@ pub struct BodyIssues {
 }
 
 /// How dashboard 6 groups gifts.
+/// The model workers list: filters by region, hardship and pairing.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ModelWorkersQuery {
+    #[serde(default)]
+    pub region: RegionFilter,
+    pub in_hardship: Option<bool>,
+    pub paired: Option<bool>,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// One row of the model workers list.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelWorkerItem {
+    pub model_worker_id: Uuid,
+    pub name: Shown,
+    pub honour: String,
+    pub county_code: String,
+    pub city_code: Option<String>,
+    pub in_hardship: bool,
+    pub hardship_tier: Option<String>,
+    pub died_on: Option<NaiveDate>,
+    pub pairing_id: Option<Uuid>,
+    pub director_id: Option<Uuid>,
+    pub last_visit_on: Option<NaiveDate>,
+    pub visits: i64,
+    pub open_issues: i64,
+}
+
+/// The visits list: filters by region, date range, pairing and model worker.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct VisitsQuery {
+    #[serde(default)]
+    pub region: RegionFilter,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub pairing_id: Option<Uuid>,
+    pub model_worker_id: Option<Uuid>,
+    pub director_id: Option<Uuid>,
+    #[serde(default)]
+    pub include_voided: bool,
+    #[serde(default)]
+    pub page: Page,
+}
+
+/// One visit with its gift totals.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VisitItem {
+    pub visit_id: Uuid,
+    pub visited_on: NaiveDate,
+    pub model_worker_id: Uuid,
+    pub pairing_id: Option<Uuid>,
+    pub director_id: Option<Uuid>,
+    pub region_code: String,
+    pub county_code: String,
+    pub city_code: Option<String>,
+    pub cash_fen: i64,
+    pub cash_yuan: String,
+    pub goods_fen: i64,
+    pub goods_count: i64,
+    pub flowers_count: i64,
+    pub participants: i64,
+    pub joint: bool,
+    pub medical_advice: bool,
+    pub late_entry: bool,
+    pub voided: bool,
+    pub corrections: i64,
+    /// The log position of the visit's recording event.
+    pub position: i64,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GiftGrouping {
@@ -960,6 +1031,135 @@ impl ReadModels {
                 next_offset: next.map(|p| p as u32),
             },
         }))
+    }
+
+    /// The model workers list, by id, from the model worker table's indexes.
+    #[tracing::instrument(name = "projections.model_workers", skip_all)]
+    pub async fn model_workers(
+        &self,
+        keys: &KeyRing,
+        access: &Access,
+        query: &ModelWorkersQuery,
+    ) -> Result<Paged<ModelWorkerItem>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let mw = physical(g, "model_workers");
+        let mut q = Q::new();
+        let mut filter = q.region(&query.region, "")?;
+        if let Some(h) = query.in_hardship {
+            let p = q.int(i64::from(h));
+            filter.push_str(&format!(" AND in_hardship = {p}"));
+        }
+        match query.paired {
+            Some(true) => filter.push_str(" AND pairing_id IS NOT NULL"),
+            Some(false) => filter.push_str(" AND pairing_id IS NULL"),
+            None => {}
+        }
+        let lim = limit_sql(&mut q, query.page);
+        let sql = format!(
+            "SELECT id, name_sealed, name_event, erased, honour, county_code, city_code, \
+             in_hardship, hardship_tier, died_on, pairing_id, director_id, last_visit_on, \
+             visits, open_issues FROM {mw} WHERE 1 = 1{filter} ORDER BY id{lim}"
+        );
+        use ColType::{Int as I, Text as T};
+        let rows = q
+            .fetch(
+                &mut conn,
+                &sql,
+                &[T, T, T, I, T, T, T, I, T, T, T, T, T, I, I],
+            )
+            .await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for r in &rows {
+            items.push(ModelWorkerItem {
+                model_worker_id: uuid(&r[0]).unwrap_or_default(),
+                name: show(keys, access, text(&r[1]), uuid(&r[2]), int(&r[3]) != 0).await?,
+                honour: text(&r[4]).unwrap_or_default(),
+                county_code: text(&r[5]).unwrap_or_default(),
+                city_code: text(&r[6]),
+                in_hardship: int(&r[7]) != 0,
+                hardship_tier: text(&r[8]),
+                died_on: date(&r[9]),
+                pairing_id: uuid(&r[10]),
+                director_id: uuid(&r[11]),
+                last_visit_on: date(&r[12]),
+                visits: int(&r[13]),
+                open_issues: int(&r[14]),
+            });
+        }
+        Ok(page_of(items, query.page))
+    }
+
+    /// The visits list, newest first, from the visit table's date indexes.
+    #[tracing::instrument(name = "projections.visits", skip_all)]
+    pub async fn visits(&self, query: &VisitsQuery) -> Result<Paged<VisitItem>> {
+        let (mut tx, g) = self.begin().await?;
+        let mut conn = tx.conn();
+        let visits = physical(g, "visits");
+        let mut q = Q::new();
+        let mut filter = q.region(&query.region, "")?;
+        if let Some(d) = query.from {
+            let p = q.text(d.to_string());
+            filter.push_str(&format!(" AND visited_on >= {p}"));
+        }
+        if let Some(d) = query.to {
+            let p = q.text(d.to_string());
+            filter.push_str(&format!(" AND visited_on <= {p}"));
+        }
+        for (column, id) in [
+            ("pairing_id", query.pairing_id),
+            ("model_worker_id", query.model_worker_id),
+            ("director_id", query.director_id),
+        ] {
+            if let Some(id) = id {
+                let p = q.text(id.to_string());
+                filter.push_str(&format!(" AND {column} = {p}"));
+            }
+        }
+        if !query.include_voided {
+            filter.push_str(" AND voided = 0");
+        }
+        let lim = limit_sql(&mut q, query.page);
+        let sql = format!(
+            "SELECT id, visited_on, model_worker_id, pairing_id, director_id, region_code, \
+             county_code, city_code, cash_fen, goods_fen, goods_count, flowers_count, \
+             participants, joint, medical_advice, late_entry, voided, corrections, position \
+             FROM {visits} WHERE 1 = 1{filter} ORDER BY visited_on DESC, id{lim}"
+        );
+        use ColType::{Int as I, Text as T};
+        let rows = q
+            .fetch(
+                &mut conn,
+                &sql,
+                &[T, T, T, T, T, T, T, T, I, I, I, I, I, I, I, I, I, I, I],
+            )
+            .await?;
+        let items = rows
+            .iter()
+            .map(|r| VisitItem {
+                visit_id: uuid(&r[0]).unwrap_or_default(),
+                visited_on: date(&r[1]).unwrap_or_default(),
+                model_worker_id: uuid(&r[2]).unwrap_or_default(),
+                pairing_id: uuid(&r[3]),
+                director_id: uuid(&r[4]),
+                region_code: text(&r[5]).unwrap_or_default(),
+                county_code: text(&r[6]).unwrap_or_default(),
+                city_code: text(&r[7]),
+                cash_fen: int(&r[8]),
+                cash_yuan: yuan(int(&r[8])),
+                goods_fen: int(&r[9]),
+                goods_count: int(&r[10]),
+                flowers_count: int(&r[11]),
+                participants: int(&r[12]),
+                joint: int(&r[13]) != 0,
+                medical_advice: int(&r[14]) != 0,
+                late_entry: int(&r[15]) != 0,
+                voided: int(&r[16]) != 0,
+                corrections: int(&r[17]),
+                position: int(&r[18]),
+            })
+            .collect();
+        Ok(page_of(items, query.page))
     }
 
     /// Dashboard 5: the issues board, oldest first.
