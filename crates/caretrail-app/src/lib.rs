@@ -93,6 +93,9 @@ pub struct CommandMeta {
     pub correlation_id: Option<Uuid>,
     /// What directly caused this command, if anything.
     pub causation_id: Option<Uuid>,
+    /// Whether this command id may have been stored before (a client retry). A fresh id made
+    /// by the server cannot be, and skipping the lookup saves a query per command.
+    pub may_be_retry: bool,
 }
 
 impl CommandMeta {
@@ -104,6 +107,7 @@ impl CommandMeta {
             command_id: Uuid::now_v7(),
             correlation_id: None,
             causation_id: None,
+            may_be_retry: true,
         }
     }
 }
@@ -197,7 +201,9 @@ impl App {
         meta: &CommandMeta,
         expected: Option<u64>,
     ) -> Result<AppendResult, AppError> {
-        if let Some(done) = self.store.command_result(meta.command_id).await? {
+        if meta.may_be_retry
+            && let Some(done) = self.store.command_result(meta.command_id).await?
+        {
             self.after_commit(command).await?;
             return Ok(done);
         }

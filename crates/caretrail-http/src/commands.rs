@@ -145,6 +145,8 @@ pub async fn command(
     authorize(&state, &principal, &command, &fields).await?;
 
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
+    // Without an Idempotency-Key the command id is new, so no earlier result can exist.
+    meta.may_be_retry = false;
     if let Some(key) = header_str(&headers, "idempotency-key")? {
         if key.is_empty() || key.len() > 200 {
             return Err(ApiError::bad_request(
@@ -153,6 +155,7 @@ pub async fn command(
             ));
         }
         meta.command_id = command_id_for(principal.actor_id(), key);
+        meta.may_be_retry = true;
     }
     let expected = match header_str(&headers, "if-match")? {
         None => None,
