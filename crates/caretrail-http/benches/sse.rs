@@ -125,11 +125,11 @@ async fn main() {
                 buf.push_str(&String::from_utf8_lossy(&chunk));
                 while let Some(i) = buf.find('\n') {
                     let line: String = buf.drain(..=i).collect();
-                    if let Some(id) = line.strip_prefix("id:") {
-                        if let Ok(p) = id.trim().parse::<u64>() {
-                            received.lock().unwrap().push((p, now));
-                            seen += 1;
-                        }
+                    if let Some(id) = line.strip_prefix("id:")
+                        && let Ok(p) = id.trim().parse::<u64>()
+                    {
+                        received.lock().unwrap().push((p, now));
+                        seen += 1;
                     }
                 }
             }
@@ -165,8 +165,9 @@ async fn main() {
     for t in tasks {
         let _ = tokio::time::timeout(Duration::from_secs(30), t).await;
     }
-    let received = received.lock().unwrap();
     let mut latencies: Vec<Duration> = received
+        .lock()
+        .unwrap()
         .iter()
         .filter_map(|(p, at)| acked.get(p).map(|a| at.saturating_duration_since(*a)))
         .collect();
