@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use caretrail_domain::{
-    Actor, Category, Command, Context, Event, Personal, Policy, Rejection, State, States,
-    StreamName, decide, streams_to_load,
+    Actor, Command, Context, Event, Personal, Policy, Rejection, State, States, StreamName, decide,
+    streams_to_load,
 };
 use caretrail_store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
@@ -419,9 +419,4 @@ pub fn to_domain(e: &caretrail_store::RecordedEvent) -> Result<Event, AppError> 
         serde_json::from_str(&e.data).map_err(|err| unreadable(err.to_string()))?;
     Event::from_data(&e.event_type, e.schema_version, data)
         .map_err(|err| unreadable(err.to_string()))
-}
-
-/// The category of a stored stream id, if it is one of the domain's.
-pub fn domain_category(stream_id: &str) -> Option<Category> {
-    stream_id.parse::<StreamName>().ok().map(|s| s.category)
 }

@@ -69,19 +69,6 @@ impl Subscription {
         }
     }
 
-    /// Like [`Subscription::next`], but returns `None` instead of waiting when caught up.
-    pub async fn try_next(&mut self) -> Result<Option<RecordedEvent>> {
-        if self.buffer.is_empty() {
-            let head = self.store.head().await?.position;
-            self.store.notifier().advance(head);
-            let known = *self.head.borrow_and_update();
-            if self.scanned < known {
-                self.read_storage(known).await?;
-            }
-        }
-        Ok(self.buffer.pop_front())
-    }
-
     async fn read_storage(&mut self, head: u64) -> Result<()> {
         let q = LogQuery {
             after: self.scanned,

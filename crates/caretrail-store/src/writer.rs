@@ -62,15 +62,6 @@ pub struct WriterMetrics {
     pub events: AtomicU64,
 }
 
-impl WriterMetrics {
-    /// Mean appends per committed transaction.
-    pub fn mean_batch(&self) -> f64 {
-        let commits = self.commits.load(Ordering::Relaxed).max(1);
-        (self.appends.load(Ordering::Relaxed) + self.rejected.load(Ordering::Relaxed)) as f64
-            / commits as f64
-    }
-}
-
 impl LogNotifier {
     pub(crate) fn new(head: u64, capacity: usize) -> Self {
         Self {
@@ -110,11 +101,6 @@ impl LogNotifier {
     /// A receiver of batches committed by this process's writer, in commit order.
     pub fn committed_batches(&self) -> broadcast::Receiver<Arc<[RecordedEvent]>> {
         self.committed.subscribe()
-    }
-
-    /// Number of live subscribers listening for committed batches.
-    pub fn subscriber_count(&self) -> usize {
-        self.committed.receiver_count()
     }
 
     fn publish(&self, events: Vec<RecordedEvent>) {
