@@ -590,7 +590,8 @@ async fn the_role_matrix_holds(h: &Harness) {
         .await;
     }
 
-    // The log: admin, auditor and integration read it; a director does not.
+    // The log: admin, auditor and integration read it; a director does not (but follows a live
+    // stream of their own pairing's events, below).
     for token in [&t.admin, &auditor, &integration] {
         assert_eq!(
             t.get(token, "/api/v1/events?limit=5").await.status(),
@@ -603,12 +604,41 @@ async fn the_role_matrix_holds(h: &Harness) {
         "forbidden",
     )
     .await;
-    problem(
-        t.get(&director, "/api/v1/events/subscribe").await,
-        StatusCode::FORBIDDEN,
-        "forbidden",
-    )
-    .await;
+    // A director's live stream carries only events about their own pairing.
+    let feed = t.get(&director, "/api/v1/events/subscribe").await;
+    assert_eq!(feed.status(), StatusCode::OK);
+    let head = t.app.store().head().await.unwrap().position;
+    let theirs = t
+        .post(
+            &t.admin,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), wang, demo::pairing(2).uuid(), yang),
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    let theirs: Value = theirs.json().await.unwrap();
+    let mine = t
+        .post(
+            &t.admin,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+        )
+        .await;
+    assert_eq!(mine.status(), StatusCode::CREATED);
+    let mine: Value = mine.json().await.unwrap();
+    let positions = |v: &Value| -> Vec<u64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect()
+    };
+    let (own, other) = (positions(&mine), positions(&theirs));
+    let seen = read_sse_all_until(feed, *own.last().unwrap()).await;
+    let live: Vec<u64> = seen.iter().map(|(p, _)| *p).filter(|p| *p > head).collect();
+    assert_eq!(live, own, "only the director's own new events, in order");
+    assert!(other.iter().all(|p| !live.contains(p)));
 
     // Personal data: opened for the administrator, withheld from auditor and integration.
     let path = format!("/api/v1/streams/modelworker-{yu}");
@@ -630,6 +660,38 @@ async fn the_role_matrix_holds(h: &Harness) {
         .await;
     let body = problem(theirs, StatusCode::NOT_FOUND, "not_found").await;
     assert!(!body.to_string().contains("王美文"));
+}
+
+/// Reads SSE events until one with position `last` arrives, returning (id, event type) pairs.
+async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut buf = String::new();
+    let mut bytes = res.bytes_stream();
+    let (mut id, mut kind) = (None, None);
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
+            .await
+            .expect("SSE stalled")
+            .expect("SSE ended")
+            .expect("SSE chunk");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().parse::<u64>().unwrap());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                kind = Some(v.trim().to_owned());
+            } else if line.is_empty()
+                && let (Some(i), Some(k)) = (id.take(), kind.take())
+            {
+                out.push((i, k));
+                if i == last {
+                    return out;
+                }
+            }
+        }
+    }
 }
 
 /// Reads SSE events until `count` have arrived, returning (id, event type) pairs.

@@ -258,6 +258,18 @@ pub async fn stream(
     }))
 }
 
+/// Whether an event names one of `ids` as its director, pairing or model worker.
+fn concerns(e: &caretrail_store::RecordedEvent, ids: &[String]) -> bool {
+    let Ok(serde_json::Value::Object(data)) = serde_json::from_str::<serde_json::Value>(&e.data)
+    else {
+        return false;
+    };
+    ["director_id", "pairing_id", "model_worker_id"]
+        .iter()
+        .filter_map(|k| data.get(*k).and_then(|v| v.as_str()))
+        .any(|v| ids.iter().any(|id| id == v))
+}
+
 pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,
@@ -265,10 +277,31 @@ pub async fn subscribe(
     params: Result<Query<LogParams>, QueryRejection>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
-        &[Role::Admin, Role::Auditor, Role::Integration],
+        &[
+            Role::Admin,
+            Role::Auditor,
+            Role::Integration,
+            Role::Director,
+        ],
         "subscribe to the event log",
     )?;
     let Query(params) = params.map_err(query_error)?;
+    // A director follows only events about their own pairing: those naming them, their pairing
+    // or their model worker (as of when the stream opens).
+    let own: Option<Vec<String>> = match (principal.role, principal.director_id) {
+        (Role::Director, Some(d)) => {
+            let (pairing, worker) = crate::commands::own_pairing(&state, d).await?;
+            Some(
+                [Some(d), pairing, worker]
+                    .into_iter()
+                    .flatten()
+                    .map(|u| u.to_string())
+                    .collect(),
+            )
+        }
+        (Role::Director, None) => Some(Vec::new()),
+        _ => None,
+    };
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -293,6 +326,13 @@ pub async fn subscribe(
         .into_stream()
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .filter(move |item| {
+            let keep = match (&own, item) {
+                (Some(ids), Ok(e)) => concerns(e, ids),
+                _ => true,
+            };
+            std::future::ready(keep)
         })
         .then(move |item| {
             let keys = keys.clone();

@@ -906,7 +906,7 @@
   // EventSource cannot send an Authorization header, so the stream is read with fetch() and
   // parsed here; on a drop it reconnects with Last-Event-ID and resumes after the last event.
   function startLive() {
-    if (!["admin", "auditor", "integration"].includes(role())) return;
+    if (!["admin", "auditor", "integration", "director"].includes(role())) return;
     stopLive();
     const live = { ctl: new AbortController(), last: null, retry: 500 };
     S.live = live;
