@@ -662,13 +662,16 @@ async fn the_role_matrix_holds(h: &Harness) {
     assert!(!body.to_string().contains("王美文"));
 }
 
-/// Reads SSE events until one with position `last` arrives, returning (id, event type) pairs.
-async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
+/// Reads SSE events, returning (id, event type) pairs, until `done` says the list is complete.
+async fn read_sse_while(
+    res: reqwest::Response,
+    done: impl Fn(&[(u64, String)]) -> bool,
+) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     let mut buf = String::new();
     let mut bytes = res.bytes_stream();
     let (mut id, mut kind) = (None, None);
-    loop {
+    while !done(&out) {
         let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
             .await
             .expect("SSE stalled")
@@ -686,45 +689,23 @@ async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, Stri
                 && let (Some(i), Some(k)) = (id.take(), kind.take())
             {
                 out.push((i, k));
-                if i == last {
-                    return out;
-                }
-            }
-        }
-    }
-}
-
-/// Reads SSE events until `count` have arrived, returning (id, event type) pairs.
-async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
-    let mut out = Vec::new();
-    let mut buf = String::new();
-    let mut bytes = res.bytes_stream();
-    let (mut id, mut kind) = (None, None);
-    while out.len() < count {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
-            .await
-            .expect("SSE stalled")
-            .expect("SSE ended")
-            .expect("SSE chunk");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if let Some(v) = line.strip_prefix("id:") {
-                id = Some(v.trim().parse::<u64>().unwrap());
-            } else if let Some(v) = line.strip_prefix("event:") {
-                kind = Some(v.trim().to_owned());
-            } else if line.is_empty()
-                && let (Some(i), Some(k)) = (id.take(), kind.take())
-            {
-                out.push((i, k));
-                if out.len() == count {
+                if done(&out) {
                     break;
                 }
             }
         }
     }
     out
+}
+
+/// Reads SSE events until `count` have arrived.
+async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
+    read_sse_while(res, |seen| seen.len() >= count).await
+}
+
+/// Reads SSE events until the one at position `last` has arrived.
+async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
+    read_sse_while(res, |seen| seen.last().is_some_and(|(p, _)| *p == last)).await
 }
 
 async fn an_sse_client_resumes_with_last_event_id_and_sees_every_event_once(h: &Harness) {

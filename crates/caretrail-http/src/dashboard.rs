@@ -120,6 +120,13 @@ impl Params {
     }
 }
 
+/// A serialisable answer as the JSON body.
+fn json(value: impl Serialize) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        serde_json::to_value(value).map_err(|e| ApiError::internal(&e))?,
+    ))
+}
+
 fn query_error(e: QueryRejection) -> ApiError {
     ApiError::bad_request("invalid_query", e.body_text())
 }
@@ -191,9 +198,7 @@ pub async fn overview(
         .overview(today(&state, &q), &q.region())
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(o).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(o)
 }
 
 pub async fn pairings(
@@ -230,9 +235,7 @@ pub async fn pairings(
     if let Some(d) = only {
         page.items.retain(|p| p.director_id == d);
     }
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 pub async fn directors(
@@ -257,9 +260,7 @@ pub async fn directors(
         )
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 /// May `principal` read model worker `id`'s file? A director only their own model worker's;
@@ -312,9 +313,7 @@ pub async fn model_worker(
     q: Result<Query<Params>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
     let file = worker_file(&state, &principal, id, &params(q)?).await?;
-    Ok(Json(
-        serde_json::to_value(file).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(file)
 }
 
 pub async fn timeline(
@@ -353,9 +352,7 @@ pub async fn issues(
         })
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 pub async fn issue_summary(
@@ -370,9 +367,7 @@ pub async fn issue_summary(
         .issue_summary(today(&state, &q), &q.region())
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(s).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(s)
 }
 
 pub async fn gifts(
@@ -397,9 +392,7 @@ pub async fn gifts(
         })
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 pub async fn regions(
@@ -456,9 +449,7 @@ pub async fn model_workers(
         };
         page.items.retain(|w| Some(w.model_worker_id) == own);
     }
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 /// The visits list, newest first. A director sees only the visits they led.
@@ -487,9 +478,7 @@ pub async fn visits(
         })
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(List::from(page)).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(List::from(page))
 }
 
 /// Who the caller is, so a client can show what the role may see.
@@ -515,7 +504,5 @@ pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResu
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no read side"))?;
     let lag = read.projector.lag().await.map_err(projection_error)?;
-    Ok(Json(
-        serde_json::to_value(lag).map_err(|e| ApiError::internal(&e))?,
-    ))
+    json(lag)
 }
