@@ -3,13 +3,12 @@
 //! retries, concurrency conflicts, every error status with its problem+json body, the role
 //! matrix, and an SSE client that disconnects and resumes with Last-Event-ID.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
-use caretrail_domain::{Policy, demo};
-use caretrail_http::{AppState, RateLimiter, Role, Server, TokenStore, router};
+use caretrail_app::{App, MasterKey};
+use caretrail_domain::demo;
+use caretrail_http::{RateLimiter, Role, TokenStore};
 use caretrail_store::testing::Harness;
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -29,13 +28,12 @@ caretrail_store::both_backends!(
 
 struct TestApp {
     auditor: Arc<caretrail_audit::Auditor>,
-    _keys: tempfile::TempDir,
     base: String,
     client: reqwest::Client,
     app: Arc<App>,
     tokens: Arc<TokenStore>,
     admin: String,
-    _stop: tokio::sync::watch::Sender<bool>,
+    _service: caretrail_http::testing::DemoService,
 }
 
 impl TestApp {
@@ -81,77 +79,27 @@ fn master(h: &Harness) -> MasterKey {
 }
 
 async fn spawn_with(h: &Harness, limiter: Option<RateLimiter>) -> TestApp {
-    let store = h.open().await;
-    let keys = Arc::new(KeyRing::open(store.database(), master(h)).await.unwrap());
-    let tokens = Arc::new(TokenStore::open(store.database()).await.unwrap());
-    // The demo runs on its own "today"; the service runs on the real clock.
-    let clock = demo::today().and_hms_opt(4, 0, 0).unwrap().and_utc();
-    let seeder = App::new(
-        store.clone(),
-        keys.clone(),
-        Policy::default(),
-        Arc::new(FixedClock(clock)),
-    );
-    for cmd in demo::october_2021() {
-        seeder
-            .execute(&cmd, &CommandMeta::new(Uuid::nil(), "system"))
-            .await
-            .unwrap();
-    }
-    let app = Arc::new(App::new(
-        store,
-        keys,
-        Policy::default(),
-        Arc::new(SystemClock),
-    ));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut state = AppState::new(app.clone(), tokens.clone(), stop_rx);
-    state.heartbeat = Duration::from_millis(200);
-    if let Some(l) = limiter {
-        state.limiter = Arc::new(l);
-    }
-    let projector = Arc::new(
-        caretrail_projections::Projector::open(app.store().clone())
-            .await
-            .unwrap(),
-    );
-    projector.catch_up().await.unwrap();
-    {
-        let projector = projector.clone();
-        tokio::spawn(async move { projector.run(std::future::pending()).await });
-    }
-    state.read = Some(caretrail_http::dashboard::ReadSide { projector });
-    let key_dir = tempfile::tempdir().unwrap();
-    let mut config = caretrail_audit::AuditConfig::for_url(&h.url);
-    config.key = Some(caretrail_audit::KeySource::File(
-        key_dir.path().join("audit.key"),
-    ));
-    let auditor = Arc::new(
-        caretrail_audit::Auditor::open(app.store().clone(), &h.url, config)
-            .await
-            .unwrap(),
-    );
-    state.auditor = Some(auditor.clone());
-    let (server_stop_tx, _) = tokio::sync::watch::channel(false);
-    let server = Server::bind(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        router(state),
-        server_stop_tx,
-    )
-    .await
-    .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run_until(std::future::pending()));
-    let admin = tokens.create(Role::Admin, None, "admin").await.unwrap().1;
+    let service = caretrail_http::testing::demo_service(h, master(h), |state| {
+        state.heartbeat = Duration::from_millis(200);
+        if let Some(l) = limiter {
+            state.limiter = Arc::new(l);
+        }
+    })
+    .await;
+    let admin = service
+        .tokens
+        .create(Role::Admin, None, "admin")
+        .await
+        .unwrap()
+        .1;
     TestApp {
-        auditor,
-        _keys: key_dir,
-        base: format!("http://{addr}"),
+        base: service.base.clone(),
         client: reqwest::Client::new(),
-        app,
-        tokens,
+        app: service.app.clone(),
+        tokens: service.tokens.clone(),
+        auditor: service.auditor.clone(),
         admin,
-        _stop: stop_tx,
+        _service: service,
     }
 }
 

@@ -19,6 +19,7 @@ pub mod events;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,14 +13,13 @@
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
-use caretrail_domain::{Command, Policy, demo};
-use caretrail_http::{AppState, Role, Server, TokenStore, router};
+use caretrail_app::{App, CommandMeta, MasterKey};
+use caretrail_domain::{Command, demo};
+use caretrail_http::Role;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -55,91 +54,38 @@ struct Service {
     base: String,
     app: Arc<App>,
     admin: String,
+    // Dropped before the harness: the service holds connections to its database.
+    _service: caretrail_http::testing::DemoService,
     _harness: caretrail_store::testing::Harness,
-    _keys: tempfile::TempDir,
-    _stop: tokio::sync::watch::Sender<bool>,
 }
 
 async fn start_service() -> Service {
     let h = caretrail_store::testing::sqlite().await.expect("sqlite");
-    let store = h.open().await;
     let master = MasterKey::from_base64(&{
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.encode([7u8; 32])
     })
     .unwrap();
-    let keys = Arc::new(KeyRing::open(store.database(), master).await.unwrap());
-    let tokens = Arc::new(TokenStore::open(store.database()).await.unwrap());
-    let seeder = App::new(
-        store.clone(),
-        keys.clone(),
-        Policy::default(),
-        Arc::new(FixedClock(
-            demo::today().and_hms_opt(4, 0, 0).unwrap().and_utc(),
-        )),
-    );
-    for cmd in demo::october_2021() {
-        seeder
-            .execute(&cmd, &CommandMeta::new(Uuid::nil(), "system"))
-            .await
-            .unwrap();
-    }
-    let app = Arc::new(App::new(
-        store,
-        keys,
-        Policy::default(),
-        Arc::new(SystemClock),
-    ));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut state = AppState::new(app.clone(), tokens.clone(), stop_rx);
-    state.heartbeat = Duration::from_millis(500);
-    let projector = Arc::new(
-        caretrail_projections::Projector::open(app.store().clone())
-            .await
-            .unwrap(),
-    );
-    projector.catch_up().await.unwrap();
-    {
-        let projector = projector.clone();
-        tokio::spawn(async move { projector.run(std::future::pending()).await });
-    }
-    state.read = Some(caretrail_http::dashboard::ReadSide { projector });
-    let key_dir = tempfile::tempdir().unwrap();
-    let mut config = caretrail_audit::AuditConfig::for_url(&h.url);
-    config.key = Some(caretrail_audit::KeySource::File(
-        key_dir.path().join("audit.key"),
-    ));
-    let auditor = Arc::new(
-        caretrail_audit::Auditor::open(app.store().clone(), &h.url, config)
-            .await
-            .unwrap(),
-    );
-    auditor.update_tree().await.unwrap();
-    auditor.sign_checkpoint().await.unwrap();
-    tokio::spawn(auditor.clone().run_tree_follower());
-    state.auditor = Some(auditor);
-    let (server_stop, _) = tokio::sync::watch::channel(false);
-    let server = Server::bind(
-        "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        router(state),
-        server_stop,
-    )
-    .await
-    .unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run_until(std::future::pending()));
-    let admin = tokens
+    let service = caretrail_http::testing::demo_service(&h, master, |state| {
+        state.heartbeat = Duration::from_millis(500);
+    })
+    .await;
+    // The auditor view verifies the latest checkpoint, so one must exist and keep up.
+    service.auditor.update_tree().await.unwrap();
+    service.auditor.sign_checkpoint().await.unwrap();
+    tokio::spawn(service.auditor.clone().run_tree_follower());
+    let admin = service
+        .tokens
         .create(Role::Admin, None, "测试管理员")
         .await
         .unwrap()
         .1;
     Service {
-        base: format!("http://{addr}"),
-        app,
+        base: service.base.clone(),
+        app: service.app.clone(),
         admin,
+        _service: service,
         _harness: h,
-        _keys: key_dir,
-        _stop: stop_tx,
     }
 }
 
