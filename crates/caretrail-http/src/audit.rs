@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 
-fn auditor(state: &AppState) -> ApiResult<&Arc<Auditor>> {
+pub(crate) fn auditor(state: &AppState) -> ApiResult<&Arc<Auditor>> {
     state.auditor.as_ref().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,

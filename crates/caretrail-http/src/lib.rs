@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod ops;
 pub mod testing;
 
@@ -55,6 +56,8 @@ pub struct AppState {
     pub read: Option<dashboard::ReadSide>,
     /// The audit tree and checkpoints, when enabled.
     pub auditor: Option<Arc<caretrail_audit::Auditor>>,
+    /// Long operations (rebuilds, exports) started over HTTP.
+    pub operations: Arc<operations::Operations>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
             heartbeat: Duration::from_secs(15),
             read: None,
             auditor: None,
+            operations: Arc::new(operations::Operations::default()),
         }
     }
 }
@@ -96,7 +100,11 @@ pub fn router(state: AppState) -> Router {
         .route("/audit/checkpoint", get(audit::checkpoint))
         .route("/audit/proof/inclusion", get(audit::inclusion))
         .route("/audit/proof/consistency", get(audit::consistency))
-        .route("/audit/leaf/{position}", get(audit::leaf));
+        .route("/audit/leaf/{position}", get(audit::leaf))
+        .route("/operations/rebuild", post(operations::start_rebuild))
+        .route("/operations/export", post(operations::start_export))
+        .route("/operations/{id}", get(operations::status))
+        .route("/operations/{id}/file", get(operations::file));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(ops::healthz))

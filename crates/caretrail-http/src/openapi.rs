@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use crate::commands::CommandAccepted;
 use crate::error::Problem;
 use crate::events::{EventsPage, StreamPage};
+use crate::operations::OperationStatus;
 
 /// Moves `$defs` of `schema` into `components`, rewriting references to point there.
 fn hoist(mut schema: Value, components: &mut Map<String, Value>) -> Value {
@@ -76,6 +77,8 @@ pub fn document() -> Value {
     components.insert("EventsPage".into(), page);
     let stream = schema_of::<StreamPage>(&mut components);
     components.insert("StreamPage".into(), stream);
+    let operation = schema_of::<OperationStatus>(&mut components);
+    components.insert("OperationStatus".into(), operation);
 
     let mut paths = Map::new();
     for (name, schema) in caretrail_domain::command::command_schemas() {
@@ -294,6 +297,97 @@ pub fn document() -> Value {
                     "content": { "application/json": { "schema": { "type": "object" } } } })) } }),
         );
     }
+    // Long operations: started with a POST that answers 202 and a Location to poll.
+    let status_body = json!({ "application/json": {
+        "schema": { "$ref": "#/components/schemas/OperationStatus" } } });
+    for (path, id, summary, who, unavailable) in [
+        (
+            "/api/v1/operations/rebuild",
+            "startRebuild",
+            "Start rebuilding the dashboards' read models into a new generation (administrators)",
+            "the token's role may not rebuild (administrators only)",
+            "dashboards are not enabled on this server",
+        ),
+        (
+            "/api/v1/operations/export",
+            "startExport",
+            "Start exporting the audit log to a file (auditors and administrators)",
+            "the token's role may not export (auditors and administrators only)",
+            "the audit tree is not enabled, or the store is unavailable",
+        ),
+    ] {
+        let mut responses = problem_responses(&[
+            ("401", "no valid bearer token"),
+            ("403", who),
+            (
+                "409",
+                "an operation of this kind is already running (operation_in_progress); Location names it",
+            ),
+            ("429", "rate limited"),
+            ("503", unavailable),
+        ]);
+        responses.insert(
+            "202".into(),
+            json!({ "description": "started: poll the operation at Location",
+                "headers": { "Location": { "description": "/api/v1/operations/{id}",
+                    "schema": { "type": "string" } } },
+                "content": status_body }),
+        );
+        paths.insert(
+            path.into(),
+            json!({ "post": { "operationId": id, "tags": ["operations"], "summary": summary,
+                "responses": responses } }),
+        );
+    }
+    let id_param = json!([{ "name": "id", "in": "path", "required": true,
+        "schema": { "type": "string", "format": "uuid" } }]);
+    let mut responses = problem_responses(&[
+        ("401", "no valid bearer token"),
+        (
+            "403",
+            "the token's role may not read operations of this kind (who may start a kind may read it)",
+        ),
+        (
+            "404",
+            "no such operation (finished ones are kept for an hour, at most the last 16)",
+        ),
+        ("429", "rate limited"),
+    ]);
+    responses.insert(
+        "200".into(),
+        json!({ "description": "state, progress (done of total events), result or error",
+            "content": status_body }),
+    );
+    paths.insert(
+        "/api/v1/operations/{id}".into(),
+        json!({ "get": { "operationId": "operation", "tags": ["operations"],
+            "summary": "A long operation's state and progress", "parameters": id_param,
+            "responses": responses } }),
+    );
+    let mut responses = problem_responses(&[
+        ("401", "no valid bearer token"),
+        ("403", "the token's role may not read exports"),
+        ("404", "no such operation, or not an export"),
+        (
+            "409",
+            "the export is still running (operation_in_progress) or failed (operation_failed)",
+        ),
+        ("429", "rate limited"),
+    ]);
+    responses.insert(
+        "200".into(),
+        json!({ "description": "the export file (docs/audit-format.md) as an attachment",
+            "headers": { "Content-Disposition": {
+                "description": "attachment; filename=\"caretrail-export-<events>.jsonl\"",
+                "schema": { "type": "string" } } },
+            "content": { "application/x-ndjson": { "schema": { "type": "string" } } } }),
+    );
+    paths.insert(
+        "/api/v1/operations/{id}/file".into(),
+        json!({ "get": { "operationId": "operationFile", "tags": ["operations"],
+            "summary": "Download a finished export", "parameters": id_param,
+            "responses": responses } }),
+    );
     for (path, summary) in [
         ("/healthz", "Liveness"),
         ("/readyz", "Readiness: store reachable, read side caught up"),

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::dashboard::ReadSide;
+use crate::operations::Operations;
 use crate::{AppState, Server, TokenStore, router};
 
 /// The service, alive until dropped.
@@ -24,6 +25,8 @@ pub struct DemoService {
     pub app: Arc<App>,
     pub tokens: Arc<TokenStore>,
     pub auditor: Arc<Auditor>,
+    /// The server's long operations (tests hold their starts to observe them running).
+    pub operations: Arc<Operations>,
     _keys: tempfile::TempDir,
     _stop: watch::Sender<bool>,
 }
@@ -89,6 +92,7 @@ pub async fn demo_service(
     );
     state.auditor = Some(auditor.clone());
     tune(&mut state);
+    let operations = state.operations.clone();
     let (server_stop, _) = watch::channel(false);
     let server = Server::bind(
         "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
@@ -104,6 +108,7 @@ pub async fn demo_service(
         app,
         tokens,
         auditor,
+        operations,
         _keys: key_dir,
         _stop: stop_tx,
     }
