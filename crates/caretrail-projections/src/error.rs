@@ -10,6 +10,9 @@ pub enum ProjectionError {
     /// The read-model database failed.
     #[error("read-model database error: {0}")]
     Database(sqlx::Error),
+    /// The read-model database failed on the SQLite bulk connection of a rebuild.
+    #[error("read-model database error (bulk rebuild): {0}")]
+    Bulk(#[from] rusqlite::Error),
     /// The event store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -26,6 +29,9 @@ pub enum ProjectionError {
     /// the runner re-reads storage.
     #[error("events do not continue the checkpoint at {checkpoint} (next was {next})")]
     Gap { checkpoint: u64, next: u64 },
+    /// A rebuild's worker thread could not start or stopped abnormally.
+    #[error("rebuild worker: {0}")]
+    Worker(String),
     /// Event generation failed in the domain or the command handler.
     #[error("generator: {0}")]
     Generator(String),
@@ -35,13 +41,14 @@ impl ProjectionError {
     /// A stable machine-readable code for the HTTP layer.
     pub fn code(&self) -> &'static str {
         match self {
-            ProjectionError::Database(_) => "read_model_database_error",
+            ProjectionError::Database(_) | ProjectionError::Bulk(_) => "read_model_database_error",
             ProjectionError::Store(_) => "store_error",
             ProjectionError::Unreadable { .. } => "stored_event_unreadable",
             ProjectionError::Keys(_) => "key_storage_error",
             ProjectionError::InvalidQuery(_) => "invalid_query",
             ProjectionError::Gap { .. } => "projection_gap",
             ProjectionError::Generator(_) => "generator_error",
+            ProjectionError::Worker(_) => "rebuild_worker_failed",
         }
     }
 }

@@ -15,6 +15,7 @@
 //! Architecture invariant: read models hold no plaintext personal data (only sealed values and
 //! ids); everything relative to "today" is computed at query time against an `as_of` date.
 
+mod bulk;
 pub mod error;
 pub mod generate;
 pub mod model;

@@ -30,7 +30,11 @@ use crate::sql::{self, ColType, Conn, Row, TableDef, Val, table};
 
 table! {
     /// One model worker's file.
-    MwRow = "model_workers", key [id], indexes [[city_code, county_code], [in_hardship]], additive = false, {
+    /// The second index covers the overview's and the coverage dashboard's counts (hardship,
+    /// region, paired, last visit), so they read a narrow index instead of the wide rows.
+    MwRow = "model_workers", key [id],
+    indexes [[city_code, county_code], [in_hardship, city_code, county_code, died_on, pairing_id, last_visit_on]],
+    additive = false, {
         id: Uuid,
         honour: String,
         region_code: String,
@@ -82,7 +86,7 @@ table! {
 table! {
     /// A pairing; `due_on` is the date after which it is overdue (a date, not a status).
     PairRow = "pairings", key [id],
-    indexes [[active, due_on], [city_code, county_code, due_on], [director_id], [model_worker_id]],
+    indexes [[active, due_on, city_code, county_code], [city_code, county_code, due_on], [director_id], [model_worker_id]],
     additive = false, {
         id: Uuid,
         director_id: Uuid,
@@ -131,7 +135,7 @@ table! {
 table! {
     /// An issue on the issues board.
     IssueRow = "issues", key [id],
-    indexes [[state, raised_on], [body_id, state], [days_to_resolve], [model_worker_id]],
+    indexes [[state, raised_on, city_code, county_code], [body_id, state], [days_to_resolve], [model_worker_id]],
     additive = false, {
         id: Uuid,
         model_worker_id: Uuid,
@@ -156,9 +160,11 @@ table! {
 
 table! {
     /// One event in a model worker's care timeline.
-    TimelineRow = "timeline", key [model_worker_id, position], indexes [], additive = false, {
-        model_worker_id: Uuid,
+    /// Keyed by position (one timeline row per event at most): rows arrive in key order, so
+    /// a rebuild appends to the table instead of inserting all over it.
+    TimelineRow = "timeline", key [position], indexes [[model_worker_id, position]], additive = false, {
         position: i64,
+        model_worker_id: Uuid,
         event_id: Uuid,
         event_type: String,
         stream_id: String,
@@ -234,19 +240,37 @@ pub struct Envelope {
 /// struct (no intermediate `serde_json::Value`, about twice as fast); older versions go through
 /// the domain's upcasters.
 pub fn decode(e: RecordedEvent) -> Result<Envelope> {
-    let unreadable = |reason: String| ProjectionError::Unreadable {
+    let event = decode_event(e.position, &e.event_type, e.schema_version, &e.data)?;
+    Ok(Envelope {
         position: e.position,
-        reason,
-    };
+        event_id: e.event_id,
+        stream_id: e.stream_id,
+        event_type: e.event_type,
+        business_date: e.business_date,
+        recorded_at_us: e.recorded_at.timestamp_micros(),
+        actor_id: e.actor_id,
+        actor_role: e.actor_role,
+        event,
+    })
+}
+
+/// Decodes one payload (the bulk reader calls this with text borrowed from its rows).
+pub fn decode_event(
+    position: u64,
+    event_type: &str,
+    schema_version: u32,
+    data: &str,
+) -> Result<Event> {
+    let unreadable = |reason: String| ProjectionError::Unreadable { position, reason };
     macro_rules! fast {
         ($($t:ident),* $(,)?) => {
-            match e.event_type.as_str() {
-                $(stringify!($t) => Some(serde_json::from_str::<ev::$t>(&e.data).map(Event::$t)),)*
+            match event_type {
+                $(stringify!($t) => Some(serde_json::from_str::<ev::$t>(data).map(Event::$t)),)*
                 _ => None,
             }
         };
     }
-    let parsed = if e.schema_version == ev::current_version(&e.event_type) {
+    let parsed = if schema_version == ev::current_version(event_type) {
         fast!(
             ModelWorkerRegistered,
             HardshipAssessed,
@@ -283,39 +307,42 @@ pub fn decode(e: RecordedEvent) -> Result<Envelope> {
     } else {
         None
     };
-    let event = match parsed {
-        Some(r) => r.map_err(|err| unreadable(err.to_string()))?,
+    match parsed {
+        Some(r) => r.map_err(|err| unreadable(err.to_string())),
         None => {
-            let data: serde_json::Value =
-                serde_json::from_str(&e.data).map_err(|err| unreadable(err.to_string()))?;
-            Event::from_data(&e.event_type, e.schema_version, data)
-                .map_err(|err| unreadable(err.to_string()))?
+            let value: serde_json::Value =
+                serde_json::from_str(data).map_err(|err| unreadable(err.to_string()))?;
+            Event::from_data(event_type, schema_version, value)
+                .map_err(|err| unreadable(err.to_string()))
         }
-    };
-    Ok(Envelope {
-        position: e.position,
-        event_id: e.event_id,
-        stream_id: e.stream_id,
-        event_type: e.event_type,
-        business_date: e.business_date,
-        recorded_at_us: e.recorded_at.timestamp_micros(),
-        actor_id: e.actor_id,
-        actor_role: e.actor_role,
-        event,
-    })
+    }
 }
 
 /// Rows of one `id`-keyed table that a batch has seen: `None` marks a row known to be absent.
 struct Cache<R> {
     rows: HashMap<Uuid, Option<R>>,
     dirty: HashSet<Uuid>,
+    /// The table holds exactly what this cache holds (built from empty, never trimmed): a
+    /// miss is an absent row and needs no read.
+    fresh: bool,
 }
 
-impl<R: Row> Default for Cache<R> {
-    fn default() -> Self {
+impl<R: Row> Cache<R> {
+    fn new(fresh: bool) -> Self {
         Self {
             rows: HashMap::new(),
             dirty: HashSet::new(),
+            fresh,
+        }
+    }
+
+    /// After a flush: forgets every row once the cache holds more than `limit`, so memory is
+    /// bounded by a constant instead of by the number of entities. Only this table pays with
+    /// reads afterwards; small tables (directors, pairings) stay cached and fresh.
+    fn trim(&mut self, limit: usize) {
+        if self.rows.len() > limit && self.dirty.is_empty() {
+            self.rows = HashMap::new();
+            self.fresh = false;
         }
     }
 }
@@ -338,15 +365,15 @@ impl<R: Row> Cache<R> {
         self.dirty.insert(id);
     }
 
-    /// Loads the rows among `ids` that this cache does not know yet. When `fresh`, the table
-    /// is known to hold only what the cache holds, so nothing is read.
+    /// Loads the rows among `ids` that this cache does not know yet. When the cache is fresh,
+    /// the table is known to hold only what the cache holds, so nothing is read.
     async fn ensure(
         &mut self,
         conn: &mut Conn<'_>,
         generation: i64,
-        fresh: bool,
         ids: impl IntoIterator<Item = Uuid>,
     ) -> Result<()> {
+        let fresh = self.fresh;
         let mut unknown: Vec<Uuid> = ids
             .into_iter()
             .filter(|id| !self.rows.contains_key(id))
@@ -378,21 +405,17 @@ impl<R: Row> Cache<R> {
         let mut ids: Vec<Uuid> = self.dirty.drain().collect();
         // Key order makes the write pattern (and B-tree page splits) deterministic.
         ids.sort_unstable();
-        let rows: Vec<R> = ids.iter().filter_map(|id| self.get(*id).cloned()).collect();
-        sql::upsert(conn, generation, &rows).await
+        let rows: Vec<&R> = ids.iter().filter_map(|id| self.get(*id)).collect();
+        sql::upsert_refs(conn, generation, &rows).await
     }
 }
 
-/// How many cached rows are kept between batches before the cache starts over: bounds memory
-/// by a constant instead of by the number of entities.
-const CACHE_LIMIT: usize = 200_000;
+/// How many rows of one table are kept cached between batches before that cache starts over.
+const CACHE_LIMIT: usize = 50_000;
 
 /// Folds events into one generation of the read-model tables.
 pub struct Applier {
     generation: i64,
-    /// The tables hold exactly what the cache holds (a build from empty that never evicted):
-    /// a cache miss is an absent row and needs no read.
-    fresh: bool,
     mw: Cache<MwRow>,
     dir: Cache<DirRow>,
     body: Cache<BodyRow>,
@@ -401,7 +424,9 @@ pub struct Applier {
     issue: Cache<IssueRow>,
     months: HashMap<(String, String), MonthRow>,
     years: HashMap<(Uuid, i64), YearRow>,
-    timeline: Vec<TimelineRow>,
+    /// Timeline entries of the batch being applied: the event's position and the model
+    /// worker. The row itself is written from the event at flush, without copies.
+    timeline: Vec<(u64, Uuid)>,
 }
 
 fn regions(code: &RegionCode) -> (String, Option<String>) {
@@ -480,13 +505,12 @@ impl Applier {
     pub fn new(generation: i64, fresh: bool) -> Self {
         Self {
             generation,
-            fresh,
-            mw: Cache::default(),
-            dir: Cache::default(),
-            body: Cache::default(),
-            pair: Cache::default(),
-            visit: Cache::default(),
-            issue: Cache::default(),
+            mw: Cache::new(fresh),
+            dir: Cache::new(fresh),
+            body: Cache::new(fresh),
+            pair: Cache::new(fresh),
+            visit: Cache::new(fresh),
+            issue: Cache::new(fresh),
             months: HashMap::new(),
             years: HashMap::new(),
             timeline: Vec::new(),
@@ -503,55 +527,46 @@ impl Applier {
         *self = Applier::new(generation, false);
     }
 
-    fn cached(&self) -> usize {
-        self.mw.rows.len()
-            + self.dir.rows.len()
-            + self.body.rows.len()
-            + self.pair.rows.len()
-            + self.visit.rows.len()
-            + self.issue.rows.len()
-    }
-
     /// Applies a batch in log order and writes the result (not the checkpoint) in `conn`.
     pub async fn apply_batch(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
         self.prefetch(conn, batch).await?;
         for env in batch {
             self.apply(conn, env).await?;
         }
-        self.flush(conn).await?;
-        if self.cached() > CACHE_LIMIT {
-            self.forget();
-        }
+        self.flush(conn, batch).await?;
+        self.mw.trim(CACHE_LIMIT);
+        self.dir.trim(CACHE_LIMIT);
+        self.body.trim(CACHE_LIMIT);
+        self.pair.trim(CACHE_LIMIT);
+        self.visit.trim(CACHE_LIMIT);
+        self.issue.trim(CACHE_LIMIT);
         Ok(())
     }
 
-    /// Loads in bulk every row the batch names directly.
+    /// Loads in bulk every row the batch names directly. The row an event creates (a
+    /// registration, an appointment, an assignment, a recorded visit, a raised issue) is not
+    /// read: the domain never creates an id twice and the checkpoint never applies an event
+    /// twice, so it cannot exist yet, and most of a log's events are such creations.
     async fn prefetch(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
         let (mut mw, mut dir, mut pair, mut visit, mut issue) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for env in batch {
             use Event as E;
             match &env.event {
-                E::ModelWorkerRegistered(e) => mw.push(e.model_worker_id.0),
                 E::HardshipAssessed(e) => mw.push(e.model_worker_id.0),
                 E::HardshipExited(e) => mw.push(e.model_worker_id.0),
                 E::ModelWorkerRelocated(e) => mw.push(e.model_worker_id.0),
                 E::ModelWorkerDied(e) => mw.push(e.model_worker_id.0),
                 E::ModelWorkerPaired(e) => mw.push(e.model_worker_id.0),
                 E::ModelWorkerUnpaired(e) => mw.push(e.model_worker_id.0),
-                E::DirectorAppointed(e) => dir.push(e.director_id.0),
                 E::DirectorTermEnded(e) => dir.push(e.director_id.0),
                 E::DirectorPaired(e) => dir.push(e.director_id.0),
                 E::DirectorUnpaired(e) => dir.push(e.director_id.0),
-                E::PairAssigned(e) => {
-                    pair.push(e.pairing_id.0);
-                    mw.push(e.model_worker_id.0);
-                }
+                E::PairAssigned(e) => mw.push(e.model_worker_id.0),
                 E::PairEnded(e) => pair.push(e.pairing_id.0),
                 E::PairActivityLogged(e) => pair.push(e.pairing_id.0),
                 E::PairActivityWithdrawn(e) => pair.push(e.pairing_id.0),
                 E::VisitRecorded(e) => {
-                    visit.push(e.visit_id.0);
                     mw.push(e.model_worker_id.0);
                     if let Some(p) = e.pairing_id {
                         pair.push(p.0);
@@ -570,10 +585,7 @@ impl Applier {
                     mw.push(e.subject_id);
                     dir.push(e.subject_id);
                 }
-                E::IssueRaised(e) => {
-                    issue.push(e.issue_id.0);
-                    mw.push(e.model_worker_id.0);
-                }
+                E::IssueRaised(e) => mw.push(e.model_worker_id.0),
                 E::IssueResolvedOnSpot(e) => {
                     issue.push(e.issue_id.0);
                     mw.push(e.model_worker_id.0);
@@ -594,30 +606,23 @@ impl Applier {
                     issue.push(e.issue_id.0);
                     mw.push(e.model_worker_id.0);
                 }
-                E::IssueProgressNoted(_) | E::BodyRegistered(_) => {}
+                E::ModelWorkerRegistered(_)
+                | E::DirectorAppointed(_)
+                | E::IssueProgressNoted(_)
+                | E::BodyRegistered(_) => {}
             }
         }
-        let (g, f) = (self.generation, self.fresh);
-        self.mw.ensure(conn, g, f, mw).await?;
-        self.dir.ensure(conn, g, f, dir).await?;
-        self.pair.ensure(conn, g, f, pair).await?;
-        self.visit.ensure(conn, g, f, visit).await?;
-        self.issue.ensure(conn, g, f, issue).await?;
+        let g = self.generation;
+        self.mw.ensure(conn, g, mw).await?;
+        self.dir.ensure(conn, g, dir).await?;
+        self.pair.ensure(conn, g, pair).await?;
+        self.visit.ensure(conn, g, visit).await?;
+        self.issue.ensure(conn, g, issue).await?;
         Ok(())
     }
 
     fn timeline(&mut self, env: &Envelope, model_worker_id: Uuid) {
-        self.timeline.push(TimelineRow {
-            model_worker_id,
-            position: env.position as i64,
-            event_id: env.event_id,
-            event_type: env.event_type.clone(),
-            stream_id: env.stream_id.clone(),
-            business_date: env.business_date,
-            recorded_at_us: env.recorded_at_us,
-            actor_id: env.actor_id.clone(),
-            actor_role: env.actor_role.clone(),
-        });
+        self.timeline.push((env.position, model_worker_id));
     }
 
     fn month(&mut self, v: &VisitRow, sign: i64) {
@@ -660,52 +665,71 @@ impl Applier {
         }
     }
 
-    /// Re-derives the last visit dates of a pairing and a model worker after a visit's date
-    /// changed or it was voided: the maximum cannot be maintained incrementally, so the visit
-    /// table is brought up to date and asked.
+    /// Re-derives the last visit dates of a pairing and a model worker after a visit dated
+    /// `old` moved to `new` (`None`: voided). Where the cached maximum settles it (the visit
+    /// was not the latest one, or moved later) no query runs; otherwise the visit table is
+    /// brought up to date and asked, since a maximum cannot be maintained by subtraction.
     async fn recompute_last_visits(
         &mut self,
         conn: &mut Conn<'_>,
         pairing: Option<Uuid>,
         model_worker: Uuid,
+        old: NaiveDate,
+        new: Option<NaiveDate>,
     ) -> Result<()> {
-        self.visit.flush(conn, self.generation).await?;
         let t = sql::physical(self.generation, VisitRow::DEF.name);
         let max =
             |col: &str| format!("SELECT MAX(visited_on) FROM {t} WHERE {col} = ?1 AND voided = 0");
         if let Some(p) = pairing {
-            let rows = conn
-                .fetch(
-                    &max("pairing_id"),
-                    &[Val::Text(p.to_string())],
-                    &[ColType::Text],
-                    &[ColType::Text],
-                )
-                .await?;
-            let last = first_date(rows);
-            if let Some(row) = self.pair.get_mut(p) {
-                row.last_visit_on = last;
-                set_due(row);
+            let current = self.pair.get(p).map(|r| r.last_visit_on);
+            if let Some(current) = current {
+                let last = match settled_last_visit(current, old, new) {
+                    Some(last) => last,
+                    None => {
+                        self.visit.flush(conn, self.generation).await?;
+                        let rows = conn
+                            .fetch(
+                                &max("pairing_id"),
+                                &[Val::Text(p.to_string())],
+                                &[ColType::Text],
+                                &[ColType::Text],
+                            )
+                            .await?;
+                        first_date(rows)
+                    }
+                };
+                if let Some(row) = self.pair.get_mut(p) {
+                    row.last_visit_on = last;
+                    set_due(row);
+                }
             }
         }
-        let rows = conn
-            .fetch(
-                &max("model_worker_id"),
-                &[Val::Text(model_worker.to_string())],
-                &[ColType::Text],
-                &[ColType::Text],
-            )
-            .await?;
-        let last = first_date(rows);
-        if let Some(row) = self.mw.get_mut(model_worker) {
-            row.last_visit_on = last;
+        if let Some(current) = self.mw.get(model_worker).map(|r| r.last_visit_on) {
+            let last = match settled_last_visit(current, old, new) {
+                Some(last) => last,
+                None => {
+                    self.visit.flush(conn, self.generation).await?;
+                    let rows = conn
+                        .fetch(
+                            &max("model_worker_id"),
+                            &[Val::Text(model_worker.to_string())],
+                            &[ColType::Text],
+                            &[ColType::Text],
+                        )
+                        .await?;
+                    first_date(rows)
+                }
+            };
+            if let Some(row) = self.mw.get_mut(model_worker) {
+                row.last_visit_on = last;
+            }
         }
         Ok(())
     }
 
     async fn apply(&mut self, conn: &mut Conn<'_>, env: &Envelope) -> Result<()> {
         use Event as E;
-        let (g, f) = (self.generation, self.fresh);
+        let g = self.generation;
         match &env.event {
             E::ModelWorkerRegistered(e) => {
                 let (county, city) = regions(&e.region_code);
@@ -749,7 +773,7 @@ impl Applier {
                     pairing = m.pairing_id;
                 }
                 if let Some(p) = pairing {
-                    self.pair.ensure(conn, g, f, [p]).await?;
+                    self.pair.ensure(conn, g, [p]).await?;
                     if let Some(p) = self.pair.get_mut(p) {
                         p.county_code = county;
                         p.city_code = city;
@@ -928,13 +952,20 @@ impl Applier {
                         self.count_visit(&new, 1);
                     }
                     let date_changed = new.visited_on != old.visited_on;
+                    let new_date = new.visited_on;
                     self.visit.put(e.visit_id.0, new);
                     if date_changed && !old.voided {
                         if let Some(p) = old.pairing_id {
-                            self.pair.ensure(conn, g, f, [p]).await?;
+                            self.pair.ensure(conn, g, [p]).await?;
                         }
-                        self.recompute_last_visits(conn, old.pairing_id, old.model_worker_id)
-                            .await?;
+                        self.recompute_last_visits(
+                            conn,
+                            old.pairing_id,
+                            old.model_worker_id,
+                            old.visited_on,
+                            Some(new_date),
+                        )
+                        .await?;
                     }
                 }
                 self.timeline(env, e.model_worker_id.0);
@@ -951,10 +982,16 @@ impl Applier {
                         m.visits -= 1;
                     }
                     if let Some(p) = old.pairing_id {
-                        self.pair.ensure(conn, g, f, [p]).await?;
+                        self.pair.ensure(conn, g, [p]).await?;
                     }
-                    self.recompute_last_visits(conn, old.pairing_id, old.model_worker_id)
-                        .await?;
+                    self.recompute_last_visits(
+                        conn,
+                        old.pairing_id,
+                        old.model_worker_id,
+                        old.visited_on,
+                        None,
+                    )
+                    .await?;
                 }
                 self.timeline(env, e.model_worker_id.0);
             }
@@ -1119,7 +1156,7 @@ impl Applier {
     }
 
     /// Writes every dirty row and every aggregate delta.
-    async fn flush(&mut self, conn: &mut Conn<'_>) -> Result<()> {
+    async fn flush(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
         let g = self.generation;
         self.mw.flush(conn, g).await?;
         self.dir.flush(conn, g).await?;
@@ -1128,7 +1165,7 @@ impl Applier {
         self.visit.flush(conn, g).await?;
         self.issue.flush(conn, g).await?;
         let timeline = std::mem::take(&mut self.timeline);
-        sql::upsert(conn, g, &timeline).await?;
+        write_timeline(conn, g, batch, &timeline).await?;
         let mut months: Vec<MonthRow> = std::mem::take(&mut self.months).into_values().collect();
         months.sort_by(|a, b| (&a.month, &a.county_code).cmp(&(&b.month, &b.county_code)));
         sql::upsert(conn, g, &months).await?;
@@ -1139,6 +1176,91 @@ impl Applier {
     }
 }
 
+/// Writes the timeline rows of a batch. On a direct SQLite connection each row is bound
+/// straight from its event (the rebuild writes one such row per event, so copies show);
+/// elsewhere rows are built and upserted like every other table.
+async fn write_timeline(
+    conn: &mut Conn<'_>,
+    generation: i64,
+    batch: &[Envelope],
+    entries: &[(u64, Uuid)],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    // Positions increase along a batch (which may skip some, as a business-date replay does).
+    let event = |position: u64| {
+        batch
+            .binary_search_by_key(&position, |e| e.position)
+            .map(|i| &batch[i])
+            .map_err(|_| ProjectionError::Gap {
+                checkpoint: position,
+                next: position,
+            })
+    };
+    if let Conn::Lite(c) = conn {
+        let t = sql::physical(generation, TimelineRow::DEF.name);
+        let mut st = c.prepare_cached(&format!(
+            "INSERT INTO {t} (position, model_worker_id, event_id, event_type, stream_id, \
+             business_date, recorded_at_us, actor_id, actor_role) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING"
+        ))?;
+        let (mut mw_buf, mut id_buf) = (Uuid::encode_buffer(), Uuid::encode_buffer());
+        for &(position, mw) in entries {
+            let e = event(position)?;
+            st.raw_bind_parameter(1, e.position as i64)?;
+            st.raw_bind_parameter(2, &*mw.as_hyphenated().encode_lower(&mut mw_buf))?;
+            st.raw_bind_parameter(3, &*e.event_id.as_hyphenated().encode_lower(&mut id_buf))?;
+            st.raw_bind_parameter(4, e.event_type.as_str())?;
+            st.raw_bind_parameter(5, e.stream_id.as_str())?;
+            st.raw_bind_parameter(6, e.business_date.map(|d| d.to_string()))?;
+            st.raw_bind_parameter(7, e.recorded_at_us)?;
+            st.raw_bind_parameter(8, e.actor_id.as_str())?;
+            st.raw_bind_parameter(9, e.actor_role.as_str())?;
+            st.raw_execute()?;
+        }
+        return Ok(());
+    }
+    let rows: Vec<TimelineRow> = entries
+        .iter()
+        .map(|&(position, model_worker_id)| {
+            let e = event(position)?;
+            Ok(TimelineRow {
+                position: e.position as i64,
+                model_worker_id,
+                event_id: e.event_id,
+                event_type: e.event_type.clone(),
+                stream_id: e.stream_id.clone(),
+                business_date: e.business_date,
+                recorded_at_us: e.recorded_at_us,
+                actor_id: e.actor_id.clone(),
+                actor_role: e.actor_role.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    sql::upsert(conn, generation, &rows).await
+}
+
+/// The latest visit date after one visit dated `old` moved to `new` (`None`: voided), when
+/// `current` (the latest before) settles it without reading the other visits: the visit was
+/// strictly earlier than the latest, so the latest one is another visit that did not change.
+/// `None` when the visit may have been the latest and the others must be asked.
+fn settled_last_visit(
+    current: Option<NaiveDate>,
+    old: NaiveDate,
+    new: Option<NaiveDate>,
+) -> Option<Option<NaiveDate>> {
+    let current = current?;
+    if old < current {
+        Some(Some(new.map_or(current, |n| n.max(current))))
+    } else if new.is_some_and(|n| n >= current) {
+        // It was (one of) the latest and moved later still.
+        Some(new)
+    } else {
+        None
+    }
+}
+
 fn first_date(rows: Vec<Vec<Val>>) -> Option<NaiveDate> {
     match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
         Some(Val::Text(s)) => s.parse().ok(),
@@ -1146,11 +1268,43 @@ fn first_date(rows: Vec<Vec<Val>>) -> Option<NaiveDate> {
     }
 }
 
-/// Creates every table of `generation`.
-pub async fn create_tables(conn: &mut Conn<'_>, generation: i64) -> Result<()> {
+/// Which secondary indexes to create with the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Indexes {
+    /// Every index (a live generation, a replay).
+    All,
+    /// Only those the handlers read through while building (the visit indexes behind the
+    /// latest-visit recomputation); the rest are built in one sorted pass by
+    /// [`create_indexes`] before the switch, instead of being updated row by row.
+    WhileBuilding,
+}
+
+fn needed_while_building(def: &TableDef, cols: &[&str]) -> bool {
+    def.name == VisitRow::DEF.name && cols.len() == 2 && cols[1] == "visited_on"
+}
+
+/// Creates every table of `generation` with the indexes `indexes` selects.
+pub async fn create_tables(conn: &mut Conn<'_>, generation: i64, indexes: Indexes) -> Result<()> {
     let backend = conn.backend();
     for def in TABLES {
-        for stmt in sql::create_statements(backend, generation, def) {
+        let select =
+            |d: &TableDef, c: &[&str]| indexes == Indexes::All || needed_while_building(d, c);
+        for stmt in sql::create_statements(backend, generation, def, select) {
+            conn.ddl(&stmt).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Creates every index of `generation` that does not exist yet, one statement each (each is
+/// its own short write transaction on SQLite, so appends wait for one index at most).
+pub async fn create_indexes(conn: &mut Conn<'_>, generation: i64) -> Result<()> {
+    let backend = conn.backend();
+    for def in TABLES {
+        for stmt in sql::create_statements(backend, generation, def, |_, _| true)
+            .into_iter()
+            .skip(1)
+        {
             conn.ddl(&stmt).await?;
         }
     }
@@ -1164,4 +1318,42 @@ pub async fn drop_tables(conn: &mut Conn<'_>, generation: i64) -> Result<()> {
         conn.ddl(&format!("DROP TABLE IF EXISTS {t}")).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::settled_last_visit;
+    use chrono::NaiveDate;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2021, 10, day).unwrap()
+    }
+
+    #[test]
+    fn the_cached_latest_visit_settles_changes_to_earlier_visits_without_a_query() {
+        // An earlier visit moved or voided: the latest is another, unchanged visit.
+        assert_eq!(
+            settled_last_visit(Some(d(20)), d(5), Some(d(9))),
+            Some(Some(d(20)))
+        );
+        assert_eq!(
+            settled_last_visit(Some(d(20)), d(5), None),
+            Some(Some(d(20)))
+        );
+        // An earlier visit moved past the latest becomes the latest.
+        assert_eq!(
+            settled_last_visit(Some(d(20)), d(5), Some(d(25))),
+            Some(Some(d(25)))
+        );
+        // The latest visit moved later: still the latest.
+        assert_eq!(
+            settled_last_visit(Some(d(20)), d(20), Some(d(22))),
+            Some(Some(d(22)))
+        );
+        // The latest visit moved earlier or was voided: only the visit table knows.
+        assert_eq!(settled_last_visit(Some(d(20)), d(20), Some(d(10))), None);
+        assert_eq!(settled_last_visit(Some(d(20)), d(20), None), None);
+        // Nothing cached: ask.
+        assert_eq!(settled_last_visit(None, d(20), None), None);
+    }
 }

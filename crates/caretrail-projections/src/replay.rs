@@ -57,7 +57,7 @@ pub async fn replay(store: Arc<dyn EventStore>, as_of: AsOf) -> Result<Replayed>
         .await?;
     {
         let mut c = pool.acquire().await?;
-        model::create_tables(&mut Conn::Sqlite(&mut c), 0).await?;
+        model::create_tables(&mut Conn::Sqlite(&mut c), 0, model::Indexes::WhileBuilding).await?;
     }
     let mut applier = Applier::new(0, true);
     let mut after = 0;
@@ -88,6 +88,11 @@ pub async fn replay(store: Arc<dyn EventStore>, as_of: AsOf) -> Result<Replayed>
             .apply_batch(&mut Conn::Sqlite(&mut tx), &batch)
             .await?;
         tx.commit().await?;
+    }
+    {
+        // Sorted index builds once at the end, as a rebuild does.
+        let mut c = pool.acquire().await?;
+        model::create_indexes(&mut Conn::Sqlite(&mut c), 0).await?;
     }
     Ok(Replayed {
         read_models: ReadModels::fixed(Database::Sqlite(pool), 0),

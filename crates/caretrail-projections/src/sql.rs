@@ -67,12 +67,20 @@ pub trait Col: Sized {
     const TYPE: ColType;
     fn to_val(&self) -> Val;
     fn from_val(v: Val) -> Self;
+    /// Binds the value as parameter `i` of a direct SQLite statement without building a
+    /// [`Val`] (no allocation for text that the row already holds).
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(i, self.to_val())
+    }
 }
 
 impl Col for i64 {
     const TYPE: ColType = ColType::Int;
     fn to_val(&self) -> Val {
         Val::Int(*self)
+    }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(i, *self)
     }
     fn from_val(v: Val) -> Self {
         match v {
@@ -87,6 +95,9 @@ impl Col for bool {
     fn to_val(&self) -> Val {
         Val::Int(i64::from(*self))
     }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(i, i64::from(*self))
+    }
     fn from_val(v: Val) -> Self {
         matches!(v, Val::Int(i) if i != 0)
     }
@@ -96,6 +107,9 @@ impl Col for String {
     const TYPE: ColType = ColType::Text;
     fn to_val(&self) -> Val {
         Val::Text(self.clone())
+    }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        st.raw_bind_parameter(i, self.as_str())
     }
     fn from_val(v: Val) -> Self {
         match v {
@@ -109,6 +123,10 @@ impl Col for Uuid {
     const TYPE: ColType = ColType::Text;
     fn to_val(&self) -> Val {
         Val::Text(self.to_string())
+    }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        let mut buf = Uuid::encode_buffer();
+        st.raw_bind_parameter(i, &*self.as_hyphenated().encode_lower(&mut buf))
     }
     fn from_val(v: Val) -> Self {
         match v {
@@ -139,6 +157,12 @@ impl<T: Col> Col for Option<T> {
             None => Val::Null,
         }
     }
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        match self {
+            Some(v) => v.bind(st, i),
+            None => st.raw_bind_parameter(i, rusqlite::types::Null),
+        }
+    }
     fn from_val(v: Val) -> Self {
         match v {
             Val::Null => None,
@@ -164,6 +188,8 @@ pub trait Row: Clone + Default + Send + Sync + 'static {
     const DEF: TableDef;
     fn to_vals(&self) -> Vec<Val>;
     fn from_vals(v: Vec<Val>) -> Self;
+    /// Binds every column, in declaration order, to a direct SQLite statement.
+    fn bind(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()>;
 }
 
 /// Declares a row struct and its table description.
@@ -197,6 +223,13 @@ macro_rules! table {
                 let mut it = v.into_iter();
                 $name { $($f: <$t>::from_val(it.next().unwrap_or($crate::sql::Val::Null))),+ }
             }
+            fn bind(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
+                use $crate::sql::Col;
+                let mut i = 0;
+                $(i += 1; self.$f.bind(st, i)?;)+
+                let _ = i;
+                Ok(())
+            }
         }
     };
 }
@@ -207,8 +240,14 @@ pub fn physical(generation: i64, table: &str) -> String {
     format!("rm{generation}_{table}")
 }
 
-/// `CREATE TABLE` and `CREATE INDEX` statements for `def` in `generation`.
-pub fn create_statements(backend: Backend, generation: i64, def: &TableDef) -> Vec<String> {
+/// `CREATE TABLE` and `CREATE INDEX` statements for `def` in `generation`, with the secondary
+/// indexes that `index` selects.
+pub fn create_statements(
+    backend: Backend,
+    generation: i64,
+    def: &TableDef,
+    index: impl Fn(&TableDef, &[&str]) -> bool,
+) -> Vec<String> {
     let t = physical(generation, def.name);
     let mut sql = format!("CREATE TABLE IF NOT EXISTS {t} (");
     for (name, ty) in def.columns {
@@ -221,6 +260,9 @@ pub fn create_statements(backend: Backend, generation: i64, def: &TableDef) -> V
     let _ = write!(sql, "PRIMARY KEY ({}))", def.key.join(", "));
     let mut out = vec![sql];
     for (n, cols) in def.indexes.iter().enumerate() {
+        if !index(def, cols) {
+            continue;
+        }
         out.push(format!(
             "CREATE INDEX IF NOT EXISTS {t}_i{n} ON {t} ({})",
             cols.join(", ")
@@ -230,15 +272,44 @@ pub fn create_statements(backend: Backend, generation: i64, def: &TableDef) -> V
 }
 
 /// A connection of either backend, borrowed from a pool or a transaction.
+///
+/// `Lite` is a direct SQLite connection (rusqlite) used by the bulk rebuild on its own thread:
+/// statements are prepared once and stepped in place, which is what lets a rebuild write at
+/// the engine's speed (sqlx sends every statement to a worker thread and back). Its futures
+/// never wait, so the async methods below complete on their first poll.
 pub enum Conn<'c> {
     Sqlite(&'c mut sqlx::SqliteConnection),
     Postgres(&'c mut sqlx::PgConnection),
+    /// Held mutably so that a `Conn` stays `Send` (a shared rusqlite connection is not `Sync`).
+    Lite(&'c mut rusqlite::Connection),
+}
+
+impl rusqlite::ToSql for Val {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(ToSqlOutput::Borrowed(match self {
+            Val::Null => ValueRef::Null,
+            Val::Int(i) => ValueRef::Integer(*i),
+            Val::Text(s) => ValueRef::Text(s.as_bytes()),
+        }))
+    }
+}
+
+/// Reads one column of a rusqlite row as a [`Val`].
+fn lite_val(v: rusqlite::types::ValueRef<'_>) -> Val {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Val::Null,
+        ValueRef::Integer(i) => Val::Int(i),
+        ValueRef::Real(f) => Val::Int(f as i64),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
+    }
 }
 
 impl Conn<'_> {
     pub fn backend(&self) -> Backend {
         match self {
-            Conn::Sqlite(_) => Backend::Sqlite,
+            Conn::Sqlite(_) | Conn::Lite(_) => Backend::Sqlite,
             Conn::Postgres(_) => Backend::Postgres,
         }
     }
@@ -248,6 +319,10 @@ impl Conn<'_> {
     pub async fn execute(&mut self, sql: &str, vals: &[Val], types: &[ColType]) -> Result<u64> {
         let sql = self.backend().sql(sql);
         Ok(match self {
+            Conn::Lite(c) => {
+                let mut st = c.prepare_cached(&sql)?;
+                st.execute(rusqlite::params_from_iter(vals.iter()))? as u64
+            }
             Conn::Sqlite(c) => {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (v, t) in vals.iter().zip(types) {
@@ -321,11 +396,30 @@ impl Conn<'_> {
         Ok(match self {
             Conn::Sqlite(c) => run!(c),
             Conn::Postgres(c) => run!(c),
+            Conn::Lite(c) => {
+                let _ = types;
+                let mut st = c.prepare_cached(&sql)?;
+                let mut rows = st.query(rusqlite::params_from_iter(vals.iter()))?;
+                let mut result = Vec::new();
+                while let Some(row) = rows.next()? {
+                    let mut vals = Vec::with_capacity(out.len());
+                    for i in 0..out.len() {
+                        vals.push(lite_val(row.get_ref(i)?));
+                    }
+                    result.push(vals);
+                }
+                result
+            }
         })
     }
 
     /// Runs plain DDL.
     pub async fn ddl(&mut self, sql: &str) -> Result<()> {
+        if let Conn::Lite(c) = self {
+            // Not cached: DDL runs once, and PRAGMAs may return a row.
+            c.execute_batch(sql)?;
+            return Ok(());
+        }
         self.execute(sql, &[], &[]).await.map(|_| ())
     }
 }
@@ -369,6 +463,12 @@ pub fn rows_per_statement(cols: usize) -> usize {
 /// Writes `rows` with multi-row upserts: replacing every non-key column, or adding integer
 /// columns when the table is additive.
 pub async fn upsert<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[R]) -> Result<()> {
+    let refs: Vec<&R> = rows.iter().collect();
+    upsert_refs(conn, generation, &refs).await
+}
+
+/// [`upsert`] for borrowed rows (a cache's rows are written without copying them first).
+pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&R]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -394,6 +494,22 @@ pub async fn upsert<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[R]) ->
     } else {
         format!("DO UPDATE SET {}", set.join(", "))
     };
+    if let Conn::Lite(c) = conn {
+        // One prepared single-row statement stepped per row: on a direct connection the
+        // per-row cost is the B-tree work itself, and no statement text grows with the batch.
+        let marks = vec!["?"; cols.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {t} ({}) VALUES ({marks}) ON CONFLICT ({}) {conflict}",
+            cols.join(", "),
+            def.key.join(", ")
+        );
+        let mut st = c.prepare_cached(&sql)?;
+        for row in rows {
+            row.bind(&mut st)?;
+            st.raw_execute()?;
+        }
+        return Ok(());
+    }
     let mut done = 0;
     for size in chunks(rows.len(), rows_per_statement(cols.len())) {
         let mut sql = format!("INSERT INTO {t} ({}) VALUES ", cols.join(", "));

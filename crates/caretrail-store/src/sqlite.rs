@@ -515,11 +515,10 @@ impl EventStore for SqliteStore {
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<u64> {
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = ?1")
-                .bind(consumer)
-                .fetch_optional(&self.pool)
-                .await?;
+        let p: Option<i64> = sqlx::query_scalar(bulk::READ_CHECKPOINT)
+            .bind(consumer)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(p.unwrap_or(0) as u64)
     }
 
@@ -532,11 +531,10 @@ impl EventStore for SqliteStore {
         // IMMEDIATE takes the write lock up front: two instances of one consumer then run one
         // after the other, and the second sees the first's checkpoint.
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = ?1")
-                .bind(consumer)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let p: Option<i64> = sqlx::query_scalar(bulk::READ_CHECKPOINT)
+            .bind(consumer)
+            .fetch_optional(&mut *tx)
+            .await?;
         Ok(ConsumerTx::new(
             consumer,
             p.unwrap_or(0) as u64,
@@ -581,18 +579,36 @@ pub(crate) async fn commit_checkpoint(
     name: &str,
     position: u64,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO consumer_checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-         updated_at = excluded.updated_at",
-    )
-    .bind(name)
-    .bind(position as i64)
-    .bind(to_micros(Utc::now()))
-    .execute(&mut *tx)
-    .await?;
+    sqlx::query(bulk::WRITE_CHECKPOINT)
+        .bind(name)
+        .bind(position as i64)
+        .bind(to_micros(Utc::now()))
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// SQL for consumers that read the log and keep their checkpoint through their own direct SQLite
+/// connection (the projection rebuild's bulk path, which needs the engine's speed that sqlx's
+/// per-statement worker round trip cannot give). It lives here, beside the schema, and this
+/// module's own code uses the checkpoint statements too, so the two cannot drift apart.
+pub mod bulk {
+    /// The head position.
+    pub const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";
+    /// Up to `?2` events after position `?1`, in log order. Columns: position, event_id
+    /// (16-byte blob), stream_id, event_type, schema_version, data (JSON text), actor_id,
+    /// actor_role, business_date (ISO date text or NULL), recorded_at (microseconds, UTC).
+    pub const READ_EVENTS: &str = "SELECT position, event_id, stream_id, event_type, \
+        schema_version, data, actor_id, actor_role, business_date, recorded_at \
+        FROM events WHERE position > ?1 ORDER BY position LIMIT ?2";
+    /// A consumer's checkpoint (`?1` = name); no row means 0.
+    pub const READ_CHECKPOINT: &str = "SELECT position FROM consumer_checkpoints WHERE name = ?1";
+    /// Sets a consumer's checkpoint: `?1` name, `?2` position, `?3` microseconds now.
+    pub const WRITE_CHECKPOINT: &str = "INSERT INTO consumer_checkpoints \
+        (name, position, updated_at) VALUES (?1, ?2, ?3) \
+        ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+        updated_at = excluded.updated_at";
 }
 
 #[cfg(test)]
