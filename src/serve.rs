@@ -172,9 +172,7 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    state.read = Some(ReadSide {
-        projector: projector.clone(),
-    });
+    state.read = Some(ReadSide::new(projector.clone()));
 
     // The audit tree follows the log too, and a checkpoint is signed every minute.
     let auditor = Arc::new(

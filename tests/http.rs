@@ -192,6 +192,13 @@ async fn the_demo_scenario_runs_over_http(h: &Harness) {
     let feng = demo::directors::FENG_YALI.uuid();
     let pairing = demo::pairing(1).uuid();
     let visit = Uuid::now_v7();
+    // The overview of the visit's month, asked twice (the second answer comes from the
+    // answer cache) before the visit exists.
+    let january = "/api/v1/dashboard/overview?as_of=2025-01-31";
+    for _ in 0..2 {
+        let o: Value = t.get(&t.admin, january).await.json().await.unwrap();
+        assert_eq!(o["visits_this_month"], json!(0), "{o}");
+    }
     let res = t
         .post(
             &t.admin,
@@ -204,6 +211,27 @@ async fn the_demo_scenario_runs_over_http(h: &Harness) {
     assert_eq!(accepted["stream_id"], json!(format!("visit-{visit}")));
     assert_eq!(accepted["stream_version"], json!(1));
     let position = accepted["events"][0]["position"].as_u64().unwrap();
+
+    // Once the dashboards have applied it, the cached overview is not served any more.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let lag: Value = t
+            .get(&t.admin, "/api/v1/dashboard/projections")
+            .await
+            .json()
+            .await
+            .unwrap();
+        if lag["checkpoint"].as_u64().unwrap_or(0) >= position {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "projection stalled: {lag}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let o: Value = t.get(&t.admin, january).await.json().await.unwrap();
+    assert_eq!(o["visits_this_month"], json!(1), "{o}");
 
     // The visit is in the log, with its actor from the token and personal data opened for an
     // administrator.

@@ -7,11 +7,15 @@
 //! scratch replay of the log up to that position, never from the live tables. Lists answer
 //! `{"items": [...], "next_cursor": ...}`; the cursor is opaque to clients.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use caretrail_app::shanghai_date;
 use caretrail_projections::query::{
     CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery,
@@ -33,6 +37,93 @@ use crate::events::access_for;
 #[derive(Clone)]
 pub struct ReadSide {
     pub projector: Arc<Projector>,
+    answers: Arc<AnswerCache>,
+}
+
+impl ReadSide {
+    pub fn new(projector: Arc<Projector>) -> Self {
+        Self {
+            projector,
+            answers: Arc::new(AnswerCache::default()),
+        }
+    }
+
+    /// Answers an aggregate dashboard from the cache when the live tables have not moved
+    /// since it was computed (same generation and checkpoint), and computes it otherwise.
+    ///
+    /// Why: an aggregate over the whole log costs milliseconds at a million events, and a
+    /// hundred administrators refreshing the same overview would queue behind each other on a
+    /// small machine; between two applied batches the answer cannot change. The key is the
+    /// route, the raw query and the business date "today" resolves to, so every parameter
+    /// (region, `as_of`, replays) keys its own answer. Only views without personal data and
+    /// identical for every role allowed to read them use it.
+    async fn answer<F, Fut>(&self, key: String, compute: F) -> ApiResult<Response>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = ApiResult<Value>>,
+    {
+        let version = self
+            .projector
+            .live_version()
+            .await
+            .map_err(projection_error)?;
+        if let Some(hit) = self.answers.get(version, &key) {
+            return Ok(json_bytes(hit));
+        }
+        let value = compute().await?;
+        let bytes = Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))?);
+        self.answers.put(version, key, bytes.clone());
+        Ok(json_bytes(bytes))
+    }
+}
+
+/// Serialized answers for one state of the live tables; a new state empties it.
+#[derive(Default)]
+struct AnswerCache {
+    inner: std::sync::Mutex<Answers>,
+}
+
+/// The table state the answers were computed at, and the answers by key.
+type Answers = (Option<(i64, u64)>, HashMap<String, Bytes>);
+
+/// Distinct answers kept per table state (regions × dates × views); beyond it the cache
+/// starts over rather than grow.
+const CACHED_ANSWERS: usize = 1024;
+
+impl AnswerCache {
+    fn get(&self, version: (i64, u64), key: &str) -> Option<Bytes> {
+        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (inner.0 == Some(version))
+            .then(|| inner.1.get(key).cloned())
+            .flatten()
+    }
+
+    fn put(&self, version: (i64, u64), key: String, answer: Bytes) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        match inner.0 {
+            // Versions only move forward; an answer for an older state is not kept.
+            Some(v) if v > version => return,
+            Some(v) if v == version && inner.1.len() < CACHED_ANSWERS => {}
+            _ => {
+                inner.0 = Some(version);
+                inner.1.clear();
+            }
+        }
+        inner.1.insert(key, answer);
+    }
+}
+
+fn json_bytes(body: Bytes) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// The cache key of a request: its route, raw query and resolved "today".
+fn answer_key(uri: &Uri, today: NaiveDate) -> String {
+    format!("{}?{}|{today}", uri.path(), uri.query().unwrap_or(""))
 }
 
 /// Parameters every dashboard understands.
@@ -141,14 +232,18 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
 
 /// The read models to answer from: the live ones, or a replay for `as_of_position` /
 /// `as_of_recorded_at` (auditors and administrators only).
-async fn models(state: &AppState, p: &Principal, params: &Params) -> ApiResult<ReadModels> {
-    let read = state.read.as_ref().ok_or_else(|| {
+fn read_side(state: &AppState) -> ApiResult<&ReadSide> {
+    state.read.as_ref().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             "read_side_unavailable",
             "dashboards are not enabled on this server",
         )
-    })?;
+    })
+}
+
+async fn models(state: &AppState, p: &Principal, params: &Params) -> ApiResult<ReadModels> {
+    let read = read_side(state)?;
     let as_of = match (params.as_of_position, params.as_of_recorded_at) {
         (None, None) => return Ok(read.projector.read_models()),
         (Some(p), None) => AsOf::Position(p),
@@ -189,16 +284,22 @@ fn params(q: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
 pub async fn overview(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<Params>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let o = m
-        .overview(today(&state, &q), &q.region())
+    let today = today(&state, &q);
+    read_side(&state)?
+        .answer(answer_key(&uri, today), || async {
+            let m = models(&state, &principal, &q).await?;
+            let o = m
+                .overview(today, &q.region())
+                .await
+                .map_err(projection_error)?;
+            json(o).map(|Json(v)| v)
+        })
         .await
-        .map_err(projection_error)?;
-    json(o)
 }
 
 pub async fn pairings(
@@ -358,16 +459,22 @@ pub async fn issues(
 pub async fn issue_summary(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<Params>, QueryRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let s = m
-        .issue_summary(today(&state, &q), &q.region())
+    let today = today(&state, &q);
+    read_side(&state)?
+        .answer(answer_key(&uri, today), || async {
+            let m = models(&state, &principal, &q).await?;
+            let s = m
+                .issue_summary(today, &q.region())
+                .await
+                .map_err(projection_error)?;
+            json(s).map(|Json(v)| v)
+        })
         .await
-        .map_err(projection_error)?;
-    json(s)
 }
 
 pub async fn gifts(

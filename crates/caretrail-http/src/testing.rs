@@ -81,7 +81,7 @@ pub async fn demo_service(
         let projector = projector.clone();
         tokio::spawn(async move { projector.run(std::future::pending()).await });
     }
-    state.read = Some(ReadSide { projector });
+    state.read = Some(ReadSide::new(projector));
     let key_dir = tempfile::tempdir().expect("key dir");
     let mut config = AuditConfig::for_url(&h.url);
     config.key = Some(KeySource::File(key_dir.path().join("audit.key")));

@@ -211,6 +211,14 @@ impl Projector {
             .ok_or_else(|| ProjectionError::InvalidQuery("projection_meta is empty".into()))
     }
 
+    /// The live generation and its checkpoint: the state of the live tables, which changes
+    /// exactly when an answer computed from them may change (what cached answers are keyed by).
+    pub async fn live_version(&self) -> Result<(i64, u64)> {
+        let generation = self.meta().await?.live_generation;
+        let checkpoint = self.store.checkpoint(&consumer_name(generation)).await?;
+        Ok((generation, checkpoint))
+    }
+
     /// Applies one batch to `generation` in one consumer transaction.
     async fn step(
         &self,
