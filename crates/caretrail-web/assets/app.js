@@ -69,10 +69,11 @@
   };
 
   class ApiError extends Error {
-    constructor(status, problem) {
+    constructor(status, problem, location) {
       super(problem?.detail || `HTTP ${status}`);
       this.status = status;
       this.problem = problem || {};
+      this.location = location || null;
     }
   }
 
@@ -87,7 +88,9 @@
     const headers = { Authorization: `Bearer ${S.token}`, ...(opts.headers || {}) };
     let body;
     if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
-    busy(1);
+    // Polls (`quiet`) leave the busy bar alone, or it would flicker twice a second.
+    const track = !opts.quiet;
+    if (track) busy(1);
     try {
       let res;
       try {
@@ -99,10 +102,10 @@
       const ct = res.headers.get("content-type") || "";
       const data = ct.includes("json") ? await res.json() : null;
       if (res.status === 401 && !opts.noSignout) { signOut(); throw new ApiError(401, data); }
-      if (!res.ok) throw new ApiError(res.status, data);
+      if (!res.ok) throw new ApiError(res.status, data, res.headers.get("location"));
       return data;
     } finally {
-      busy(-1);
+      if (track) busy(-1);
     }
   }
 
@@ -144,6 +147,7 @@
     sessionStorage.removeItem("caretrail.token");
     S.token = null; S.me = null;
     stopLive();
+    resetOps();
     $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
@@ -817,6 +821,7 @@
     const cpEl = $("#audit-checkpoint");
     if (!quiet) { loading(cpEl); loading($("#audit-log")); }
     auditAfter = 0;
+    renderOps();
     await Promise.all([loadCheckpoint(!quiet), loadEvents(false)]);
   }
 
@@ -899,6 +904,176 @@
     tbody.append(...rows);
     auditAfter = res.next_after;
     $("#audit-more").hidden = res.events.length < 100;
+  }
+
+  // ---------- long operations ----------
+
+  // A rebuild of the read models (administrators) or an export of the audit log (auditors and
+  // administrators) runs on the server; the page starts it and polls its state every half
+  // second. What each last showed is kept here, so a language switch can redraw it.
+  const OPS = { rebuild: newOp(), export: newOp() };
+  function newOp() {
+    return { op: null, starting: false, problem: null, note: null, timer: null, file: null, fileProblem: null };
+  }
+
+  function resetOps() {
+    for (const kind of Object.keys(OPS)) {
+      clearTimeout(OPS[kind].timer);
+      OPS[kind] = newOp();
+    }
+    renderOps();
+  }
+
+  function renderOps() {
+    const r = role();
+    $("#ops").hidden = !["admin", "auditor"].includes(r);
+    $("#op-rebuild-box").hidden = r !== "admin";
+    for (const kind of Object.keys(OPS)) renderOp(kind);
+  }
+
+  // A problem from the API or a failed operation's error, in the user's language: the codes the
+  // page knows have words in both languages; anything else shows the server's detail.
+  function opProblem(p) {
+    if (p.status === 403) return t("err.forbidden");
+    return I18n.tOr(`ops.err.${p.code}`, p.detail || p.code);
+  }
+
+  async function startOp(kind) {
+    const o = OPS[kind];
+    if (o.starting || o.op?.state === "running") return;
+    clearTimeout(o.timer);
+    Object.assign(o, newOp(), { starting: true });
+    renderOp(kind);
+    try {
+      o.op = await api(`/api/v1/operations/${kind}`, { method: "POST" });
+    } catch (e) {
+      // One of this kind is already running (perhaps started by someone else): follow it.
+      if (e.status === 409 && e.problem.code === "operation_in_progress" && e.location) {
+        o.note = "ops.already";
+        o.op = { operation_id: e.location.split("/").pop(), kind, state: "running", done: 0, total: 0 };
+      } else {
+        o.problem = e.problem?.code ? e.problem : { code: "network", detail: String(e) };
+      }
+    }
+    o.starting = false;
+    renderOp(kind);
+    if (o.op?.state === "running") o.timer = setTimeout(() => pollOp(kind), 500);
+  }
+
+  async function pollOp(kind) {
+    const o = OPS[kind];
+    o.timer = null;
+    if (!o.op || !S.token) return;
+    try {
+      o.op = await api(`/api/v1/operations/${o.op.operation_id}`, { quiet: true });
+    } catch (e) {
+      // A dropped connection is retried; anything else ends the polling.
+      if (e.status !== 0) {
+        o.problem = e.status === 404 ? { code: "gone" } : e.problem;
+        o.op = null;
+      }
+    }
+    if (OPS[kind] !== o) return; // signed out meanwhile
+    renderOp(kind);
+    if (o.op?.state === "running") o.timer = setTimeout(() => pollOp(kind), 500);
+  }
+
+  function renderOp(kind) {
+    const o = OPS[kind], op = o.op;
+    const bar = $(`#op-${kind}-progress`), pct = $(`#op-${kind}-pct`), status = $(`#op-${kind}-status`);
+    const running = o.starting || op?.state === "running";
+    $(`#op-${kind}`).disabled = running;
+    $(`#op-${kind}-bar`).hidden = !running && op?.state !== "succeeded";
+    status.className = "verdict";
+    const percent = (p) => { bar.value = p; pct.textContent = `${p}%`; };
+    if (o.problem) {
+      status.className = "verdict bad";
+      status.textContent = t("ops.failed", { why: opProblem(o.problem) });
+    } else if (!op) {
+      bar.removeAttribute("value"); pct.textContent = "";
+      status.textContent = o.starting ? t("ops.starting") : "";
+    } else if (op.state === "running") {
+      if (op.total > 0) {
+        percent(Math.min(100, Math.floor((op.done * 100) / op.total)));
+        status.textContent = t("ops.running", { d: num(op.done), n: num(op.total) });
+      } else {
+        bar.removeAttribute("value"); pct.textContent = "";
+        status.textContent = t("ops.running_unknown");
+      }
+      if (o.note) status.textContent = `${t(o.note)} ${status.textContent}`;
+    } else if (op.state === "succeeded") {
+      percent(100);
+      status.className = "verdict good";
+      const r = op.result || {};
+      status.textContent = kind === "rebuild"
+        ? t("ops.rebuilt", { g: r.generation, n: num(r.events ?? op.done), s: (r.seconds ?? 0).toFixed(1) })
+        : t("ops.exported", { n: num(r.events), k: num(r.checkpoints), size: bytes(r.bytes) });
+    } else {
+      status.className = "verdict bad";
+      status.textContent = t("ops.failed", { why: opProblem(op.error || {}) });
+    }
+    if (kind === "export") renderExportFile(o);
+  }
+
+  function bytes(n) {
+    const fmt = (v, unit) => new Intl.NumberFormat(I18n.lang, { style: "unit", unit, unitDisplay: "short", maximumFractionDigits: 1 }).format(v);
+    for (const [unit, f] of [["gigabyte", 1e9], ["megabyte", 1e6], ["kilobyte", 1e3]]) if (n >= f) return fmt(n / f, unit);
+    return fmt(n, "byte");
+  }
+
+  // The finished export's link. The file needs the bearer token, so a click fetches it with
+  // the Authorization header and hands it to the browser as a Blob with `<a download>`.
+  function renderExportFile(o) {
+    const box = $("#op-export-file");
+    const r = o.op?.state === "succeeded" ? o.op.result : null;
+    box.hidden = !r;
+    if (!r) { fill(box); return; }
+    let link = $("#op-export-link");
+    if (!link) {
+      link = h("a", { id: "op-export-link", class: "button primary", onclick: downloadExport });
+      fill(box, link, h("span", { id: "op-export-error", class: "error", role: "alert" }));
+    }
+    link.href = r.download;
+    link.setAttribute("download", r.file_name);
+    link.textContent = t(o.file === "downloading" ? "ops.downloading" : o.file === "done" ? "ops.downloaded" : "ops.download", { f: r.file_name });
+    $("#op-export-error").textContent = o.fileProblem ? t("ops.err.download", { d: opProblem(o.fileProblem) }) : "";
+  }
+
+  async function downloadExport(e) {
+    e.preventDefault();
+    const o = OPS.export, r = o.op?.result;
+    if (!r || o.file === "downloading") return;
+    o.file = "downloading"; o.fileProblem = null;
+    renderOp("export");
+    busy(1);
+    try {
+      let res;
+      try {
+        res = await fetch(r.download, { headers: { Authorization: `Bearer ${S.token}` } });
+      } catch (_) {
+        throw new ApiError(0, { code: "network", detail: t("err.network") });
+      }
+      if (!res.ok) {
+        const problem = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
+        throw new ApiError(res.status, problem || { status: res.status, code: `HTTP ${res.status}` });
+      }
+      const blob = await res.blob();
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: r.file_name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      // Revoked later, not at once: the browser reads the blob after the click returns.
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      o.file = "done";
+      $("#op-export-link").dataset.downloaded = String(blob.size);
+    } catch (err) {
+      o.file = null;
+      o.fileProblem = err.problem?.code ? err.problem : { code: "network", detail: String(err) };
+    } finally {
+      busy(-1);
+    }
+    if (OPS.export === o) renderOp("export");
   }
 
   // ---------- live updates ----------
@@ -1016,6 +1191,7 @@
     $("#lang").setAttribute("lang", I18n.lang === "en" ? "zh-CN" : "en");
     renderWho();
     renderAsOfNote();
+    renderOps();
     if (S.live) setLive(!$("#live").classList.contains("off"));
     const form = $("#record-forms form");
     if (form && !$("#view-record").hidden) {
@@ -1056,6 +1232,8 @@
     $("#audit-filter").addEventListener("submit", (e) => { e.preventDefault(); auditAfter = 0; loadEvents(false).catch((err) => toast(problemText(err.problem || {}), true)); });
     $("#audit-more").addEventListener("click", () => loadEvents(true).catch((err) => toast(problemText(err.problem || {}), true)));
     $("#audit-verify").addEventListener("click", () => verify());
+    $("#op-rebuild").addEventListener("click", () => startOp("rebuild"));
+    $("#op-export").addEventListener("click", () => startOp("export"));
     window.addEventListener("hashchange", () => route());
   }
 

@@ -5,8 +5,9 @@
 //! One test walks an administrator's day: sign in through the login URL, the overview, the
 //! overdue list as of 2022-06-30, a model worker's file, a visit recorded through the form that
 //! shows up in the timeline and the overview without a reload, a visit recorded elsewhere that
-//! arrives over the live stream, an invalid form with its field error, the language switch, and
-//! the auditor's verification. Every view is checked for text in the chosen language, no
+//! arrives over the live stream, an invalid form with its field error, the language switch, the
+//! auditor's verification, and the long operations: a rebuild of the read models whose progress
+//! ends in success, and an audit export downloaded through the page that verifies offline. Every view is checked for text in the chosen language, no
 //! console errors and no failed requests, and photographed at desktop and phone widths into
 //! `$CARGO_TARGET_TMPDIR/browser-screenshots` (artefacts, not committed).
 //!
@@ -54,6 +55,8 @@ struct Service {
     base: String,
     app: Arc<App>,
     admin: String,
+    /// The audit log's public key, as an auditor would hold it.
+    public_key: caretrail_audit::NoteVerifier,
     // Dropped before the harness: the service holds connections to its database.
     _service: caretrail_http::testing::DemoService,
     _harness: caretrail_store::testing::Harness,
@@ -84,6 +87,7 @@ async fn start_service() -> Service {
         base: service.base.clone(),
         app: service.app.clone(),
         admin,
+        public_key: service.auditor.verifier().expect("a signing key"),
         _service: service,
         _harness: h,
     }
@@ -303,9 +307,14 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
     args.push(format!("--window-size={},{}", DESKTOP.0, DESKTOP.1));
     args.push("--lang=zh-CN".into());
+    // The export is downloaded into a directory of the test's own.
+    let downloads = tempfile::tempdir().unwrap();
     let caps = json!({
         "browserName": "chrome",
-        "goog:chromeOptions": { "binary": chromium, "args": args },
+        "goog:chromeOptions": { "binary": chromium, "args": args, "prefs": {
+            "download.default_directory": downloads.path(),
+            "download.prompt_for_download": false,
+        } },
         "goog:loggingPrefs": { "browser": "ALL" },
     });
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -488,6 +497,84 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
         b.until(view, &format!("return !document.querySelector('#view-{view}').hidden && !document.querySelector('#view-{view} .loading')")).await;
         b.check_view(view, "en").await;
     }
+
+    // Long operations, in the auditor's view: a rebuild of the read models, its progress
+    // ending in success ...
+    b.click("nav a[data-view=audit]").await;
+    b.until(
+        "the operations",
+        "return !document.querySelector('#ops').hidden && !document.querySelector('#op-rebuild-box').hidden",
+    )
+    .await;
+    b.click("#op-rebuild").await;
+    b.until(
+        "the rebuild's success",
+        "return document.querySelector('#op-rebuild-status').classList.contains('good')",
+    )
+    .await;
+    let status = b.text("#op-rebuild-status").await;
+    assert!(status.starts_with("✓ Rebuilt"), "{status}");
+    assert_eq!(
+        b.js("return document.querySelector('#op-rebuild-progress').value")
+            .await,
+        json!(100)
+    );
+    assert_eq!(b.text("#op-rebuild-pct").await, "100%");
+    // ... and an export of the audit log, downloaded through the page.
+    let head = service.app.store().head().await.unwrap().position;
+    let name = format!("caretrail-export-{head}.jsonl");
+    b.click("#op-export").await;
+    b.until(
+        "the export's download link",
+        "return !!document.querySelector('#op-export-link')",
+    )
+    .await;
+    assert_eq!(b.text("#op-export-link").await, format!("Download {name}"));
+    let exported = b.text("#op-export-status").await;
+    assert!(
+        exported.starts_with(&format!("✓ Exported: {head} events")),
+        "{exported}"
+    );
+    b.js("document.querySelector('#ops').scrollIntoView(); return true")
+        .await;
+    b.check_view("operations", "en").await;
+    b.click("#op-export-link").await;
+    b.until(
+        "the downloaded file",
+        "return !!document.querySelector('#op-export-link[data-downloaded]')",
+    )
+    .await;
+    let file = downloads.path().join(&name);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !file.is_file() {
+        assert!(Instant::now() < deadline, "{name} was not downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let report = caretrail_audit::verify_file(
+        std::io::BufReader::new(std::fs::File::open(&file).unwrap()),
+        &service.public_key,
+        &caretrail_audit::VerifyOptions::default(),
+        &mut |_, _| {},
+    )
+    .expect("the downloaded export verifies");
+    assert_eq!(report.events, head);
+    b.no_errors("operations").await;
+    // Back in Chinese, the results are told in Chinese.
+    b.click("#lang").await;
+    b.until(
+        "Chinese",
+        "return document.documentElement.lang === 'zh-CN'",
+    )
+    .await;
+    b.until(
+        "the audit view in Chinese",
+        "return document.querySelector('#op-rebuild-status').innerText.startsWith('✓ 重建完成')",
+    )
+    .await;
+    assert_eq!(b.text("#op-export-link").await, format!("已下载 {name}"));
+    b.js("document.querySelector('#ops').scrollIntoView(); return true")
+        .await;
+    b.check_view("operations", "zh").await;
     assert_eq!(b.js("return window.__sameLoad").await, json!(42));
     b.c.close().await.unwrap();
 }
