@@ -67,49 +67,54 @@ impl ReadSide {
             .live_version()
             .await
             .map_err(projection_error)?;
-        if let Some(hit) = self.answers.get(version, &key) {
-            return Ok(json_bytes(hit));
-        }
-        let value = compute().await?;
-        let bytes = Bytes::from(serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))?);
-        self.answers.put(version, key, bytes.clone());
-        Ok(json_bytes(bytes))
+        // One computation per key and table state: requests arriving while it runs wait for
+        // its answer instead of all running the same query (after each applied batch every
+        // open dashboard asks again at once).
+        let cell = self.answers.cell(version, key);
+        let bytes = cell
+            .get_or_try_init(|| async {
+                let value = compute().await?;
+                serde_json::to_vec(&value)
+                    .map(Bytes::from)
+                    .map_err(|e| ApiError::internal(&e))
+            })
+            .await?;
+        Ok(json_bytes(bytes.clone()))
     }
 }
 
-/// Serialized answers for one state of the live tables; a new state empties it.
+/// Answers for one state of the live tables; a newer state empties it.
 #[derive(Default)]
 struct AnswerCache {
     inner: std::sync::Mutex<Answers>,
 }
 
-/// The table state the answers were computed at, and the answers by key.
-type Answers = (Option<(i64, u64)>, HashMap<String, Bytes>);
+/// The table state the answers are for, and each key's answer (filled by the first request).
+type Answers = (
+    Option<(i64, u64)>,
+    HashMap<String, Arc<tokio::sync::OnceCell<Bytes>>>,
+);
 
 /// Distinct answers kept per table state (regions × dates × views); beyond it the cache
 /// starts over rather than grow.
 const CACHED_ANSWERS: usize = 1024;
 
 impl AnswerCache {
-    fn get(&self, version: (i64, u64), key: &str) -> Option<Bytes> {
-        let inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        (inner.0 == Some(version))
-            .then(|| inner.1.get(key).cloned())
-            .flatten()
-    }
-
-    fn put(&self, version: (i64, u64), key: String, answer: Bytes) {
+    /// The cell holding `key`'s answer at `version`. A request for an older state than the
+    /// cache's (it read the version just before a batch was applied) gets a cell of its own
+    /// that nobody keeps.
+    fn cell(&self, version: (i64, u64), key: String) -> Arc<tokio::sync::OnceCell<Bytes>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         match inner.0 {
-            // Versions only move forward; an answer for an older state is not kept.
-            Some(v) if v > version => return,
+            Some(v) if v > version => return Arc::default(),
             Some(v) if v == version && inner.1.len() < CACHED_ANSWERS => {}
+            Some(v) if v == version && inner.1.contains_key(&key) => {}
             _ => {
                 inner.0 = Some(version);
                 inner.1.clear();
             }
         }
-        inner.1.insert(key, answer);
+        inner.1.entry(key).or_default().clone()
     }
 }
 
