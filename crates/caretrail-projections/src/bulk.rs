@@ -127,6 +127,15 @@ pub(crate) fn run(
     drop(rx);
     let _ = reader.join();
     outcome?;
+    if own {
+        // The deferred indexes, on this connection: it maps nothing, and with a 16 MiB cache
+        // SQLite's sorter spills to temporary files beyond that instead of holding a whole
+        // index in memory. (The runner's own call afterwards finds them and does nothing.)
+        conn.execute_batch("PRAGMA cache_size = -16384;")?;
+        model::create_indexes(&mut Conn::Lite(&mut conn), generation)
+            .now_or_never()
+            .ok_or_else(|| ProjectionError::Worker("index build did not complete".into()))??;
+    }
     if !own {
         applier.forget();
     }
