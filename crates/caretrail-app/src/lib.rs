@@ -208,7 +208,9 @@ impl App {
             return Ok(done);
         }
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(command, meta, expected).await {
+            // The first attempt trusts that a stream the command creates does not exist yet
+            // (one read fewer per creation); a conflict sends the next attempt to read it.
+            match self.attempt(command, meta, expected, attempt == 1).await {
                 Err(AppError::Store(e)) if e.is_conflict() => {
                     tracing::debug!(attempt, "conflict; deciding again on fresh state");
                     // A concurrent retry of this very command may have won.
@@ -243,7 +245,13 @@ impl App {
         command: &Command,
         meta: &CommandMeta,
         expected: Option<u64>,
+        optimistic: bool,
     ) -> Result<AppendResult, AppError> {
+        let created = if optimistic && expected.is_none() {
+            caretrail_domain::stream_created(command)
+        } else {
+            None
+        };
         let mut states = States::new();
         let mut versions: HashMap<StreamName, u64> = HashMap::new();
         let primary = streams_to_load(command, &states).first().copied();
@@ -256,6 +264,11 @@ impl App {
                 break;
             }
             for stream in wanted {
+                if created == Some(stream) {
+                    versions.insert(stream, 0);
+                    states.insert(stream, State::initial(stream.category));
+                    continue;
+                }
                 let (version, state) = self.load(&stream).await?;
                 versions.insert(stream, version);
                 states.insert(stream, state);

@@ -77,6 +77,25 @@ fn loaded<T>(r: Result<T, Rejection>) -> Option<T> {
     r.ok()
 }
 
+/// The stream a command creates, for the commands whose first event starts a new stream (a
+/// registration, an appointment, an assignment, a visit, an issue). A handler may decide such a
+/// command on that stream's initial state without reading it, appending with "no stream yet"
+/// as the expectation: if the stream exists after all, the append conflicts and the handler
+/// reads it and decides again, reaching the same answer as if it had read first.
+pub fn stream_created(command: &Command) -> Option<StreamName> {
+    use Category as C;
+    use Command as K;
+    Some(match command {
+        K::RegisterModelWorker(c) => s(C::ModelWorker, c.model_worker_id),
+        K::AppointDirector(c) => s(C::Director, c.director_id),
+        K::RegisterBody(c) => s(C::Body, c.body_id),
+        K::AssignPair(c) => s(C::Pairing, c.pairing_id),
+        K::RecordVisit(c) => s(C::Visit, c.visit_id),
+        K::RaiseIssue(c) => s(C::Issue, c.issue_id),
+        _ => return None,
+    })
+}
+
 /// The streams a command reads, given the states loaded so far. Call it again after loading
 /// until it names no stream that is not loaded yet (two rounds at most): a stream that follows
 /// from another's state (e.g. the pairing a dying model worker is in) appears in the second.

@@ -61,7 +61,7 @@ pub mod upcast;
 pub mod vocab;
 
 pub use command::{Command, CommandParseError};
-pub use decide::{Actor, Context, Decision, Policy, decide, streams_to_load};
+pub use decide::{Actor, Context, Decision, Policy, decide, stream_created, streams_to_load};
 pub use event::Event;
 pub use ids::*;
 pub use money::{Fen, MoneyError};

@@ -46,6 +46,13 @@ pub const BULK_BATCH: usize = 20_000;
 /// Most events per transaction while following the log live.
 pub const LIVE_BATCH: usize = 2_000;
 
+/// The shortest time between two live batches. Under a steady command load the log grows by a
+/// few events per millisecond; applying them as they come meant one write transaction every
+/// few events, each taking SQLite's single write lock from the command writer. Waiting this
+/// long after a small batch lets the next one gather what arrives meanwhile; the dashboards
+/// lag by at most this much more.
+pub const LIVE_PACE: Duration = Duration::from_millis(20);
+
 /// A rebuild stops batching and switches once it is this close to the head.
 const SWITCH_DISTANCE: u64 = 2_000;
 
@@ -383,11 +390,15 @@ impl Projector {
                             None => break,
                         }
                     }
+                    let full = batch.len() >= LIVE_BATCH;
                     let decoded = batch
                         .into_iter()
                         .map(model::decode)
                         .collect::<Result<Vec<_>>>()?;
                     self.apply_live(decoded).await?;
+                    if !full {
+                        tokio::time::sleep(LIVE_PACE).await;
+                    }
                 }
             };
             tokio::select! {
