@@ -835,6 +835,7 @@
       checkpoint = null;
       fill(cpEl, h("p", { class: "muted" }, e.status === 404 ? t("audit.none") : problemText(e.problem)));
       fill($("#audit-result"));
+      verdict = null;
       return;
     }
     const kv = (k, v) => [h("dt", {}, t(k)), h("dd", {}, v)];
@@ -846,37 +847,48 @@
 
   // Checks the checkpoint's note and signature, then the inclusion proofs of the first and
   // last events and a few in between against its root, all in this browser.
+  // The last verification verdict as a function of the language, so that switching language
+  // re-renders it instead of leaving it in the old one.
+  let verdict = null;
+  function showVerdict(cls, text) { verdict = { cls, text }; renderVerdict(); }
+  function renderVerdict() {
+    const result = $("#audit-result");
+    if (!verdict || !result) return;
+    result.className = verdict.cls;
+    result.textContent = verdict.text();
+  }
+
   async function verify() {
     const cp = checkpoint;
     if (!cp) return;
-    const result = $("#audit-result"), bar = $("#audit-progress");
+    const bar = $("#audit-progress");
     const n = cp.tree_size;
     const picks = [...new Set([1, n, Math.ceil(n / 2), ...Array.from({ length: 5 }, () => 1 + Math.floor(Math.random() * n))])].filter((p) => p >= 1 && p <= n).sort((a, b) => a - b);
     bar.hidden = false; bar.max = picks.length + 1; bar.value = 0;
-    result.className = "verdict";
-    const fail = (why) => { result.className = "verdict bad"; result.textContent = t("audit.bad", { why }); };
+    // `why` is a function too: the reason is rendered in whatever language is current.
+    const fail = (why) => showVerdict("verdict bad", () => t("audit.bad", { why: why() }));
     try {
-      result.textContent = t("audit.checking", { i: 0, n: picks.length });
+      showVerdict("verdict", () => t("audit.checking", { i: 0, n: picks.length }));
       const note = await Merkle.checkNote(cp);
       bar.value = 1;
-      if (!note.body) return fail(t("audit.bad_note"));
-      if (note.signature === "bad") return fail(t("audit.bad_sig"));
+      if (!note.body) return fail(() => t("audit.bad_note"));
+      if (note.signature === "bad") return fail(() => t("audit.bad_sig"));
       for (const [i, pos] of picks.entries()) {
-        result.textContent = t("audit.checking", { i: i + 1, n: picks.length });
+        showVerdict("verdict", () => t("audit.checking", { i: i + 1, n: picks.length }));
         const [leaf, proof] = await Promise.all([
           api(`/api/v1/audit/leaf/${pos}`),
           api(`/api/v1/audit/proof/inclusion?position=${pos}&tree_size=${n}`),
         ]);
         const lh = await Merkle.leafHash(leaf.encoding);
-        if (Merkle.hex(lh) !== proof.leaf_hash) return fail(t("audit.bad_proof", { p: pos }));
+        if (Merkle.hex(lh) !== proof.leaf_hash) return fail(() => t("audit.bad_proof", { p: pos }));
         const root = await Merkle.rootFromInclusion(pos - 1, n, lh, proof.proof.map(Merkle.unhex));
-        if (!root || Merkle.hex(root) !== cp.root_hash) return fail(t("audit.bad_proof", { p: pos }));
+        if (!root || Merkle.hex(root) !== cp.root_hash) return fail(() => t("audit.bad_proof", { p: pos }));
         bar.value = i + 2;
       }
-      result.className = "verdict good";
-      result.textContent = t("audit.ok", { n: picks.length, s: note.signature === "ok" ? t("audit.sig_ok") : t("audit.sig_unsupported") });
+      const sig = note.signature;
+      showVerdict("verdict good", () => t("audit.ok", { n: picks.length, s: sig === "ok" ? t("audit.sig_ok") : t("audit.sig_unsupported") }));
     } catch (e) {
-      fail(e.problem ? problemText(e.problem) : String(e));
+      fail(() => (e.problem ? problemText(e.problem) : String(e)));
     } finally {
       bar.hidden = true;
     }
@@ -1192,6 +1204,7 @@
     renderWho();
     renderAsOfNote();
     renderOps();
+    renderVerdict();
     if (S.live) setLive(!$("#live").classList.contains("off"));
     const form = $("#record-forms form");
     if (form && !$("#view-record").hidden) {

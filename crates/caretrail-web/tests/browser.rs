@@ -572,6 +572,12 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
     )
     .await;
     assert_eq!(b.text("#op-export-link").await, format!("已下载 {name}"));
+    // The verification verdict follows the language switch too.
+    b.until(
+        "the verification verdict in Chinese",
+        "return document.querySelector('#audit-result').innerText.startsWith('✓ 验证通过')",
+    )
+    .await;
     b.js("document.querySelector('#ops').scrollIntoView(); return true")
         .await;
     b.check_view("operations", "zh").await;
