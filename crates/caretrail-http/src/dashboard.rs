@@ -57,10 +57,11 @@ impl ReadSide {
     /// route, the raw query and the business date "today" resolves to, so every parameter
     /// (region, `as_of`, replays) keys its own answer. Only views without personal data and
     /// identical for every role allowed to read them use it.
-    async fn answer<F, Fut>(&self, key: String, compute: F) -> ApiResult<Response>
+    async fn answer<T, F, Fut>(&self, key: String, compute: F) -> ApiResult<Response>
     where
+        T: Serialize,
         F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = ApiResult<Value>>,
+        Fut: std::future::Future<Output = ApiResult<T>>,
     {
         let version = self
             .projector
@@ -298,11 +299,9 @@ pub async fn overview(
     read_side(&state)?
         .answer(answer_key(&uri, today), || async {
             let m = models(&state, &principal, &q).await?;
-            let o = m
-                .overview(today, &q.region())
+            m.overview(today, &q.region())
                 .await
-                .map_err(projection_error)?;
-            json(o).map(|Json(v)| v)
+                .map_err(projection_error)
         })
         .await
 }
@@ -473,11 +472,9 @@ pub async fn issue_summary(
     read_side(&state)?
         .answer(answer_key(&uri, today), || async {
             let m = models(&state, &principal, &q).await?;
-            let s = m
-                .issue_summary(today, &q.region())
+            m.issue_summary(today, &q.region())
                 .await
-                .map_err(projection_error)?;
-            json(s).map(|Json(v)| v)
+                .map_err(projection_error)
         })
         .await
 }

@@ -55,6 +55,8 @@ pub(crate) struct Bulk {
     pub checkpoint: u64,
     /// False when another process wrote the checkpoint: the applier's cache is stale.
     pub own: bool,
+    /// Time spent building the deferred indexes (0 when another process took over).
+    pub index_seconds: f64,
 }
 
 /// Applies the log to `generation` from `start` until the head is within `stop_within`
@@ -127,6 +129,7 @@ pub(crate) fn run(
     drop(rx);
     let _ = reader.join();
     outcome?;
+    let indexing = std::time::Instant::now();
     if own {
         // The deferred indexes, on this connection: it maps nothing, and with a 16 MiB cache
         // SQLite's sorter spills to temporary files beyond that instead of holding a whole
@@ -143,6 +146,7 @@ pub(crate) fn run(
         applier,
         checkpoint,
         own,
+        index_seconds: indexing.elapsed().as_secs_f64(),
     })
 }
 

@@ -677,54 +677,54 @@ impl Applier {
         old: NaiveDate,
         new: Option<NaiveDate>,
     ) -> Result<()> {
-        let t = sql::physical(self.generation, VisitRow::DEF.name);
-        let max =
-            |col: &str| format!("SELECT MAX(visited_on) FROM {t} WHERE {col} = ?1 AND voided = 0");
-        if let Some(p) = pairing {
-            let current = self.pair.get(p).map(|r| r.last_visit_on);
-            if let Some(current) = current {
-                let last = match settled_last_visit(current, old, new) {
-                    Some(last) => last,
-                    None => {
-                        self.visit.flush(conn, self.generation).await?;
-                        let rows = conn
-                            .fetch(
-                                &max("pairing_id"),
-                                &[Val::Text(p.to_string())],
-                                &[ColType::Text],
-                                &[ColType::Text],
-                            )
-                            .await?;
-                        first_date(rows)
-                    }
-                };
-                if let Some(row) = self.pair.get_mut(p) {
-                    row.last_visit_on = last;
-                    set_due(row);
-                }
+        if let Some(p) = pairing
+            && let Some(current) = self.pair.get(p).map(|r| r.last_visit_on)
+        {
+            let last = self
+                .latest_visit(conn, "pairing_id", p, current, old, new)
+                .await?;
+            if let Some(row) = self.pair.get_mut(p) {
+                row.last_visit_on = last;
+                set_due(row);
             }
         }
         if let Some(current) = self.mw.get(model_worker).map(|r| r.last_visit_on) {
-            let last = match settled_last_visit(current, old, new) {
-                Some(last) => last,
-                None => {
-                    self.visit.flush(conn, self.generation).await?;
-                    let rows = conn
-                        .fetch(
-                            &max("model_worker_id"),
-                            &[Val::Text(model_worker.to_string())],
-                            &[ColType::Text],
-                            &[ColType::Text],
-                        )
-                        .await?;
-                    first_date(rows)
-                }
-            };
+            let last = self
+                .latest_visit(conn, "model_worker_id", model_worker, current, old, new)
+                .await?;
             if let Some(row) = self.mw.get_mut(model_worker) {
                 row.last_visit_on = last;
             }
         }
         Ok(())
+    }
+
+    /// The latest unvoided visit date of the visits whose `column` is `id`, after one dated
+    /// `old` moved to `new`: settled from `current` when it can be, asked of the (flushed)
+    /// visit table otherwise.
+    async fn latest_visit(
+        &mut self,
+        conn: &mut Conn<'_>,
+        column: &str,
+        id: Uuid,
+        current: Option<NaiveDate>,
+        old: NaiveDate,
+        new: Option<NaiveDate>,
+    ) -> Result<Option<NaiveDate>> {
+        if let Some(last) = settled_last_visit(current, old, new) {
+            return Ok(last);
+        }
+        self.visit.flush(conn, self.generation).await?;
+        let t = sql::physical(self.generation, VisitRow::DEF.name);
+        let rows = conn
+            .fetch(
+                &format!("SELECT MAX(visited_on) FROM {t} WHERE {column} = ?1 AND voided = 0"),
+                &[Val::Text(id.to_string())],
+                &[ColType::Text],
+                &[ColType::Text],
+            )
+            .await?;
+        Ok(first_date(rows))
     }
 
     async fn apply(&mut self, conn: &mut Conn<'_>, env: &Envelope) -> Result<()> {
@@ -1193,9 +1193,9 @@ async fn write_timeline(
         batch
             .binary_search_by_key(&position, |e| e.position)
             .map(|i| &batch[i])
-            .map_err(|_| ProjectionError::Gap {
-                checkpoint: position,
-                next: position,
+            .map_err(|_| ProjectionError::Unreadable {
+                position,
+                reason: "a timeline entry names an event that is not in its batch".into(),
             })
     };
     if let Conn::Lite(c) = conn {

@@ -306,6 +306,22 @@ fn lite_val(v: rusqlite::types::ValueRef<'_>) -> Val {
     }
 }
 
+/// A sqlx query of `sql` with `vals` bound, NULLs typed by `types` (either sqlx backend).
+macro_rules! bound {
+    ($sql:expr, $vals:expr, $types:expr) => {{
+        let mut q = sqlx::query(sqlx::AssertSqlSafe($sql));
+        for (v, t) in $vals.iter().zip($types) {
+            q = match (v, t) {
+                (Val::Int(i), _) => q.bind(*i),
+                (Val::Text(s), _) => q.bind(s.clone()),
+                (Val::Null, ColType::Int) => q.bind(None::<i64>),
+                (Val::Null, ColType::Text) => q.bind(None::<String>),
+            };
+        }
+        q
+    }};
+}
+
 impl Conn<'_> {
     pub fn backend(&self) -> Backend {
         match self {
@@ -323,30 +339,14 @@ impl Conn<'_> {
                 let mut st = c.prepare_cached(&sql)?;
                 st.execute(rusqlite::params_from_iter(vals.iter()))? as u64
             }
-            Conn::Sqlite(c) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (v, t) in vals.iter().zip(types) {
-                    q = match (v, t) {
-                        (Val::Int(i), _) => q.bind(*i),
-                        (Val::Text(s), _) => q.bind(s.clone()),
-                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
-                        (Val::Null, ColType::Text) => q.bind(None::<String>),
-                    };
-                }
-                q.execute(&mut **c).await?.rows_affected()
-            }
-            Conn::Postgres(c) => {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (v, t) in vals.iter().zip(types) {
-                    q = match (v, t) {
-                        (Val::Int(i), _) => q.bind(*i),
-                        (Val::Text(s), _) => q.bind(s.clone()),
-                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
-                        (Val::Null, ColType::Text) => q.bind(None::<String>),
-                    };
-                }
-                q.execute(&mut **c).await?.rows_affected()
-            }
+            Conn::Sqlite(c) => bound!(sql, vals, types)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::Postgres(c) => bound!(sql, vals, types)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -362,16 +362,7 @@ impl Conn<'_> {
         let sql = self.backend().sql(sql);
         macro_rules! run {
             ($c:expr) => {{
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (v, t) in vals.iter().zip(types) {
-                    q = match (v, t) {
-                        (Val::Int(i), _) => q.bind(*i),
-                        (Val::Text(s), _) => q.bind(s.clone()),
-                        (Val::Null, ColType::Int) => q.bind(None::<i64>),
-                        (Val::Null, ColType::Text) => q.bind(None::<String>),
-                    };
-                }
-                let rows = q.fetch_all(&mut **$c).await?;
+                let rows = bound!(sql, vals, types).fetch_all(&mut **$c).await?;
                 let mut result = Vec::with_capacity(rows.len());
                 for row in rows {
                     let mut vals = Vec::with_capacity(out.len());
