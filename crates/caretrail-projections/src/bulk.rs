@@ -10,14 +10,14 @@
 //! in place). Memory stays bounded: at most two decoded batches wait in the channel, the row
 //! caches are trimmed to a constant, and each connection's page cache is capped.
 //!
-//! Exactly-once holds as on the generic path: each batch and the generation's checkpoint
-//! commit in one `BEGIN IMMEDIATE` transaction, and a checkpoint that is not the one this
-//! rebuild last wrote (another process building the same generation) ends the bulk phase; the
-//! generic runner then continues from the stored checkpoint.
+//! Exactly-once holds as on the generic path: the rows several batches changed and the
+//! generation's checkpoint commit in one `BEGIN IMMEDIATE` transaction, and a checkpoint that
+//! is not the one this rebuild last wrote (another process building the same generation) ends
+//! the bulk phase; the generic runner then continues from the stored checkpoint.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use caretrail_store::Database;
 use caretrail_store::sqlite::bulk as store_sql;
@@ -48,6 +48,35 @@ pub(crate) fn sqlite_file(db: &Database) -> Option<PathBuf> {
 /// How long either connection waits for the store's writer before giving up.
 const BUSY: Duration = Duration::from_secs(30);
 
+/// Events folded per transaction. Most events change a few long-lived rows (a director's
+/// last contact, a model worker's last visit); folding 100,000 of them before writing writes
+/// each such row once instead of once per read batch, which is most of a rebuild's writes.
+pub(crate) const COMMIT_EVENTS: usize = 100_000;
+
+/// Events per decoded batch handed from the reader to the applier. Transactions no longer
+/// follow read batches, so these stay small: at most three are alive at once (two queued, one
+/// being applied), and decoded events are the largest thing a rebuild holds.
+pub(crate) const READ_BATCH: usize = 4_096;
+
+/// How the bulk phase cuts the log: events per read batch and per transaction.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sizes {
+    pub read: usize,
+    pub commit: usize,
+}
+
+/// The longest one transaction holds SQLite's write lock, so appends made during a rebuild
+/// wait at most about this long (plus one batch) whatever the machine's speed.
+const COMMIT_AFTER: Duration = Duration::from_millis(400);
+
+/// The transaction the applier has open: since when, up to which position it has applied,
+/// and how many events.
+struct Transaction {
+    opened: Instant,
+    applied: u64,
+    events: usize,
+}
+
 /// What the bulk phase hands back to the runner.
 pub(crate) struct Bulk {
     pub applier: Applier,
@@ -60,21 +89,21 @@ pub(crate) struct Bulk {
 }
 
 /// Applies the log to `generation` from `start` until the head is within `stop_within`
-/// events, in batches of `batch`. Blocking: run it on a blocking thread.
+/// events, cut as `sizes` says. Blocking: run it on a blocking thread.
 pub(crate) fn run(
     path: PathBuf,
     generation: i64,
     mut applier: Applier,
     start: u64,
     stop_within: u64,
-    batch: usize,
+    sizes: Sizes,
 ) -> Result<Bulk> {
     let (tx, rx) = mpsc::sync_channel::<Result<Vec<Envelope>>>(2);
     let reader_path = path.clone();
     let reader = std::thread::Builder::new()
         .name("rebuild-reader".into())
         .spawn(move || {
-            if let Err(e) = read_loop(&reader_path, start, stop_within, batch, &tx) {
+            if let Err(e) = read_loop(&reader_path, start, stop_within, sizes.read, &tx) {
                 let _ = tx.send(Err(e));
             }
         })
@@ -98,33 +127,61 @@ pub(crate) fn run(
     let name = consumer_name(generation);
     let mut checkpoint = start;
     let mut own = true;
+    let mut open: Option<Transaction> = None;
     let outcome = (|| -> Result<()> {
         for events in rx.iter() {
             let events = events?;
             let Some(last) = events.last().map(|e| e.position) else {
                 continue;
             };
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let applied = apply_one(&mut conn, &name, checkpoint, &mut applier, &events, last);
-            match applied {
-                Ok(true) => conn.execute_batch("COMMIT")?,
-                Ok(false) => {
-                    conn.execute_batch("ROLLBACK")?;
-                    // Someone else is building this generation; let the generic runner go
-                    // on from what they committed.
-                    checkpoint = stored_checkpoint(&conn, &name)?;
-                    own = false;
-                    return Ok(());
+            let tx = match open.as_mut() {
+                Some(tx) => tx,
+                None => {
+                    conn.execute_batch("BEGIN IMMEDIATE")?;
+                    let stored = stored_checkpoint(&conn, &name)?;
+                    if stored != checkpoint {
+                        conn.execute_batch("ROLLBACK")?;
+                        // Someone else is building this generation; let the generic runner
+                        // go on from what they committed.
+                        checkpoint = stored;
+                        own = false;
+                        return Ok(());
+                    }
+                    open.insert(Transaction {
+                        opened: Instant::now(),
+                        applied: checkpoint,
+                        events: 0,
+                    })
                 }
-                Err(e) => {
-                    let _ = conn.execute_batch("ROLLBACK");
-                    return Err(e);
-                }
+            };
+            if events[0].position != tx.applied + 1 {
+                return Err(ProjectionError::Gap {
+                    checkpoint: tx.applied,
+                    next: events[0].position,
+                });
             }
-            checkpoint = last;
+            // On a direct connection the applier never waits: the first poll finishes it.
+            applier
+                .apply_events(&mut Conn::Lite(&mut conn), &events)
+                .now_or_never()
+                .ok_or_else(|| ProjectionError::Worker("bulk apply did not complete".into()))??;
+            tx.applied = last;
+            tx.events += events.len();
+            if tx.events >= sizes.commit || tx.opened.elapsed() >= COMMIT_AFTER {
+                commit(&mut conn, &name, &mut applier, last)?;
+                checkpoint = last;
+                open = None;
+            }
+        }
+        if let Some(tx) = open.take() {
+            commit(&mut conn, &name, &mut applier, tx.applied)?;
+            checkpoint = tx.applied;
         }
         Ok(())
     })();
+    if outcome.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
     // Dropping the receiver stops the reader at its next send.
     drop(rx);
     let _ = reader.join();
@@ -157,35 +214,24 @@ fn stored_checkpoint(conn: &rusqlite::Connection, name: &str) -> Result<u64> {
         .unwrap_or(0) as u64)
 }
 
-/// Applies one batch inside the caller's transaction and advances the checkpoint to `last`;
-/// `false` when the stored checkpoint is not `checkpoint` (nothing was written).
-fn apply_one(
+/// Writes what the open transaction's batches changed, advances the checkpoint to `last` and
+/// commits.
+fn commit(
     conn: &mut rusqlite::Connection,
     name: &str,
-    checkpoint: u64,
     applier: &mut Applier,
-    events: &[Envelope],
     last: u64,
-) -> Result<bool> {
-    if stored_checkpoint(conn, name)? != checkpoint {
-        return Ok(false);
-    }
-    if events[0].position != checkpoint + 1 {
-        return Err(ProjectionError::Gap {
-            checkpoint,
-            next: events[0].position,
-        });
-    }
-    // On a direct connection the applier never waits: the first poll finishes it.
+) -> Result<()> {
     applier
-        .apply_batch(&mut Conn::Lite(conn), events)
+        .flush(&mut Conn::Lite(conn))
         .now_or_never()
-        .ok_or_else(|| ProjectionError::Worker("bulk apply did not complete".into()))??;
+        .ok_or_else(|| ProjectionError::Worker("bulk flush did not complete".into()))??;
     conn.execute(
         store_sql::WRITE_CHECKPOINT,
         params![name, last as i64, chrono::Utc::now().timestamp_micros()],
     )?;
-    Ok(true)
+    conn.execute_batch("COMMIT")?;
+    Ok(())
 }
 
 /// Reads and decodes batches until the head is within `stop_within` of what was read.

@@ -159,19 +159,15 @@ table! {
 }
 
 table! {
-    /// One event in a model worker's care timeline.
+    /// One event in a model worker's care timeline: only where it is in the log and whose
+    /// timeline it belongs to. What the event was, who recorded it and when are read from the
+    /// log itself at query time, so the timeline (one row for most events) stays a narrow
+    /// append of two columns and the log stays the one copy of them.
     /// Keyed by position (one timeline row per event at most): rows arrive in key order, so
     /// a rebuild appends to the table instead of inserting all over it.
     TimelineRow = "timeline", key [position], indexes [[model_worker_id, position]], additive = false, {
         position: i64,
         model_worker_id: Uuid,
-        event_id: Uuid,
-        event_type: String,
-        stream_id: String,
-        business_date: Option<NaiveDate>,
-        recorded_at_us: i64,
-        actor_id: String,
-        actor_role: String,
     }
 }
 
@@ -529,17 +525,23 @@ impl Applier {
 
     /// Applies a batch in log order and writes the result (not the checkpoint) in `conn`.
     pub async fn apply_batch(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
+        self.apply_events(conn, batch).await?;
+        self.flush(conn).await
+    }
+
+    /// Applies a batch in log order, keeping changed rows in memory: only the timeline (an
+    /// append) and rows a handler must read back are written. Several batches may be applied
+    /// before one [`Applier::flush`], so a row changed by each of them is written once; the
+    /// caller's transaction and checkpoint must then span all of them.
+    pub async fn apply_events(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
         self.prefetch(conn, batch).await?;
         for env in batch {
             self.apply(conn, env).await?;
         }
-        self.flush(conn, batch).await?;
-        self.mw.trim(CACHE_LIMIT);
-        self.dir.trim(CACHE_LIMIT);
-        self.body.trim(CACHE_LIMIT);
-        self.pair.trim(CACHE_LIMIT);
-        self.visit.trim(CACHE_LIMIT);
-        self.issue.trim(CACHE_LIMIT);
+        let timeline = std::mem::take(&mut self.timeline);
+        write_timeline(conn, self.generation, &timeline).await?;
+        self.timeline = timeline;
+        self.timeline.clear();
         Ok(())
     }
 
@@ -1155,8 +1157,8 @@ impl Applier {
         Ok(())
     }
 
-    /// Writes every dirty row and every aggregate delta.
-    async fn flush(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
+    /// Writes every dirty row and every aggregate delta, then bounds the row caches.
+    pub async fn flush(&mut self, conn: &mut Conn<'_>) -> Result<()> {
         let g = self.generation;
         self.mw.flush(conn, g).await?;
         self.dir.flush(conn, g).await?;
@@ -1164,80 +1166,54 @@ impl Applier {
         self.pair.flush(conn, g).await?;
         self.visit.flush(conn, g).await?;
         self.issue.flush(conn, g).await?;
-        let timeline = std::mem::take(&mut self.timeline);
-        write_timeline(conn, g, batch, &timeline).await?;
         let mut months: Vec<MonthRow> = std::mem::take(&mut self.months).into_values().collect();
         months.sort_by(|a, b| (&a.month, &a.county_code).cmp(&(&b.month, &b.county_code)));
         sql::upsert(conn, g, &months).await?;
         let mut years: Vec<YearRow> = std::mem::take(&mut self.years).into_values().collect();
         years.sort_by_key(|y| (y.director_id, y.year));
         sql::upsert(conn, g, &years).await?;
+        self.mw.trim(CACHE_LIMIT);
+        self.dir.trim(CACHE_LIMIT);
+        self.body.trim(CACHE_LIMIT);
+        self.pair.trim(CACHE_LIMIT);
+        self.visit.trim(CACHE_LIMIT);
+        self.issue.trim(CACHE_LIMIT);
         Ok(())
     }
 }
 
 /// Writes the timeline rows of a batch. On a direct SQLite connection each row is bound
-/// straight from its event (the rebuild writes one such row per event, so copies show);
-/// elsewhere rows are built and upserted like every other table.
+/// without building it (a rebuild writes one for most events); elsewhere rows are upserted like
+/// every other table.
 async fn write_timeline(
     conn: &mut Conn<'_>,
     generation: i64,
-    batch: &[Envelope],
     entries: &[(u64, Uuid)],
 ) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
-    // Positions increase along a batch (which may skip some, as a business-date replay does).
-    let event = |position: u64| {
-        batch
-            .binary_search_by_key(&position, |e| e.position)
-            .map(|i| &batch[i])
-            .map_err(|_| ProjectionError::Unreadable {
-                position,
-                reason: "a timeline entry names an event that is not in its batch".into(),
-            })
-    };
     if let Conn::Lite(c) = conn {
         let t = sql::physical(generation, TimelineRow::DEF.name);
         let mut st = c.prepare_cached(&format!(
-            "INSERT INTO {t} (position, model_worker_id, event_id, event_type, stream_id, \
-             business_date, recorded_at_us, actor_id, actor_role) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING"
+            "INSERT INTO {t} (position, model_worker_id) VALUES (?, ?) \
+             ON CONFLICT (position) DO NOTHING"
         ))?;
-        let (mut mw_buf, mut id_buf) = (Uuid::encode_buffer(), Uuid::encode_buffer());
+        let mut buf = Uuid::encode_buffer();
         for &(position, mw) in entries {
-            let e = event(position)?;
-            st.raw_bind_parameter(1, e.position as i64)?;
-            st.raw_bind_parameter(2, &*mw.as_hyphenated().encode_lower(&mut mw_buf))?;
-            st.raw_bind_parameter(3, &*e.event_id.as_hyphenated().encode_lower(&mut id_buf))?;
-            st.raw_bind_parameter(4, e.event_type.as_str())?;
-            st.raw_bind_parameter(5, e.stream_id.as_str())?;
-            st.raw_bind_parameter(6, e.business_date.map(|d| d.to_string()))?;
-            st.raw_bind_parameter(7, e.recorded_at_us)?;
-            st.raw_bind_parameter(8, e.actor_id.as_str())?;
-            st.raw_bind_parameter(9, e.actor_role.as_str())?;
+            st.raw_bind_parameter(1, position as i64)?;
+            st.raw_bind_parameter(2, &*mw.as_hyphenated().encode_lower(&mut buf))?;
             st.raw_execute()?;
         }
         return Ok(());
     }
     let rows: Vec<TimelineRow> = entries
         .iter()
-        .map(|&(position, model_worker_id)| {
-            let e = event(position)?;
-            Ok(TimelineRow {
-                position: e.position as i64,
-                model_worker_id,
-                event_id: e.event_id,
-                event_type: e.event_type.clone(),
-                stream_id: e.stream_id.clone(),
-                business_date: e.business_date,
-                recorded_at_us: e.recorded_at_us,
-                actor_id: e.actor_id.clone(),
-                actor_role: e.actor_role.clone(),
-            })
+        .map(|&(position, model_worker_id)| TimelineRow {
+            position: position as i64,
+            model_worker_id,
         })
-        .collect::<Result<_>>()?;
+        .collect();
     sql::upsert(conn, generation, &rows).await
 }
 

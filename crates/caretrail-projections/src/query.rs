@@ -12,7 +12,9 @@
 use caretrail_app::KeyRing;
 use caretrail_app::view::Access;
 use caretrail_domain::{RegionCode, Sealed};
-use caretrail_store::Database;
+use std::sync::Arc;
+
+use caretrail_store::{Database, EventStore};
 use chrono::{Datelike, Days, NaiveDate};
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
@@ -23,11 +25,23 @@ use crate::runner::read_meta;
 use crate::sql::{ColType, Conn, Val, physical};
 
 /// Handle on a set of read-model tables: the live ones (following the generation pointer) or
-/// a fixed generation (an as-of replay's scratch database).
-#[derive(Clone, Debug)]
+/// a fixed generation (an as-of replay's scratch database), and the log they were built from
+/// (the timeline keeps positions and reads the events themselves from it).
+#[derive(Clone)]
 pub struct ReadModels {
     db: Database,
     fixed: Option<i64>,
+    log: Arc<dyn EventStore>,
+}
+
+impl std::fmt::Debug for ReadModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadModels")
+            .field("db", &self.db)
+            .field("fixed", &self.fixed)
+            .field("log", &self.log.backend())
+            .finish()
+    }
 }
 
 enum ReadTx {
@@ -629,15 +643,21 @@ fn status_of(
 }
 
 impl ReadModels {
-    /// The live read models in `db`.
-    pub fn live(db: Database) -> ReadModels {
-        ReadModels { db, fixed: None }
+    /// The live read models beside `store`'s log.
+    pub fn live(store: Arc<dyn EventStore>) -> ReadModels {
+        ReadModels {
+            db: store.database(),
+            fixed: None,
+            log: store,
+        }
     }
 
-    pub(crate) fn fixed(db: Database, generation: i64) -> ReadModels {
+    /// One generation in `db` (a replay's scratch database), built from `log`.
+    pub(crate) fn fixed(db: Database, generation: i64, log: Arc<dyn EventStore>) -> ReadModels {
         ReadModels {
             db,
             fixed: Some(generation),
+            log,
         }
     }
 
@@ -963,19 +983,30 @@ impl ReadModels {
         let id2 = q2.text(model_worker_id.to_string());
         let after_p = q2.int(after);
         let l = q2.int(i64::from(page.limit) + 1);
-        let events = q2
+        let positions = q2
             .fetch(
                 &mut conn,
                 &format!(
-                    "SELECT position, event_id, event_type, stream_id, business_date, \
-                     recorded_at_us, actor_id, actor_role FROM {timeline} \
+                    "SELECT position FROM {timeline} \
                      WHERE model_worker_id = {id2} AND position > {after_p} \
                      ORDER BY position LIMIT {l}"
                 ),
-                &[I, T, T, T, T, I, T, T],
+                &[I],
             )
             .await?;
         drop(tx);
+        let positions: Vec<u64> = positions.iter().map(|r| int(&r[0]) as u64).collect();
+        let events = self.log.read_positions(&positions).await?;
+        if let Some(&missing) = positions
+            .iter()
+            .find(|p| !events.iter().any(|e| e.position == **p))
+        {
+            // The read models were built from this log, so every position they hold is in it.
+            return Err(ProjectionError::Unreadable {
+                position: missing,
+                reason: "the timeline names an event the log does not hold".into(),
+            });
+        }
         let mut history = Vec::new();
         for p in pairings {
             history.push(PairingHistory {
@@ -990,17 +1021,16 @@ impl ReadModels {
             });
         }
         let mut entries: Vec<TimelineEntry> = events
-            .iter()
+            .into_iter()
             .map(|e| TimelineEntry {
-                position: int(&e[0]),
-                event_id: uuid(&e[1]).unwrap_or_default(),
-                event_type: text(&e[2]).unwrap_or_default(),
-                stream_id: text(&e[3]).unwrap_or_default(),
-                business_date: date(&e[4]),
-                recorded_at: chrono::DateTime::from_timestamp_micros(int(&e[5]))
-                    .unwrap_or_default(),
-                actor_id: text(&e[6]).unwrap_or_default(),
-                actor_role: text(&e[7]).unwrap_or_default(),
+                position: e.position as i64,
+                event_id: e.event_id,
+                event_type: e.event_type,
+                stream_id: e.stream_id,
+                business_date: e.business_date,
+                recorded_at: e.recorded_at,
+                actor_id: e.actor_id,
+                actor_role: e.actor_role,
             })
             .collect();
         let more = entries.len() > page.limit as usize;

@@ -95,7 +95,7 @@ pub async fn replay(store: Arc<dyn EventStore>, as_of: AsOf) -> Result<Replayed>
         model::create_indexes(&mut Conn::Sqlite(&mut c), 0).await?;
     }
     Ok(Replayed {
-        read_models: ReadModels::fixed(Database::Sqlite(pool), 0),
+        read_models: ReadModels::fixed(Database::Sqlite(pool), 0, store),
         position: up_to,
     })
 }

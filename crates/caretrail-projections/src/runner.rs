@@ -38,7 +38,7 @@ use crate::sql::{Backend, ColType, Conn, PoolConn, Val};
 pub const PROJECTION: &str = "dashboards";
 
 /// Bump when the handlers or tables change: a runner that finds another version rebuilds.
-pub const CODE_VERSION: i64 = 2;
+pub const CODE_VERSION: i64 = 3;
 
 /// Events per transaction while catching up or rebuilding.
 pub const BULK_BATCH: usize = 20_000;
@@ -159,6 +159,8 @@ pub struct Projector {
     db: Database,
     live: Mutex<Option<Slot>>,
     bulk_batch: usize,
+    /// Events per transaction of the SQLite bulk rebuild.
+    bulk_commit: usize,
 }
 
 impl Projector {
@@ -193,12 +195,14 @@ impl Projector {
             db,
             live: Mutex::new(None),
             bulk_batch: BULK_BATCH,
+            bulk_commit: crate::bulk::COMMIT_EVENTS,
         })
     }
 
-    /// Sets the events per transaction for catch-up and rebuild (benchmarks vary it).
+    /// Sets the events per transaction for catch-up and rebuild (tests make them small).
     pub fn with_bulk_batch(mut self, n: usize) -> Self {
         self.bulk_batch = n.max(1);
+        self.bulk_commit = n.max(1);
         self
     }
 
@@ -208,7 +212,7 @@ impl Projector {
 
     /// The live read models, for queries.
     pub fn read_models(&self) -> ReadModels {
-        ReadModels::live(self.db.clone())
+        ReadModels::live(self.store.clone())
     }
 
     pub async fn meta(&self) -> Result<Meta> {
@@ -528,9 +532,12 @@ impl Projector {
         let mut bulk_index_seconds = 0.0;
         if let Some(path) = crate::bulk::sqlite_file(&self.db) {
             let applier = std::mem::replace(&mut slot.applier, Applier::new(generation, false));
-            let batch = self.bulk_batch;
+            let sizes = crate::bulk::Sizes {
+                read: self.bulk_batch.min(crate::bulk::READ_BATCH),
+                commit: self.bulk_commit,
+            };
             let bulk = tokio::task::spawn_blocking(move || {
-                crate::bulk::run(path, generation, applier, start, SWITCH_DISTANCE, batch)
+                crate::bulk::run(path, generation, applier, start, SWITCH_DISTANCE, sizes)
             })
             .await
             .map_err(|e| ProjectionError::Worker(e.to_string()))??;

@@ -26,6 +26,10 @@ pub enum StoreError {
     #[error("invalid append: {0}")]
     InvalidAppend(String),
 
+    /// A read asked for more than one call answers (the message names the bound).
+    #[error("invalid read: {0}")]
+    InvalidRead(String),
+
     /// A stream id that cannot be stored.
     #[error("invalid stream id: {0}")]
     InvalidStreamId(String),

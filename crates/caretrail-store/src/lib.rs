@@ -36,6 +36,21 @@ pub use types::{
 };
 pub use writer::{GroupCommit, LogNotifier};
 
+/// Most positions one [`EventStore::read_positions`] call reads (a timeline page is at most
+/// 501).
+pub const MAX_POSITIONS: usize = 1_000;
+
+/// Refuses a positions read beyond [`MAX_POSITIONS`].
+pub(crate) fn check_positions(positions: &[u64]) -> Result<()> {
+    if positions.len() > MAX_POSITIONS {
+        return Err(StoreError::InvalidRead(format!(
+            "{} positions asked, at most {MAX_POSITIONS} per read",
+            positions.len()
+        )));
+    }
+    Ok(())
+}
+
 /// Tuning that works without configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
@@ -80,6 +95,11 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// One page of the global log (see [`LogQuery`]).
     async fn read_log(&self, query: &LogQuery) -> Result<Vec<RecordedEvent>>;
+
+    /// The events at `positions` (at most [`MAX_POSITIONS`]), in log order; positions with no
+    /// event are left out. Read models keep only positions where they point at the log (the
+    /// care timeline), so a read model row stays small and the log stays the one copy.
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>>;
 
     /// The head as stored now.
     async fn head(&self) -> Result<Head>;

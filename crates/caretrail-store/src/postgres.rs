@@ -407,6 +407,26 @@ impl EventStore for PgStore {
         rows.iter().map(decode).collect()
     }
 
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+        crate::check_positions(positions)?;
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<i64> = positions
+            .iter()
+            .map(|&p| i64::try_from(p).unwrap_or(i64::MAX))
+            .collect();
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM events WHERE position = ANY($1) ORDER BY position"
+        ))
+        .bind(list)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
     async fn head(&self) -> Result<Head> {
         read_head(&self.pool).await
     }

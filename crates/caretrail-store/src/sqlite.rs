@@ -46,15 +46,25 @@ macro_rules! columns {
 /// are validated to hold no control characters, payloads are valid JSON (which escapes them),
 /// ids and hashes are hex, dates and numbers are digits.
 macro_rules! packed {
+    (@select) => {
+        "SELECT group_concat(concat_ws(char(31), \
+           position, stream_id, stream_version, hex(event_id), event_type, schema_version, \
+           data, actor_id, actor_role, COALESCE(hex(command_id), ''), \
+           COALESCE(hex(correlation_id), ''), COALESCE(hex(causation_id), ''), \
+           COALESCE(business_date, ''), recorded_at, hex(leaf_hash)), \
+           char(30) ORDER BY position) "
+    };
+    (@positions) => {
+        concat!(
+            packed!(@select),
+            "FROM (SELECT * FROM events WHERE position IN (SELECT value FROM json_each(?1)) \
+             ORDER BY position)"
+        )
+    };
     ($filter:literal) => {
         concat!(
-            "SELECT group_concat(concat_ws(char(31), \
-               position, stream_id, stream_version, hex(event_id), event_type, schema_version, \
-               data, actor_id, actor_role, COALESCE(hex(command_id), ''), \
-               COALESCE(hex(correlation_id), ''), COALESCE(hex(causation_id), ''), \
-               COALESCE(business_date, ''), recorded_at, hex(leaf_hash)), \
-               char(30) ORDER BY position) \
-             FROM (SELECT * FROM events WHERE position > ?1 AND position <= ?2",
+            packed!(@select),
+            "FROM (SELECT * FROM events WHERE position > ?1 AND position <= ?2",
             $filter,
             " ORDER BY position LIMIT ?3)"
         )
@@ -494,6 +504,22 @@ impl EventStore for SqliteStore {
             query = query.bind(list);
         }
         match query.fetch_one(&self.pool).await? {
+            None => Ok(Vec::new()),
+            Some(packed) => unpack(&packed),
+        }
+    }
+
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
+        crate::check_positions(positions)?;
+        if positions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = serde_json::to_string(positions).expect("numbers serialise");
+        let packed: Option<String> = sqlx::query_scalar(packed!(@positions))
+            .bind(list)
+            .fetch_one(&self.pool)
+            .await?;
+        match packed {
             None => Ok(Vec::new()),
             Some(packed) => unpack(&packed),
         }

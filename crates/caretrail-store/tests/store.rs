@@ -46,6 +46,7 @@ both_backends!(
     a_duplicate_event_id_is_refused_without_failing_neighbours,
     conflicting_concurrent_appends_fail_alone,
     invalid_appends_are_refused_before_storage,
+    events_are_read_back_by_position,
     reads_filter_by_type_and_category_and_stop_at_a_position,
     reads_as_of_a_record_time_see_a_prefix_of_the_log,
     the_log_streams_in_pages_in_order,

@@ -458,6 +458,40 @@ pub async fn invalid_appends_are_refused_before_storage(h: &Harness) {
     assert_eq!(store.head().await.unwrap().position, 0);
 }
 
+pub async fn events_are_read_back_by_position(h: &Harness) {
+    let store = h.open().await;
+    for i in 0..12u64 {
+        store
+            .append(append(
+                &format!("visit-{i}"),
+                ExpectedVersion::Any,
+                vec![event("VisitRecorded", i)],
+            ))
+            .await
+            .unwrap();
+    }
+    let log = all_events(&store).await;
+    // Asked out of order, with a repeat and a position past the head: log order, each once,
+    // the missing one left out, every field as the log reads it.
+    let got = store.read_positions(&[9, 2, 40, 5, 2]).await.unwrap();
+    let positions: Vec<u64> = got.iter().map(|e| e.position).collect();
+    assert_eq!(positions, vec![2, 5, 9]);
+    for e in &got {
+        let from_log = &log[e.position as usize - 1];
+        assert_eq!(e.event_id, from_log.event_id);
+        assert_eq!(e.stream_id, from_log.stream_id);
+        assert_eq!(e.data, from_log.data);
+        assert_eq!(e.recorded_at, from_log.recorded_at);
+        assert_eq!(e.leaf_hash, from_log.leaf_hash);
+    }
+    assert!(store.read_positions(&[]).await.unwrap().is_empty());
+    let too_many: Vec<u64> = (1..=caretrail_store::MAX_POSITIONS as u64 + 1).collect();
+    assert!(matches!(
+        store.read_positions(&too_many).await,
+        Err(StoreError::InvalidRead(_))
+    ));
+}
+
 pub async fn reads_filter_by_type_and_category_and_stop_at_a_position(h: &Harness) {
     let store = h.open().await;
     for i in 0..30u64 {
