@@ -22,6 +22,7 @@ caretrail_store::both_backends!(
     every_error_status_is_problem_json,
     the_role_matrix_holds,
     an_sse_client_resumes_with_last_event_id_and_sees_every_event_once,
+    live_subscribers_share_renderings_but_never_an_erased_name,
     dashboards_answer_with_the_articles_numbers_and_respect_roles,
     audit_proofs_verify_against_the_signed_checkpoint,
     an_administrator_rebuilds_the_read_models_and_follows_its_progress,
@@ -732,6 +733,88 @@ async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
 /// Reads SSE events until the one at position `last` has arrived.
 async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
     read_sse_while(res, |seen| seen.last().is_some_and(|(p, _)| *p == last)).await
+}
+
+/// Reads SSE events with their data until the one at position `last` has arrived.
+async fn read_sse_data_until(res: reqwest::Response, last: u64) -> Vec<(u64, String, Value)> {
+    let mut out: Vec<(u64, String, Value)> = Vec::new();
+    let mut buf = String::new();
+    let mut bytes = res.bytes_stream();
+    let (mut id, mut kind, mut data) = (None, None, String::new());
+    while out.last().is_none_or(|(p, _, _)| *p != last) {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
+            .await
+            .expect("SSE stalled")
+            .expect("SSE ended")
+            .expect("SSE chunk");
+        buf.push_str(std::str::from_utf8(&chunk).unwrap());
+        while let Some(i) = buf.find('\n') {
+            let line: String = buf.drain(..=i).collect();
+            let line = line.trim_end_matches(['\n', '\r']);
+            if let Some(v) = line.strip_prefix("id:") {
+                id = Some(v.trim().parse::<u64>().unwrap());
+            } else if let Some(v) = line.strip_prefix("event:") {
+                kind = Some(v.trim().to_owned());
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push_str(v.trim_start());
+            } else if line.is_empty()
+                && let (Some(i), Some(k)) = (id.take(), kind.take())
+            {
+                out.push((
+                    i,
+                    k,
+                    serde_json::from_str(&std::mem::take(&mut data)).unwrap(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Live subscribers of one access class share each event's rendering; an erasure made since
+/// must still show: a subscriber after it reads the name as erased, not the shared rendering.
+async fn live_subscribers_share_renderings_but_never_an_erased_name(h: &Harness) {
+    let t = spawn(h).await;
+    let head = t.app.store().head().await.unwrap().position;
+    let name_of = |events: &[(u64, String, Value)]| -> (u64, Value) {
+        events
+            .iter()
+            .find(|(_, k, d)| {
+                k == "ModelWorkerRegistered"
+                    && d["data"]["model_worker_id"] == json!(demo::workers::ZHANG_GENXIAN.0)
+            })
+            .map(|(p, _, d)| (*p, d["data"]["name"].clone()))
+            .expect("the registration is in the feed")
+    };
+    // Two administrators follow the log at once: the same bytes for every event.
+    let (a, b) = (
+        t.get(&t.admin, "/api/v1/events/subscribe").await,
+        t.get(&t.admin, "/api/v1/events/subscribe").await,
+    );
+    let (a, b) = tokio::join!(read_sse_data_until(a, head), read_sse_data_until(b, head));
+    assert_eq!(a, b);
+    let (position, name) = name_of(&a);
+    assert_eq!(name, json!("张根仙"), "opened for an administrator");
+
+    let res = t
+        .post(
+            &t.admin,
+            "ErasePersonalData",
+            json!({ "subject_id": demo::workers::ZHANG_GENXIAN.0, "legal_basis": "subject_request" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let head = t.app.store().head().await.unwrap().position;
+    let after = t.get(&t.admin, "/api/v1/events/subscribe").await;
+    let after = read_sse_data_until(after, head).await;
+    let (again, name) = name_of(&after);
+    assert_eq!(again, position);
+    assert_eq!(
+        name,
+        json!({ "erased": true }),
+        "erased, not the shared rendering"
+    );
+    assert!(!serde_json::to_string(&after).unwrap().contains("张根仙"));
 }
 
 async fn an_sse_client_resumes_with_last_event_id_and_sees_every_event_once(h: &Harness) {

@@ -178,6 +178,9 @@ pub struct KeyRing {
     master: MasterKey,
     db: Database,
     cache: Mutex<HashMap<Uuid, KeyState>>,
+    /// Erasures made through this key ring, so that anything rendered with opened values can
+    /// tell that it may be stale (see [`KeyRing::erasures`]).
+    erasures: std::sync::atomic::AtomicU64,
 }
 
 fn aad(prefix: &[u8], parts: &[&Uuid]) -> Vec<u8> {
@@ -265,6 +268,7 @@ impl KeyRing {
             master,
             db,
             cache: Mutex::new(HashMap::new()),
+            erasures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -487,7 +491,16 @@ impl KeyRing {
             }
         }
         self.remember(subject, KeyState::Erased);
+        self.erasures
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
+    }
+
+    /// How many erasures this key ring has made. A cache of values opened with this key ring
+    /// holds only while this number is unchanged: it sees exactly what the key ring's own key
+    /// cache sees.
+    pub fn erasures(&self) -> u64 {
+        self.erasures.load(std::sync::atomic::Ordering::Acquire)
     }
 }
 

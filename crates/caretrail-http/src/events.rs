@@ -7,6 +7,7 @@
 //! `Last-Event-ID` resumes exactly after the last event it received. Comments are sent as
 //! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down.
 
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
@@ -15,8 +16,11 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use caretrail_app::view::{Access, EventView, view};
-use caretrail_store::{EventFilter, LogQuery, StreamId, subscribe as store_subscribe};
+use caretrail_app::KeyRing;
+use caretrail_app::view::{Access, EventView, ViewError, view};
+use caretrail_store::{
+    EventFilter, LogQuery, RecordedEvent, StreamId, subscribe as store_subscribe,
+};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -78,6 +82,91 @@ impl From<EventView> for EventOut {
             leaf_hash: v.leaf_hash,
         }
     }
+}
+
+/// How many recent renderings [`Renders`] keeps (per access class).
+const RENDERS: usize = 4096;
+
+/// Which rendering of an event a reader gets: one shared by every administrator, one shared by
+/// every reader who sees no personal values. A director's (only their own subjects opened) is
+/// not shared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Class {
+    Personal,
+    Redacted,
+}
+
+type RenderCell = Arc<tokio::sync::OnceCell<Arc<str>>>;
+
+#[derive(Default)]
+struct RenderSlots {
+    cells: HashMap<(u64, Class), RenderCell>,
+    order: VecDeque<(u64, Class)>,
+    /// The key ring's erasure count the cells were rendered under.
+    erasures: u64,
+}
+
+/// Live subscribers' renderings of recent events, shared.
+///
+/// Every subscriber following the head gets the same new event at the same moment, and most
+/// of them would render it the same way: parse the payload, upcast it, open or redact sealed
+/// values, serialize. With a thousand subscribers that is a thousand identical renderings per
+/// event, which is what bounded delivery latency. Here the first subscriber of an access class
+/// renders an event and the others wait for and share that JSON (one `OnceCell` per event and
+/// class). The cache forgets everything when the key ring has erased a key since, so an erased
+/// value is never served from it; it sees exactly what the key ring's own key cache sees.
+#[derive(Default)]
+pub struct Renders {
+    slots: std::sync::Mutex<RenderSlots>,
+}
+
+impl Renders {
+    /// The event as JSON for a reader with `access`.
+    pub async fn render(
+        &self,
+        keys: &KeyRing,
+        e: &RecordedEvent,
+        access: &Access,
+    ) -> Result<Arc<str>, ViewError> {
+        let class = match access {
+            Access::Personal => Class::Personal,
+            Access::Redacted => Class::Redacted,
+            Access::Subjects(_) => return render(keys, e, access).await,
+        };
+        let cell = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            let erasures = keys.erasures();
+            if slots.erasures != erasures {
+                *slots = RenderSlots {
+                    erasures,
+                    ..RenderSlots::default()
+                };
+            }
+            let key = (e.position, class);
+            match slots.cells.get(&key) {
+                Some(cell) => cell.clone(),
+                None => {
+                    let cell = RenderCell::default();
+                    slots.cells.insert(key, cell.clone());
+                    slots.order.push_back(key);
+                    while slots.order.len() > 2 * RENDERS {
+                        if let Some(old) = slots.order.pop_front() {
+                            slots.cells.remove(&old);
+                        }
+                    }
+                    cell
+                }
+            }
+        };
+        cell.get_or_try_init(|| render(keys, e, access))
+            .await
+            .cloned()
+    }
+}
+
+async fn render(keys: &KeyRing, e: &RecordedEvent, access: &Access) -> Result<Arc<str>, ViewError> {
+    let out: EventOut = view(keys, e, access).await?.into();
+    Ok(serde_json::to_string(&out).unwrap_or_default().into())
 }
 
 /// Query parameters of the log endpoints.
@@ -322,6 +411,7 @@ pub async fn subscribe(
     let guard = state.metrics.subscriber();
     let mut shutdown = state.shutdown.clone();
     let keys = state.app.keys().clone();
+    let renders = state.renders.clone();
     let events = subscription
         .into_stream()
         .take_until(async move {
@@ -337,18 +427,15 @@ pub async fn subscribe(
         .then(move |item| {
             let keys = keys.clone();
             let access = access.clone();
+            let renders = renders.clone();
             let _held = &guard;
             async move {
                 let sse = match item {
-                    Ok(e) => match view(&keys, &e, &access).await {
-                        Ok(v) => {
-                            let out: EventOut = v.into();
-                            let data = serde_json::to_string(&out).unwrap_or_default();
-                            SseEvent::default()
-                                .id(out.position.to_string())
-                                .event(out.event_type.clone())
-                                .data(data)
-                        }
+                    Ok(e) => match renders.render(&keys, &e, &access).await {
+                        Ok(json) => SseEvent::default()
+                            .id(e.position.to_string())
+                            .event(e.event_type.as_str())
+                            .data(&*json),
                         Err(err) => {
                             tracing::error!(error = %err, "an event could not be shown to a subscriber");
                             SseEvent::default().event("error").data("event could not be shown")

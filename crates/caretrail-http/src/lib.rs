@@ -58,6 +58,8 @@ pub struct AppState {
     pub auditor: Option<Arc<caretrail_audit::Auditor>>,
     /// Long operations (rebuilds, exports) started over HTTP.
     pub operations: Arc<operations::Operations>,
+    /// Renderings of recent events shared by live subscribers.
+    pub renders: Arc<events::Renders>,
 }
 
 impl AppState {
@@ -73,6 +75,7 @@ impl AppState {
             read: None,
             auditor: None,
             operations: Arc::new(operations::Operations::default()),
+            renders: Arc::new(events::Renders::default()),
         }
     }
 }

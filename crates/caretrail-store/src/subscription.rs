@@ -62,7 +62,12 @@ impl Subscription {
             }
             let head = *self.head.borrow_and_update();
             if self.scanned < head {
-                self.read_storage(head).await?;
+                // The batches that moved the head are published before it moves: take what
+                // continues from memory, and read storage only for what is still missing.
+                self.take_ready_batches()?;
+                if self.buffer.is_empty() && self.scanned < head {
+                    self.read_storage(head).await?;
+                }
                 continue;
             }
             self.wait().await?;
@@ -111,6 +116,18 @@ impl Subscription {
 
     /// Takes a batch this process committed, if it continues exactly where we are; otherwise
     /// leaves the gap to be read from storage.
+    /// Takes every batch already waiting in the receiver, without waiting.
+    fn take_ready_batches(&mut self) -> Result<()> {
+        loop {
+            match self.batches.try_recv() {
+                Ok(batch) => self.take_batch(&batch),
+                Err(broadcast::error::TryRecvError::Empty)
+                | Err(broadcast::error::TryRecvError::Lagged(_)) => return Ok(()),
+                Err(broadcast::error::TryRecvError::Closed) => return Err(StoreError::Closed),
+            }
+        }
+    }
+
     fn take_batch(&mut self, batch: &[RecordedEvent]) {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return;

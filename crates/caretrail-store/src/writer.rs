@@ -107,12 +107,15 @@ impl LogNotifier {
         let Some(last) = events.last().map(|e| e.position) else {
             return;
         };
-        // The head moves before the batch is published, so a subscriber that sees a gap
-        // between what it has and a published batch can always fill it from storage.
-        self.advance(last);
+        // The batch is published before the head moves: a subscriber woken by the head then
+        // always finds the batch already in its receiver and takes it from memory, instead of
+        // racing the publication and reading storage (a thousand live subscribers would each
+        // read every event back). One that sees a gap before a batch ignores the batch and
+        // reads storage once the head has moved, which is right after.
         if self.committed.receiver_count() > 0 {
             let _ = self.committed.send(events.into());
         }
+        self.advance(last);
     }
 }
 
