@@ -187,6 +187,9 @@ pub(crate) fn run(
     let _ = reader.join();
     outcome?;
     let indexing = std::time::Instant::now();
+    // Everything is written, so the row caches only save the generic runner a few reads of
+    // the last events; dropping them here keeps them from adding to the index builds' peak.
+    applier.forget();
     if own {
         // The deferred indexes, on this connection: it maps nothing, and with a 16 MiB cache
         // SQLite's sorter spills to temporary files beyond that instead of holding a whole
@@ -195,9 +198,6 @@ pub(crate) fn run(
         model::create_indexes(&mut Conn::Lite(&mut conn), generation)
             .now_or_never()
             .ok_or_else(|| ProjectionError::Worker("index build did not complete".into()))??;
-    }
-    if !own {
-        applier.forget();
     }
     Ok(Bulk {
         applier,
