@@ -215,6 +215,14 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     tracing::info!(%addr, backend = opened.app.store().backend(), "serving");
     server.run_until(shutdown_signal()).await?;
+    // Flush: the projector has stopped with the server; the audit follower's next read waits
+    // for nothing we need. Fold the write-ahead log into the file so the stopped database is
+    // one file.
+    match store.database().flush().await {
+        Ok(true) => tracing::info!("stopped; the database file is complete"),
+        Ok(false) => tracing::warn!("stopped; a reader kept part of the write-ahead log"),
+        Err(e) => tracing::warn!(error = %e, "stopped; the write-ahead log was not folded in"),
+    }
     Ok(())
 }
 

@@ -186,3 +186,58 @@ fn token_create_prints_a_token_once() {
     assert!(token.trim().starts_with("ctk_"), "{token}");
     assert_eq!(token.trim().len(), 4 + 43);
 }
+
+/// `serve` stops on SIGTERM with a zero exit and leaves one self-contained database file: a
+/// copy of the `.db` alone (without its write-ahead log) holds every event.
+#[test]
+fn serve_stops_on_sigterm_and_leaves_a_complete_database_file() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("c.db");
+    let db = format!("sqlite://{}", db_path.display());
+    let mut child = caretrail()
+        .current_dir(dir.path())
+        .args(["serve", "--db", &db, "--listen", "127.0.0.1:0", "--demo"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = lines
+        .by_ref()
+        .map(|l| l.unwrap())
+        .find(|l| l.starts_with("caretrail listening on "))
+        .expect("the server says where it listens");
+    assert!(listening.contains("127.0.0.1:"), "{listening}");
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "serve did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    let wal = dir.path().join("c.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the write-ahead log was folded into the file"
+    );
+    let events = run_in(dir.path(), &["events", "--db", &db]);
+    let copy_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&db_path, copy_dir.path().join("c.db")).unwrap();
+    std::fs::copy(
+        dir.path().join("caretrail.master.key"),
+        copy_dir.path().join("caretrail.master.key"),
+    )
+    .unwrap();
+    let copy = format!("sqlite://{}", copy_dir.path().join("c.db").display());
+    let copied = run_in(copy_dir.path(), &["events", "--db", &copy]);
+    assert!(events.lines().count() > 10, "the demo was recorded");
+    assert_eq!(copied, events, "the .db alone holds every event");
+}

@@ -285,6 +285,11 @@ impl KeyRing {
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
         }
+        // Erasure is final: a load that read the key before an erasure and finishes after it
+        // must not bring the key back into the cache.
+        if matches!(cache.get(&subject), Some(KeyState::Erased)) {
+            return;
+        }
         cache.insert(subject, state);
     }
 
@@ -497,8 +502,9 @@ impl KeyRing {
     }
 
     /// How many erasures this key ring has made. A cache of values opened with this key ring
-    /// holds only while this number is unchanged: it sees exactly what the key ring's own key
-    /// cache sees.
+    /// holds only while this number is unchanged, so an erasure made through this process is
+    /// never served from it. (An erasure made by another process reaches this one when the
+    /// key is next loaded from the database, as it does for the key cache itself.)
     pub fn erasures(&self) -> u64 {
         self.erasures.load(std::sync::atomic::Ordering::Acquire)
     }

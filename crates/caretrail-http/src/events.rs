@@ -84,8 +84,8 @@ impl From<EventView> for EventOut {
     }
 }
 
-/// How many recent renderings [`Renders`] keeps (per access class).
-const RENDERS: usize = 4096;
+/// How many recent renderings [`Renders`] keeps, both access classes together.
+const RENDERS: usize = 8192;
 
 /// Which rendering of an event a reader gets: one shared by every administrator, one shared by
 /// every reader who sees no personal values. A director's (only their own subjects opened) is
@@ -113,8 +113,10 @@ struct RenderSlots {
 /// values, serialize. With a thousand subscribers that is a thousand identical renderings per
 /// event, which is what bounded delivery latency. Here the first subscriber of an access class
 /// renders an event and the others wait for and share that JSON (one `OnceCell` per event and
-/// class). The cache forgets everything when the key ring has erased a key since, so an erased
-/// value is never served from it; it sees exactly what the key ring's own key cache sees.
+/// class). The cache forgets everything when the key ring has erased a key since, so a value
+/// erased through this process is never served from it. An erasure made by another process
+/// (a second server on the same PostgreSQL) shows here once the rendering has left the cache
+/// (the last 8,192 events), as it shows in the key ring's own cache once that key is reloaded.
 #[derive(Default)]
 pub struct Renders {
     slots: std::sync::Mutex<RenderSlots>,
@@ -149,7 +151,7 @@ impl Renders {
                     let cell = RenderCell::default();
                     slots.cells.insert(key, cell.clone());
                     slots.order.push_back(key);
-                    while slots.order.len() > 2 * RENDERS {
+                    while slots.order.len() > RENDERS {
                         if let Some(old) = slots.order.pop_front() {
                             slots.cells.remove(&old);
                         }

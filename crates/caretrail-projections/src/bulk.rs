@@ -7,8 +7,9 @@
 //! prepared statement over the log and parses each payload straight from the row's text into
 //! the domain's typed event, while the writer, on the other core, applies the same
 //! [`Applier`] as the live runner through [`Conn::Lite`] (cached prepared statements stepped
-//! in place). Memory stays bounded: at most two decoded batches wait in the channel, the row
-//! caches are trimmed to a constant, and each connection's page cache is capped.
+//! in place). Memory is bounded by constants: at most two decoded batches of 4,096 events wait
+//! in the channel; the row caches hold what one transaction (at most 200,000 events) changed
+//! and are then trimmed to 50,000 rows per table; each connection's page cache is capped.
 //!
 //! Exactly-once holds as on the generic path: the rows several batches changed and the
 //! generation's checkpoint commit in one `BEGIN IMMEDIATE` transaction, and a checkpoint that

@@ -421,7 +421,7 @@ pub struct Applier {
     months: HashMap<(String, String), MonthRow>,
     years: HashMap<(Uuid, i64), YearRow>,
     /// Timeline entries of the batch being applied: the event's position and the model
-    /// worker. The row itself is written from the event at flush, without copies.
+    /// worker, written at the end of [`Applier::apply_events`].
     timeline: Vec<(u64, Uuid)>,
 }
 

@@ -141,6 +141,24 @@ pub enum Database {
     Postgres(sqlx::PgPool),
 }
 
+impl Database {
+    /// Folds SQLite's write-ahead log into the database file and empties it, so that a
+    /// stopped server leaves one self-contained file (copying only the `.db` of a database
+    /// whose log still holds committed frames gives a broken copy). `Ok(false)` when a reader
+    /// still open kept part of the log; PostgreSQL has nothing to do.
+    pub async fn flush(&self) -> Result<bool> {
+        match self {
+            Database::Sqlite(pool) => {
+                let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(pool)
+                    .await?;
+                Ok(busy == 0)
+            }
+            Database::Postgres(_) => Ok(true),
+        }
+    }
+}
+
 /// A consumer's transaction: effects and checkpoint commit together, or neither does.
 pub struct ConsumerTx {
     name: String,

@@ -114,8 +114,6 @@ impl Subscription {
         Ok(())
     }
 
-    /// Takes a batch this process committed, if it continues exactly where we are; otherwise
-    /// leaves the gap to be read from storage.
     /// Takes every batch already waiting in the receiver, without waiting.
     fn take_ready_batches(&mut self) -> Result<()> {
         loop {
@@ -128,6 +126,8 @@ impl Subscription {
         }
     }
 
+    /// Takes a batch this process committed, if it continues exactly where we are; otherwise
+    /// leaves the gap to be read from storage.
     fn take_batch(&mut self, batch: &[RecordedEvent]) {
         let (Some(first), Some(last)) = (batch.first(), batch.last()) else {
             return;

@@ -107,10 +107,12 @@ impl LogNotifier {
         let Some(last) = events.last().map(|e| e.position) else {
             return;
         };
-        // The batch is published before the head moves: a subscriber woken by the head then
-        // always finds the batch already in its receiver and takes it from memory, instead of
-        // racing the publication and reading storage (a thousand live subscribers would each
-        // read every event back). One that sees a gap before a batch ignores the batch and
+        // The batch is published before the head moves: a subscriber woken by this move finds
+        // the batch already in its receiver and takes it from memory, instead of racing the
+        // publication and reading storage (a thousand live subscribers would each read every
+        // event back). The head can still move first by another way (PostgreSQL's NOTIFY of
+        // this very commit, a poll): such a subscriber reads storage and then ignores the
+        // batch as already seen. One that sees a gap before a batch ignores the batch and
         // reads storage once the head has moved, which is right after.
         if self.committed.receiver_count() > 0 {
             let _ = self.committed.send(events.into());
