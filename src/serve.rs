@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
@@ -160,17 +161,19 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot open the dashboard projections")?,
     );
+    // Background work, stopped with the server before the final flush.
+    let mut background = Vec::new();
+    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stop.wait_for(|s| *s).await;
+    };
     {
         let projector = projector.clone();
-        let mut stop = stop_rx.clone();
-        tokio::spawn(async move {
-            let stopped = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
-            if let Err(e) = projector.run(stopped).await {
+        let stop = stopped(stop_rx.clone());
+        background.push(tokio::spawn(async move {
+            if let Err(e) = projector.run(stop).await {
                 tracing::error!(error = %e, "dashboard projector stopped");
             }
-        });
+        }));
     }
     state.read = Some(ReadSide::new(projector.clone()));
 
@@ -180,23 +183,35 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot open the audit tree")?,
     );
-    tokio::spawn({
+    // Both are stopped by dropping them at an await: an unfinished tree batch rolls back with
+    // its checkpoint and is done again on the next start.
+    background.push(tokio::spawn({
         let auditor = auditor.clone();
+        let stop = stopped(stop_rx.clone());
         async move {
-            if let Err(e) = auditor.run_tree_follower().await {
-                tracing::error!(error = %e, "audit tree follower stopped");
+            tokio::select! {
+                r = auditor.run_tree_follower() => if let Err(e) = r {
+                    tracing::error!(error = %e, "audit tree follower stopped");
+                },
+                () = stop => {}
             }
         }
-    });
-    tokio::spawn({
+    }));
+    background.push(tokio::spawn({
         let auditor = auditor.clone();
+        let stop = stopped(stop_rx.clone());
         async move {
-            if let Err(e) = run_checkpointer(auditor, args.checkpoint_every).await {
-                tracing::error!(error = %e, "audit checkpointer stopped");
+            tokio::select! {
+                r = run_checkpointer(auditor, args.checkpoint_every) => if let Err(e) = r {
+                    tracing::error!(error = %e, "audit checkpointer stopped");
+                },
+                () = stop => {}
             }
         }
-    });
-    state.auditor = Some(auditor);
+    }));
+    state.auditor = Some(auditor.clone());
+    // Installed before the address is announced: a SIGTERM sent right after stops gracefully.
+    let stop = shutdown_signal();
     let server = Server::bind(args.listen, router(state), stop_tx)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -214,13 +229,24 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
         println!("caretrail listening on http://{addr}");
     }
     tracing::info!(%addr, backend = opened.app.store().backend(), "serving");
-    server.run_until(shutdown_signal()).await?;
-    // Flush: the projector has stopped with the server; the audit follower's next read waits
-    // for nothing we need. Fold the write-ahead log into the file so the stopped database is
-    // one file.
-    match store.database().flush().await {
+    server.run_until(stop).await?;
+    // Flush: wait for the background work to stop (it saw the same signal), close the
+    // connection pools, then fold the write-ahead log into the file so that the stopped
+    // database is one file.
+    for task in background {
+        if tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a background task did not stop within 10 s");
+        }
+    }
+    auditor.close().await;
+    match store.database().close().await {
         Ok(true) => tracing::info!("stopped; the database file is complete"),
-        Ok(false) => tracing::warn!("stopped; a reader kept part of the write-ahead log"),
+        Ok(false) => {
+            tracing::warn!("stopped; another connection kept part of the write-ahead log")
+        }
         Err(e) => tracing::warn!(error = %e, "stopped; the write-ahead log was not folded in"),
     }
     Ok(())

@@ -97,6 +97,12 @@ pub struct Auditor {
 }
 
 impl Auditor {
+    /// Closes the audit tables' connection pool (a stopping server, before it folds SQLite's
+    /// write-ahead log into the file).
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+
     /// Opens the audit tables on the store's database (`db_url` is the URL the store was
     /// opened with) and loads or creates the signing key.
     #[tracing::instrument(name = "audit.open", skip_all)]

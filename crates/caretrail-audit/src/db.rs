@@ -78,6 +78,14 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, sqlx::Error> {
 impl AuditDb {
     /// Connects to `url` (the same URL forms as [`caretrail_store::connect`]) and creates the
     /// audit tables if they are missing.
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close().await,
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()

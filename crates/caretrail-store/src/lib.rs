@@ -142,19 +142,31 @@ pub enum Database {
 }
 
 impl Database {
-    /// Folds SQLite's write-ahead log into the database file and empties it, so that a
-    /// stopped server leaves one self-contained file (copying only the `.db` of a database
-    /// whose log still holds committed frames gives a broken copy). `Ok(false)` when a reader
-    /// still open kept part of the log; PostgreSQL has nothing to do.
-    pub async fn flush(&self) -> Result<bool> {
+    /// Closes the pool (waiting for connections in use to come back) and, on SQLite, folds
+    /// the write-ahead log into the database file and empties it from a fresh connection, so
+    /// that a stopped server leaves one self-contained file (copying only the `.db` of a
+    /// database whose log still holds committed frames gives a broken copy). The fold runs
+    /// after the close because an idle pooled connection can still hold a read snapshot that
+    /// keeps the log. `Ok(false)` when another connection (another pool on the same file, or
+    /// another process) kept part of the log.
+    pub async fn close(&self) -> Result<bool> {
         match self {
             Database::Sqlite(pool) => {
+                let options = (*pool.connect_options()).clone();
+                pool.close().await;
+                use sqlx::ConnectOptions;
+                let mut conn = options.connect().await?;
                 let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(pool)
+                    .fetch_one(&mut conn)
                     .await?;
+                use sqlx::Connection;
+                conn.close().await?;
                 Ok(busy == 0)
             }
-            Database::Postgres(_) => Ok(true),
+            Database::Postgres(pool) => {
+                pool.close().await;
+                Ok(true)
+            }
         }
     }
 }
