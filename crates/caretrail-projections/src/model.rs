@@ -332,6 +332,17 @@ impl<R: Row> Cache<R> {
         }
     }
 
+    /// After a flush: forgets the rows for which `done` holds (rows no event is expected to
+    /// touch again); the table is then no longer known to hold only what the cache holds.
+    fn forget_where(&mut self, mut done: impl FnMut(&R) -> bool) {
+        let before = self.rows.len();
+        self.rows
+            .retain(|_, row| !row.as_ref().is_some_and(&mut done));
+        if self.rows.len() != before {
+            self.fresh = false;
+        }
+    }
+
     /// After a flush: forgets every row once the cache holds more than `limit`, so memory is
     /// bounded by a constant instead of by the number of entities. Only this table pays with
     /// reads afterwards; small tables (directors, pairings) stay cached and fresh.
@@ -1179,6 +1190,9 @@ impl Applier {
         // A visit row is written once and read again only by a rare correction or void, so
         // visits are not kept between flushes: they were a third of the cached rows.
         self.visit.trim(0);
+        // A closed issue takes another event only when it is reopened (rare): closed issues
+        // leave the cache, so it holds the open ones instead of every issue ever raised.
+        self.issue.forget_where(|i| i.state == "closed");
         self.issue.trim(CACHE_LIMIT);
         Ok(())
     }
