@@ -22,7 +22,7 @@ caretrail_store::both_backends!(
     every_error_status_is_problem_json,
     the_role_matrix_holds,
     an_sse_client_resumes_with_last_event_id_and_sees_every_event_once,
-    live_subscribers_share_renderings_but_never_an_erased_name,
+    a_subscriber_after_an_erasure_never_sees_the_erased_name,
     dashboards_answer_with_the_articles_numbers_and_respect_roles,
     audit_proofs_verify_against_the_signed_checkpoint,
     an_administrator_rebuilds_the_read_models_and_follows_its_progress,
@@ -689,59 +689,19 @@ async fn the_role_matrix_holds(h: &Harness) {
     assert!(!body.to_string().contains("王美文"));
 }
 
-/// Reads SSE events, returning (id, event type) pairs, until `done` says the list is complete.
+/// One SSE event as received: its id (the log position), event type and data.
+type SseFrame = (u64, String, String);
+
+/// Reads SSE events until `done` says the list is complete.
 async fn read_sse_while(
     res: reqwest::Response,
-    done: impl Fn(&[(u64, String)]) -> bool,
-) -> Vec<(u64, String)> {
+    done: impl Fn(&[SseFrame]) -> bool,
+) -> Vec<SseFrame> {
     let mut out = Vec::new();
     let mut buf = String::new();
     let mut bytes = res.bytes_stream();
-    let (mut id, mut kind) = (None, None);
-    while !done(&out) {
-        let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
-            .await
-            .expect("SSE stalled")
-            .expect("SSE ended")
-            .expect("SSE chunk");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
-            let line = line.trim_end_matches(['\n', '\r']);
-            if let Some(v) = line.strip_prefix("id:") {
-                id = Some(v.trim().parse::<u64>().unwrap());
-            } else if let Some(v) = line.strip_prefix("event:") {
-                kind = Some(v.trim().to_owned());
-            } else if line.is_empty()
-                && let (Some(i), Some(k)) = (id.take(), kind.take())
-            {
-                out.push((i, k));
-                if done(&out) {
-                    break;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Reads SSE events until `count` have arrived.
-async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
-    read_sse_while(res, |seen| seen.len() >= count).await
-}
-
-/// Reads SSE events until the one at position `last` has arrived.
-async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
-    read_sse_while(res, |seen| seen.last().is_some_and(|(p, _)| *p == last)).await
-}
-
-/// Reads SSE events with their data until the one at position `last` has arrived.
-async fn read_sse_data_until(res: reqwest::Response, last: u64) -> Vec<(u64, String, Value)> {
-    let mut out: Vec<(u64, String, Value)> = Vec::new();
-    let mut buf = String::new();
-    let mut bytes = res.bytes_stream();
     let (mut id, mut kind, mut data) = (None, None, String::new());
-    while out.last().is_none_or(|(p, _, _)| *p != last) {
+    while !done(&out) {
         let chunk = tokio::time::timeout(Duration::from_secs(10), bytes.next())
             .await
             .expect("SSE stalled")
@@ -760,20 +720,44 @@ async fn read_sse_data_until(res: reqwest::Response, last: u64) -> Vec<(u64, Str
             } else if line.is_empty()
                 && let (Some(i), Some(k)) = (id.take(), kind.take())
             {
-                out.push((
-                    i,
-                    k,
-                    serde_json::from_str(&std::mem::take(&mut data)).unwrap(),
-                ));
+                out.push((i, k, std::mem::take(&mut data)));
+                if done(&out) {
+                    break;
+                }
             }
         }
     }
     out
 }
 
-/// Live subscribers of one access class share each event's rendering; an erasure made since
-/// must still show: a subscriber after it reads the name as erased, not the shared rendering.
-async fn live_subscribers_share_renderings_but_never_an_erased_name(h: &Harness) {
+/// (id, event type) of each frame.
+fn ids_and_types(frames: Vec<SseFrame>) -> Vec<(u64, String)> {
+    frames.into_iter().map(|(i, k, _)| (i, k)).collect()
+}
+
+/// Reads SSE events until `count` have arrived.
+async fn read_sse(res: reqwest::Response, count: usize) -> Vec<(u64, String)> {
+    ids_and_types(read_sse_while(res, |seen| seen.len() >= count).await)
+}
+
+/// Reads SSE events until the one at position `last` has arrived.
+async fn read_sse_all_until(res: reqwest::Response, last: u64) -> Vec<(u64, String)> {
+    ids_and_types(read_sse_while(res, |seen| seen.last().is_some_and(|f| f.0 == last)).await)
+}
+
+/// Reads SSE events with their data as JSON until the one at position `last` has arrived.
+async fn read_sse_data_until(res: reqwest::Response, last: u64) -> Vec<(u64, String, Value)> {
+    read_sse_while(res, |seen| seen.last().is_some_and(|f| f.0 == last))
+        .await
+        .into_iter()
+        .map(|(i, k, d)| (i, k, serde_json::from_str(&d).unwrap()))
+        .collect()
+}
+
+/// Live subscribers of one access class get the same frames (they share renderings, see
+/// `events::tests`); an erasure made since must still show: a subscriber after it reads the
+/// name as erased, not a rendering made before.
+async fn a_subscriber_after_an_erasure_never_sees_the_erased_name(h: &Harness) {
     let t = spawn(h).await;
     let head = t.app.store().head().await.unwrap().position;
     let name_of = |events: &[(u64, String, Value)]| -> (u64, Value) {

@@ -453,3 +453,80 @@ pub async fn subscribe(
         });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn key_ring() -> KeyRing {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let master = caretrail_app::MasterKey::generate().unwrap();
+        KeyRing::open(caretrail_store::Database::Sqlite(pool), master)
+            .await
+            .unwrap()
+    }
+
+    fn event(position: u64) -> RecordedEvent {
+        RecordedEvent {
+            position,
+            stream_id: format!("body-{position}"),
+            stream_version: 1,
+            event_id: Uuid::now_v7(),
+            event_type: "BodyRegistered".into(),
+            schema_version: caretrail_domain::event::current_version("BodyRegistered"),
+            data:
+                r#"{"body_id":"0195f1a2-0000-7000-8000-000000000001","kind":"other","name":"团体"}"#
+                    .into(),
+            actor_id: "admin".into(),
+            actor_role: "admin".into(),
+            command_id: None,
+            correlation_id: None,
+            causation_id: None,
+            business_date: None,
+            recorded_at: chrono::Utc::now(),
+            leaf_hash: [0; 32],
+        }
+    }
+
+    #[tokio::test]
+    async fn one_rendering_per_event_and_access_class_until_an_erasure() {
+        let keys = key_ring().await;
+        let renders = Renders::default();
+        let e = event(7);
+        let render = |access: Access| {
+            let (keys, renders, e) = (&keys, &renders, &e);
+            async move { renders.render(keys, e, &access).await.unwrap() }
+        };
+        let admin = render(Access::Personal).await;
+        assert!(
+            Arc::ptr_eq(&admin, &render(Access::Personal).await),
+            "shared"
+        );
+        let redacted = render(Access::Redacted).await;
+        assert!(Arc::ptr_eq(&redacted, &render(Access::Redacted).await));
+        assert!(!Arc::ptr_eq(&admin, &redacted), "one rendering per class");
+        let other = render(Access::Personal).await;
+        assert!(!Arc::ptr_eq(
+            &other,
+            &renders
+                .render(&keys, &event(8), &Access::Personal)
+                .await
+                .unwrap()
+        ));
+        // A director's view depends on the director: rendered each time.
+        let director = || Access::Subjects(Arc::from(vec![Uuid::now_v7()]));
+        assert!(!Arc::ptr_eq(
+            &render(director()).await,
+            &render(director()).await
+        ));
+        // An erasure through this key ring empties the cache: rendered again, same text.
+        keys.erase(Uuid::now_v7()).await.unwrap();
+        let after = render(Access::Personal).await;
+        assert!(!Arc::ptr_eq(&admin, &after));
+        assert_eq!(admin, after);
+    }
+}

@@ -189,7 +189,7 @@ pub(crate) fn run(
     drop(rx);
     let _ = reader.join();
     outcome?;
-    let indexing = std::time::Instant::now();
+    let indexing = Instant::now();
     // Everything is written, so the row caches only save the generic runner a few reads of
     // the last events; dropping them here keeps them from adding to the index builds' peak.
     applier.forget();

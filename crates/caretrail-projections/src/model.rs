@@ -549,9 +549,7 @@ impl Applier {
         for env in batch {
             self.apply(conn, env).await?;
         }
-        let timeline = std::mem::take(&mut self.timeline);
-        write_timeline(conn, self.generation, &timeline).await?;
-        self.timeline = timeline;
+        write_timeline(conn, self.generation, &self.timeline).await?;
         self.timeline.clear();
         Ok(())
     }
@@ -1198,31 +1196,13 @@ impl Applier {
     }
 }
 
-/// Writes the timeline rows of a batch. On a direct SQLite connection each row is bound
-/// without building it (a rebuild writes one for most events); elsewhere rows are upserted like
-/// every other table.
+/// Writes the timeline rows of a batch (two columns each, so the same upsert as every other
+/// table; on a direct SQLite connection it binds rows without copying values).
 async fn write_timeline(
     conn: &mut Conn<'_>,
     generation: i64,
     entries: &[(u64, Uuid)],
 ) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    if let Conn::Lite(c) = conn {
-        let t = sql::physical(generation, TimelineRow::DEF.name);
-        let mut st = c.prepare_cached(&format!(
-            "INSERT INTO {t} (position, model_worker_id) VALUES (?, ?) \
-             ON CONFLICT (position) DO NOTHING"
-        ))?;
-        let mut buf = Uuid::encode_buffer();
-        for &(position, mw) in entries {
-            st.raw_bind_parameter(1, position as i64)?;
-            st.raw_bind_parameter(2, &*mw.as_hyphenated().encode_lower(&mut buf))?;
-            st.raw_execute()?;
-        }
-        return Ok(());
-    }
     let rows: Vec<TimelineRow> = entries
         .iter()
         .map(|&(position, model_worker_id)| TimelineRow {

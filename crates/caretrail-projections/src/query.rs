@@ -999,7 +999,7 @@ impl ReadModels {
         let events = self.log.read_positions(&positions).await?;
         if let Some(&missing) = positions
             .iter()
-            .find(|p| !events.iter().any(|e| e.position == **p))
+            .find(|p| events.binary_search_by_key(*p, |e| e.position).is_err())
         {
             // The read models were built from this log, so every position they hold is in it.
             return Err(ProjectionError::Unreadable {
