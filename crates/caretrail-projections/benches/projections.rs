@@ -30,6 +30,66 @@ fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The current resident set split as Linux reports it: (anonymous, file-backed, shared) MB.
+/// File-backed pages are the database file mapped by connections (`mmap_size`) and count in
+/// RSS although the kernel can drop them; the split tells heap growth from mapped reads.
+fn rss_split_mb() -> (f64, f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("RssAnon:"), field("RssFile:"), field("RssShmem:"))
+}
+
+/// Samples the resident set every 20 ms until dropped, keeping the peak of each part; with
+/// `CARETRAIL_RSS_TRACE` set it also prints one line per second (a time series of the
+/// rebuild's memory).
+struct RssSampler {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<(f64, f64, f64)>>,
+}
+
+impl RssSampler {
+    fn start() -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let trace = std::env::var_os("CARETRAIL_RSS_TRACE").is_some();
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut last_print = 0u64;
+            let mut peak = (0.0f64, 0.0f64, 0.0f64);
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let (a, f, s) = rss_split_mb();
+                peak = (peak.0.max(a), peak.1.max(f), peak.2.max(s));
+                let secs = started.elapsed().as_secs();
+                if trace && secs > last_print {
+                    last_print = secs;
+                    println!("rss t={secs:>4}s anon {a:6.0} MB  file {f:6.0} MB  shmem {s:5.0} MB");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            peak
+        });
+        Self {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops sampling; the peaks of (anonymous, file-backed, shared) MB.
+    fn finish(mut self) -> (f64, f64, f64) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
 fn master() -> MasterKey {
     use base64::Engine;
     MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])).unwrap()
@@ -102,10 +162,12 @@ fn main() {
         // and not the generator's that ran before it in this process.
         let _ = std::fs::write("/proc/self/clear_refs", "5");
         let rss_before = peak_rss_mb();
+        let sampler = RssSampler::start();
         let projector = Projector::open(app.store().clone()).await.unwrap();
         let report = projector.rebuild().await.unwrap();
+        let (anon, file, shmem) = sampler.finish();
         println!(
-            "rebuild ({}): {} events in {:.2}s = {:.0} events/s (apply {:.2}s, indexes {:.2}s); peak RSS during the rebuild {:.0} MB (at its start {:.0} MB)",
+            "rebuild ({}): {} events in {:.2}s = {:.0} events/s (apply {:.2}s, indexes {:.2}s); peak RSS during the rebuild {:.0} MB (at its start {:.0} MB; peaks of its parts: anonymous {:.0} MB, file-backed {:.0} MB, shared {:.0} MB)",
             app.store().backend(),
             report.events,
             report.seconds,
@@ -113,7 +175,10 @@ fn main() {
             report.apply_seconds,
             report.index_seconds,
             peak_rss_mb(),
-            rss_before
+            rss_before,
+            anon,
+            file,
+            shmem
         );
 
         if rebuild_only {

@@ -161,6 +161,8 @@ pub struct Projector {
     bulk_batch: usize,
     /// Events per transaction of the SQLite bulk rebuild.
     bulk_commit: usize,
+    /// Entity rows an applier may keep cached ([`model::ROW_BUDGET`]).
+    row_budget: usize,
 }
 
 impl Projector {
@@ -196,6 +198,7 @@ impl Projector {
             live: Mutex::new(None),
             bulk_batch: BULK_BATCH,
             bulk_commit: crate::bulk::COMMIT_EVENTS,
+            row_budget: model::ROW_BUDGET,
         })
     }
 
@@ -204,6 +207,17 @@ impl Projector {
         self.bulk_batch = n.max(1);
         self.bulk_commit = n.max(1);
         self
+    }
+
+    /// Sets how many entity rows each applier keeps cached (tests make it small so that rows
+    /// are written and forgotten mid-transaction and read back).
+    pub fn with_row_budget(mut self, rows: usize) -> Self {
+        self.row_budget = rows.max(1);
+        self
+    }
+
+    fn applier(&self, generation: i64, fresh: bool) -> Applier {
+        Applier::new(generation, fresh).with_row_budget(self.row_budget)
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
@@ -341,7 +355,7 @@ impl Projector {
             let slot = match guard.as_mut() {
                 Some(s) if s.applier.generation() == g => s,
                 _ => guard.insert(Slot {
-                    applier: Applier::new(g, false),
+                    applier: self.applier(g, false),
                     committed: None,
                 }),
             };
@@ -525,13 +539,13 @@ impl Projector {
         let start = self.store.checkpoint(&consumer_name(generation)).await?;
         tracing::info!(generation, resume_from = start, "rebuilding read models");
         let mut slot = Slot {
-            applier: Applier::new(generation, start == 0),
+            applier: self.applier(generation, start == 0),
             committed: Some(start),
         };
         let mut checkpoint = start;
         let mut bulk_index_seconds = 0.0;
         if let Some(path) = crate::bulk::sqlite_file(&self.db) {
-            let applier = std::mem::replace(&mut slot.applier, Applier::new(generation, false));
+            let applier = std::mem::replace(&mut slot.applier, self.applier(generation, false));
             let sizes = crate::bulk::Sizes {
                 read: self.bulk_batch.min(crate::bulk::READ_BATCH),
                 commit: self.bulk_commit,
@@ -587,8 +601,23 @@ impl Projector {
             }
         }
         if previous != generation {
-            let mut pc = PoolConn::acquire(&self.db).await?;
-            if let Err(e) = model::drop_tables(&mut pc.conn(), previous).await {
+            let dropped = match crate::bulk::sqlite_file(&self.db) {
+                // On a SQLite file, a direct connection with a small cache drops the old
+                // generation and is then closed: dropping walks every page of its tables, and
+                // through a pooled connection that cost 17 MB of memory per 1M events of
+                // generation, kept for as long as the pool kept the connection.
+                Some(path) => tokio::task::spawn_blocking(move || {
+                    crate::bulk::drop_generation(&path, previous)
+                })
+                .await
+                .map_err(|e| ProjectionError::Worker(e.to_string()))
+                .and_then(|r| r),
+                None => {
+                    let mut pc = PoolConn::acquire(&self.db).await?;
+                    model::drop_tables(&mut pc.conn(), previous).await
+                }
+            };
+            if let Err(e) = dropped {
                 // A reader may still hold the old tables; the next rebuild drops nothing it
                 // needs, so a leftover generation is only wasted space.
                 tracing::warn!(code = e.code(), "old generation not dropped");

@@ -141,6 +141,31 @@ impl Col for NaiveDate {
     fn to_val(&self) -> Val {
         Val::Text(self.to_string())
     }
+    /// Writes `YYYY-MM-DD` into a stack buffer: every row a rebuild writes carries dates, and
+    /// formatting through `Display` allocated a string per bound date.
+    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
+        use chrono::Datelike;
+        let (y, m, d) = (self.year(), self.month(), self.day());
+        if !(0..=9999).contains(&y) {
+            return st.raw_bind_parameter(i, self.to_string());
+        }
+        let y = y as u32;
+        let digit = |n: u32| b'0' + (n % 10) as u8;
+        let buf = [
+            digit(y / 1000),
+            digit(y / 100),
+            digit(y / 10),
+            digit(y),
+            b'-',
+            digit(m / 10),
+            digit(m),
+            b'-',
+            digit(d / 10),
+            digit(d),
+        ];
+        // ASCII digits and dashes only, so the buffer is valid UTF-8.
+        st.raw_bind_parameter(i, std::str::from_utf8(&buf).unwrap_or_default())
+    }
     fn from_val(v: Val) -> Self {
         match v {
             Val::Text(s) => s.parse().unwrap_or_default(),
@@ -598,5 +623,31 @@ impl PoolConn {
 impl From<sqlx::Error> for ProjectionError {
     fn from(e: sqlx::Error) -> Self {
         ProjectionError::Database(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Col;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn a_date_bound_on_a_direct_connection_reads_back_as_its_iso_text() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for (y, m, d) in [
+            (2021, 10, 31),
+            (1, 1, 1),
+            (999, 12, 9),
+            (9999, 12, 31),
+            (-44, 3, 15),
+        ] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            let mut st = conn.prepare("SELECT ?1").unwrap();
+            date.bind(&mut st, 1).unwrap();
+            let mut rows = st.raw_query();
+            let text: String = rows.next().unwrap().unwrap().get(0).unwrap();
+            assert_eq!(text, date.to_string(), "{date:?}");
+            assert_eq!(NaiveDate::from_val(super::Val::Text(text)), date);
+        }
     }
 }
