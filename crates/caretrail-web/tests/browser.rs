@@ -174,14 +174,22 @@ impl Browser {
         }
     }
 
+    /// The text of the element `selector` names, found and read in one script: the page
+    /// redraws on live events, and an element found by one WebDriver call could be replaced
+    /// before the next call read it (CI saw a stale element reference here).
     async fn text(&self, selector: &str) -> String {
-        self.c
-            .find(Locator::Css(selector))
+        let v = self
+            .c
+            .execute(
+                "const el = document.querySelector(arguments[0]); return el ? el.innerText : null;",
+                vec![json!(selector)],
+            )
             .await
-            .unwrap_or_else(|e| panic!("{selector}: {e}"))
-            .text()
-            .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("{selector}: {e}"));
+        match v {
+            Value::String(s) => s,
+            other => panic!("{selector}: no such element ({other})"),
+        }
     }
 
     async fn click(&self, selector: &str) {
