@@ -416,11 +416,12 @@ impl<R: Row> Cache<R> {
 }
 
 /// How many entity rows the applier keeps in memory, all tables together. Past this, the
-/// caller commits (the bulk rebuild checks [`Applier::over_budget`] after every read batch)
+/// caller flushes (the bulk rebuild checks [`Applier::over_budget`] after every read batch and
+/// writes the rows inside its open transaction; the live runner flushes every batch anyway)
 /// and [`Applier::flush`] forgets the cached rows, so the applier's memory is bounded by this
 /// constant (plus one read batch) instead of by the number of model workers, directors and
 /// pairings: a longer log costs reads of rows that no longer fit, never more memory.
-/// At about 500 bytes a row this is some 16 MB; the 1M-event bench log's whole population
+/// At 400-700 bytes a row this is some 16-20 MB; the 1M-event bench log's whole population
 /// (about 23,000 rows) fits, so it pays no reads there.
 pub const ROW_BUDGET: usize = 32_768;
 
@@ -438,7 +439,7 @@ pub struct Applier {
     /// Timeline entries of the batch being applied: the event's position and the model
     /// worker, written at the end of [`Applier::apply_events`].
     timeline: Vec<(u64, Uuid)>,
-    /// Cached entity rows allowed before the caller must commit ([`ROW_BUDGET`]).
+    /// Cached entity rows allowed before the caller must flush ([`ROW_BUDGET`]).
     row_budget: usize,
 }
 
@@ -547,8 +548,8 @@ impl Applier {
             + self.issue.rows.len()
     }
 
-    /// True when the cached rows have reached the budget: the caller should flush and commit
-    /// now, after which [`Applier::flush`] forgets them.
+    /// True when the cached rows (visits of the open transaction included) have reached the
+    /// budget: the caller should flush now, and [`Applier::flush`] then forgets them.
     pub fn over_budget(&self) -> bool {
         self.cached_rows() >= self.row_budget
     }

@@ -546,9 +546,9 @@ async fn generated_logs_are_valid_and_project_identically_live_and_rebuilt(h: &H
     assert_eq!(o1, o2);
 }
 
-/// The applier's memory bound: with room for only 40 cached rows (the log has hundreds of model
-/// workers, directors and pairings), rows are written mid-transaction, forgotten and read back
-/// over and over, live and in the bulk rebuild. Every table must still equal the unbounded
+/// The applier's memory bound: with room for only 40 cached rows (the log has more than three
+/// times as many model workers, directors and pairings), rows are written mid-transaction,
+/// forgotten and read back over and over, live and in the bulk rebuild. Every table must still equal the unbounded
 /// projection's.
 async fn a_row_budget_smaller_than_the_population_changes_no_row(h: &Harness) {
     let app = app_on(&h.url).await;
