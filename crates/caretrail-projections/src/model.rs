@@ -315,8 +315,13 @@ pub fn decode_event(
 }
 
 /// Rows of one `id`-keyed table that a batch has seen: `None` marks a row known to be absent.
+///
+/// Rows are boxed: a hash table keeps an eighth to a half of its slots empty and doubles when
+/// it grows, and with rows stored inline every empty slot cost a whole row (a model worker is
+/// 248 bytes). Measured on the 4.4M-event log: when the model workers came to fill most of
+/// the row budget, their table's doubling alone added some 20 MB to the rebuild's peak.
 struct Cache<R> {
-    rows: HashMap<Uuid, Option<R>>,
+    rows: HashMap<Uuid, Option<Box<R>>>,
     dirty: HashSet<Uuid>,
     /// The table holds exactly what this cache holds (built from empty, never trimmed): a
     /// miss is an absent row and needs no read.
@@ -337,7 +342,7 @@ impl<R: Row> Cache<R> {
     fn forget_where(&mut self, mut done: impl FnMut(&R) -> bool) {
         let before = self.rows.len();
         self.rows
-            .retain(|_, row| !row.as_ref().is_some_and(&mut done));
+            .retain(|_, row| !row.as_deref().is_some_and(&mut done));
         if self.rows.len() != before {
             self.fresh = false;
         }
@@ -354,11 +359,11 @@ impl<R: Row> Cache<R> {
 
 impl<R: Row> Cache<R> {
     fn get(&self, id: Uuid) -> Option<&R> {
-        self.rows.get(&id).and_then(Option::as_ref)
+        self.rows.get(&id).and_then(Option::as_deref)
     }
 
     fn get_mut(&mut self, id: Uuid) -> Option<&mut R> {
-        let row = self.rows.get_mut(&id).and_then(Option::as_mut);
+        let row = self.rows.get_mut(&id).and_then(Option::as_deref_mut);
         if row.is_some() {
             self.dirty.insert(id);
         }
@@ -366,18 +371,19 @@ impl<R: Row> Cache<R> {
     }
 
     fn put(&mut self, id: Uuid, row: R) {
-        self.rows.insert(id, Some(row));
+        self.rows.insert(id, Some(Box::new(row)));
         self.dirty.insert(id);
     }
 
     /// Loads the rows among `ids` that this cache does not know yet. When the cache is fresh,
     /// the table is known to hold only what the cache holds, so nothing is read.
+    /// Returns the ids that were read from the table.
     async fn ensure(
         &mut self,
         conn: &mut Conn<'_>,
         generation: i64,
         ids: impl IntoIterator<Item = Uuid>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Uuid>> {
         let fresh = self.fresh;
         let mut unknown: Vec<Uuid> = ids
             .into_iter()
@@ -385,22 +391,19 @@ impl<R: Row> Cache<R> {
             .collect();
         unknown.sort_unstable();
         unknown.dedup();
-        if unknown.is_empty() {
-            return Ok(());
-        }
-        if !fresh {
-            for row in sql::load_by_id::<R>(conn, generation, &unknown).await? {
-                let id = match row.to_vals().into_iter().next() {
-                    Some(Val::Text(s)) => s.parse().unwrap_or_default(),
-                    _ => Uuid::nil(),
-                };
-                self.rows.insert(id, Some(row));
+        if unknown.is_empty() || fresh {
+            for id in unknown {
+                self.rows.insert(id, None);
             }
+            return Ok(Vec::new());
         }
-        for id in unknown {
+        for (id, row) in sql::load_by_id::<R>(conn, generation, &unknown).await? {
+            self.rows.insert(id, Some(Box::new(row)));
+        }
+        for &id in &unknown {
             self.rows.entry(id).or_insert(None);
         }
-        Ok(())
+        Ok(unknown)
     }
 
     async fn flush(&mut self, conn: &mut Conn<'_>, generation: i64) -> Result<()> {
@@ -425,6 +428,13 @@ impl<R: Row> Cache<R> {
 /// (about 23,000 rows) fits, so it pays no reads there.
 pub const ROW_BUDGET: usize = 32_768;
 
+/// How many pairing → model worker links the applier keeps (about 33 bytes each, so at most
+/// some 4 MB). Pair activities (four in ten events of a realistic log) need only that link
+/// for the timeline, and it never changes once a pairing exists, so it outlives the row
+/// budget's evictions and needs no reads while every pairing fits (a 10M-event log has about
+/// 77,000).
+pub const PAIR_LINKS: usize = 114_688;
+
 /// Folds events into one generation of the read-model tables.
 pub struct Applier {
     generation: i64,
@@ -439,8 +449,16 @@ pub struct Applier {
     /// Timeline entries of the batch being applied: the event's position and the model
     /// worker, written at the end of [`Applier::apply_events`].
     timeline: Vec<(u64, Uuid)>,
+    /// Each known pairing's model worker ([`PAIR_LINKS`]): immutable, so never stale.
+    pair_links: HashMap<Uuid, Uuid>,
+    /// Latest contact dates of directors that are not cached, written at the next flush
+    /// without reading their rows (a contact, a third of a log's events, changes nothing
+    /// else of a director). A row read in the meantime takes its pending date over.
+    contacts: HashMap<Uuid, NaiveDate>,
     /// Cached entity rows allowed before the caller must flush ([`ROW_BUDGET`]).
     row_budget: usize,
+    /// Pairing links kept before they start over ([`PAIR_LINKS`]).
+    link_budget: usize,
 }
 
 fn regions(code: &RegionCode) -> (String, Option<String>) {
@@ -528,17 +546,23 @@ impl Applier {
             months: HashMap::new(),
             years: HashMap::new(),
             timeline: Vec::new(),
+            pair_links: HashMap::new(),
+            contacts: HashMap::new(),
             row_budget: ROW_BUDGET,
+            link_budget: PAIR_LINKS,
         }
     }
 
-    /// Sets how many entity rows may stay cached (tests make it small to exercise eviction).
+    /// Sets how many entity rows may stay cached, and as many pairing links (tests make it
+    /// small to exercise eviction).
     pub fn with_row_budget(mut self, rows: usize) -> Self {
         self.row_budget = rows.max(1);
+        self.link_budget = rows.max(1);
         self
     }
 
-    /// Entity rows held in memory, all tables together.
+    /// Entity rows held in memory, all tables together (sixteen pending contact dates,
+    /// about 24 bytes each, count as one row).
     pub fn cached_rows(&self) -> usize {
         self.mw.rows.len()
             + self.dir.rows.len()
@@ -546,6 +570,7 @@ impl Applier {
             + self.pair.rows.len()
             + self.visit.rows.len()
             + self.issue.rows.len()
+            + self.contacts.len() / 16
     }
 
     /// True when the cached rows (visits of the open transaction included) have reached the
@@ -560,7 +585,11 @@ impl Applier {
 
     /// Forgets every cached row (another writer may have changed the tables).
     pub fn forget(&mut self) {
-        *self = Applier::new(self.generation, false).with_row_budget(self.row_budget);
+        *self = Applier {
+            row_budget: self.row_budget,
+            link_budget: self.link_budget,
+            ..Applier::new(self.generation, false)
+        };
     }
 
     /// Applies a batch in log order and writes the result (not the checkpoint) in `conn`.
@@ -588,8 +617,14 @@ impl Applier {
     /// read: the domain never creates an id twice and the checkpoint never applies an event
     /// twice, so it cannot exist yet, and most of a log's events are such creations.
     async fn prefetch(&mut self, conn: &mut Conn<'_>, batch: &[Envelope]) -> Result<()> {
-        let (mut mw, mut dir, mut pair, mut visit, mut issue) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut mw, mut dir, mut pair, mut visit, mut issue, mut links) = (
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+            Vec::new(),
+        );
         for env in batch {
             use Event as E;
             match &env.event {
@@ -604,8 +639,8 @@ impl Applier {
                 E::DirectorUnpaired(e) => dir.push(e.director_id.0),
                 E::PairAssigned(e) => mw.push(e.model_worker_id.0),
                 E::PairEnded(e) => pair.push(e.pairing_id.0),
-                E::PairActivityLogged(e) => pair.push(e.pairing_id.0),
-                E::PairActivityWithdrawn(e) => pair.push(e.pairing_id.0),
+                E::PairActivityLogged(e) => links.push(e.pairing_id.0),
+                E::PairActivityWithdrawn(e) => links.push(e.pairing_id.0),
                 E::VisitRecorded(e) => {
                     mw.push(e.model_worker_id.0);
                     if let Some(p) = e.pairing_id {
@@ -620,7 +655,9 @@ impl Applier {
                     visit.push(e.visit_id.0);
                     mw.push(e.model_worker_id.0);
                 }
-                E::ContactRecorded(e) => dir.push(e.director_id.0),
+                // A contact changes only the director's latest contact date: an uncached
+                // director gets a pending date instead of a read (see `contacts`).
+                E::ContactRecorded(_) => {}
                 E::PersonalDataErased(e) => {
                     mw.push(e.subject_id);
                     dir.push(e.subject_id);
@@ -654,10 +691,92 @@ impl Applier {
         }
         let g = self.generation;
         self.mw.ensure(conn, g, mw).await?;
-        self.dir.ensure(conn, g, dir).await?;
-        self.pair.ensure(conn, g, pair).await?;
+        for id in self.dir.ensure(conn, g, dir).await? {
+            self.take_pending_contact(id);
+        }
+        for id in self.pair.ensure(conn, g, pair).await? {
+            self.link_pairing(id);
+        }
         self.visit.ensure(conn, g, visit).await?;
         self.issue.ensure(conn, g, issue).await?;
+        self.ensure_links(conn, links).await
+    }
+
+    /// Remembers a cached pairing's model worker.
+    fn link_pairing(&mut self, id: Uuid) {
+        if let Some(m) = self.pair.get(id).map(|p| p.model_worker_id) {
+            if self.pair_links.len() >= self.link_budget {
+                self.pair_links = HashMap::new();
+            }
+            self.pair_links.insert(id, m);
+        }
+    }
+
+    /// A pairing's model worker, from the cached row or the links.
+    fn pairing_model_worker(&self, id: Uuid) -> Option<Uuid> {
+        self.pair
+            .get(id)
+            .map(|p| p.model_worker_id)
+            .or_else(|| self.pair_links.get(&id).copied())
+    }
+
+    /// Reads the model worker of each pairing among `ids` that is neither cached nor linked,
+    /// one narrow column instead of the whole row.
+    async fn ensure_links(&mut self, conn: &mut Conn<'_>, mut ids: Vec<Uuid>) -> Result<()> {
+        if self.pair.fresh {
+            // Every pairing of the table is cached (and linked when it was created).
+            return Ok(());
+        }
+        ids.retain(|id| !self.pair.rows.contains_key(id) && !self.pair_links.contains_key(id));
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found = sql::load_uuid_column(
+            conn,
+            self.generation,
+            PairRow::DEF.name,
+            "model_worker_id",
+            &ids,
+        )
+        .await?;
+        if self.pair_links.len() + found.len() > self.link_budget {
+            self.pair_links = HashMap::new();
+        }
+        self.pair_links.extend(found);
+        Ok(())
+    }
+
+    /// A director row just read takes over the contact date pending for it.
+    fn take_pending_contact(&mut self, id: Uuid) {
+        if let Some(on) = self.contacts.remove(&id)
+            && let Some(d) = self.dir.get_mut(id)
+        {
+            d.last_contact_on = max_date(d.last_contact_on, on);
+        }
+    }
+
+    /// Writes the pending contact dates: each raises the director's latest contact date.
+    async fn flush_contacts(&mut self, conn: &mut Conn<'_>) -> Result<()> {
+        if self.contacts.is_empty() {
+            return Ok(());
+        }
+        let mut pending: Vec<(Uuid, NaiveDate)> = self.contacts.drain().collect();
+        pending.sort_unstable();
+        let t = sql::physical(self.generation, DirRow::DEF.name);
+        let stmt = format!(
+            "UPDATE {t} SET last_contact_on = CASE WHEN last_contact_on IS NULL \
+             OR last_contact_on < ?1 THEN ?1 ELSE last_contact_on END WHERE id = ?2"
+        );
+        for (id, on) in pending {
+            conn.execute(
+                &stmt,
+                &[Val::Text(on.to_string()), Val::Text(id.to_string())],
+                &[ColType::Text, ColType::Text],
+            )
+            .await?;
+        }
         Ok(())
     }
 
@@ -906,6 +1025,7 @@ impl Applier {
                 };
                 set_due(&mut row);
                 self.pair.put(e.pairing_id.0, row);
+                self.link_pairing(e.pairing_id.0);
                 self.timeline(env, e.model_worker_id.0);
             }
             E::PairEnded(e) => {
@@ -918,7 +1038,7 @@ impl Applier {
             }
             E::PairActivityLogged(ev::PairActivityLogged { pairing_id, .. })
             | E::PairActivityWithdrawn(ev::PairActivityWithdrawn { pairing_id, .. }) => {
-                if let Some(m) = self.pair.get(pairing_id.0).map(|p| p.model_worker_id) {
+                if let Some(m) = self.pairing_model_worker(pairing_id.0) {
                     self.timeline(env, m);
                 }
             }
@@ -1170,8 +1290,15 @@ impl Applier {
                 self.timeline(env, e.model_worker_id.0);
             }
             E::ContactRecorded(e) => {
-                if let Some(d) = self.dir.get_mut(e.director_id.0) {
+                let id = e.director_id.0;
+                if let Some(d) = self.dir.get_mut(id) {
                     d.last_contact_on = max_date(d.last_contact_on, e.on);
+                } else if !self.dir.fresh && !self.dir.rows.contains_key(&id) {
+                    // Not cached: raise the stored date at the next flush instead of
+                    // reading the row now (a row known to be absent gets nothing, as
+                    // before).
+                    let pending = self.contacts.entry(id).or_insert(e.on);
+                    *pending = (*pending).max(e.on);
                 }
                 self.year(e.director_id.0, e.on.year()).contacts += 1;
                 self.timeline(env, e.model_worker_id.0);
@@ -1200,6 +1327,7 @@ impl Applier {
         let g = self.generation;
         self.mw.flush(conn, g).await?;
         self.dir.flush(conn, g).await?;
+        self.flush_contacts(conn).await?;
         self.body.flush(conn, g).await?;
         self.pair.flush(conn, g).await?;
         self.visit.flush(conn, g).await?;
@@ -1360,5 +1488,93 @@ mod tests {
         assert_eq!(settled_last_visit(Some(d(20)), d(20), None), None);
         // Nothing cached: ask.
         assert_eq!(settled_last_visit(None, d(20), None), None);
+    }
+}
+
+#[cfg(test)]
+mod pending_contact_tests {
+    use super::*;
+    use caretrail_domain::vocab::ContactChannel;
+    use caretrail_domain::{ContactId, DirectorId, ModelWorkerId, PairingId};
+    use futures::FutureExt;
+
+    fn envelope(position: u64, event: Event) -> Envelope {
+        Envelope {
+            position,
+            event_id: Uuid::from_u128(position as u128),
+            stream_id: String::new(),
+            event_type: String::new(),
+            business_date: None,
+            recorded_at_us: 0,
+            actor_id: String::new(),
+            actor_role: String::new(),
+            event,
+        }
+    }
+
+    /// A contact with a director who is not cached leaves a pending date; when a later batch
+    /// of the same transaction reads that director's row (to end the term), the row must take
+    /// the date over, or the flush would write the row back with the older date and lose it.
+    #[test]
+    fn a_director_row_read_after_an_uncached_contact_keeps_the_contact_date() {
+        let mut raw = rusqlite::Connection::open_in_memory().unwrap();
+        let conn = &mut Conn::Lite(&mut raw);
+        let g = 1;
+        let day = |d| NaiveDate::from_ymd_opt(2021, 10, d).unwrap();
+        create_tables(conn, g, Indexes::All)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let director = Uuid::from_u128(7);
+        let stored = DirRow {
+            id: director,
+            role: "standing_director".into(),
+            term_from: day(1),
+            last_contact_on: Some(day(2)),
+            ..DirRow::default()
+        };
+        sql::upsert(conn, g, std::slice::from_ref(&stored))
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+
+        // An applier that did not build the table: a miss is not an absent row.
+        let mut applier = Applier::new(g, false);
+        let contact = Event::ContactRecorded(ev::ContactRecorded {
+            contact_id: ContactId(Uuid::from_u128(8)),
+            pairing_id: PairingId(Uuid::from_u128(9)),
+            director_id: DirectorId(director),
+            model_worker_id: ModelWorkerId(Uuid::from_u128(10)),
+            on: day(20),
+            channel: ContactChannel::Phone,
+            note: None,
+        });
+        applier
+            .apply_events(conn, &[envelope(1, contact)])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert!(
+            applier.dir.get(director).is_none(),
+            "the contact read the row"
+        );
+        let ended = Event::DirectorTermEnded(ev::DirectorTermEnded {
+            director_id: DirectorId(director),
+            ended_on: day(31),
+        });
+        applier
+            .apply_events(conn, &[envelope(2, ended)])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        applier.flush(conn).now_or_never().unwrap().unwrap();
+
+        let rows = sql::load_by_id::<DirRow>(conn, g, &[director])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let (_, row) = &rows[0];
+        assert_eq!(row.term_ended_on, Some(day(31)));
+        assert_eq!(row.last_contact_on, Some(day(20)));
     }
 }

@@ -72,6 +72,11 @@ pub trait Col: Sized {
     fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
         st.raw_bind_parameter(i, self.to_val())
     }
+    /// Reads the value from a column of a direct SQLite row without building a [`Val`] (no
+    /// string allocated for ids and dates, which a rebuild reads back for every cache miss).
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        Self::from_val(lite_val(v))
+    }
 }
 
 impl Col for i64 {
@@ -88,6 +93,9 @@ impl Col for i64 {
             _ => 0,
         }
     }
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        v.as_i64().unwrap_or(0)
+    }
 }
 
 impl Col for bool {
@@ -100,6 +108,9 @@ impl Col for bool {
     }
     fn from_val(v: Val) -> Self {
         matches!(v, Val::Int(i) if i != 0)
+    }
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        v.as_i64().is_ok_and(|i| i != 0)
     }
 }
 
@@ -131,6 +142,12 @@ impl Col for Uuid {
     fn from_val(v: Val) -> Self {
         match v {
             Val::Text(s) => s.parse().unwrap_or_default(),
+            _ => Uuid::nil(),
+        }
+    }
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        match v {
+            rusqlite::types::ValueRef::Text(t) => Uuid::try_parse_ascii(t).unwrap_or_default(),
             _ => Uuid::nil(),
         }
     }
@@ -172,6 +189,12 @@ impl Col for NaiveDate {
             _ => NaiveDate::default(),
         }
     }
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        v.as_str()
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_default()
+    }
 }
 
 impl<T: Col> Col for Option<T> {
@@ -192,6 +215,12 @@ impl<T: Col> Col for Option<T> {
         match v {
             Val::Null => None,
             v => Some(T::from_val(v)),
+        }
+    }
+    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
+        match v {
+            rusqlite::types::ValueRef::Null => None,
+            v => Some(T::from_ref(v)),
         }
     }
 }
@@ -215,6 +244,9 @@ pub trait Row: Clone + Default + Send + Sync + 'static {
     fn from_vals(v: Vec<Val>) -> Self;
     /// Binds every column, in declaration order, to a direct SQLite statement.
     fn bind(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()>;
+    /// Reads a row selected with every column in declaration order from a direct SQLite
+    /// statement.
+    fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
 }
 
 /// Declares a row struct and its table description.
@@ -254,6 +286,11 @@ macro_rules! table {
                 $(i += 1; self.$f.bind(st, i)?;)+
                 let _ = i;
                 Ok(())
+            }
+            fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                use $crate::sql::Col;
+                let mut i = 0;
+                Ok($name { $($f: { i += 1; <$t>::from_ref(row.get_ref(i - 1)?) }),+ })
             }
         }
     };
@@ -554,12 +591,13 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
     Ok(())
 }
 
-/// Loads the rows of an `id`-keyed table whose ids are in `ids`.
+/// Loads the rows of an `id`-keyed table (the id its first column) whose ids are in `ids`,
+/// each with its id.
 pub async fn load_by_id<R: Row>(
     conn: &mut Conn<'_>,
     generation: i64,
     ids: &[Uuid],
-) -> Result<Vec<R>> {
+) -> Result<Vec<(Uuid, R)>> {
     let def = &R::DEF;
     let t = physical(generation, def.name);
     let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
@@ -573,12 +611,79 @@ pub async fn load_by_id<R: Row>(
             let _ = write!(sql, "{}{p}", if i == 1 { "" } else { ", " });
         }
         sql.push(')');
-        let vals: Vec<Val> = ids[done..done + size].iter().map(Col::to_val).collect();
+        let chunk = &ids[done..done + size];
+        done += size;
+        if let Conn::Lite(c) = conn {
+            // A rebuild whose population outgrows its row budget reads rows back on every
+            // miss: bind the ids and decode the rows in place, without a `Val` per column.
+            let mut st = c.prepare_cached(&sql)?;
+            for (i, id) in chunk.iter().enumerate() {
+                id.bind(&mut st, i + 1)?;
+            }
+            let mut rows = st.raw_query();
+            while let Some(row) = rows.next()? {
+                out.push((Uuid::from_ref(row.get_ref(0)?), R::from_lite(row)?));
+            }
+            continue;
+        }
+        let vals: Vec<Val> = chunk.iter().map(Col::to_val).collect();
         let in_types = vec![ColType::Text; size];
         for row in conn.fetch(&sql, &vals, &in_types, &types).await? {
-            out.push(R::from_vals(row));
+            let id = match row.first() {
+                Some(Val::Text(s)) => s.parse().unwrap_or_default(),
+                _ => Uuid::nil(),
+            };
+            out.push((id, R::from_vals(row)));
         }
+    }
+    Ok(out)
+}
+
+/// Reads one uuid `column` of the rows of the `id`-keyed table `table` whose ids are in
+/// `ids`: (id, value) for each row found with a value.
+pub async fn load_uuid_column(
+    conn: &mut Conn<'_>,
+    generation: i64,
+    table: &str,
+    column: &str,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, Uuid)>> {
+    let t = physical(generation, table);
+    let mut out = Vec::with_capacity(ids.len());
+    let mut done = 0;
+    for size in chunks(ids.len(), 256) {
+        let mut sql = format!("SELECT id, {column} FROM {t} WHERE id IN (");
+        for i in 1..=size {
+            let p = placeholder(conn.backend(), i);
+            let _ = write!(sql, "{}{p}", if i == 1 { "" } else { ", " });
+        }
+        sql.push(')');
+        let chunk = &ids[done..done + size];
         done += size;
+        if let Conn::Lite(c) = conn {
+            let mut st = c.prepare_cached(&sql)?;
+            for (i, id) in chunk.iter().enumerate() {
+                id.bind(&mut st, i + 1)?;
+            }
+            let mut rows = st.raw_query();
+            while let Some(row) = rows.next()? {
+                if let Some(v) = Option::<Uuid>::from_ref(row.get_ref(1)?) {
+                    out.push((Uuid::from_ref(row.get_ref(0)?), v));
+                }
+            }
+            continue;
+        }
+        let vals: Vec<Val> = chunk.iter().map(Col::to_val).collect();
+        let in_types = vec![ColType::Text; size];
+        let out_types = [ColType::Text, ColType::Text];
+        for row in conn.fetch(&sql, &vals, &in_types, &out_types).await? {
+            if let [Val::Text(id), Val::Text(v)] = &row[..] {
+                out.push((
+                    id.parse().unwrap_or_default(),
+                    v.parse().unwrap_or_default(),
+                ));
+            }
+        }
     }
     Ok(out)
 }
