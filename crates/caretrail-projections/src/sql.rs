@@ -591,21 +591,24 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
     Ok(())
 }
 
-/// Loads the rows of an `id`-keyed table (the id its first column) whose ids are in `ids`,
-/// each with its id.
-pub async fn load_by_id<R: Row>(
+/// Runs `SELECT {select} FROM {table} WHERE id IN (...)` over `ids` in chunks of at most 256,
+/// decoding each row with `lite` on a direct connection (bound and read in place, no `Val`
+/// per column: a rebuild whose population outgrows its row budget reads rows back on every
+/// miss) or with `generic` from the columns `types` describe; a row either decodes to `None`
+/// is skipped.
+async fn select_by_ids<T>(
     conn: &mut Conn<'_>,
-    generation: i64,
+    select: &str,
+    table: &str,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, R)>> {
-    let def = &R::DEF;
-    let t = physical(generation, def.name);
-    let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
-    let types: Vec<ColType> = def.columns.iter().map(|(_, t)| *t).collect();
+    types: &[ColType],
+    mut lite: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<Option<T>>,
+    mut generic: impl FnMut(Vec<Val>) -> Option<T>,
+) -> Result<Vec<T>> {
     let mut out = Vec::with_capacity(ids.len());
     let mut done = 0;
     for size in chunks(ids.len(), 256) {
-        let mut sql = format!("SELECT {} FROM {t} WHERE id IN (", cols.join(", "));
+        let mut sql = format!("SELECT {select} FROM {table} WHERE id IN (");
         for i in 1..=size {
             let p = placeholder(conn.backend(), i);
             let _ = write!(sql, "{}{p}", if i == 1 { "" } else { ", " });
@@ -614,29 +617,51 @@ pub async fn load_by_id<R: Row>(
         let chunk = &ids[done..done + size];
         done += size;
         if let Conn::Lite(c) = conn {
-            // A rebuild whose population outgrows its row budget reads rows back on every
-            // miss: bind the ids and decode the rows in place, without a `Val` per column.
             let mut st = c.prepare_cached(&sql)?;
             for (i, id) in chunk.iter().enumerate() {
                 id.bind(&mut st, i + 1)?;
             }
             let mut rows = st.raw_query();
             while let Some(row) = rows.next()? {
-                out.push((Uuid::from_ref(row.get_ref(0)?), R::from_lite(row)?));
+                out.extend(lite(row)?);
             }
             continue;
         }
         let vals: Vec<Val> = chunk.iter().map(Col::to_val).collect();
         let in_types = vec![ColType::Text; size];
-        for row in conn.fetch(&sql, &vals, &in_types, &types).await? {
+        for row in conn.fetch(&sql, &vals, &in_types, types).await? {
+            out.extend(generic(row));
+        }
+    }
+    Ok(out)
+}
+
+/// Loads the rows of an `id`-keyed table (the id its first column) whose ids are in `ids`,
+/// each with its id.
+pub async fn load_by_id<R: Row>(
+    conn: &mut Conn<'_>,
+    generation: i64,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, R)>> {
+    let def = &R::DEF;
+    let cols: Vec<&str> = def.columns.iter().map(|(n, _)| *n).collect();
+    let types: Vec<ColType> = def.columns.iter().map(|(_, t)| *t).collect();
+    select_by_ids(
+        conn,
+        &cols.join(", "),
+        &physical(generation, def.name),
+        ids,
+        &types,
+        |row| Ok(Some((Uuid::from_ref(row.get_ref(0)?), R::from_lite(row)?))),
+        |row| {
             let id = match row.first() {
                 Some(Val::Text(s)) => s.parse().unwrap_or_default(),
                 _ => Uuid::nil(),
             };
-            out.push((id, R::from_vals(row)));
-        }
-    }
-    Ok(out)
+            Some((id, R::from_vals(row)))
+        },
+    )
+    .await
 }
 
 /// Reads one uuid `column` of the rows of the `id`-keyed table `table` whose ids are in
@@ -648,44 +673,25 @@ pub async fn load_uuid_column(
     column: &str,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>> {
-    let t = physical(generation, table);
-    let mut out = Vec::with_capacity(ids.len());
-    let mut done = 0;
-    for size in chunks(ids.len(), 256) {
-        let mut sql = format!("SELECT id, {column} FROM {t} WHERE id IN (");
-        for i in 1..=size {
-            let p = placeholder(conn.backend(), i);
-            let _ = write!(sql, "{}{p}", if i == 1 { "" } else { ", " });
-        }
-        sql.push(')');
-        let chunk = &ids[done..done + size];
-        done += size;
-        if let Conn::Lite(c) = conn {
-            let mut st = c.prepare_cached(&sql)?;
-            for (i, id) in chunk.iter().enumerate() {
-                id.bind(&mut st, i + 1)?;
-            }
-            let mut rows = st.raw_query();
-            while let Some(row) = rows.next()? {
-                if let Some(v) = Option::<Uuid>::from_ref(row.get_ref(1)?) {
-                    out.push((Uuid::from_ref(row.get_ref(0)?), v));
-                }
-            }
-            continue;
-        }
-        let vals: Vec<Val> = chunk.iter().map(Col::to_val).collect();
-        let in_types = vec![ColType::Text; size];
-        let out_types = [ColType::Text, ColType::Text];
-        for row in conn.fetch(&sql, &vals, &in_types, &out_types).await? {
-            if let [Val::Text(id), Val::Text(v)] = &row[..] {
-                out.push((
-                    id.parse().unwrap_or_default(),
-                    v.parse().unwrap_or_default(),
-                ));
-            }
-        }
-    }
-    Ok(out)
+    select_by_ids(
+        conn,
+        &format!("id, {column}"),
+        &physical(generation, table),
+        ids,
+        &[ColType::Text, ColType::Text],
+        |row| {
+            let id = Uuid::from_ref(row.get_ref(0)?);
+            Ok(Option::<Uuid>::from_ref(row.get_ref(1)?).map(|v| (id, v)))
+        },
+        |row| match &row[..] {
+            [Val::Text(id), Val::Text(v)] => Some((
+                id.parse().unwrap_or_default(),
+                v.parse().unwrap_or_default(),
+            )),
+            _ => None,
+        },
+    )
+    .await
 }
 
 /// Every row of a table, ordered by its key, as text: what the crash test compares.
