@@ -553,11 +553,16 @@ impl Applier {
         }
     }
 
-    /// Sets how many entity rows may stay cached, and as many pairing links (tests make it
-    /// small to exercise eviction).
+    /// Sets how many entity rows may stay cached (tests make it small to exercise eviction).
     pub fn with_row_budget(mut self, rows: usize) -> Self {
         self.row_budget = rows.max(1);
-        self.link_budget = rows.max(1);
+        self
+    }
+
+    /// Sets how many pairing links may stay (tests make it small so that links start over
+    /// and are read back).
+    pub fn with_link_budget(mut self, links: usize) -> Self {
+        self.link_budget = links.max(1);
         self
     }
 
@@ -702,12 +707,14 @@ impl Applier {
         self.ensure_links(conn, links).await
     }
 
-    /// Remembers a cached pairing's model worker.
+    /// Remembers a cached pairing's model worker while the links are under their budget.
+    /// It never drops links: the batch being applied may rely on them (only
+    /// [`Applier::ensure_links`], before a batch, starts them over), and a pairing that is
+    /// not linked here is cached, so this batch finds its model worker anyway.
     fn link_pairing(&mut self, id: Uuid) {
-        if let Some(m) = self.pair.get(id).map(|p| p.model_worker_id) {
-            if self.pair_links.len() >= self.link_budget {
-                self.pair_links = HashMap::new();
-            }
+        if let Some(m) = self.pair.get(id).map(|p| p.model_worker_id)
+            && self.pair_links.len() < self.link_budget
+        {
             self.pair_links.insert(id, m);
         }
     }
@@ -720,18 +727,29 @@ impl Applier {
             .or_else(|| self.pair_links.get(&id).copied())
     }
 
-    /// Reads the model worker of each pairing among `ids` that is neither cached nor linked,
-    /// one narrow column instead of the whole row.
+    /// Makes sure every pairing among `ids` (the pair activities of the batch about to be
+    /// applied) is cached or linked: reads the model worker of the others, one narrow column
+    /// instead of the whole row. When the links would outgrow their budget they start over
+    /// first, and the batch's own are read again, so none it needs is missing.
     async fn ensure_links(&mut self, conn: &mut Conn<'_>, mut ids: Vec<Uuid>) -> Result<()> {
         if self.pair.fresh {
-            // Every pairing of the table is cached (and linked when it was created).
+            // Every pairing of the table is cached.
             return Ok(());
         }
-        ids.retain(|id| !self.pair.rows.contains_key(id) && !self.pair_links.contains_key(id));
+        ids.retain(|id| !self.pair.rows.contains_key(id));
         ids.sort_unstable();
         ids.dedup();
-        if ids.is_empty() {
+        let missing = ids
+            .iter()
+            .filter(|id| !self.pair_links.contains_key(id))
+            .count();
+        if missing == 0 {
             return Ok(());
+        }
+        if self.pair_links.len() + missing > self.link_budget {
+            self.pair_links = HashMap::new();
+        } else {
+            ids.retain(|id| !self.pair_links.contains_key(id));
         }
         let found = sql::load_uuid_column(
             conn,
@@ -741,9 +759,6 @@ impl Applier {
             &ids,
         )
         .await?;
-        if self.pair_links.len() + found.len() > self.link_budget {
-            self.pair_links = HashMap::new();
-        }
         self.pair_links.extend(found);
         Ok(())
     }
@@ -1492,9 +1507,9 @@ mod tests {
 }
 
 #[cfg(test)]
-mod pending_contact_tests {
+mod row_budget_tests {
     use super::*;
-    use caretrail_domain::vocab::ContactChannel;
+    use caretrail_domain::vocab::{ActivityKind, ContactChannel, VisitPolicy};
     use caretrail_domain::{ContactId, DirectorId, ModelWorkerId, PairingId};
     use futures::FutureExt;
 
@@ -1510,6 +1525,57 @@ mod pending_contact_tests {
             actor_role: String::new(),
             event,
         }
+    }
+
+    /// Links are full (a budget of one) and a batch both assigns a new pairing and logs an
+    /// activity on a stored pairing that is not cached: the activity's link, read before the
+    /// batch, must survive the assignment, or its timeline row is lost.
+    #[test]
+    fn a_pairing_assigned_mid_batch_keeps_the_links_the_batch_read() {
+        let mut raw = rusqlite::Connection::open_in_memory().unwrap();
+        let conn = &mut Conn::Lite(&mut raw);
+        let g = 1;
+        let day = NaiveDate::from_ymd_opt(2021, 10, 1).unwrap();
+        create_tables(conn, g, Indexes::All)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let stored = PairRow {
+            id: Uuid::from_u128(1),
+            director_id: Uuid::from_u128(21),
+            model_worker_id: Uuid::from_u128(11),
+            effective_from: day,
+            ..PairRow::default()
+        };
+        sql::upsert(conn, g, std::slice::from_ref(&stored))
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let mut applier = Applier::new(g, false).with_link_budget(1);
+        let assigned = Event::PairAssigned(ev::PairAssigned {
+            pairing_id: PairingId(Uuid::from_u128(2)),
+            director_id: DirectorId(Uuid::from_u128(22)),
+            model_worker_id: ModelWorkerId(Uuid::from_u128(12)),
+            effective_from: day,
+            visit_policy: VisitPolicy::default(),
+        });
+        let activity = Event::PairActivityLogged(ev::PairActivityLogged {
+            pairing_id: PairingId(stored.id),
+            activity_id: Uuid::from_u128(99),
+            kind: ActivityKind::Contact,
+            on: day,
+        });
+        applier
+            .apply_batch(conn, &[envelope(1, assigned), envelope(2, activity)])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let timeline = sql::dump(conn, g, &TimelineRow::DEF)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!(timeline.len(), 2, "{timeline:?}");
+        assert!(timeline[1].contains(&stored.model_worker_id.to_string()));
     }
 
     /// A contact with a director who is not cached leaves a pending date; when a later batch

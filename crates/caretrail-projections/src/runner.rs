@@ -163,6 +163,8 @@ pub struct Projector {
     bulk_commit: usize,
     /// Entity rows an applier may keep cached ([`model::ROW_BUDGET`]).
     row_budget: usize,
+    /// Pairing links an applier may keep ([`model::PAIR_LINKS`]).
+    link_budget: usize,
 }
 
 impl Projector {
@@ -199,12 +201,20 @@ impl Projector {
             bulk_batch: BULK_BATCH,
             bulk_commit: crate::bulk::COMMIT_EVENTS,
             row_budget: model::ROW_BUDGET,
+            link_budget: model::PAIR_LINKS,
         })
     }
 
     /// Sets the events per transaction for catch-up and rebuild (tests make them small).
     pub fn with_bulk_batch(mut self, n: usize) -> Self {
         self.bulk_batch = n.max(1);
+        self.bulk_commit = n.max(1);
+        self
+    }
+
+    /// Sets the events per transaction of the SQLite bulk rebuild alone, after
+    /// [`Projector::with_bulk_batch`] (tests: small read batches in long transactions).
+    pub fn with_bulk_commit(mut self, n: usize) -> Self {
         self.bulk_commit = n.max(1);
         self
     }
@@ -216,8 +226,17 @@ impl Projector {
         self
     }
 
+    /// Sets how many pairing links each applier keeps (tests make it small so that links
+    /// start over and are read back).
+    pub fn with_link_budget(mut self, links: usize) -> Self {
+        self.link_budget = links.max(1);
+        self
+    }
+
     fn applier(&self, generation: i64, fresh: bool) -> Applier {
-        Applier::new(generation, fresh).with_row_budget(self.row_budget)
+        Applier::new(generation, fresh)
+            .with_row_budget(self.row_budget)
+            .with_link_budget(self.link_budget)
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {

@@ -546,12 +546,13 @@ async fn generated_logs_are_valid_and_project_identically_live_and_rebuilt(h: &H
     assert_eq!(o1, o2);
 }
 
-/// The applier's memory bound: with room for only 40 cached rows and 40 pairing links (the
+/// The applier's memory bound: with room for only 40 cached rows and 8 pairing links (the
 /// log has more than three times as many model workers, directors and pairings), rows are
 /// written mid-transaction, forgotten and read back over and over, contact dates are written
-/// to rows that are not cached, and pairings are known only by a link read back. First live,
-/// from the first event, in batches of 50 (so later batches meet rows of earlier ones), then
-/// rebuilt the same way. Every table must equal the unbounded projection's.
+/// to rows that are not cached, and links start over and are read back. First live, from
+/// the first event, in batches of 50 (so later batches meet rows of earlier ones); then
+/// rebuilt in read batches of 50 inside long transactions (rows written before the commit);
+/// then live again after the rebuild. Every table must equal the unbounded projection's.
 async fn a_row_budget_smaller_than_the_population_changes_no_row(h: &Harness) {
     let app = app_on(&h.url).await;
     generate(&app, 11, Size::events(8_000)).await.unwrap();
@@ -559,7 +560,9 @@ async fn a_row_budget_smaller_than_the_population_changes_no_row(h: &Harness) {
         .await
         .unwrap()
         .with_row_budget(40)
-        .with_bulk_batch(50);
+        .with_link_budget(8)
+        .with_bulk_batch(50)
+        .with_bulk_commit(1_000_000);
     bounded.catch_up().await.unwrap();
     let followed = bounded.read_models().dump().await.unwrap();
 
@@ -568,11 +571,18 @@ async fn a_row_budget_smaller_than_the_population_changes_no_row(h: &Harness) {
     let expected = unbounded.read_models().dump().await.unwrap();
     let count = |t: &str| expected.iter().find(|(n, _)| n == t).unwrap().1.len();
     assert!(count("model_workers") + count("directors") + count("pairings") > 40 * 3);
+    assert!(count("pairings") > 8 * 3);
     assert_eq!(followed, expected);
 
     let report = bounded.rebuild().await.unwrap();
     assert!(report.events >= 8_000, "{report:?}");
     assert_eq!(bounded.read_models().dump().await.unwrap(), expected);
+
+    generate(&app, 12, Size::events(2_000)).await.unwrap();
+    bounded.catch_up().await.unwrap();
+    let followed = bounded.read_models().dump().await.unwrap();
+    unbounded.rebuild().await.unwrap();
+    assert_eq!(unbounded.read_models().dump().await.unwrap(), followed);
 }
 
 const CHILD_ENV: &str = "CARETRAIL_PROJECTIONS_CRASH_CHILD";
