@@ -19,15 +19,20 @@ use caretrail_projections::query::{
 use caretrail_projections::{Projector, Size, generate};
 use chrono::NaiveDate;
 
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        })
+/// One `kB` field of `/proc/self/status`, in MB (0 where Linux does not report it).
+fn status_mb(status: &str, name: &str) -> f64 {
+    status
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn peak_rss_mb() -> f64 {
+    status_mb(
+        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
+        "VmHWM:",
+    )
 }
 
 /// The current resident set split as Linux reports it: (anonymous, file-backed, shared) MB.
@@ -35,14 +40,11 @@ fn peak_rss_mb() -> f64 {
 /// RSS although the kernel can drop them; the split tells heap growth from mapped reads.
 fn rss_split_mb() -> (f64, f64, f64) {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-            .map_or(0.0, |kb| kb / 1024.0)
-    };
-    (field("RssAnon:"), field("RssFile:"), field("RssShmem:"))
+    (
+        status_mb(&status, "RssAnon:"),
+        status_mb(&status, "RssFile:"),
+        status_mb(&status, "RssShmem:"),
+    )
 }
 
 /// Samples the resident set every 20 ms until dropped, keeping the peak of each part; with

@@ -55,6 +55,15 @@ pub(crate) fn sqlite_file(db: &Database) -> Option<PathBuf> {
 /// How long either connection waits for the store's writer before giving up.
 const BUSY: Duration = Duration::from_secs(30);
 
+/// A direct connection to the store's file, used by one thread only (no SQLite mutex), that
+/// waits [`BUSY`] for the store's writer.
+fn open(path: &std::path::Path, flags: OpenFlags) -> Result<rusqlite::Connection> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(BUSY)?;
+    Ok(conn)
+}
+
 /// Events folded per transaction. Most events change a few long-lived rows (a director's
 /// last contact, a model worker's last visit); folding 200,000 of them before writing writes
 /// each such row once instead of once per read batch, which is most of a rebuild's writes
@@ -118,11 +127,7 @@ pub(crate) fn run(
         })
         .map_err(|e| ProjectionError::Worker(format!("rebuild reader thread: {e}")))?;
 
-    let conn = rusqlite::Connection::open_with_flags(
-        &path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY)?;
+    let conn = open(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     // A 32 MiB page cache holds what one transaction touches (released after each commit,
     // see `commit`), so it is full from the first transactions on; NORMAL sync is
     // safe in WAL mode (no corruption) and a lost tail of batches is simply redone from the
@@ -234,11 +239,7 @@ pub(crate) fn run(
 /// Drops every table of `generation` on a direct connection with a 4 MiB cache, closed when
 /// done, so the pages a drop walks leave no memory behind.
 pub(crate) fn drop_generation(path: &std::path::Path, generation: i64) -> Result<()> {
-    let mut conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY)?;
+    let mut conn = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
     conn.execute_batch("PRAGMA cache_size = -4096;")?;
     model::drop_tables(&mut Conn::Lite(&mut conn), generation)
         .now_or_never()
@@ -285,11 +286,7 @@ fn read_loop(
     batch: usize,
     tx: &mpsc::SyncSender<Result<Vec<Envelope>>>,
 ) -> Result<()> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(BUSY)?;
+    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.execute_batch("PRAGMA cache_size = -4096;")?;
     let mut after = start;
     loop {

@@ -435,6 +435,24 @@ pub const ROW_BUDGET: usize = 32_768;
 /// 77,000).
 pub const PAIR_LINKS: usize = 114_688;
 
+/// What an applier may keep in memory: tests make both small to exercise eviction.
+#[derive(Clone, Copy, Debug)]
+pub struct Budgets {
+    /// Cached entity rows allowed before the caller must flush ([`ROW_BUDGET`]).
+    pub rows: usize,
+    /// Pairing links kept before they start over ([`PAIR_LINKS`]).
+    pub links: usize,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Budgets {
+            rows: ROW_BUDGET,
+            links: PAIR_LINKS,
+        }
+    }
+}
+
 /// Folds events into one generation of the read-model tables.
 pub struct Applier {
     generation: i64,
@@ -455,10 +473,7 @@ pub struct Applier {
     /// without reading their rows (a contact, a third of a log's events, changes nothing
     /// else of a director). A row read in the meantime takes its pending date over.
     contacts: HashMap<Uuid, NaiveDate>,
-    /// Cached entity rows allowed before the caller must flush ([`ROW_BUDGET`]).
-    row_budget: usize,
-    /// Pairing links kept before they start over ([`PAIR_LINKS`]).
-    link_budget: usize,
+    budgets: Budgets,
 }
 
 fn regions(code: &RegionCode) -> (String, Option<String>) {
@@ -548,21 +563,16 @@ impl Applier {
             timeline: Vec::new(),
             pair_links: HashMap::new(),
             contacts: HashMap::new(),
-            row_budget: ROW_BUDGET,
-            link_budget: PAIR_LINKS,
+            budgets: Budgets::default(),
         }
     }
 
-    /// Sets how many entity rows may stay cached (tests make it small to exercise eviction).
-    pub fn with_row_budget(mut self, rows: usize) -> Self {
-        self.row_budget = rows.max(1);
-        self
-    }
-
-    /// Sets how many pairing links may stay (tests make it small so that links start over
-    /// and are read back).
-    pub fn with_link_budget(mut self, links: usize) -> Self {
-        self.link_budget = links.max(1);
+    /// Sets what this applier may keep in memory (at least one of each).
+    pub fn with_budgets(mut self, budgets: Budgets) -> Self {
+        self.budgets = Budgets {
+            rows: budgets.rows.max(1),
+            links: budgets.links.max(1),
+        };
         self
     }
 
@@ -581,7 +591,7 @@ impl Applier {
     /// True when the cached rows (visits of the open transaction included) have reached the
     /// budget: the caller should flush now, and [`Applier::flush`] then forgets them.
     pub fn over_budget(&self) -> bool {
-        self.cached_rows() >= self.row_budget
+        self.cached_rows() >= self.budgets.rows
     }
 
     pub fn generation(&self) -> i64 {
@@ -590,11 +600,7 @@ impl Applier {
 
     /// Forgets every cached row (another writer may have changed the tables).
     pub fn forget(&mut self) {
-        *self = Applier {
-            row_budget: self.row_budget,
-            link_budget: self.link_budget,
-            ..Applier::new(self.generation, false)
-        };
+        *self = Applier::new(self.generation, false).with_budgets(self.budgets);
     }
 
     /// Applies a batch in log order and writes the result (not the checkpoint) in `conn`.
@@ -713,7 +719,7 @@ impl Applier {
     /// not linked here is cached, so this batch finds its model worker anyway.
     fn link_pairing(&mut self, id: Uuid) {
         if let Some(m) = self.pair.get(id).map(|p| p.model_worker_id)
-            && self.pair_links.len() < self.link_budget
+            && self.pair_links.len() < self.budgets.links
         {
             self.pair_links.insert(id, m);
         }
@@ -746,7 +752,7 @@ impl Applier {
         if missing == 0 {
             return Ok(());
         }
-        if self.pair_links.len() + missing > self.link_budget {
+        if self.pair_links.len() + missing > self.budgets.links {
             self.pair_links = HashMap::new();
         } else {
             ids.retain(|id| !self.pair_links.contains_key(id));
@@ -1551,7 +1557,10 @@ mod row_budget_tests {
             .now_or_never()
             .unwrap()
             .unwrap();
-        let mut applier = Applier::new(g, false).with_link_budget(1);
+        let mut applier = Applier::new(g, false).with_budgets(Budgets {
+            links: 1,
+            ..Budgets::default()
+        });
         let assigned = Event::PairAssigned(ev::PairAssigned {
             pairing_id: PairingId(Uuid::from_u128(2)),
             director_id: DirectorId(Uuid::from_u128(22)),

@@ -161,10 +161,8 @@ pub struct Projector {
     bulk_batch: usize,
     /// Events per transaction of the SQLite bulk rebuild.
     bulk_commit: usize,
-    /// Entity rows an applier may keep cached ([`model::ROW_BUDGET`]).
-    row_budget: usize,
-    /// Pairing links an applier may keep ([`model::PAIR_LINKS`]).
-    link_budget: usize,
+    /// What each applier may keep in memory.
+    budgets: model::Budgets,
 }
 
 impl Projector {
@@ -200,8 +198,7 @@ impl Projector {
             live: Mutex::new(None),
             bulk_batch: BULK_BATCH,
             bulk_commit: crate::bulk::COMMIT_EVENTS,
-            row_budget: model::ROW_BUDGET,
-            link_budget: model::PAIR_LINKS,
+            budgets: model::Budgets::default(),
         })
     }
 
@@ -222,21 +219,19 @@ impl Projector {
     /// Sets how many entity rows each applier keeps cached (tests make it small so that rows
     /// are written and forgotten mid-transaction and read back).
     pub fn with_row_budget(mut self, rows: usize) -> Self {
-        self.row_budget = rows.max(1);
+        self.budgets.rows = rows;
         self
     }
 
     /// Sets how many pairing links each applier keeps (tests make it small so that links
     /// start over and are read back).
     pub fn with_link_budget(mut self, links: usize) -> Self {
-        self.link_budget = links.max(1);
+        self.budgets.links = links;
         self
     }
 
     fn applier(&self, generation: i64, fresh: bool) -> Applier {
-        Applier::new(generation, fresh)
-            .with_row_budget(self.row_budget)
-            .with_link_budget(self.link_budget)
+        Applier::new(generation, fresh).with_budgets(self.budgets)
     }
 
     pub fn store(&self) -> &Arc<dyn EventStore> {
