@@ -223,7 +223,12 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             .await
             .context("cannot create the demo token")?;
         println!("caretrail listening on http://{addr}");
-        println!("sign in: http://{addr}/login#token={token}");
+        // The demo's visits are from October 2021: the page opens on that period, so its
+        // "this month" figures are not all zero today.
+        println!(
+            "sign in: http://{addr}/login#token={token}&as_of={}",
+            demo::today()
+        );
         println!("admin token: {token}");
     } else {
         println!("caretrail listening on http://{addr}");

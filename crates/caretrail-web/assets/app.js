@@ -137,6 +137,13 @@
     if (m) {
       S.token = decodeURIComponent(m[1]);
       sessionStorage.setItem("caretrail.token", S.token);
+      // A login URL may open the dashboards on a period (`serve --demo` points at the demo's
+      // October 2021, where "this month" is not empty); the as-of bar shows it and clears it.
+      const a = location.hash.match(/&as_of=(\d{4}-\d{2}-\d{2})(?:&|$)/);
+      if (a && !Number.isNaN(Date.parse(a[1]))) {
+        S.asOf = a[1];
+        sessionStorage.setItem("caretrail.asof", S.asOf);
+      }
       history.replaceState(null, "", "/#/");
     } else if (location.pathname === "/login") {
       history.replaceState(null, "", "/" + location.hash);
@@ -301,18 +308,23 @@
     }
     const rows = months.map((k) => ({ k, visits: byKey.get(k)?.visits || 0, cash: (byKey.get(k)?.cash_fen || 0) / 100 }));
     const W = 640, H = 240, L = 36, R = 56, T = 14, B = 34;
-    const maxV = Math.max(1, ...rows.map((r) => r.visits));
-    const maxC = Math.max(1, ...rows.map((r) => r.cash));
+    const tv = niceTicks(Math.max(0, ...rows.map((r) => r.visits)));
+    const tc = niceTicks(Math.max(0, ...rows.map((r) => r.cash)));
+    const maxV = tv[tv.length - 1], maxC = tc[tc.length - 1];
     const slot = (W - L - R) / rows.length;
     const yV = (v) => T + (H - T - B) * (1 - v / maxV);
     const yC = (c) => T + (H - T - B) * (1 - c / maxC);
     const g = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("chart.label"), class: "chart-svg" });
     g.append(svg("title", {}, t("chart.label")));
-    for (let i = 0; i <= 4; i++) {
-      const yy = T + ((H - T - B) * i) / 4;
+    // Both scales share the grid lines, so they get the same number of ticks; each label is
+    // a distinct whole number (an empty chart reads 0, 1, 2, 3, 4, not 1, 1, 1, 0, 0).
+    const n = Math.max(tv.length, tc.length) - 1;
+    const vStep = maxV / n, cStep = maxC / n;
+    for (let i = 0; i <= n; i++) {
+      const yy = T + ((H - T - B) * i) / n;
       g.append(svg("line", { x1: L, x2: W - R, y1: yy, y2: yy, class: "grid" }));
-      g.append(svg("text", { x: L - 4, y: yy + 4, class: "axis", "text-anchor": "end" }, Math.round(maxV * (1 - i / 4))));
-      g.append(svg("text", { x: W - R + 4, y: yy + 4, class: "axis cash" }, Math.round(maxC * (1 - i / 4))));
+      g.append(svg("text", { x: L - 4, y: yy + 4, class: "axis tick-visits", "text-anchor": "end" }, num(vStep * (n - i))));
+      g.append(svg("text", { x: W - R + 4, y: yy + 4, class: "axis cash tick-cash" }, num(cStep * (n - i))));
     }
     const pts = [];
     rows.forEach((r, i) => {
@@ -330,6 +342,19 @@
       h("span", { class: "key line-key", "aria-hidden": "true" }), t("chart.cash"));
     const total = rows.reduce((n, r) => n + r.visits, 0);
     return [g, legend, total ? null : h("p", { class: "muted" }, t("chart.empty"))];
+  }
+
+  // Up to four equal steps of a whole "nice" size (1, 2 or 5 times a power of ten) from 0 to
+  // at least `max`: every label is a distinct whole number, whatever the data.
+  function niceTicks(max) {
+    const raw = Math.max(1, max) / 4;
+    const pow = 10 ** Math.floor(Math.log10(raw));
+    const step = Math.max(1, [1, 2, 5, 10].map((f) => f * pow).find((s) => s >= raw));
+    const top = Math.max(step, Math.ceil(max / step) * step);
+    const ticks = [];
+    for (let v = 0; v <= top; v += step) ticks.push(v);
+    while (ticks.length < 5) ticks.push(ticks[ticks.length - 1] + step);
+    return ticks;
   }
 
   const AGES = ["0_7", "8_30", "31_90", "over_90"];

@@ -281,6 +281,47 @@ fn regex_like_key(s: &str) -> bool {
         && b.chars().all(|c| c.is_ascii_lowercase() || c == '_')
 }
 
+/// First impression: the monthly chart's scale labels are distinct numbers (an empty chart
+/// once labelled every tick "1"). Checked on the chart as shown, and on an empty one (a year
+/// before the demo), then the as-of date is put back as the caller had it.
+async fn assert_distinct_axis_labels(b: &Browser, when: &str) {
+    let read = "return ['tick-visits', 'tick-cash'].map(c => [...document.querySelectorAll('#ov-chart text.' + c)].map(t => t.textContent))";
+    let labels: Vec<Vec<String>> = serde_json::from_value(b.js(read).await).unwrap();
+    for scale in &labels {
+        let mut seen = scale.clone();
+        seen.sort();
+        seen.dedup();
+        assert!(
+            scale.len() >= 3 && seen.len() == scale.len(),
+            "{when}: repeated axis labels {scale:?}"
+        );
+    }
+    let before = b
+        .js("return document.querySelector('#asof-date').value")
+        .await;
+    b.set("#asof-date", "2020-06-30").await;
+    b.click("#asof-form button[type=submit]").await;
+    b.until(
+        "the empty chart",
+        "return document.querySelector('#asof-note').innerText.includes('2020-06-30') && !!document.querySelector('#ov-chart svg') && !document.querySelector('#ov-chart svg rect.bar[height]:not([height=\"0\"])')",
+    )
+    .await;
+    let labels: Vec<Vec<String>> = serde_json::from_value(b.js(read).await).unwrap();
+    assert_eq!(
+        labels,
+        vec![vec!["4", "3", "2", "1", "0"], vec!["4", "3", "2", "1", "0"]],
+        "the empty chart's scales"
+    );
+    let before = before.as_str().unwrap_or_default().to_owned();
+    b.set("#asof-date", &before).await;
+    b.click("#asof-form button[type=submit]").await;
+    b.until(
+        "the chart as it was",
+        &format!("return document.querySelector('#asof-note').innerText.includes('{before}') && !!document.querySelector('#ov-chart svg')"),
+    )
+    .await;
+}
+
 async fn record_visit_directly(app: &App, on: &str) {
     let body = json!({
         "visit_id": Uuid::now_v7(),
@@ -338,15 +379,33 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
         expected: vec!["/api/v1/commands/RecordVisit"],
     };
 
-    // Sign in with the login URL; the token leaves the address bar.
-    b.c.goto(&format!("{}/login#token={}", service.base, service.admin))
-        .await
-        .unwrap();
+    // Sign in with the login URL `serve --demo` prints; the token leaves the address bar.
+    b.c.goto(&format!(
+        "{}/login#token={}&as_of={}",
+        service.base,
+        service.admin,
+        demo::today()
+    ))
+    .await
+    .unwrap();
     b.until(
         "the overview",
-        "return !document.querySelector('#view-overview').hidden && !!document.querySelector('[data-stat=visits_month] .stat-value')",
+        "return !document.querySelector('#view-overview').hidden && !!document.querySelector('[data-stat=visits_month] .stat-value') && !!document.querySelector('#ov-chart svg')",
     )
     .await;
+    // First impression: the demo opens on its own period, so "this month" shows the
+    // article's October 2021 visits, not zeros (the as-of bar says so).
+    assert!(
+        b.text("#asof-note").await.contains("2021-10-30"),
+        "the demo's period is not shown as the as-of date"
+    );
+    let this_month: u64 = b
+        .text("[data-stat=visits_month] .stat-value")
+        .await
+        .parse()
+        .expect("a count");
+    assert!(this_month > 0, "the demo opens on an empty month");
+    assert_distinct_axis_labels(&b, "the demo's period").await;
     let url = b.c.current_url().await.unwrap();
     assert!(
         !url.as_str().contains("token"),
@@ -366,6 +425,7 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
     )
     .await;
     assert_eq!(b.text("[data-stat=visits_month] .stat-value").await, "0");
+    assert_distinct_axis_labels(&b, "as of 2022-06-30").await;
     assert!(b.text("#ov-regions").await.contains("杭州市"));
     b.check_view("overview", "zh").await;
 
