@@ -12,8 +12,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use caretrail_app::KeyRing;
@@ -28,6 +27,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
 
 /// The most events one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -209,10 +209,6 @@ impl LogParams {
     }
 }
 
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
-}
-
 /// What personal data a principal may see in the log.
 pub(crate) async fn access_for(state: &AppState, p: &Principal) -> ApiResult<Access> {
     Ok(match p.role {
@@ -257,13 +253,13 @@ pub struct EventsPage {
 pub async fn page(
     State(state): State<AppState>,
     principal: Principal,
-    params: Result<Query<LogParams>, QueryRejection>,
+    params: Result<Query<LogParams>, ApiError>,
 ) -> ApiResult<Json<EventsPage>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Integration],
         "read the event log",
     )?;
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -312,9 +308,9 @@ pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    params: Result<Query<StreamParams>, QueryRejection>,
+    params: Result<Query<StreamParams>, ApiError>,
 ) -> ApiResult<Json<StreamPage>> {
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     let stream =
         StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
     if principal.role == Role::Director {
@@ -365,7 +361,7 @@ pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    params: Result<Query<LogParams>, QueryRejection>,
+    params: Result<Query<LogParams>, ApiError>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
         &[
@@ -376,7 +372,7 @@ pub async fn subscribe(
         ],
         "subscribe to the event log",
     )?;
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     // A director follows only events about their own pairing: those naming them, their pairing
     // or their model worker (as of when the stream opens).
     let own: Option<Vec<String>> = match (principal.role, principal.director_id) {

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod extract;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
@@ -115,7 +116,9 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .merge(caretrail_web::routes())
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(error::problem_json_only))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,

@@ -1,5 +1,5 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and
-//! the problem+json answer for unknown routes.
+//! the problem+json answers for unknown routes and methods.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -46,11 +46,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if problems.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
-        (
+        // An error like any other (problem+json), with the list as an extension member.
+        let mut extensions = serde_json::Map::new();
+        extensions.insert("problems".into(), json!(problems));
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "problems": problems })),
+            "not_ready",
+            "the service is not ready; see problems",
         )
-            .into_response()
+        .into_response_with(extensions)
     }
 }
 
@@ -113,4 +117,13 @@ pub async fn openapi() -> Json<serde_json::Value> {
 /// Unknown routes answer problem+json too.
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// A known route asked with a method it does not take (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see the Allow header",
+    )
 }

