@@ -65,6 +65,30 @@ fn command_id_for(actor: Uuid, key: &str) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// Whether the request says its body is JSON as this API reads it: exactly one
+/// `Content-Type`, `application/json`, with no parameter but an optional `charset=utf-8`.
+/// Anything else (`application/jsonx`, `application/evil+json`, `charset=utf-16`, `text/plain`)
+/// is refused rather than guessed at: a body read under the wrong type is a body misread.
+fn is_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(media) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+    else {
+        return false;
+    };
+    media.type_() == mime::APPLICATION
+        && media.subtype() == mime::JSON
+        && media.suffix().is_none()
+        && media
+            .params()
+            .all(|(name, value)| name == mime::CHARSET && value == mime::UTF_8)
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
     match headers.get(name) {
         None => Ok(None),
@@ -91,15 +115,11 @@ pub async fn command(
         }
         Role::Director => {}
     }
-    let is_json = header_str(&headers, "content-type")?.is_some_and(|ct| {
-        let ct = ct.to_ascii_lowercase();
-        ct.starts_with("application/json") || ct.starts_with("application/") && ct.contains("+json")
-    });
-    if !is_json {
+    if !is_json(&headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "commands are JSON: send Content-Type: application/json",
+            "commands are JSON: send Content-Type: application/json (charset, if given, utf-8)",
         ));
     }
     let body = body.map_err(|e| {
@@ -305,6 +325,50 @@ mod tests {
         assert_ne!(
             command_id_for(a, "k"),
             command_id_for(Uuid::from_u128(2), "k")
+        );
+    }
+
+    /// Hardening, API contract: only `application/json` (optionally `charset=utf-8`) is JSON.
+    #[test]
+    fn only_application_json_in_utf_8_is_json() {
+        let with = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            }
+            is_json(&h)
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+            // RFC 9110 allows empty parameters.
+            "application/json;",
+        ] {
+            assert!(with(&[ok]), "{ok}");
+        }
+        for refused in [
+            "application/jsonx",
+            "application/evil+json",
+            "application/json+evil",
+            "application/json; charset=utf-16",
+            "application/json; charset=utf-8; boundary=x",
+            "application/json; foo=bar",
+            "application/x-json",
+            "text/json",
+            "text/plain",
+            "application/json/x",
+            "json",
+            "",
+        ] {
+            assert!(!with(&[refused]), "{refused:?}");
+        }
+        assert!(!with(&[]), "no content type");
+        assert!(
+            !with(&["application/json", "text/plain"]),
+            "two content types"
         );
     }
 

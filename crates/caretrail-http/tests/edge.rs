@@ -9,6 +9,7 @@ use caretrail_http::testing::DemoService;
 use caretrail_store::testing::Harness;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
 caretrail_store::both_backends!(
     bad_path_parameters_answer_problem_json_without_the_value,
@@ -16,6 +17,7 @@ caretrail_store::both_backends!(
     bad_query_strings_answer_problem_json_without_the_value,
     unknown_assets_and_routes_answer_problem_json,
     readyz_not_ready_is_problem_json,
+    commands_refuse_every_content_type_but_json_in_utf_8,
 );
 
 fn master(h: &Harness) -> MasterKey {
@@ -220,4 +222,52 @@ async fn readyz_not_ready_is_problem_json(h: &Harness) {
     let body = problem(res, StatusCode::SERVICE_UNAVAILABLE, "not_ready").await;
     let problems = body["problems"].as_array().expect("problems");
     assert!(problems.iter().any(|p| p == "shutting down"), "{body}");
+}
+
+/// Hardening, API contract: a command body is read only as `application/json` (optionally
+/// `charset=utf-8`); look-alikes and other charsets answer 415 problem+json
+/// `unsupported_media_type` and write nothing.
+async fn commands_refuse_every_content_type_but_json_in_utf_8(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    let store = t.service.app.store().clone();
+    let send = |content_type: Option<&'static str>| {
+        let body = json!({ "body_id": Uuid::now_v7(), "kind": "other", "name": "媒体类型" });
+        let mut req = t
+            .client
+            .post(t.url("/api/v1/commands/RegisterBody"))
+            .bearer_auth(&t.admin)
+            .body(body.to_string());
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req.send()
+    };
+    let head = store.head().await.unwrap().position;
+    for refused in [
+        Some("application/jsonx"),
+        Some("application/evil+json"),
+        Some("application/json; charset=utf-16"),
+        Some("text/plain"),
+        Some("application/json; boundary=x"),
+        None,
+    ] {
+        problem(
+            send(refused).await.unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    assert_eq!(
+        store.head().await.unwrap().position,
+        head,
+        "nothing written"
+    );
+    for accepted in ["application/json", "application/json; charset=UTF-8"] {
+        assert_eq!(
+            send(Some(accepted)).await.unwrap().status(),
+            StatusCode::CREATED,
+            "{accepted}"
+        );
+    }
 }
