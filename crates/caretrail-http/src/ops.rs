@@ -1,5 +1,9 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and
 //! the problem+json answers for unknown routes and methods.
+//!
+//! `/healthz`, `/readyz` and `/openapi.json` are open (probes and clients need them before
+//! they hold a token); `/metrics` needs an administrator's or an auditor's token, since it
+//! shows the log head and which routes are used how often.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -10,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 
 /// The process is up.
@@ -58,8 +63,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text format, for administrators and auditors (a scraper holds an auditor
+/// token).
+pub async fn metrics(State(state): State<AppState>, principal: Principal) -> Response {
+    if let Err(denied) = principal.require(&[Role::Admin, Role::Auditor], "read metrics") {
+        return denied.into_response();
+    }
     let store = state.app.store();
     let notifier = store.notifier();
     let w = notifier.metrics();

@@ -18,6 +18,7 @@ caretrail_store::both_backends!(
     unknown_assets_and_routes_answer_problem_json,
     readyz_not_ready_is_problem_json,
     commands_refuse_every_content_type_but_json_in_utf_8,
+    metrics_need_an_administrator_or_auditor_token,
 );
 
 fn master(h: &Harness) -> MasterKey {
@@ -268,6 +269,44 @@ async fn commands_refuse_every_content_type_but_json_in_utf_8(h: &Harness) {
             send(Some(accepted)).await.unwrap().status(),
             StatusCode::CREATED,
             "{accepted}"
+        );
+    }
+}
+
+/// Hardening, API contract: `/metrics` shows the log head and route counts, so it needs an
+/// administrator's or auditor's token.
+async fn metrics_need_an_administrator_or_auditor_token(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    let res = t.client.get(t.url("/metrics")).send().await.unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    let tokens = &t.service.tokens;
+    let feng = caretrail_domain::demo::directors::FENG_YALI.uuid();
+    for (role, director) in [(Role::Integration, None), (Role::Director, Some(feng))] {
+        let token = tokens.create(role, director, "m").await.unwrap().1;
+        let res = t
+            .client
+            .get(t.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        problem(res, StatusCode::FORBIDDEN, "forbidden").await;
+    }
+    let auditor = tokens.create(Role::Auditor, None, "m").await.unwrap().1;
+    for token in [&auditor, &t.admin] {
+        let res = t
+            .client
+            .get(t.url("/metrics"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.text()
+                .await
+                .unwrap()
+                .contains("caretrail_store_head_position")
         );
     }
 }
