@@ -2,7 +2,9 @@
 //!
 //! The actor comes from the bearer token, never from the body. `Idempotency-Key` makes a retry
 //! return the original response without writing: the key and the actor determine the command
-//! id, and the store answers a known command id with its stored result. `If-Match` carries the
+//! id, and the store answers a known command id with its stored result; the key is bound to
+//! the first request's name and body, so reusing it for another request answers 422
+//! (`crate::idempotency`). `If-Match` carries the
 //! expected version of the command's aggregate stream.
 
 use axum::Json;
@@ -146,6 +148,7 @@ pub async fn command(
             ),
         )
     })?;
+    let fingerprint = crate::idempotency::fingerprint(&name, &json);
     let fields = match &json {
         serde_json::Value::Object(m) => m.clone(),
         _ => serde_json::Map::new(),
@@ -167,6 +170,7 @@ pub async fn command(
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
     // Without an Idempotency-Key the command id is new, so no earlier result can exist.
     meta.may_be_retry = false;
+    let mut keyed = false;
     if let Some(key) = header_str(&headers, "idempotency-key")? {
         if key.is_empty() || key.len() > 200 {
             return Err(ApiError::bad_request(
@@ -176,6 +180,7 @@ pub async fn command(
         }
         meta.command_id = command_id_for(principal.actor_id(), key);
         meta.may_be_retry = true;
+        keyed = true;
     }
     let expected = match header_str(&headers, "if-match")? {
         None => None,
@@ -186,6 +191,22 @@ pub async fn command(
             )
         })?),
     };
+    if keyed {
+        // Bind the key to this request before anything can run under it (see idempotency).
+        let claim =
+            crate::idempotency::claim(&state.app.store().database(), meta.command_id, &fingerprint)
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?;
+        if claim == crate::idempotency::Claim::Other {
+            let mut err = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request; a new request needs a new key",
+            );
+            err.detail_zh = Some("该幂等键已用于另一个请求；新的请求须使用新的幂等键".to_owned());
+            return Err(err);
+        }
+    }
     let result = state
         .app
         .execute_expecting(&command, &meta, expected)

@@ -19,6 +19,8 @@ caretrail_store::both_backends!(
     readyz_not_ready_is_problem_json,
     commands_refuse_every_content_type_but_json_in_utf_8,
     metrics_need_an_administrator_or_auditor_token,
+    an_idempotency_key_reused_with_another_body_answers_422_and_writes_nothing,
+    concurrent_requests_under_one_key_with_different_bodies_run_one_command,
 );
 
 fn master(h: &Harness) -> MasterKey {
@@ -309,4 +311,114 @@ async fn metrics_need_an_administrator_or_auditor_token(h: &Harness) {
                 .contains("caretrail_store_head_position")
         );
     }
+}
+
+fn register_worker(id: Uuid, name: &str) -> Value {
+    json!({ "model_worker_id": id, "honour": "provincial_model_worker",
+            "region_code": "330782", "name": name })
+}
+
+impl Edge {
+    async fn post_keyed(&self, token: &str, key: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url("/api/v1/commands/RegisterModelWorker"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn version(&self, stream: String) -> u64 {
+        self.service
+            .app
+            .store()
+            .stream_version(&caretrail_store::StreamId::new(stream).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// Hardening #4: an Idempotency-Key reused with another body answered 201 with the first
+/// command's result and silently dropped the second command. The same body is still a replay;
+/// another body answers 422 `idempotency_key_reused` and is not written.
+async fn an_idempotency_key_reused_with_another_body_answers_422_and_writes_nothing(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    let res = t
+        .post_keyed(&t.admin, "key-4", &register_worker(first, "第一"))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let original: Value = res.json().await.unwrap();
+    // The same request again, its members in another order: the stored answer, replayed.
+    let reordered: Value = serde_json::from_str(&format!(
+        r#"{{"name":"第一","region_code":"330782","honour":"provincial_model_worker","model_worker_id":"{first}"}}"#
+    ))
+    .unwrap();
+    let res = t.post_keyed(&t.admin, "key-4", &reordered).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(res.headers()["idempotent-replayed"], "true");
+    assert_eq!(res.json::<Value>().await.unwrap(), original);
+    // Another body under the same key.
+    let head = t.service.app.store().head().await.unwrap().position;
+    let res = t
+        .post_keyed(&t.admin, "key-4", &register_worker(second, "第二"))
+        .await;
+    let body = problem(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+    )
+    .await;
+    assert!(body["detail_zh"].is_string());
+    assert!(!body.to_string().contains("第"), "no echo: {body}");
+    assert_eq!(t.service.app.store().head().await.unwrap().position, head);
+    assert_eq!(t.version(format!("modelworker-{second}")).await, 0);
+    // Keys belong to their actor: another administrator may use the same key.
+    let other = t
+        .service
+        .tokens
+        .create(Role::Admin, None, "other admin")
+        .await
+        .unwrap()
+        .1;
+    let res = t
+        .post_keyed(&other, "key-4", &register_worker(second, "第二"))
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert!(res.headers().get("idempotent-replayed").is_none());
+    assert_eq!(t.version(format!("modelworker-{second}")).await, 1);
+}
+
+/// Hardening #4: requests racing under one key with different bodies: exactly one runs, every
+/// other one answers 422, and only the winner's command is in the log.
+async fn concurrent_requests_under_one_key_with_different_bodies_run_one_command(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    let workers: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+    let head = t.service.app.store().head().await.unwrap().position;
+    let answers = futures::future::join_all(workers.iter().map(|w| {
+        let body = register_worker(*w, "并发");
+        let t = &t;
+        async move { t.post_keyed(&t.admin, "race", &body).await.status() }
+    }))
+    .await;
+    let created = answers
+        .iter()
+        .filter(|s| **s == StatusCode::CREATED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    assert_eq!((created, refused), (1, 7), "{answers:?}");
+    let mut written = 0;
+    for w in &workers {
+        written += t.version(format!("modelworker-{w}")).await;
+    }
+    assert_eq!(written, 1);
+    assert_eq!(
+        t.service.app.store().head().await.unwrap().position,
+        head + 1
+    );
 }
