@@ -5,7 +5,8 @@
 //! The SSE feed is a store subscription: stored events first, then live ones, in order, each
 //! once. Every SSE event's `id:` is its global position, so a client that reconnects with
 //! `Last-Event-ID` resumes exactly after the last event it received. Comments are sent as
-//! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down.
+//! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down and
+//! when its token expires or is revoked (`TokenStore::lapsed`).
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
@@ -410,11 +411,15 @@ pub async fn subscribe(
     let mut shutdown = state.shutdown.clone();
     let keys = state.app.keys().clone();
     let renders = state.renders.clone();
+    let tokens = state.tokens.clone();
     let events = subscription
         .into_stream()
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
+        // A stream lives no longer than its token: it ends when the token expires or, within
+        // the token cache's time to live, when it is revoked.
+        .take_until(async move { tokens.lapsed(&principal).await })
         .filter(move |item| {
             let keep = match (&own, item) {
                 (Some(ids), Ok(e)) => concerns(e, ids),

@@ -8,6 +8,9 @@ use caretrail_http::Role;
 use caretrail_http::testing::DemoService;
 use caretrail_store::testing::Harness;
 use reqwest::StatusCode;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -21,6 +24,8 @@ caretrail_store::both_backends!(
     metrics_need_an_administrator_or_auditor_token,
     an_idempotency_key_reused_with_another_body_answers_422_and_writes_nothing,
     concurrent_requests_under_one_key_with_different_bodies_run_one_command,
+    a_stream_ends_within_the_cache_ttl_when_its_token_is_revoked_elsewhere,
+    an_expired_token_gets_401_and_its_stream_ends_at_expiry,
 );
 
 fn master(h: &Harness) -> MasterKey {
@@ -420,5 +425,159 @@ async fn concurrent_requests_under_one_key_with_different_bodies_run_one_command
     assert_eq!(
         t.service.app.store().head().await.unwrap().position,
         head + 1
+    );
+}
+
+/// Revokes `token_id` with SQL on the service's database, as `caretrail token revoke` in
+/// another process does: nothing in this process hears of it.
+async fn revoke_elsewhere(t: &Edge, token_id: Uuid) {
+    let now = chrono::Utc::now();
+    let changed = match t.service.app.store().database() {
+        caretrail_store::Database::Sqlite(p) => {
+            sqlx::query("UPDATE api_tokens SET revoked_at = ?1 WHERE token_id = ?2")
+                .bind(now.timestamp_micros())
+                .bind(token_id)
+                .execute(&p)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        caretrail_store::Database::Postgres(p) => {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE token_id = $2")
+                .bind(now)
+                .bind(token_id)
+                .execute(&p)
+                .await
+                .map(|r| r.rows_affected())
+        }
+    };
+    assert_eq!(changed.unwrap(), 1);
+}
+
+/// Opens the event stream with `token` and reads its first event (so it is live).
+async fn open_stream(t: &Edge, token: &str) -> reqwest::Response {
+    let mut res = t
+        .client
+        .get(t.url("/api/v1/events/subscribe?after=0"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let first = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+        .await
+        .expect("the stream starts")
+        .unwrap()
+        .expect("a first chunk");
+    assert!(
+        String::from_utf8_lossy(&first).contains("id: 1"),
+        "{first:?}"
+    );
+    res
+}
+
+/// How long until the stream `res` ends (its body is complete), at most `limit`.
+async fn ends_within(res: reqwest::Response, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut body = res.bytes_stream();
+    tokio::time::timeout(limit, async {
+        while let Some(chunk) = body.next().await {
+            chunk.expect("the stream ends cleanly, not with an error");
+        }
+    })
+    .await
+    .ok()
+    .map(|()| started.elapsed())
+}
+
+/// Hardening #5: an open SSE stream outlived its token's revocation (still delivering 35 s
+/// later). Revoked in another process (the CLI), the stream ends within the token cache's
+/// time to live, and the token is refused.
+async fn a_stream_ends_within_the_cache_ttl_when_its_token_is_revoked_elsewhere(h: &Harness) {
+    let ttl = Duration::from_millis(600);
+    let t = Edge::start(h, |state| {
+        state.tokens.set_cache_ttl(ttl);
+        state.heartbeat = Duration::from_millis(100);
+    })
+    .await;
+    let (p, token) = t
+        .service
+        .tokens
+        .create(Role::Integration, None, "follower")
+        .await
+        .unwrap();
+    let (_, other) = t
+        .service
+        .tokens
+        .create(Role::Integration, None, "bystander")
+        .await
+        .unwrap();
+    let stream = open_stream(&t, &token).await;
+    let bystander = open_stream(&t, &other).await;
+    // Live for a while: checks that find the token valid leave the stream alone.
+    tokio::time::sleep(ttl * 2).await;
+    revoke_elsewhere(&t, p.token_id).await;
+    let took = ends_within(stream, ttl * 5)
+        .await
+        .expect("the stream of a revoked token ends");
+    assert!(
+        took <= ttl + Duration::from_millis(300),
+        "ended after {took:?}"
+    );
+    let res = t
+        .client
+        .get(t.url("/api/v1/events?limit=1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // Another token's stream goes on.
+    assert_eq!(ends_within(bystander, ttl * 2).await, None);
+}
+
+/// Hardening #5: tokens gain an expiry. A token past it gets 401 (also while its lookup is
+/// cached), and a stream opened with it ends at the expiry.
+async fn an_expired_token_gets_401_and_its_stream_ends_at_expiry(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    let life = Duration::from_millis(1500);
+    let expires = chrono::Utc::now() + chrono::Duration::from_std(life).unwrap();
+    let (p, token) = t
+        .service
+        .tokens
+        .create_expiring(Role::Auditor, None, "short", Some(expires))
+        .await
+        .unwrap();
+    assert_eq!(p.expires_at, Some(expires));
+    let me: Value = t
+        .client
+        .get(t.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(me["expires_at"].is_string(), "{me}");
+    let stream = open_stream(&t, &token).await;
+    let took = ends_within(stream, life * 3)
+        .await
+        .expect("the stream of an expired token ends");
+    assert!(chrono::Utc::now() >= expires, "ended early, after {took:?}");
+    let res = t
+        .client
+        .get(t.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    // A token cannot be made already expired.
+    assert!(
+        t.service
+            .tokens
+            .create_expiring(Role::Auditor, None, "past", Some(chrono::Utc::now()))
+            .await
+            .is_err()
     );
 }
