@@ -12,7 +12,9 @@ use caretrail_audit::{AuditConfig, Auditor, run_checkpointer};
 use caretrail_domain::{Policy, demo};
 use caretrail_http::auth::Revocation;
 use caretrail_http::dashboard::ReadSide;
-use caretrail_http::{AppState, Role, Server, TokenStore, router, shutdown_signal};
+use caretrail_http::{
+    AppState, ConnectionLimits, Role, Server, TokenStore, router, shutdown_signal,
+};
 use caretrail_projections::Projector;
 use caretrail_store::{StoreOptions, connect};
 use uuid::Uuid;
@@ -30,6 +32,18 @@ pub struct ServeArgs {
     /// How often to sign an audit checkpoint (e.g. 60s, 5m).
     #[arg(long, env = "CARETRAIL_CHECKPOINT_EVERY", default_value = "60s", value_parser = parse_duration)]
     checkpoint_every: std::time::Duration,
+    /// How long a client has to send a request's headers, from connecting or from its previous
+    /// response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, env = "CARETRAIL_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// A connection on which no byte moves either way for this long is closed (longer than
+    /// the event streams' 15 s heartbeat).
+    #[arg(long, env = "CARETRAIL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// At most this many client connections at once (lowered to fit the open-file limit);
+    /// more wait until one closes.
+    #[arg(long, env = "CARETRAIL_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
     #[command(flatten)]
     keys: KeyArgs,
 }
@@ -167,6 +181,17 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx.clone());
+    if args.idle_timeout <= state.heartbeat {
+        anyhow::bail!(
+            "--idle-timeout must be longer than the event streams' {} s heartbeat",
+            state.heartbeat.as_secs()
+        );
+    }
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+    };
     let store = opened.app.store().clone();
 
     // The dashboards' projector follows the log for as long as the server runs.
@@ -228,7 +253,8 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
     let server = Server::bind(args.listen, router(state), stop_tx)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", args.listen))?
+        .with_limits(limits);
     let addr = server.local_addr()?;
     if args.demo {
         let (_, token) = opened

@@ -14,11 +14,13 @@
 //! an open event stream asks again on the same schedule ([`TokenStore::lapsed`]) and ends.
 
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -284,6 +286,14 @@ impl TokenStore {
         Ok((principal, token))
     }
 
+    /// What the cache knows about a token, if it knows anything still fresh: `Some(None)` for
+    /// a token known to be invalid.
+    pub fn cached(&self, token: &str) -> Option<Option<Principal>> {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let (p, at) = cache.get(&hash(token))?;
+        (at.elapsed() < self.cache_ttl()).then(|| p.clone().filter(|p| !expired(p, Utc::now())))
+    }
+
     /// The principal a token stands for, if it is valid: known, not revoked, not expired.
     pub async fn authenticate(&self, token: &str) -> Result<Option<Principal>, TokenError> {
         let h = hash(token);
@@ -532,68 +542,257 @@ impl TokenStore {
     }
 }
 
+/// The bearer token an `Authorization` header carries (RFC 6750: the scheme is
+/// case-insensitive), if it carries one.
+fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The rate-limit key of a client address: the address itself for IPv4, its /64 network for
+/// IPv6 (one subscriber usually holds a whole /64, so single addresses would be free).
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+/// The client address key of a request served by [`crate::Server`] (none when the router is
+/// driven without it).
+fn client_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| client_key(c.0.ip()))
+}
+
+/// The 429 for a client address that spent its budget of unauthenticated requests.
+fn throttled(state: &AppState, wait: Duration) -> ApiError {
+    state.metrics.refused_unauthenticated(true);
+    ApiError::too_many_requests(
+        "too many requests without a valid token from this address; slow down",
+        wait,
+    )
+}
+
+/// The 401 for a request without a valid token: counted, and logged only as part of a
+/// periodic summary (one line per refusal let a flood fill the disk with log lines).
+fn unauthenticated(state: &AppState, presented: bool) -> ApiError {
+    state.metrics.refused_unauthenticated(false);
+    if presented {
+        ApiError::invalid_token()
+    } else {
+        ApiError::unauthorized()
+    }
+}
+
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthorized)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(ApiError::unauthorized)?;
-        match state.tokens.authenticate(token.trim()).await {
-            Ok(Some(p)) => {
-                if !state.limiter.admit(p.token_id) {
-                    return Err(ApiError::new(
-                        axum::http::StatusCode::TOO_MANY_REQUESTS,
-                        "rate_limited",
-                        "too many requests for this token; slow down",
-                    ));
+        let client = client_of(&parts.extensions);
+        // A request without a token was charged to its address by `limit_anonymous`.
+        let Some(token) = bearer(&parts.headers) else {
+            return Err(unauthenticated(state, false));
+        };
+        let principal = match state.tokens.cached(token) {
+            Some(known) => known,
+            None => {
+                // An address that spent its budget on bad tokens does not get to make the
+                // database look up more of them.
+                if let Some(wait) = client.and_then(|c| state.anonymous.exhausted(c)) {
+                    return Err(throttled(state, wait));
                 }
-                Ok(p)
+                state
+                    .tokens
+                    .authenticate(token)
+                    .await
+                    .map_err(|e| ApiError::unavailable(&e))?
             }
-            Ok(None) => {
-                tracing::warn!("access denied: unknown or revoked token");
-                Err(ApiError::unauthorized())
-            }
-            Err(e) => Err(ApiError::unavailable(&e)),
+        };
+        match principal {
+            Some(p) => match state.limiter.admit(p.token_id) {
+                Ok(()) => Ok(p),
+                Err(wait) => {
+                    state.metrics.rate_limited_token();
+                    Err(ApiError::too_many_requests(
+                        "too many requests for this token; slow down",
+                        wait,
+                    ))
+                }
+            },
+            None => match client.map(|c| state.anonymous.admit(c)) {
+                Some(Err(wait)) => Err(throttled(state, wait)),
+                _ => Err(unauthenticated(state, true)),
+            },
         }
     }
 }
 
-/// A token-bucket rate limit per token: generous by default (it protects the service from a
-/// runaway client, not a well-behaved integration).
-pub struct RateLimiter {
-    per_second: f64,
-    burst: f64,
-    buckets: Mutex<HashMap<Uuid, (f64, Instant)>>,
+/// Whether a path serves the embedded web page (static files, cheap, needed before sign-in).
+fn is_page(path: &str) -> bool {
+    path == "/" || path == "/login" || path.starts_with("/assets/")
 }
 
-impl RateLimiter {
+/// Whether requests to a path authenticate their bearer token (and charge a bad one to the
+/// client's address themselves).
+fn authenticates(path: &str) -> bool {
+    path.starts_with("/api/v1/") || path == "/metrics"
+}
+
+/// Middleware charging unauthenticated requests to their client address: requests without a
+/// bearer token, and every request to an endpoint that needs none (`/healthz`, `/readyz`,
+/// `/openapi.json`, unknown paths), except the web page's files. An address over its budget
+/// gets 429 with `Retry-After` before any handler runs. Requests that present a token to an
+/// endpoint that checks it are charged there, and only if the token is bad.
+pub async fn limit_anonymous(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let exempt = is_page(path) || (authenticates(path) && bearer(req.headers()).is_some());
+    if !exempt
+        && let Some(client) = client_of(req.extensions())
+        && let Err(wait) = state.anonymous.admit(client)
+    {
+        return throttled(&state, wait).into_response();
+    }
+    next.run(req).await
+}
+
+/// The most keys a [`RateLimiter`] tracks before it forgets the idle ones.
+const MAX_KEYS: usize = 65_536;
+
+/// A token-bucket rate limit per key: per token (generous by default: it protects the service
+/// from a runaway client, not a well-behaved integration) and per client address for
+/// unauthenticated requests.
+pub struct RateLimiter<K = Uuid> {
+    per_second: f64,
+    burst: f64,
+    buckets: Mutex<HashMap<K, (f64, Instant)>>,
+}
+
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
+    /// `per_second` requests a second on average (at least 1), bursts of `burst` (at least 1).
     pub fn new(per_second: u32, burst: u32) -> Self {
         Self {
-            per_second: f64::from(per_second),
+            per_second: f64::from(per_second.max(1)),
             burst: f64::from(burst.max(1)),
             buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes one request from the token's bucket, if there is one left.
-    pub fn admit(&self, token: Uuid) -> bool {
+    /// The bucket's level now.
+    fn refill(&self, level: f64, at: Instant, now: Instant) -> f64 {
+        (level + now.duration_since(at).as_secs_f64() * self.per_second).min(self.burst)
+    }
+
+    /// How long until a bucket at `level` holds one request.
+    fn wait(&self, level: f64) -> Duration {
+        Duration::from_secs_f64(((1.0 - level) / self.per_second).max(0.0))
+    }
+
+    /// Takes one request from the key's bucket; when it is empty, says how long until it
+    /// holds one.
+    pub fn admit(&self, key: K) -> Result<(), Duration> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        let (level, at) = buckets.entry(token).or_insert((self.burst, now));
-        *level = (*level + at.elapsed().as_secs_f64() * self.per_second).min(self.burst);
+        if buckets.len() >= MAX_KEYS && !buckets.contains_key(&key) {
+            // A full bucket is the same as none: forget those. If every bucket is in use (a
+            // flood from very many addresses), forget them all rather than grow without bound.
+            buckets.retain(|_, (level, at)| self.refill(*level, *at, now) < self.burst);
+            if buckets.len() >= MAX_KEYS {
+                buckets.clear();
+            }
+        }
+        let (level, at) = buckets.entry(key).or_insert((self.burst, now));
+        *level = self.refill(*level, *at, now);
         *at = now;
         if *level >= 1.0 {
             *level -= 1.0;
-            true
+            Ok(())
         } else {
-            false
+            Err(self.wait(*level))
         }
+    }
+
+    /// Without taking anything: if the key's bucket is empty, how long until it holds one.
+    pub fn exhausted(&self, key: K) -> Option<Duration> {
+        let buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let (level, at) = buckets.get(&key)?;
+        let level = self.refill(*level, *at, Instant::now());
+        (level < 1.0).then(|| self.wait(level))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening #9: every 429 says when to retry, and the bucket refills at its rate.
+    #[test]
+    fn an_empty_bucket_says_how_long_to_wait() {
+        let limiter = RateLimiter::<u8>::new(10, 2);
+        assert_eq!(limiter.exhausted(1), None);
+        assert!(limiter.admit(1).is_ok() && limiter.admit(1).is_ok());
+        let wait = limiter.admit(1).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_millis(100),
+            "{wait:?}"
+        );
+        assert!(limiter.exhausted(1).is_some());
+        assert!(limiter.admit(2).is_ok(), "keys have their own buckets");
+        std::thread::sleep(wait + Duration::from_millis(20));
+        assert!(limiter.admit(1).is_ok());
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten_and_memory_is_bounded() {
+        let limiter = RateLimiter::<u32>::new(1, 1);
+        for k in 0..(MAX_KEYS as u32 + 10) {
+            let _ = limiter.admit(k);
+        }
+        assert!(limiter.buckets.lock().unwrap().len() <= MAX_KEYS);
+    }
+
+    #[test]
+    fn an_ipv6_client_is_its_64_network() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_needs_a_token() {
+        let with = |v: &str| {
+            let mut h = axum::http::HeaderMap::new();
+            h.insert(
+                axum::http::header::AUTHORIZATION,
+                axum::http::HeaderValue::from_str(v).unwrap(),
+            );
+            bearer(&h).map(str::to_owned)
+        };
+        assert_eq!(with("Bearer ctk_x").as_deref(), Some("ctk_x"));
+        assert_eq!(with("BEARER  ctk_x ").as_deref(), Some("ctk_x"));
+        assert_eq!(with("Basic dXNlcjpwYXNz"), None);
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(with("Bearer"), None);
     }
 }

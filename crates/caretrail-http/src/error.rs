@@ -85,11 +85,29 @@ impl ApiError {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(wait)
     }
 
+    /// 401 for a request without a bearer token, with the challenge RFC 6750 asks for.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "a valid bearer token is required",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"caretrail\""),
+        )
+    }
+
+    /// 401 for a bearer token that is unknown, revoked or expired (RFC 6750 `invalid_token`).
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the bearer token is unknown, revoked or expired",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"caretrail\", error=\"invalid_token\""),
         )
     }
 
@@ -246,6 +264,11 @@ impl ApiError {
 fn problem_response(status: StatusCode, headers: HeaderMap, body: impl IntoResponse) -> Response {
     let mut res = (status, body).into_response();
     res.headers_mut().extend(headers);
+    // Every 429 says when to come back, even one built without a wait.
+    if status == StatusCode::TOO_MANY_REQUESTS && !res.headers().contains_key(header::RETRY_AFTER) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     res

@@ -26,6 +26,8 @@ caretrail_store::both_backends!(
     concurrent_requests_under_one_key_with_different_bodies_run_one_command,
     a_stream_ends_within_the_cache_ttl_when_its_token_is_revoked_elsewhere,
     an_expired_token_gets_401_and_its_stream_ends_at_expiry,
+    unauthenticated_requests_are_limited_per_address_with_retry_after,
+    a_token_over_its_rate_gets_429_with_retry_after,
 );
 
 fn master(h: &Harness) -> MasterKey {
@@ -580,4 +582,100 @@ async fn an_expired_token_gets_401_and_its_stream_ends_at_expiry(h: &Harness) {
             .await
             .is_err()
     );
+}
+
+/// Hardening #9: unauthenticated requests (a flood with bad tokens or none) are limited per
+/// client address: 401 carries `WWW-Authenticate: Bearer` (with `error="invalid_token"` when
+/// a token was presented), then 429 with `Retry-After`; /metrics counts them. A valid token
+/// from the same address still works, and the web page's files are never limited.
+async fn unauthenticated_requests_are_limited_per_address_with_retry_after(h: &Harness) {
+    let t = Edge::start(h, |state| {
+        state.anonymous = std::sync::Arc::new(caretrail_http::RateLimiter::new(1, 6));
+    })
+    .await;
+    // The administrator's token is known (cached) before the flood starts.
+    assert_eq!(t.get("/api/v1/me").await.status(), StatusCode::OK);
+    let events = t.url("/api/v1/events");
+    let res = t.client.get(&events).send().await.unwrap();
+    assert_eq!(
+        res.headers()["www-authenticate"],
+        "Bearer realm=\"caretrail\""
+    );
+    problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    for i in 0..12 {
+        let res = t
+            .client
+            .get(&events)
+            .bearer_auth(format!("ctk_{i}guessed"))
+            .send()
+            .await
+            .unwrap();
+        match res.status() {
+            StatusCode::UNAUTHORIZED => {
+                assert_eq!(
+                    res.headers()["www-authenticate"],
+                    "Bearer realm=\"caretrail\", error=\"invalid_token\""
+                );
+                problem(res, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+            }
+            StatusCode::TOO_MANY_REQUESTS => {
+                let wait: u64 = res.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!((1..=2).contains(&wait), "Retry-After {wait}");
+                problem(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
+            }
+            other => panic!("{other}"),
+        }
+    }
+    // Open endpoints count too (the bucket refills by one a second: of three, one at most
+    // gets through); the page's files never do.
+    let mut limited = 0;
+    for _ in 0..3 {
+        let res = t.client.get(t.url("/healthz")).send().await.unwrap();
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            assert!(res.headers().contains_key("retry-after"));
+            limited += 1;
+        }
+    }
+    assert!(limited >= 2, "{limited}");
+    for _ in 0..10 {
+        let res = t.client.get(t.url("/assets/app.js")).send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // A valid token is not an unauthenticated request.
+    assert_eq!(t.get("/api/v1/me").await.status(), StatusCode::OK);
+    let metrics = t.get("/metrics").await.text().await.unwrap();
+    let count = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    let refused = count("caretrail_http_unauthenticated_total");
+    let throttled = count("caretrail_http_rate_limited_total{limit=\"address\"}");
+    assert_eq!(refused + throttled, 16, "{metrics}");
+    assert!(throttled >= 6, "{metrics}");
+}
+
+/// Hardening #9: a 429 for a token over its rate says when to retry.
+async fn a_token_over_its_rate_gets_429_with_retry_after(h: &Harness) {
+    let t = Edge::start(h, |state| {
+        state.limiter = std::sync::Arc::new(caretrail_http::RateLimiter::new(1, 3));
+    })
+    .await;
+    let mut last = None;
+    for _ in 0..5 {
+        last = Some(t.get("/api/v1/me").await);
+    }
+    let res = last.unwrap();
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(wait, 1);
+    problem(res, StatusCode::TOO_MANY_REQUESTS, "rate_limited").await;
 }
