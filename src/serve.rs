@@ -10,8 +10,11 @@ use anyhow::Context;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
 use caretrail_audit::{AuditConfig, Auditor, run_checkpointer};
 use caretrail_domain::{Policy, demo};
+use caretrail_http::auth::Revocation;
 use caretrail_http::dashboard::ReadSide;
-use caretrail_http::{AppState, Role, Server, TokenStore, router, shutdown_signal};
+use caretrail_http::{
+    AppState, ConnectionLimits, Role, Server, TokenStore, router, shutdown_signal,
+};
 use caretrail_projections::Projector;
 use caretrail_store::{StoreOptions, connect};
 use uuid::Uuid;
@@ -29,22 +32,35 @@ pub struct ServeArgs {
     /// How often to sign an audit checkpoint (e.g. 60s, 5m).
     #[arg(long, env = "CARETRAIL_CHECKPOINT_EVERY", default_value = "60s", value_parser = parse_duration)]
     checkpoint_every: std::time::Duration,
+    /// How long a client has to send a request's headers, from connecting or from its previous
+    /// response (so also how long an idle keep-alive connection stays open).
+    #[arg(long, env = "CARETRAIL_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: std::time::Duration,
+    /// A connection on which no byte moves either way for this long is closed (longer than
+    /// the event streams' 15 s heartbeat).
+    #[arg(long, env = "CARETRAIL_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: std::time::Duration,
+    /// At most this many client connections at once (lowered to fit the open-file limit);
+    /// more wait until one closes.
+    #[arg(long, env = "CARETRAIL_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
     #[command(flatten)]
     keys: KeyArgs,
 }
 
-/// `90s`, `5m`, `1h` or plain seconds.
+/// `90s`, `5m`, `1h`, `30d` or plain seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration like 60s or 5m"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("{s:?} is not a duration like 60s or 5m")),
+    let bad = || format!("{s:?} is not a duration like 60s, 5m, 1h or 30d");
+    let n: u64 = n.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
     };
+    let secs = n.checked_mul(scale).ok_or_else(bad)?;
     if secs == 0 {
         return Err("the interval must be positive".into());
     }
@@ -78,8 +94,20 @@ pub enum TokenCommand {
         /// A name to recognise the token by.
         #[arg(long)]
         name: String,
+        /// The token stops working this long after its creation (e.g. 12h, 30d); without it
+        /// the token is valid until revoked.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
         #[command(flatten)]
         keys: KeyArgs,
+    },
+    /// Lists every token: id, name, role, director, created, expires, revoked (never a secret).
+    List,
+    /// Revokes a token by its id (from `token list`): requests with it are refused and its
+    /// event streams end within 5 seconds, also on servers already running.
+    Revoke {
+        /// The token's id.
+        token_id: String,
     },
 }
 
@@ -153,6 +181,17 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx.clone());
+    if args.idle_timeout <= state.heartbeat {
+        anyhow::bail!(
+            "--idle-timeout must be longer than the event streams' {} s heartbeat",
+            state.heartbeat.as_secs()
+        );
+    }
+    let limits = ConnectionLimits {
+        header_read_timeout: args.header_read_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections: args.max_connections,
+    };
     let store = opened.app.store().clone();
 
     // The dashboards' projector follows the log for as long as the server runs.
@@ -214,7 +253,8 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     let stop = shutdown_signal();
     let server = Server::bind(args.listen, router(state), stop_tx)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", args.listen))?
+        .with_limits(limits);
     let addr = server.local_addr()?;
     if args.demo {
         let (_, token) = opened
@@ -263,21 +303,83 @@ pub async fn token(db: &str, cmd: TokenCommand) -> anyhow::Result<()> {
             role,
             director,
             name,
+            expires_in,
             keys,
         } => {
             let role = Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?} (use admin, director, auditor or integration)")
             })?;
+            let expires_at = expires_in
+                .map(|d| {
+                    chrono::Duration::from_std(d)
+                        .ok()
+                        .and_then(|d| chrono::Utc::now().checked_add_signed(d))
+                        .context("--expires-in is too far in the future")
+                })
+                .transpose()?;
             let opened = open(db, &keys).await?;
-            let (principal, token) = opened.tokens.create(role, director, &name).await?;
+            let (principal, token) = opened
+                .tokens
+                .create_expiring(role, director, &name, expires_at)
+                .await?;
+            let until = expires_at.map_or_else(String::new, |t| format!(", valid until {t}"));
             eprintln!(
-                "created {} token {} ({}); it is shown once:",
+                "created {} token {} ({}{until}); it is shown once:",
                 role.as_str(),
                 principal.token_id,
                 principal.name
             );
             println!("{token}");
         }
+        TokenCommand::List => {
+            let tokens = open_tokens(db).await?.list().await?;
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map_or_else(
+                    || "-".to_owned(),
+                    |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+                )
+            };
+            let mut out = String::from("id\trole\tdirector\tcreated\texpires\trevoked\tname\n");
+            for t in tokens {
+                out.push_str(&format!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}\n",
+                    t.token_id,
+                    t.role,
+                    t.director_id
+                        .map_or_else(|| "-".to_owned(), |d| d.to_string()),
+                    when(Some(t.created_at)),
+                    when(t.expires_at),
+                    when(t.revoked_at),
+                    // One token per line, whatever its name holds.
+                    t.name.replace(|c: char| c.is_control(), " "),
+                ));
+            }
+            print!("{out}");
+        }
+        TokenCommand::Revoke { token_id } => {
+            let id: Uuid = token_id
+                .trim()
+                .parse()
+                .ok()
+                .with_context(|| format!("{token_id:?} is not a token id (see token list)"))?;
+            match open_tokens(db).await?.revoke(id).await? {
+                Revocation::Revoked => println!("revoked token {id}"),
+                Revocation::AlreadyRevoked(at) => {
+                    println!("token {id} was already revoked at {at}")
+                }
+                Revocation::Unknown => anyhow::bail!("there is no token with id {id}"),
+            }
+        }
     }
     Ok(())
+}
+
+/// The token table alone: listing and revoking need neither the key ring nor a master key.
+async fn open_tokens(db: &str) -> anyhow::Result<TokenStore> {
+    let store = connect(db, StoreOptions::default())
+        .await
+        .with_context(|| format!("cannot open the store at {db}"))?;
+    TokenStore::open(store.database())
+        .await
+        .context("cannot open the token table")
 }

@@ -241,3 +241,114 @@ fn serve_stops_on_sigterm_and_leaves_a_complete_database_file() {
     assert!(events.lines().count() > 10, "the demo was recorded");
     assert_eq!(copied, events, "the .db alone holds every event");
 }
+
+caretrail_store::both_backends!(token_list_and_revoke_manage_tokens_without_sql);
+
+/// Runs the binary in `dir` and returns (success, stdout, stderr).
+fn run_raw(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = caretrail().current_dir(dir).args(args).output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The id `token create` reports on stderr (`created ROLE token ID (NAME...)`).
+fn created_id(stderr: &str) -> String {
+    stderr
+        .split_whitespace()
+        .nth(3)
+        .unwrap_or_else(|| panic!("no id in {stderr:?}"))
+        .to_owned()
+}
+
+/// Hardening #5: revoking a token needed SQL, and tokens never expired. `token create
+/// --expires-in`, `token list` (never a secret) and `token revoke` (one-line errors, non-zero
+/// exit for an unknown id) manage them; a revoked token authenticates nothing.
+async fn token_list_and_revoke_manage_tokens_without_sql(h: &caretrail_store::testing::Harness) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = h.url.as_str();
+    let create = |role: &str, name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "token", "create", "--db", db, "--role", role, "--name", name,
+        ];
+        args.extend_from_slice(extra);
+        let (ok, token, err) = run_raw(dir.path(), &args);
+        assert!(ok, "{err}");
+        (token.trim().to_owned(), created_id(&err), err)
+    };
+    let (auditor, auditor_id, _) = create("auditor", "审计组", &[]);
+    let (integration, integration_id, err) =
+        create("integration", "nightly\texport", &["--expires-in", "30d"]);
+    assert!(err.contains("valid until"), "{err}");
+
+    let (ok, list, err) = run_raw(dir.path(), &["token", "list", "--db", db]);
+    assert!(ok, "{err}");
+    assert!(
+        !list.contains("ctk_") && !list.contains(&auditor[4..]),
+        "{list}"
+    );
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id\trole\tdirector\tcreated\texpires\trevoked\tname"
+    );
+    assert_eq!(lines.len(), 3, "{list}");
+    let row = |id: &str, list: &str| -> Vec<String> {
+        list.lines()
+            .find(|l| l.starts_with(id))
+            .unwrap_or_else(|| panic!("{id} not in {list}"))
+            .split('\t')
+            .map(str::to_owned)
+            .collect()
+    };
+    let a = row(&auditor_id, &list);
+    assert_eq!((a[1].as_str(), a[2].as_str()), ("auditor", "-"));
+    assert_eq!(
+        (a[4].as_str(), a[5].as_str(), a[6].as_str()),
+        ("-", "-", "审计组")
+    );
+    let i = row(&integration_id, &list);
+    assert_eq!(i.len(), 7, "a tab in a name does not add a column: {i:?}");
+    let expires = chrono::DateTime::parse_from_rfc3339(&i[4]).unwrap();
+    let days = (expires.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_days();
+    assert!((29..=30).contains(&days), "{i:?}");
+
+    // Revoke: once, again (a no-op, said so), an unknown id, not an id.
+    let (ok, out, err) = run_raw(dir.path(), &["token", "revoke", "--db", db, &auditor_id]);
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), format!("revoked token {auditor_id}"));
+    let (ok, out, _) = run_raw(dir.path(), &["token", "revoke", "--db", db, &auditor_id]);
+    assert!(ok && out.contains("already revoked"), "{out}");
+    let unknown = uuid::Uuid::now_v7().to_string();
+    for (bad, expect) in [
+        (unknown.as_str(), "there is no token with id"),
+        ("not-a-token-id", "is not a token id"),
+    ] {
+        let (ok, _, err) = run_raw(dir.path(), &["token", "revoke", "--db", db, bad]);
+        assert!(!ok, "{bad}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("caretrail: ") && err.contains(expect),
+            "{err}"
+        );
+    }
+    let (_, list, _) = run_raw(dir.path(), &["token", "list", "--db", db]);
+    assert_ne!(row(&auditor_id, &list)[5], "-", "{list}");
+    assert_eq!(row(&integration_id, &list)[5], "-", "{list}");
+
+    // What a server sees: the revoked token authenticates nothing, the other one does and
+    // carries its expiry.
+    let store = h.open().await;
+    let tokens = caretrail_http::TokenStore::open(store.database())
+        .await
+        .unwrap();
+    assert!(tokens.authenticate(&auditor).await.unwrap().is_none());
+    let p = tokens.authenticate(&integration).await.unwrap().unwrap();
+    assert_eq!(p.token_id.to_string(), integration_id);
+    assert_eq!(
+        p.expires_at.map(|t| t.timestamp()),
+        Some(expires.timestamp())
+    );
+}

@@ -266,7 +266,7 @@ async fn the_demo_scenario_runs_over_http(h: &Harness) {
     // Operations endpoints answer.
     assert_eq!(t.get("", "/healthz").await.status(), StatusCode::OK);
     assert_eq!(t.get("", "/readyz").await.status(), StatusCode::OK);
-    let metrics = t.get("", "/metrics").await.text().await.unwrap();
+    let metrics = t.get(&t.admin, "/metrics").await.text().await.unwrap();
     assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/{name}\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("caretrail_store_head_position"));
     let openapi: Value = t.get("", "/openapi.json").await.json().await.unwrap();

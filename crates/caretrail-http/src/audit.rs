@@ -6,8 +6,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use caretrail_audit::{AuditError, Auditor};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,6 +14,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
 
 pub(crate) fn auditor(state: &AppState) -> ApiResult<&Arc<Auditor>> {
     state.auditor.as_ref().ok_or_else(|| {
@@ -32,10 +32,6 @@ fn audit_error(e: AuditError) -> ApiError {
         AuditError::Store(s) => s.into(),
         other => ApiError::internal(&other),
     }
-}
-
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
 }
 
 const READERS: &[Role] = &[Role::Admin, Role::Auditor];
@@ -71,10 +67,10 @@ pub struct InclusionParams {
 pub async fn inclusion(
     State(state): State<AppState>,
     p: Principal,
-    q: Result<Query<InclusionParams>, QueryRejection>,
+    q: Result<Query<InclusionParams>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     p.require(READERS, "read audit proofs")?;
-    let Query(q) = q.map_err(query_error)?;
+    let Query(q) = q?;
     let proof = auditor(&state)?
         .inclusion_proof(q.position, q.tree_size)
         .await
@@ -94,10 +90,10 @@ pub struct ConsistencyParams {
 pub async fn consistency(
     State(state): State<AppState>,
     p: Principal,
-    q: Result<Query<ConsistencyParams>, QueryRejection>,
+    q: Result<Query<ConsistencyParams>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     p.require(READERS, "read audit proofs")?;
-    let Query(q) = q.map_err(query_error)?;
+    let Query(q) = q?;
     let proof = auditor(&state)?
         .consistency_proof(q.from, q.to)
         .await

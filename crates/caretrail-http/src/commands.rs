@@ -2,7 +2,9 @@
 //!
 //! The actor comes from the bearer token, never from the body. `Idempotency-Key` makes a retry
 //! return the original response without writing: the key and the actor determine the command
-//! id, and the store answers a known command id with its stored result. `If-Match` carries the
+//! id, and the store answers a known command id with its stored result; the key is bound to
+//! the first request's name and body, so reusing it for another request answers 422
+//! (`crate::idempotency`). `If-Match` carries the
 //! expected version of the command's aggregate stream.
 
 use axum::Json;
@@ -65,6 +67,30 @@ fn command_id_for(actor: Uuid, key: &str) -> Uuid {
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 
+/// Whether the request says its body is JSON as this API reads it: exactly one
+/// `Content-Type`, `application/json`, with no parameter but an optional `charset=utf-8`.
+/// Anything else (`application/jsonx`, `application/evil+json`, `charset=utf-16`, `text/plain`)
+/// is refused rather than guessed at: a body read under the wrong type is a body misread.
+fn is_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return false;
+    };
+    let Some(media) = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<mime::Mime>().ok())
+    else {
+        return false;
+    };
+    media.type_() == mime::APPLICATION
+        && media.subtype() == mime::JSON
+        && media.suffix().is_none()
+        && media
+            .params()
+            .all(|(name, value)| name == mime::CHARSET && value == mime::UTF_8)
+}
+
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
     match headers.get(name) {
         None => Ok(None),
@@ -91,15 +117,11 @@ pub async fn command(
         }
         Role::Director => {}
     }
-    let is_json = header_str(&headers, "content-type")?.is_some_and(|ct| {
-        let ct = ct.to_ascii_lowercase();
-        ct.starts_with("application/json") || ct.starts_with("application/") && ct.contains("+json")
-    });
-    if !is_json {
+    if !is_json(&headers) {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
-            "commands are JSON: send Content-Type: application/json",
+            "commands are JSON: send Content-Type: application/json (charset, if given, utf-8)",
         ));
     }
     let body = body.map_err(|e| {
@@ -126,6 +148,7 @@ pub async fn command(
             ),
         )
     })?;
+    let fingerprint = crate::idempotency::fingerprint(&name, &json);
     let fields = match &json {
         serde_json::Value::Object(m) => m.clone(),
         _ => serde_json::Map::new(),
@@ -147,6 +170,7 @@ pub async fn command(
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
     // Without an Idempotency-Key the command id is new, so no earlier result can exist.
     meta.may_be_retry = false;
+    let mut keyed = false;
     if let Some(key) = header_str(&headers, "idempotency-key")? {
         if key.is_empty() || key.len() > 200 {
             return Err(ApiError::bad_request(
@@ -156,6 +180,7 @@ pub async fn command(
         }
         meta.command_id = command_id_for(principal.actor_id(), key);
         meta.may_be_retry = true;
+        keyed = true;
     }
     let expected = match header_str(&headers, "if-match")? {
         None => None,
@@ -166,6 +191,22 @@ pub async fn command(
             )
         })?),
     };
+    if keyed {
+        // Bind the key to this request before anything can run under it (see idempotency).
+        let claim =
+            crate::idempotency::claim(&state.app.store().database(), meta.command_id, &fingerprint)
+                .await
+                .map_err(|e| ApiError::unavailable(&e))?;
+        if claim == crate::idempotency::Claim::Other {
+            let mut err = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with another request; a new request needs a new key",
+            );
+            err.detail_zh = Some("该幂等键已用于另一个请求；新的请求须使用新的幂等键".to_owned());
+            return Err(err);
+        }
+    }
     let result = state
         .app
         .execute_expecting(&command, &meta, expected)
@@ -305,6 +346,50 @@ mod tests {
         assert_ne!(
             command_id_for(a, "k"),
             command_id_for(Uuid::from_u128(2), "k")
+        );
+    }
+
+    /// Hardening, API contract: only `application/json` (optionally `charset=utf-8`) is JSON.
+    #[test]
+    fn only_application_json_in_utf_8_is_json() {
+        let with = |values: &[&str]| {
+            let mut h = HeaderMap::new();
+            for v in values {
+                h.append(header::CONTENT_TYPE, HeaderValue::from_str(v).unwrap());
+            }
+            is_json(&h)
+        };
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+            // RFC 9110 allows empty parameters.
+            "application/json;",
+        ] {
+            assert!(with(&[ok]), "{ok}");
+        }
+        for refused in [
+            "application/jsonx",
+            "application/evil+json",
+            "application/json+evil",
+            "application/json; charset=utf-16",
+            "application/json; charset=utf-8; boundary=x",
+            "application/json; foo=bar",
+            "application/x-json",
+            "text/json",
+            "text/plain",
+            "application/json/x",
+            "json",
+            "",
+        ] {
+            assert!(!with(&[refused]), "{refused:?}");
+        }
+        assert!(!with(&[]), "no content type");
+        assert!(
+            !with(&["application/json", "text/plain"]),
+            "two content types"
         );
     }
 

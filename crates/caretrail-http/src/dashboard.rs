@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use caretrail_app::shanghai_date;
@@ -32,6 +31,7 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::events::access_for;
+use crate::extract::{Path, Query};
 
 /// The read side the dashboards answer from.
 #[derive(Clone)]
@@ -224,10 +224,6 @@ fn json(value: impl Serialize) -> ApiResult<Json<Value>> {
     ))
 }
 
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
-}
-
 fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
     use caretrail_projections::ProjectionError as P;
     match e {
@@ -283,15 +279,15 @@ fn today(state: &AppState, params: &Params) -> NaiveDate {
         .unwrap_or_else(|| shanghai_date(state.app.clock().now()))
 }
 
-fn params(q: Result<Query<Params>, QueryRejection>) -> ApiResult<Params> {
-    q.map(|Query(p)| p).map_err(query_error)
+fn params(q: Result<Query<Params>, ApiError>) -> ApiResult<Params> {
+    q.map(|Query(p)| p)
 }
 
 pub async fn overview(
     State(state): State<AppState>,
     principal: Principal,
     uri: Uri,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Response> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
@@ -309,7 +305,7 @@ pub async fn overview(
 pub async fn pairings(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
@@ -346,7 +342,7 @@ pub async fn pairings(
 pub async fn directors(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(&[Role::Admin, Role::Auditor], "read director caseloads")?;
     let q = params(q)?;
@@ -415,7 +411,7 @@ pub async fn model_worker(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<Uuid>,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     let file = worker_file(&state, &principal, id, &params(q)?).await?;
     json(file)
@@ -425,7 +421,7 @@ pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<Uuid>,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     let file = worker_file(&state, &principal, id, &params(q)?).await?;
     let next = file.timeline.items.last().map(|e| e.position);
@@ -439,7 +435,7 @@ pub async fn timeline(
 pub async fn issues(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(&[Role::Admin, Role::Auditor], "read the issues board")?;
     let q = params(q)?;
@@ -464,7 +460,7 @@ pub async fn issue_summary(
     State(state): State<AppState>,
     principal: Principal,
     uri: Uri,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Response> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
@@ -482,7 +478,7 @@ pub async fn issue_summary(
 pub async fn gifts(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
@@ -507,7 +503,7 @@ pub async fn gifts(
 pub async fn regions(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
@@ -529,7 +525,7 @@ pub async fn regions(
 pub async fn model_workers(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
@@ -565,7 +561,7 @@ pub async fn model_workers(
 pub async fn visits(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, QueryRejection>,
+    q: Result<Query<Params>, ApiError>,
 ) -> ApiResult<Json<Value>> {
     principal.require(&[Role::Admin, Role::Auditor, Role::Director], "list visits")?;
     let q = params(q)?;

@@ -3,7 +3,7 @@
 //! stack traces; the underlying cause of a server-side failure goes to the log only.
 
 use axum::Json;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use caretrail_app::AppError;
 use caretrail_store::StoreError;
@@ -49,6 +49,9 @@ pub struct ApiError {
     pub detail: Option<String>,
     pub detail_zh: Option<String>,
     pub errors: Vec<FieldError>,
+    /// Headers the answer carries besides its content type (`Retry-After`, `Allow`,
+    /// `WWW-Authenticate`); boxed and rare, so a `Result<_, ApiError>` stays small.
+    headers: Option<Box<HeaderMap>>,
 }
 
 impl ApiError {
@@ -59,14 +62,52 @@ impl ApiError {
             detail: Some(detail.into()),
             detail_zh: None,
             errors: Vec::new(),
+            headers: None,
         }
     }
 
+    /// Adds a header to the answer.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .insert(name, value);
+        self
+    }
+
+    /// Adds `Retry-After` in whole seconds (at least 1: `0` would invite a busy loop).
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        self.with_header(header::RETRY_AFTER, HeaderValue::from(secs.max(1)))
+    }
+
+    /// `429 Too Many Requests` with the time after which a retry may succeed.
+    pub fn too_many_requests(detail: impl Into<String>, wait: std::time::Duration) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail).retry_after(wait)
+    }
+
+    /// 401 for a request without a bearer token, with the challenge RFC 6750 asks for.
     pub fn unauthorized() -> Self {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
             "a valid bearer token is required",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"caretrail\""),
+        )
+    }
+
+    /// 401 for a bearer token that is unknown, revoked or expired (RFC 6750 `invalid_token`).
+    pub fn invalid_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "the bearer token is unknown, revoked or expired",
+        )
+        .with_header(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"caretrail\", error=\"invalid_token\""),
         )
     }
 
@@ -184,8 +225,9 @@ fn is_validation(code: &str) -> bool {
     )
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The problem document and the headers of this error's answer.
+    pub fn into_parts(self) -> (StatusCode, HeaderMap, Problem) {
         let status = self.status;
         let title = status.canonical_reason().unwrap_or("error").to_owned();
         let body = Problem {
@@ -197,14 +239,110 @@ impl IntoResponse for ApiError {
             detail_zh: self.detail_zh,
             errors: self.errors,
         };
-        let mut res = (status, Json(body)).into_response();
-        res.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        res
+        (status, self.headers.map(|h| *h).unwrap_or_default(), body)
+    }
+
+    /// The answer with extension members (RFC 9457 section 3.2) added to the problem document,
+    /// e.g. `/readyz`'s list of problems.
+    pub fn into_response_with(
+        self,
+        extensions: serde_json::Map<String, serde_json::Value>,
+    ) -> Response {
+        let (status, headers, body) = self.into_parts();
+        let mut doc = match serde_json::to_value(body) {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        for (k, v) in extensions {
+            // Extensions never replace a standard member.
+            doc.entry(k).or_insert(v);
+        }
+        problem_response(status, headers, Json(doc))
+    }
+}
+
+fn problem_response(status: StatusCode, headers: HeaderMap, body: impl IntoResponse) -> Response {
+    let mut res = (status, body).into_response();
+    res.headers_mut().extend(headers);
+    // Every 429 says when to come back, even one built without a wait.
+    if status == StatusCode::TOO_MANY_REQUESTS && !res.headers().contains_key(header::RETRY_AFTER) {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
+/// The media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, headers, body) = self.into_parts();
+        problem_response(status, headers, Json(body))
     }
 }
 
 /// Shorthand for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The problem for an error answer that was not built from an [`ApiError`] (a rejection of an
+/// extractor this crate does not wrap, a route of the embedded web page), by status alone: the
+/// original body is dropped unread, since it may echo the request.
+fn generic(status: StatusCode) -> ApiError {
+    let (code, detail) = match status {
+        StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+        StatusCode::NOT_FOUND => ("not_found", "no such resource; see /openapi.json"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not take this method; see the Allow header",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "this content type is not accepted here",
+        ),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests; slow down"),
+        s if s.is_server_error() => (
+            "internal_error",
+            "the server failed to complete the request; it has been logged",
+        ),
+        _ => ("client_error", "the request cannot be answered"),
+    };
+    ApiError::new(status, code, detail)
+}
+
+/// Middleware that makes every error answer problem+json: answers built from [`ApiError`]
+/// pass through, any other 4xx/5xx (axum's own rejections, the web page's missing asset) is
+/// replaced by the generic problem for its status, keeping the headers that tell the client
+/// what to do next.
+pub async fn problem_json_only(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let res = next.run(req).await;
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct == PROBLEM_JSON);
+    if is_problem {
+        return res;
+    }
+    tracing::debug!(
+        status = status.as_u16(),
+        "a plain error answer became problem+json"
+    );
+    let mut err = generic(status);
+    for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+        if let Some(v) = res.headers().get(&name) {
+            err = err.with_header(name, v.clone());
+        }
+    }
+    err.into_response()
+}

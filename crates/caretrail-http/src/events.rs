@@ -5,15 +5,15 @@
 //! The SSE feed is a store subscription: stored events first, then live ones, in order, each
 //! once. Every SSE event's `id:` is its global position, so a client that reconnects with
 //! `Last-Event-ID` resumes exactly after the last event it received. Comments are sent as
-//! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down.
+//! heartbeats so proxies keep idle streams open; the feed ends when the server shuts down and
+//! when its token expires or is revoked (`TokenStore::lapsed`).
 
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use caretrail_app::KeyRing;
@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{Path, Query};
 
 /// The most events one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -209,10 +210,6 @@ impl LogParams {
     }
 }
 
-fn query_error(e: QueryRejection) -> ApiError {
-    ApiError::bad_request("invalid_query", e.body_text())
-}
-
 /// What personal data a principal may see in the log.
 pub(crate) async fn access_for(state: &AppState, p: &Principal) -> ApiResult<Access> {
     Ok(match p.role {
@@ -257,13 +254,13 @@ pub struct EventsPage {
 pub async fn page(
     State(state): State<AppState>,
     principal: Principal,
-    params: Result<Query<LogParams>, QueryRejection>,
+    params: Result<Query<LogParams>, ApiError>,
 ) -> ApiResult<Json<EventsPage>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Integration],
         "read the event log",
     )?;
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -312,9 +309,9 @@ pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    params: Result<Query<StreamParams>, QueryRejection>,
+    params: Result<Query<StreamParams>, ApiError>,
 ) -> ApiResult<Json<StreamPage>> {
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     let stream =
         StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
     if principal.role == Role::Director {
@@ -365,7 +362,7 @@ pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    params: Result<Query<LogParams>, QueryRejection>,
+    params: Result<Query<LogParams>, ApiError>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
         &[
@@ -376,7 +373,7 @@ pub async fn subscribe(
         ],
         "subscribe to the event log",
     )?;
-    let Query(params) = params.map_err(query_error)?;
+    let Query(params) = params?;
     // A director follows only events about their own pairing: those naming them, their pairing
     // or their model worker (as of when the stream opens).
     let own: Option<Vec<String>> = match (principal.role, principal.director_id) {
@@ -414,11 +411,15 @@ pub async fn subscribe(
     let mut shutdown = state.shutdown.clone();
     let keys = state.app.keys().clone();
     let renders = state.renders.clone();
+    let tokens = state.tokens.clone();
     let events = subscription
         .into_stream()
         .take_until(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
         })
+        // A stream lives no longer than its token: it ends when the token expires or, within
+        // the token cache's time to live, when it is revoked.
+        .take_until(async move { tokens.lapsed(&principal).await })
         .filter(move |item| {
             let keep = match (&own, item) {
                 (Some(ids), Ok(e)) => concerns(e, ids),

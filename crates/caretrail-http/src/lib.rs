@@ -2,8 +2,9 @@
 //! operations endpoints, on axum.
 //!
 //! [`router`] builds the whole `Router` from an [`AppState`] (tests drive it directly or on port
-//! 0); [`Server`] binds it and shuts it down gracefully: stop accepting, let in-flight requests
-//! finish, end live streams.
+//! 0); [`Server`] (`server.rs`) binds it, limits what each connection may hold (header-read and
+//! idle timeouts, a connection cap) and shuts it down gracefully: stop accepting, let in-flight
+//! requests finish, end live streams.
 //!
 //! Architecture invariant: handlers translate HTTP to calls on `caretrail-app`,
 //! `caretrail-store` and the read side, and errors to problem+json; rules live in the domain,
@@ -16,13 +17,15 @@ pub mod commands;
 pub mod dashboard;
 pub mod error;
 pub mod events;
+pub mod extract;
+pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
 pub mod ops;
+pub mod server;
 pub mod testing;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +37,7 @@ use tokio::sync::watch;
 
 pub use auth::{Principal, RateLimiter, Role, TokenStore};
 pub use error::{ApiError, ApiResult};
+pub use server::{ConnectionLimits, Server};
 
 /// Largest request body accepted (a visit with many participants is a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -47,6 +51,8 @@ pub struct AppState {
     pub app: Arc<App>,
     pub tokens: Arc<TokenStore>,
     pub limiter: Arc<RateLimiter>,
+    /// Requests without a valid token, per client address (`auth::limit_anonymous`).
+    pub anonymous: Arc<RateLimiter<std::net::IpAddr>>,
     pub metrics: Arc<metrics::Metrics>,
     /// Flips to true when the server starts shutting down; live streams end on it.
     pub shutdown: watch::Receiver<bool>,
@@ -69,6 +75,8 @@ impl AppState {
             app,
             tokens,
             limiter: Arc::new(RateLimiter::new(20_000, 40_000)),
+            // Ample for probes, a browser signing in and a script with a typo; not for a flood.
+            anonymous: Arc::new(RateLimiter::new(10, 50)),
             metrics: Arc::new(metrics::Metrics::default()),
             shutdown,
             heartbeat: Duration::from_secs(15),
@@ -115,7 +123,13 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))
         .merge(caretrail_web::routes())
+        .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn(error::problem_json_only))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::limit_anonymous,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::track,
@@ -133,50 +147,6 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
-}
-
-/// A bound, running server.
-pub struct Server {
-    listener: tokio::net::TcpListener,
-    router: Router,
-    shutdown: watch::Sender<bool>,
-}
-
-impl Server {
-    /// Binds `addr` (port 0 picks a free port) for `router`; `shutdown` is the sender whose
-    /// receiver the state holds.
-    pub async fn bind(
-        addr: SocketAddr,
-        router: Router,
-        shutdown: watch::Sender<bool>,
-    ) -> std::io::Result<Self> {
-        Ok(Self {
-            listener: tokio::net::TcpListener::bind(addr).await?,
-            router,
-            shutdown,
-        })
-    }
-
-    /// The bound address.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
-    }
-
-    /// Serves until `stop` resolves, then stops accepting, ends live streams and waits for
-    /// in-flight requests.
-    pub async fn run_until(
-        self,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> std::io::Result<()> {
-        let shutdown = self.shutdown;
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                tracing::info!("shutting down: finishing in-flight requests, closing streams");
-                let _ = shutdown.send(true);
-            })
-            .await
-    }
 }
 
 /// A future that resolves on Ctrl-C or SIGTERM. The handlers are installed when this is

@@ -1,6 +1,6 @@
 //! Prometheus metrics in the text exposition format, kept in atomics: requests by route and
-//! status, request latency histograms by route, live subscribers, and the store writer's
-//! counters. Hand-written because the format is a page of text and a registry crate would
+//! status, request latency histograms by route, live subscribers, refused unauthenticated and
+//! rate-limited requests, and the store writer's counters. Hand-written because the format is a page of text and a registry crate would
 //! bring a second HTTP stack for its own exporter.
 
 use std::collections::BTreeMap;
@@ -34,7 +34,25 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<String, Histogram>>,
     subscribers: AtomicI64,
     subscriptions_total: AtomicU64,
+    /// Requests refused with 401 for want of a valid token.
+    unauthenticated_total: AtomicU64,
+    /// Requests without a valid token refused with 429 (their address over its budget).
+    throttled_total: AtomicU64,
+    /// Requests with a valid token refused with 429 (the token over its budget).
+    token_limited_total: AtomicU64,
+    /// The refusals not yet in a log line, and when the last line was written.
+    refusal_log: Mutex<RefusalLog>,
 }
+
+#[derive(Default)]
+struct RefusalLog {
+    last: Option<Instant>,
+    unauthenticated: u64,
+    throttled: u64,
+}
+
+/// At most one log line per this interval sums up refused unauthenticated requests.
+const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counts a live subscriber while it exists (owned: SSE streams outlive their handler).
 pub struct OwnedSubscriberGuard(std::sync::Arc<Metrics>);
@@ -62,6 +80,41 @@ impl Metrics {
         }
         h.sum += seconds;
         h.count += 1;
+    }
+
+    /// Counts a request refused for want of a valid token (401, or 429 when `throttled`). A
+    /// flood must not become a flood of log lines: the first refusal is logged at once, later
+    /// ones in one summary line per [`REFUSAL_LOG_EVERY`] at most; the exact counts are in
+    /// `/metrics`.
+    pub fn refused_unauthenticated(&self, throttled: bool) {
+        let counter = if throttled {
+            &self.throttled_total
+        } else {
+            &self.unauthenticated_total
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let mut log = self.refusal_log.lock().unwrap_or_else(|e| e.into_inner());
+        if throttled {
+            log.throttled += 1;
+        } else {
+            log.unauthenticated += 1;
+        }
+        if log.last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            tracing::warn!(
+                unauthenticated = log.unauthenticated,
+                throttled = log.throttled,
+                "refused requests without a valid token (summed up at most every 10 s)"
+            );
+            *log = RefusalLog {
+                last: Some(Instant::now()),
+                ..RefusalLog::default()
+            };
+        }
+    }
+
+    /// Counts a request refused because its (valid) token is over its rate.
+    pub fn rate_limited_token(&self) {
+        self.token_limited_total.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Live SSE subscribers right now.
@@ -130,6 +183,29 @@ impl Metrics {
             out,
             "caretrail_sse_subscriptions_total {}",
             self.subscriptions_total.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP caretrail_http_unauthenticated_total Requests refused with 401 for want of a valid token.\n",
+        );
+        out.push_str("# TYPE caretrail_http_unauthenticated_total counter\n");
+        let _ = writeln!(
+            out,
+            "caretrail_http_unauthenticated_total {}",
+            self.unauthenticated_total.load(Ordering::Relaxed)
+        );
+        out.push_str(
+            "# HELP caretrail_http_rate_limited_total Requests refused with 429, by what was over its rate.\n",
+        );
+        out.push_str("# TYPE caretrail_http_rate_limited_total counter\n");
+        let _ = writeln!(
+            out,
+            "caretrail_http_rate_limited_total{{limit=\"address\"}} {}",
+            self.throttled_total.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "caretrail_http_rate_limited_total{{limit=\"token\"}} {}",
+            self.token_limited_total.load(Ordering::Relaxed)
         );
         for (name, kind, value) in extra {
             let _ = writeln!(

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
@@ -34,6 +34,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Path;
 
 /// How long a finished operation (and its file) is kept.
 pub const KEEP_FOR: Duration = Duration::from_secs(3600);

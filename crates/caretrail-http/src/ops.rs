@@ -1,5 +1,9 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI document, and
-//! the problem+json answer for unknown routes.
+//! the problem+json answers for unknown routes and methods.
+//!
+//! `/healthz`, `/readyz` and `/openapi.json` are open (probes and clients need them before
+//! they hold a token); `/metrics` needs an administrator's or an auditor's token, since it
+//! shows the log head and which routes are used how often.
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -10,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Principal, Role};
 use crate::error::ApiError;
 
 /// The process is up.
@@ -46,16 +51,24 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     if problems.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
-        (
+        // An error like any other (problem+json), with the list as an extension member.
+        let mut extensions = serde_json::Map::new();
+        extensions.insert("problems".into(), json!(problems));
+        ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "problems": problems })),
+            "not_ready",
+            "the service is not ready; see problems",
         )
-            .into_response()
+        .into_response_with(extensions)
     }
 }
 
-/// Prometheus text format.
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// Prometheus text format, for administrators and auditors (a scraper holds an auditor
+/// token).
+pub async fn metrics(State(state): State<AppState>, principal: Principal) -> Response {
+    if let Err(denied) = principal.require(&[Role::Admin, Role::Auditor], "read metrics") {
+        return denied.into_response();
+    }
     let store = state.app.store();
     let notifier = store.notifier();
     let w = notifier.metrics();
@@ -113,4 +126,13 @@ pub async fn openapi() -> Json<serde_json::Value> {
 /// Unknown routes answer problem+json too.
 pub async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// A known route asked with a method it does not take (axum adds the `Allow` header).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take this method; see the Allow header",
+    )
 }
