@@ -50,6 +50,7 @@ pub mod demo;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod parse;
 pub mod personal;
 pub mod region;
 pub mod rejection;
@@ -57,6 +58,7 @@ pub mod schema;
 pub mod state;
 pub mod stream;
 pub mod testing;
+pub mod text;
 pub mod upcast;
 pub mod vocab;
 
