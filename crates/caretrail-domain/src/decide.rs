@@ -49,12 +49,17 @@ impl Default for Policy {
     }
 }
 
-/// Who is acting. Authorisation happens before deciding; the domain only records the actor
-/// where an event names one (`HardshipAssessed.by`).
+/// Who is acting. Authorisation (which role may run which command, on whose pairing) happens
+/// before deciding; the domain records the actor where an event names one
+/// (`HardshipAssessed.by`) and applies the rules that depend on who acts (a director's visit is
+/// led by that director).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
     /// The user's id.
     pub id: Uuid,
+    /// The director this actor acts as, when the command comes from a director (their token
+    /// names them); `None` for administrators and the system.
+    pub director: Option<DirectorId>,
 }
 
 /// Everything a decision needs besides states and the command: it has no clock of its own.
@@ -414,13 +419,19 @@ impl<'a> Decider<'a> {
         if participants.is_empty() {
             return Err(Rejection::VisitWithoutParticipants);
         }
-        if participants
+        let mut leads = participants
             .iter()
-            .filter(|p| p.role == ParticipantRole::Lead)
-            .count()
-            != 1
-        {
+            .filter(|p| p.role == ParticipantRole::Lead);
+        let (Some(lead), None) = (leads.next(), leads.next()) else {
             return Err(Rejection::VisitNeedsOneLead);
+        };
+        // A director records their own visits: other directors may come along (the article
+        // has directors visiting together), but the lead is the director who records it, so
+        // nobody can put a visit on another director's record.
+        if let Some(actor) = self.ctx.actor.director
+            && lead.who != (ParticipantWho::Director { director_id: actor })
+        {
+            return Err(Rejection::VisitLeadNotActor);
         }
         participants
             .iter()

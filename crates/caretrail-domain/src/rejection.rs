@@ -125,6 +125,9 @@ pub enum Rejection {
     /// A visit needs exactly one lead visitor.
     #[error("a visit needs exactly one lead visitor")]
     VisitNeedsOneLead,
+    /// A visit recorded by a director is led by someone other than that director.
+    #[error("a visit a director records must be led by that director")]
+    VisitLeadNotActor,
     /// A cash gift has no amount.
     #[error("a cash gift needs an amount in fen")]
     CashGiftWithoutAmount,
@@ -224,6 +227,7 @@ impl Rejection {
             VisitHasPairingAndAdhocReason => "visit_has_pairing_and_adhoc_reason",
             VisitWithoutParticipants => "visit_without_participants",
             VisitNeedsOneLead => "visit_needs_one_lead",
+            VisitLeadNotActor => "visit_lead_not_actor",
             CashGiftWithoutAmount => "cash_gift_without_amount",
             VisitVoided => "visit_voided",
             CorrectionEmpty => "correction_empty",
@@ -285,6 +289,7 @@ impl Rejection {
             VisitHasPairingAndAdhocReason => "走访不能同时关联结对和临时走访原因",
             VisitWithoutParticipants => "走访须至少有一名参与人",
             VisitNeedsOneLead => "走访须有且仅有一名带队人",
+            VisitLeadNotActor => "理事记录的走访须由本人带队",
             CashGiftWithoutAmount => "慰问金须注明金额",
             VisitVoided => "该走访记录已作废",
             CorrectionEmpty => "更正须至少修改一项内容",

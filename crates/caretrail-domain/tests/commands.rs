@@ -901,6 +901,86 @@ fn commands_deny_unknown_fields_and_redact_values() {
     );
 }
 
+/// Hardening #8: a director records their own visits; another director may come along, but
+/// naming them as the lead is refused, on a new visit and in a correction.
+#[test]
+fn a_directors_visit_is_led_by_that_director() {
+    let as_d = Actor {
+        id: D.0,
+        director: Some(D),
+    };
+    let companion = |d: DirectorId| Participant {
+        role: ParticipantRole::Companion,
+        ..lead(d)
+    };
+    let world = with(paired(), [appoint(D2)]);
+    // Led by the acting director, with another director along: accepted.
+    let mut v = visit(V, P, MW, D, date(2021, 10, 13));
+    v.participants.push(companion(D2));
+    let events = given(history(world.clone()))
+        .actor(as_d)
+        .when(v)
+        .result()
+        .expect("a director leads their own visit");
+    assert_eq!(events[0].0, stream(Visit, V));
+    // Another director as the lead (the acting one only a companion): refused.
+    let mut v = visit(V, P, MW, D2, date(2021, 10, 13));
+    v.participants.push(companion(D));
+    given(history(world.clone()))
+        .actor(as_d)
+        .when(v.clone())
+        .then_err("visit_lead_not_actor");
+    // A named official or an unnamed person as the lead: refused too.
+    let mut by_official = visit(V, P, MW, D, date(2021, 10, 13));
+    by_official.participants = vec![Participant {
+        who: ParticipantWho::Named {
+            person_id: OFFICIAL,
+            name: plain("某官员"),
+        },
+        ..lead(D)
+    }];
+    given(history(world.clone()))
+        .actor(as_d)
+        .when(by_official)
+        .then_err("visit_lead_not_actor");
+    // An administrator may record a visit led by any director.
+    given(history(world.clone()))
+        .when(v)
+        .result()
+        .expect("an administrator names any lead");
+    // A correction that changes the participants follows the same rule; one that leaves them
+    // alone does not look at them.
+    let recorded = with(world, [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    let correct = |changes: VisitChanges| CorrectVisit {
+        visit_id: V,
+        reason: plain("更正"),
+        changes,
+    };
+    given(history(recorded.clone()))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            participants: Some(vec![lead(D2), companion(D)]),
+            ..Default::default()
+        }))
+        .then_err("visit_lead_not_actor");
+    given(history(recorded.clone()))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            participants: Some(vec![lead(D), companion(D2)]),
+            ..Default::default()
+        }))
+        .result()
+        .expect("the director stays the lead");
+    given(history(recorded))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            medical_advice_given: Some(true),
+            ..Default::default()
+        }))
+        .result()
+        .expect("participants unchanged");
+}
+
 #[test]
 fn correct_visit_is_accepted_and_moves_the_pairing_activity() {
     let changes = VisitChanges {

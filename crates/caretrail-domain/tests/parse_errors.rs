@@ -340,6 +340,18 @@ fn each_kind_of_error_is_described_from_the_schema() {
     );
     assert_eq!(field, "gifts[0]");
     assert_eq!(message, "wrong type: expected an object");
+    // An error inside a participant is named at its own field, not at the participant.
+    assert_eq!(
+        field_and_message(
+            "RecordVisit",
+            visit(json!({ "participants": [{ "who": { "kind": "director",
+                "director_id": "`13800138001`" }, "role": "lead" }] }))
+        ),
+        (
+            "participants[0].who.director_id".into(),
+            "invalid value: expected a UUID".into()
+        )
+    );
     // An internally tagged unit variant does not ignore a key it does not define.
     let (field, message) = field_and_message(
         "RecordVisit",

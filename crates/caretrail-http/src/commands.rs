@@ -145,6 +145,9 @@ pub async fn command(
     authorize(&state, &principal, &command, &fields).await?;
 
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
+    if principal.role == Role::Director {
+        meta.director = principal.director_id;
+    }
     // Without an Idempotency-Key the command id is new, so no earlier result can exist.
     meta.may_be_retry = false;
     if let Some(key) = header_str(&headers, "idempotency-key")? {

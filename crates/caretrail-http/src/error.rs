@@ -179,6 +179,7 @@ fn is_validation(code: &str) -> bool {
             | "visit_has_pairing_and_adhoc_reason"
             | "visit_without_participants"
             | "visit_needs_one_lead"
+            | "visit_lead_not_actor"
             | "cash_gift_without_amount"
             | "correction_empty"
     )
