@@ -63,7 +63,9 @@ pub mod upcast;
 pub mod vocab;
 
 pub use command::{Command, CommandParseError};
-pub use decide::{Actor, Context, Decision, Policy, decide, stream_created, streams_to_load};
+pub use decide::{
+    Actor, Context, DEFAULT_MAX_GIFT_FEN, Decision, Policy, decide, stream_created, streams_to_load,
+};
 pub use event::Event;
 pub use ids::*;
 pub use money::{Fen, MoneyError};

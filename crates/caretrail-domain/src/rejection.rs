@@ -35,6 +35,14 @@ pub enum Rejection {
     /// A visit date lies after today.
     #[error("the visit date must not be in the future")]
     VisitDateInFuture,
+    /// One gift's amount exceeds the policy's cap ([`crate::Policy::max_gift_fen`]).
+    #[error("{field} exceeds the cap of {cap} yuan per gift")]
+    GiftAmountAboveCap {
+        /// The amount's field, e.g. `gifts[0].amount_fen`.
+        field: String,
+        /// The cap.
+        cap: crate::money::Fen,
+    },
     /// A sum of amounts does not fit in i64 fen.
     #[error("the total amount is too large")]
     AmountOverflow,
@@ -198,6 +206,7 @@ impl Rejection {
             DateInFuture { .. } => "date_in_future",
             VisitDateInFuture => "visit_date_in_future",
             AmountOverflow => "amount_overflow",
+            GiftAmountAboveCap { .. } => "gift_amount_above_cap",
             ModelWorkerAlreadyRegistered => "model_worker_already_registered",
             UnknownModelWorker => "unknown_model_worker",
             ModelWorkerDeceased => "model_worker_deceased",
@@ -260,6 +269,9 @@ impl Rejection {
             DateInFuture { field } => return format!("{field} 不能晚于今天"),
             VisitDateInFuture => "走访日期不能晚于今天",
             AmountOverflow => "金额合计超出范围",
+            GiftAmountAboveCap { field, cap } => {
+                return format!("{field} 超过单笔慰问金额上限 {cap} 元");
+            }
             ModelWorkerAlreadyRegistered => "该劳模已登记",
             UnknownModelWorker => "未找到该劳模",
             ModelWorkerDeceased => "该劳模已去世",

@@ -855,7 +855,18 @@ fn record_visit_refusals() {
             description: None,
         },
     ];
-    given(history(paired())).when(v).then_err("amount_overflow");
+    // Caught by the cap by default; a policy without one still refuses a total that does
+    // not fit.
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("gift_amount_above_cap");
+    given(history(paired()))
+        .policy(Policy {
+            max_gift_fen: max,
+            ..Policy::default()
+        })
+        .when(v)
+        .then_err("amount_overflow");
 }
 
 #[test]
@@ -873,6 +884,71 @@ fn visit_amounts_are_parsed_at_the_boundary() {
         let err = Command::parse("RecordVisit", serde_json::from_str(&body).unwrap()).unwrap_err();
         assert!(err.to_string().contains(needle), "{amount}: {err}");
     }
+}
+
+/// Hardening #7: the amounts (9223372036854775807 and 100000 fen on two visits) were
+/// accepted; one gift's amount is now capped by policy (100,000 yuan by default), named by its
+/// field, on a new visit and in a correction.
+#[test]
+fn gifts_above_the_policy_cap_are_refused() {
+    let gift = |fen: i64| Gift {
+        kind: GiftKind::Cash,
+        amount_fen: Some(Fen::new(fen).unwrap()),
+        description: None,
+    };
+    let with_gifts = |gifts: Vec<Gift>| RecordVisit {
+        gifts,
+        ..visit(V, P, MW, D, date(2021, 10, 13))
+    };
+    let cap = DEFAULT_MAX_GIFT_FEN.as_i64();
+    assert_eq!(cap, 10_000_000);
+    given(history(paired()))
+        .when(with_gifts(vec![gift(100_000), gift(cap)]))
+        .result()
+        .expect("amounts up to the cap are accepted");
+    for amount in [cap + 1, i64::MAX] {
+        let refused = given(history(paired()))
+            .when(with_gifts(vec![gift(100_000), gift(amount)]))
+            .result()
+            .unwrap_err();
+        assert_eq!(refused.code(), "gift_amount_above_cap");
+        assert_eq!(
+            refused.to_string(),
+            "gifts[1].amount_fen exceeds the cap of 100000.00 yuan per gift"
+        );
+        assert_eq!(
+            refused.message_zh(),
+            "gifts[1].amount_fen 超过单笔慰问金额上限 100000.00 元"
+        );
+    }
+    // The cap is the policy's.
+    given(history(paired()))
+        .policy(Policy {
+            max_gift_fen: Fen::new(50_000).unwrap(),
+            ..Policy::default()
+        })
+        .when(with_gifts(vec![gift(100_000)]))
+        .then_err("gift_amount_above_cap");
+    // A correction's gifts are held to it too.
+    let recorded = with(paired(), [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    let refused = given(history(recorded))
+        .when(CorrectVisit {
+            visit_id: V,
+            reason: plain("金额录错"),
+            changes: VisitChanges {
+                gifts: Some(vec![gift(i64::MAX)]),
+                ..Default::default()
+            },
+        })
+        .result()
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Rejection::GiftAmountAboveCap {
+            field: "changes.gifts[0].amount_fen".into(),
+            cap: DEFAULT_MAX_GIFT_FEN,
+        }
+    );
 }
 
 #[test]

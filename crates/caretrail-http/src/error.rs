@@ -171,6 +171,7 @@ fn is_validation(code: &str) -> bool {
             | "date_in_future"
             | "visit_date_in_future"
             | "amount_overflow"
+            | "gift_amount_above_cap"
             | "hardship_causes_empty"
             | "term_invalid"
             | "term_end_before_start"
