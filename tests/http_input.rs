@@ -2,10 +2,15 @@
 //! PostgreSQL: poison text (#1), personal data in 422 bodies (#3), money bounds (#7) and a
 //! visit's lead (#8). Each test names the finding it guards against.
 
+use std::time::Duration;
+
 use caretrail_app::MasterKey;
-use caretrail_domain::demo;
+use caretrail_domain::event::{self as ev, Event};
+use caretrail_domain::vocab::{BodyKind, ContactExchanged, Findings, Gift, GiftKind};
+use caretrail_domain::{BodyId, Category, Fen, RegionCode, StreamName, VisitId, demo};
 use caretrail_http::Role;
 use caretrail_store::testing::Harness;
+use caretrail_store::{AppendRequest, ExpectedVersion, Metadata, NewEvent};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -14,6 +19,8 @@ caretrail_store::both_backends!(
     hardening_3_no_422_body_echoes_a_value_or_key_that_was_sent,
     hardening_1_text_no_person_types_is_refused_with_422_naming_the_field,
     hardening_8_a_director_cannot_name_another_director_as_the_lead,
+    hardening_1_a_nul_appended_through_the_store_does_not_stop_the_dashboards,
+    hardening_7_a_gift_above_the_cap_is_refused_and_a_total_beyond_64_bits_is_a_stable_error,
 );
 
 /// A phone-number-like marker that must appear in no response.
@@ -70,6 +77,64 @@ impl T {
             .await
             .unwrap();
         (res.status(), res.text().await.unwrap())
+    }
+}
+
+impl T {
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.json().await.unwrap())
+    }
+
+    /// Appends `event` directly through the store, past every command check (as an old log
+    /// or another writer could hold it); returns the head position after it.
+    async fn append(&self, category: Category, id: Uuid, event: Event) -> u64 {
+        let stream = caretrail_app::store_id(&StreamName::new(category, id)).unwrap();
+        let new = NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            data: event.to_data().unwrap().to_string(),
+            business_date: event.business_date(),
+        };
+        let metadata = Metadata {
+            actor_id: "test".into(),
+            actor_role: "system".into(),
+            ..Metadata::default()
+        };
+        let store = self.service.app.store();
+        store
+            .append(AppendRequest::single(
+                stream,
+                ExpectedVersion::Any,
+                vec![new],
+                metadata,
+            ))
+            .await
+            .unwrap();
+        store.head().await.unwrap().position
+    }
+
+    /// Waits until the live dashboards have applied `position` (20 s at most).
+    async fn projected(&self, position: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, lag) = self.get("/api/v1/dashboard/projections").await;
+            if lag["checkpoint"].as_u64().unwrap_or(0) >= position {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the dashboards stopped: {lag}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -375,4 +440,111 @@ async fn hardening_8_a_director_cannot_name_another_director_as_the_lead(h: &Har
     // An administrator records what the office was told, with any director as the lead.
     let (status, text) = t.post(&t.admin, "CorrectVisit", &correction).await;
     assert_eq!(status, StatusCode::CREATED, "{text}");
+}
+
+/// Hardening #1: `"团\u0000体"` in the log (appended through the store, as a log from before the
+/// text rule holds it) stopped the projector on PostgreSQL for good. The running service's
+/// dashboards now apply it and every event after it.
+async fn hardening_1_a_nul_appended_through_the_store_does_not_stop_the_dashboards(h: &Harness) {
+    let t = spawn(h).await;
+    let body = BodyId::from_u128(0xBAD0);
+    let event = ev::BodyRegistered {
+        body_id: body,
+        kind: BodyKind::UnionCity,
+        name: "团\u{0}体".into(),
+        region_code: None,
+    };
+    let poisoned = t.append(Category::Body, body.0, event.into()).await;
+    t.projected(poisoned).await;
+    let (status, text) = t
+        .post(
+            &t.admin,
+            "RegisterBody",
+            &json!({ "body_id": Uuid::now_v7(), "kind": "volunteer_team", "name": "志愿服务队" }),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let after: Value = serde_json::from_str(&text).unwrap();
+    t.projected(after["events"][0]["position"].as_u64().unwrap())
+        .await;
+}
+
+/// Hardening #7: the two amounts. 9223372036854775807 fen is refused with
+/// `gift_amount_above_cap` naming the gift; 100000 is accepted. The same huge amount already
+/// in the log (appended through the store) keeps its exact value on the visit, and the
+/// month's total, which no 64-bit field can hold, answers 500 `amount_not_representable`.
+async fn hardening_7_a_gift_above_the_cap_is_refused_and_a_total_beyond_64_bits_is_a_stable_error(
+    h: &Harness,
+) {
+    let t = spawn(h).await;
+    let feng = demo::directors::FENG_YALI.uuid();
+    let huge = with(
+        visit_body(feng, None),
+        "/gifts/0/amount_fen",
+        json!(i64::MAX),
+    );
+    let (status, text) = t.post(&t.admin, "RecordVisit", &huge).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    let p: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(p["code"], json!("gift_amount_above_cap"));
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gifts[0].amount_fen"),
+        "{p}"
+    );
+    assert!(
+        p["detail_zh"].as_str().unwrap().contains("100000.00 元"),
+        "{p}"
+    );
+    let small = with(
+        visit_body(feng, None),
+        "/gifts/0/amount_fen",
+        json!(100_000),
+    );
+    let (status, text) = t.post(&t.admin, "RecordVisit", &small).await;
+    assert_eq!(status, StatusCode::CREATED, "{text}");
+    let visit = VisitId::from_u128(0x7777);
+    let event = ev::VisitRecorded {
+        visit_id: visit,
+        model_worker_id: demo::workers::YU_PEIYE,
+        pairing_id: None,
+        director_id: Some(demo::directors::FENG_YALI),
+        adhoc_reason: None,
+        visited_on: chrono::NaiveDate::from_ymd_opt(2025, 1, 15).unwrap(),
+        region_code: RegionCode::parse("330106").unwrap(),
+        place: None,
+        participants: vec![],
+        gifts: vec![Gift {
+            kind: GiftKind::Cash,
+            amount_fen: Some(Fen::new(i64::MAX).unwrap()),
+            description: None,
+        }],
+        findings: Findings::default(),
+        contact_exchanged: ContactExchanged::default(),
+        medical_advice_given: false,
+        benefit_checks: vec![],
+        late_entry: false,
+    };
+    let head = t.append(Category::Visit, visit.0, event.into()).await;
+    t.projected(head).await;
+    let (status, visits) = t.get("/api/v1/visits?from=2025-01-01&to=2025-01-31").await;
+    assert_eq!(status, StatusCode::OK, "{visits}");
+    let mut amounts: Vec<i64> = visits["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["cash_fen"].as_i64().unwrap())
+        .collect();
+    amounts.sort_unstable();
+    assert_eq!(amounts, vec![100_000, i64::MAX], "{visits}");
+    for path in [
+        "/api/v1/dashboard/gifts?from=2025-01-01&to=2025-12-31&group_by=month",
+        "/api/v1/dashboard/overview?as_of=2025-01-31",
+    ] {
+        let (status, p) = t.get(path).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{path}: {p}");
+        assert_eq!(p["code"], json!("amount_not_representable"), "{p}");
+    }
 }
