@@ -56,10 +56,11 @@ static SCHEMAS: LazyLock<HashMap<&'static str, Value>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Deserializes the body of the command `name` into `T`, then checks its text.
+/// Deserializes the body of the command `name` into `T`, then walks it with the schema
+/// (text rule, undefined keys, arrays in place of objects).
 pub(crate) fn body<T: DeserializeOwned>(name: &str, body: Value) -> Result<T, CommandParseError> {
     let doc = Doc::of(name);
-    // Deserialized from a reference: the body is walked for its text afterwards.
+    // Deserialized from a reference: the body is walked afterwards.
     let parsed = serde_path_to_error::deserialize::<_, T>(&body);
     match parsed {
         Ok(command) => {
