@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use caretrail_domain::{
-    Actor, Command, Context, Event, Personal, Policy, Rejection, State, States, StreamName, decide,
-    streams_to_load,
+    Actor, Command, Context, DirectorId, Event, Personal, Policy, Rejection, State, States,
+    StreamName, decide, streams_to_load,
 };
 use caretrail_store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
@@ -87,6 +87,9 @@ pub struct CommandMeta {
     pub actor_id: Uuid,
     /// The role they act in (`admin`, `director`, `system`, ...).
     pub actor_role: String,
+    /// The director they act as, for a director's command (from their token): the domain's
+    /// rules that depend on who acts need it (a director's visit is led by that director).
+    pub director: Option<Uuid>,
     /// Makes the command idempotent: a retry with the same id gets the first result.
     pub command_id: Uuid,
     /// Shared by everything one user action set off (defaults to the command id).
@@ -104,6 +107,7 @@ impl CommandMeta {
         Self {
             actor_id,
             actor_role: role.into(),
+            director: None,
             command_id: Uuid::now_v7(),
             correlation_id: None,
             causation_id: None,
@@ -287,7 +291,10 @@ impl App {
         let now = self.clock.now();
         let ctx = Context {
             today: shanghai_date(now),
-            actor: Actor { id: meta.actor_id },
+            actor: Actor {
+                id: meta.actor_id,
+                director: meta.director.map(DirectorId),
+            },
             policy: &self.policy,
         };
         let decided = decide(&states, command, &ctx).map_err(AppError::Rejected)?;

@@ -519,15 +519,13 @@ macro_rules! commands {
                 }
             }
 
-            /// Parses a command from its name and JSON body.
+            /// Parses a command from its name and JSON body. An error names the failing field
+            /// and what the schema expects there, never what was sent ([`crate::parse`]), and
+            /// every text field must hold text a person types ([`crate::text`]).
             pub fn parse(name: &str, body: serde_json::Value) -> Result<Command, CommandParseError> {
                 match name {
-                    $(stringify!($name) => serde_path_to_error::deserialize::<_, $name>(body)
-                        .map(Command::$name)
-                        .map_err(|e| CommandParseError::InvalidBody {
-                            field: e.path().to_string(),
-                            message: redact_values(&e.inner().to_string()),
-                        }),)*
+                    $(stringify!($name) => crate::parse::body::<$name>(stringify!($name), body)
+                        .map(Command::$name),)*
                     _ => Err(CommandParseError::UnknownCommand),
                 }
             }
@@ -538,44 +536,6 @@ macro_rules! commands {
             vec![$((stringify!($name), schemars::schema_for!($name)),)*]
         }
     };
-}
-
-/// Serde messages quote offending values (`invalid type: string "张三"`, ``unknown variant
-/// `张三` ``); a body may hold personal data, so every double-quoted part and the backticked
-/// word after "unknown variant" or "unknown field" is replaced. Names the schema defines (the
-/// expected fields and variants, a missing field) stay, so the message still helps.
-fn redact_values(message: &str) -> String {
-    let mut out = String::with_capacity(message.len());
-    let mut rest = message;
-    while let Some(i) = rest.find(['"', '`']) {
-        let (before, from_quote) = rest.split_at(i);
-        out.push_str(before);
-        let quote = if from_quote.starts_with('"') {
-            '"'
-        } else {
-            '`'
-        };
-        let body = &from_quote[1..];
-        let Some(end) = body.find(quote) else {
-            out.push_str("<value>");
-            return out;
-        };
-        // Backticked words after "expected" list the schema's own names, and a missing field
-        // is named by the schema; anything else quoted is what the client sent (a number can
-        // be a phone number).
-        let schema_name = out.ends_with("missing field ") || out.contains("expected");
-        let client_supplied = quote == '"' || !schema_name;
-        if client_supplied {
-            out.push_str("<value>");
-        } else {
-            out.push(quote);
-            out.push_str(&body[..end]);
-            out.push(quote);
-        }
-        rest = &body[end + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 commands!(
@@ -613,8 +573,10 @@ pub enum CommandParseError {
     #[error("unknown command")]
     UnknownCommand,
     /// The body does not match the command's schema. `field` is the path to the offending
-    /// value (`gifts[0].amount_fen`, or `.` for the body itself); the message names fields and
-    /// expected forms, never the values sent.
+    /// value (`gifts[0].amount_fen`, a missing `participants[0].role`, or the object holding a
+    /// key the command does not define; `.` for the body itself), built only from names the
+    /// schema defines; the message is built from fixed text and the schema, never from the
+    /// values or keys sent.
     #[error("invalid command body at {field}: {message}")]
     InvalidBody { field: String, message: String },
 }

@@ -21,6 +21,12 @@ use crate::state::*;
 use crate::stream::{Category, StreamName};
 use crate::vocab::*;
 
+/// The default cap of one gift's amount: 100,000 yuan ([`Policy::max_gift_fen`]).
+pub const DEFAULT_MAX_GIFT_FEN: Fen = match Fen::new(10_000_000) {
+    Ok(fen) => fen,
+    Err(_) => Fen::ZERO,
+};
+
 /// Rules that are configuration, not law. `Default` is the article's practice.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -35,6 +41,14 @@ pub struct Policy {
     /// Visits recorded more than this many days after the visit date are flagged as late
     /// entries. 30 days is an assumption (the article sets no rule).
     pub late_entry_after_days: i64,
+    /// The largest amount one gift may record (cash, or the value of goods or flowers).
+    /// Amounts were unbounded, so a slip (a phone number typed into the amount, a few zeros
+    /// too many) was accepted and broke every total. The default is 10,000,000 fen (100,000
+    /// yuan): consolation money for a model worker in hardship is thousands of yuan a visit in
+    /// the article's practice, and ten times the largest plausible single payment still
+    /// leaves room for an exceptional case, while the totals of any log that could exist stay
+    /// far inside the 64-bit range (it would take some 900 billion gifts at the cap).
+    pub max_gift_fen: Fen,
 }
 
 impl Default for Policy {
@@ -45,16 +59,22 @@ impl Default for Policy {
             pairing_requires_hardship: true,
             default_visit_policy: VisitPolicy::default(),
             late_entry_after_days: 30,
+            max_gift_fen: DEFAULT_MAX_GIFT_FEN,
         }
     }
 }
 
-/// Who is acting. Authorisation happens before deciding; the domain only records the actor
-/// where an event names one (`HardshipAssessed.by`).
+/// Who is acting. Authorisation (which role may run which command, on whose pairing) happens
+/// before deciding; the domain records the actor where an event names one
+/// (`HardshipAssessed.by`) and applies the rules that depend on who acts (a director's visit is
+/// led by that director).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Actor {
     /// The user's id.
     pub id: Uuid,
+    /// The director this actor acts as, when the command comes from a director (their token
+    /// names them); `None` for administrators and the system.
+    pub director: Option<DirectorId>,
 }
 
 /// Everything a decision needs besides states and the command: it has no clock of its own.
@@ -414,13 +434,19 @@ impl<'a> Decider<'a> {
         if participants.is_empty() {
             return Err(Rejection::VisitWithoutParticipants);
         }
-        if participants
+        let mut leads = participants
             .iter()
-            .filter(|p| p.role == ParticipantRole::Lead)
-            .count()
-            != 1
-        {
+            .filter(|p| p.role == ParticipantRole::Lead);
+        let (Some(lead), None) = (leads.next(), leads.next()) else {
             return Err(Rejection::VisitNeedsOneLead);
+        };
+        // A director records their own visits: other directors may come along (the article
+        // has directors visiting together), but the lead is the director who records it, so
+        // nobody can put a visit on another director's record.
+        if let Some(actor) = self.ctx.actor.director
+            && lead.who != (ParticipantWho::Director { director_id: actor })
+        {
+            return Err(Rejection::VisitLeadNotActor);
         }
         participants
             .iter()
@@ -444,12 +470,24 @@ impl<'a> Decider<'a> {
             .collect()
     }
 
-    fn gifts(&self, gifts: &[Gift]) -> Result<Vec<Gift>, Rejection> {
+    /// Checks a visit's gifts; `field` is where the list is in the command (`gifts` or
+    /// `changes.gifts`), for naming a gift in a refusal.
+    fn gifts(&self, gifts: &[Gift], field: &str) -> Result<Vec<Gift>, Rejection> {
         if gifts
             .iter()
             .any(|g| g.kind == GiftKind::Cash && g.amount_fen.is_none())
         {
             return Err(Rejection::CashGiftWithoutAmount);
+        }
+        let cap = self.ctx.policy.max_gift_fen;
+        if let Some(i) = gifts
+            .iter()
+            .position(|g| g.amount_fen.is_some_and(|a| a > cap))
+        {
+            return Err(Rejection::GiftAmountAboveCap {
+                field: format!("{field}[{i}].amount_fen"),
+                cap,
+            });
         }
         // The total must be representable, or every report summing these gifts would fail.
         Fen::sum(gifts.iter().filter_map(|g| g.amount_fen))
@@ -823,7 +861,7 @@ impl<'a> Decider<'a> {
             region_code: c.region_code,
             place: optional(&c.place, "place")?,
             participants: self.participants(&c.participants)?,
-            gifts: self.gifts(&c.gifts)?,
+            gifts: self.gifts(&c.gifts, "gifts")?,
             findings: findings(&c.findings)?,
             contact_exchanged: c.contact_exchanged,
             medical_advice_given: c.medical_advice_given,
@@ -881,7 +919,11 @@ impl<'a> Decider<'a> {
                 .as_deref()
                 .map(|p| self.participants(p))
                 .transpose()?,
-            gifts: ch.gifts.as_deref().map(|g| self.gifts(g)).transpose()?,
+            gifts: ch
+                .gifts
+                .as_deref()
+                .map(|g| self.gifts(g, "changes.gifts"))
+                .transpose()?,
             findings: ch.findings.as_ref().map(findings).transpose()?,
             contact_exchanged: ch.contact_exchanged,
             medical_advice_given: ch.medical_advice_given,

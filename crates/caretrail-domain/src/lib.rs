@@ -50,6 +50,7 @@ pub mod demo;
 pub mod event;
 pub mod ids;
 pub mod money;
+pub mod parse;
 pub mod personal;
 pub mod region;
 pub mod rejection;
@@ -57,11 +58,14 @@ pub mod schema;
 pub mod state;
 pub mod stream;
 pub mod testing;
+pub mod text;
 pub mod upcast;
 pub mod vocab;
 
 pub use command::{Command, CommandParseError};
-pub use decide::{Actor, Context, Decision, Policy, decide, stream_created, streams_to_load};
+pub use decide::{
+    Actor, Context, DEFAULT_MAX_GIFT_FEN, Decision, Policy, decide, stream_created, streams_to_load,
+};
 pub use event::Event;
 pub use ids::*;
 pub use money::{Fen, MoneyError};

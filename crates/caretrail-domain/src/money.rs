@@ -46,7 +46,7 @@ impl Fen {
     pub const ZERO: Fen = Fen(0);
 
     /// Parses an integer number of fen, rejecting negative values.
-    pub fn new(fen: i64) -> Result<Fen, MoneyError> {
+    pub const fn new(fen: i64) -> Result<Fen, MoneyError> {
         if fen < 0 {
             Err(MoneyError::Negative)
         } else {

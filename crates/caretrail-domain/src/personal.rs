@@ -19,6 +19,10 @@ pub const PLAIN_NOT_STORABLE: &str = "personal data must be sealed before it is 
 pub const ERASED_NOT_STORABLE: &str =
     "erased personal data is a read-side state and cannot be stored";
 
+/// The deserialization error of a personal value that is neither a string nor a sealed object.
+pub const PERSONAL_WRONG_TYPE: &str =
+    "personal data must be a string (in commands) or a sealed object (in events)";
+
 /// The stored form of a personal value: encrypted by the crypto layer under the subject's key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -93,9 +97,7 @@ impl<'de> Deserialize<'de> for Personal {
         match Repr::deserialize(deserializer) {
             Ok(Repr::Plain(s)) => Ok(Personal::Plain(s)),
             Ok(Repr::Sealed(s)) => Ok(Personal::Sealed(s)),
-            Err(_) => Err(serde::de::Error::custom(
-                "personal data must be a string (in commands) or a sealed object (in events)",
-            )),
+            Err(_) => Err(serde::de::Error::custom(PERSONAL_WRONG_TYPE)),
         }
     }
 }

@@ -35,6 +35,14 @@ pub enum Rejection {
     /// A visit date lies after today.
     #[error("the visit date must not be in the future")]
     VisitDateInFuture,
+    /// One gift's amount exceeds the policy's cap ([`crate::Policy::max_gift_fen`]).
+    #[error("{field} exceeds the cap of {cap} yuan per gift")]
+    GiftAmountAboveCap {
+        /// The amount's field, e.g. `gifts[0].amount_fen`.
+        field: String,
+        /// The cap.
+        cap: crate::money::Fen,
+    },
     /// A sum of amounts does not fit in i64 fen.
     #[error("the total amount is too large")]
     AmountOverflow,
@@ -125,6 +133,9 @@ pub enum Rejection {
     /// A visit needs exactly one lead visitor.
     #[error("a visit needs exactly one lead visitor")]
     VisitNeedsOneLead,
+    /// A visit recorded by a director is led by someone other than that director.
+    #[error("a visit a director records must be led by that director")]
+    VisitLeadNotActor,
     /// A cash gift has no amount.
     #[error("a cash gift needs an amount in fen")]
     CashGiftWithoutAmount,
@@ -195,6 +206,7 @@ impl Rejection {
             DateInFuture { .. } => "date_in_future",
             VisitDateInFuture => "visit_date_in_future",
             AmountOverflow => "amount_overflow",
+            GiftAmountAboveCap { .. } => "gift_amount_above_cap",
             ModelWorkerAlreadyRegistered => "model_worker_already_registered",
             UnknownModelWorker => "unknown_model_worker",
             ModelWorkerDeceased => "model_worker_deceased",
@@ -224,6 +236,7 @@ impl Rejection {
             VisitHasPairingAndAdhocReason => "visit_has_pairing_and_adhoc_reason",
             VisitWithoutParticipants => "visit_without_participants",
             VisitNeedsOneLead => "visit_needs_one_lead",
+            VisitLeadNotActor => "visit_lead_not_actor",
             CashGiftWithoutAmount => "cash_gift_without_amount",
             VisitVoided => "visit_voided",
             CorrectionEmpty => "correction_empty",
@@ -256,6 +269,9 @@ impl Rejection {
             DateInFuture { field } => return format!("{field} 不能晚于今天"),
             VisitDateInFuture => "走访日期不能晚于今天",
             AmountOverflow => "金额合计超出范围",
+            GiftAmountAboveCap { field, cap } => {
+                return format!("{field} 超过单笔慰问金额上限 {cap} 元");
+            }
             ModelWorkerAlreadyRegistered => "该劳模已登记",
             UnknownModelWorker => "未找到该劳模",
             ModelWorkerDeceased => "该劳模已去世",
@@ -285,6 +301,7 @@ impl Rejection {
             VisitHasPairingAndAdhocReason => "走访不能同时关联结对和临时走访原因",
             VisitWithoutParticipants => "走访须至少有一名参与人",
             VisitNeedsOneLead => "走访须有且仅有一名带队人",
+            VisitLeadNotActor => "理事记录的走访须由本人带队",
             CashGiftWithoutAmount => "慰问金须注明金额",
             VisitVoided => "该走访记录已作废",
             CorrectionEmpty => "更正须至少修改一项内容",

@@ -23,9 +23,10 @@ pub fn default_today() -> NaiveDate {
     NaiveDate::from_ymd_opt(2021, 11, 1).unwrap_or_default()
 }
 
-/// The actor used by tests.
+/// The actor used by tests: an administrator (acting as no director).
 pub const TEST_ACTOR: Actor = Actor {
     id: Uuid::from_u128(0xAC70),
+    director: None,
 };
 
 /// An in-memory event log with per-stream states: enough to run commands end to end without a
@@ -120,6 +121,7 @@ pub fn given(events: impl IntoIterator<Item = (StreamName, Event)>) -> Given {
         store,
         today: default_today(),
         policy: Policy::default(),
+        actor: TEST_ACTOR,
     }
 }
 
@@ -129,9 +131,16 @@ pub struct Given {
     store: InMemory,
     today: NaiveDate,
     policy: Policy,
+    actor: Actor,
 }
 
 impl Given {
+    /// Sets who acts (default [`TEST_ACTOR`]).
+    pub fn actor(mut self, actor: Actor) -> Given {
+        self.actor = actor;
+        self
+    }
+
     /// Sets today's date.
     pub fn today(mut self, today: NaiveDate) -> Given {
         self.today = today;
@@ -165,7 +174,7 @@ impl When {
     pub fn result(&self) -> Result<Decision, Rejection> {
         let ctx = Context {
             today: self.given.today,
-            actor: TEST_ACTOR,
+            actor: self.given.actor,
             policy: &self.given.policy,
         };
         self.given.store.decide(&self.command, &ctx)

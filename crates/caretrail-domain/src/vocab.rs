@@ -158,7 +158,7 @@ pub enum PairEndReason {
 }
 
 /// Who took part in a visit.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ParticipantWho {
     /// A registered director, referenced by id (their name lives in their own file).
@@ -175,6 +175,61 @@ pub enum ParticipantWho {
     },
     /// Someone recorded only by role and body, e.g. "Wenzhou association staff".
     Unnamed,
+}
+
+/// The internally tagged object (`{"kind": "director", "director_id": ...}`), read by hand:
+/// serde's derive for an internally tagged enum buffers the object and loses the path of an
+/// error inside it (a malformed `director_id` would be reported at `who`), and it ignores
+/// unknown keys beside a unit variant.
+impl<'de> Deserialize<'de> for ParticipantWho {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Kind {
+            Director,
+            Named,
+            Unnamed,
+        }
+        /// Every field of every variant, each at its own path.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Repr {
+            kind: Kind,
+            #[serde(default)]
+            director_id: Option<DirectorId>,
+            #[serde(default)]
+            person_id: Option<PersonId>,
+            #[serde(default)]
+            name: Option<Personal>,
+        }
+        const DIRECTOR: &[&str] = &["kind", "director_id"];
+        const NAMED: &[&str] = &["kind", "person_id", "name"];
+        const UNNAMED: &[&str] = &["kind"];
+        let r = Repr::deserialize(deserializer)?;
+        match r.kind {
+            Kind::Director => match (r.director_id, r.person_id, r.name) {
+                (Some(director_id), None, None) => Ok(ParticipantWho::Director { director_id }),
+                (None, _, _) => Err(D::Error::missing_field("director_id")),
+                (_, Some(_), _) => Err(D::Error::unknown_field("person_id", DIRECTOR)),
+                (_, _, Some(_)) => Err(D::Error::unknown_field("name", DIRECTOR)),
+            },
+            Kind::Named => match (r.director_id, r.person_id, r.name) {
+                (None, Some(person_id), Some(name)) => {
+                    Ok(ParticipantWho::Named { person_id, name })
+                }
+                (Some(_), _, _) => Err(D::Error::unknown_field("director_id", NAMED)),
+                (_, None, _) => Err(D::Error::missing_field("person_id")),
+                (_, _, None) => Err(D::Error::missing_field("name")),
+            },
+            Kind::Unnamed => match (r.director_id, r.person_id, r.name) {
+                (None, None, None) => Ok(ParticipantWho::Unnamed),
+                (Some(_), _, _) => Err(D::Error::unknown_field("director_id", UNNAMED)),
+                (_, Some(_), _) => Err(D::Error::unknown_field("person_id", UNNAMED)),
+                (_, _, Some(_)) => Err(D::Error::unknown_field("name", UNNAMED)),
+            },
+        }
+    }
 }
 
 /// The part someone played in a visit.

@@ -855,7 +855,18 @@ fn record_visit_refusals() {
             description: None,
         },
     ];
-    given(history(paired())).when(v).then_err("amount_overflow");
+    // Caught by the cap by default; a policy without one still refuses a total that does
+    // not fit.
+    given(history(paired()))
+        .when(v.clone())
+        .then_err("gift_amount_above_cap");
+    given(history(paired()))
+        .policy(Policy {
+            max_gift_fen: max,
+            ..Policy::default()
+        })
+        .when(v)
+        .then_err("amount_overflow");
 }
 
 #[test]
@@ -875,6 +886,71 @@ fn visit_amounts_are_parsed_at_the_boundary() {
     }
 }
 
+/// Hardening #7: the amounts (9223372036854775807 and 100000 fen on two visits) were
+/// accepted; one gift's amount is now capped by policy (100,000 yuan by default), named by its
+/// field, on a new visit and in a correction.
+#[test]
+fn gifts_above_the_policy_cap_are_refused() {
+    let gift = |fen: i64| Gift {
+        kind: GiftKind::Cash,
+        amount_fen: Some(Fen::new(fen).unwrap()),
+        description: None,
+    };
+    let with_gifts = |gifts: Vec<Gift>| RecordVisit {
+        gifts,
+        ..visit(V, P, MW, D, date(2021, 10, 13))
+    };
+    let cap = DEFAULT_MAX_GIFT_FEN.as_i64();
+    assert_eq!(cap, 10_000_000);
+    given(history(paired()))
+        .when(with_gifts(vec![gift(100_000), gift(cap)]))
+        .result()
+        .expect("amounts up to the cap are accepted");
+    for amount in [cap + 1, i64::MAX] {
+        let refused = given(history(paired()))
+            .when(with_gifts(vec![gift(100_000), gift(amount)]))
+            .result()
+            .unwrap_err();
+        assert_eq!(refused.code(), "gift_amount_above_cap");
+        assert_eq!(
+            refused.to_string(),
+            "gifts[1].amount_fen exceeds the cap of 100000.00 yuan per gift"
+        );
+        assert_eq!(
+            refused.message_zh(),
+            "gifts[1].amount_fen 超过单笔慰问金额上限 100000.00 元"
+        );
+    }
+    // The cap is the policy's.
+    given(history(paired()))
+        .policy(Policy {
+            max_gift_fen: Fen::new(50_000).unwrap(),
+            ..Policy::default()
+        })
+        .when(with_gifts(vec![gift(100_000)]))
+        .then_err("gift_amount_above_cap");
+    // A correction's gifts are held to it too.
+    let recorded = with(paired(), [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    let refused = given(history(recorded))
+        .when(CorrectVisit {
+            visit_id: V,
+            reason: plain("金额录错"),
+            changes: VisitChanges {
+                gifts: Some(vec![gift(i64::MAX)]),
+                ..Default::default()
+            },
+        })
+        .result()
+        .unwrap_err();
+    assert_eq!(
+        refused,
+        Rejection::GiftAmountAboveCap {
+            field: "changes.gifts[0].amount_fen".into(),
+            cap: DEFAULT_MAX_GIFT_FEN,
+        }
+    );
+}
+
 #[test]
 fn commands_deny_unknown_fields_and_redact_values() {
     let err = Command::parse(
@@ -882,7 +958,8 @@ fn commands_deny_unknown_fields_and_redact_values() {
         serde_json::json!({"model_worker_id": MW.0, "died_on": "2021-01-01", "nmae": "x"}),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("unknown field"), "{err}");
+    assert!(err.to_string().contains("does not define"), "{err}");
+    assert!(!err.to_string().contains("nmae"), "{err}");
     let err = Command::parse(
         "RegisterBody",
         serde_json::json!({"body_id": ASSOC.0, "kind": "张三的秘密", "name": "x"}),
@@ -898,6 +975,86 @@ fn commands_deny_unknown_fields_and_redact_values() {
             .code(),
         "unknown_command"
     );
+}
+
+/// Hardening #8: a director records their own visits; another director may come along, but
+/// naming them as the lead is refused, on a new visit and in a correction.
+#[test]
+fn a_directors_visit_is_led_by_that_director() {
+    let as_d = Actor {
+        id: D.0,
+        director: Some(D),
+    };
+    let companion = |d: DirectorId| Participant {
+        role: ParticipantRole::Companion,
+        ..lead(d)
+    };
+    let world = with(paired(), [appoint(D2)]);
+    // Led by the acting director, with another director along: accepted.
+    let mut v = visit(V, P, MW, D, date(2021, 10, 13));
+    v.participants.push(companion(D2));
+    let events = given(history(world.clone()))
+        .actor(as_d)
+        .when(v)
+        .result()
+        .expect("a director leads their own visit");
+    assert_eq!(events[0].0, stream(Visit, V));
+    // Another director as the lead (the acting one only a companion): refused.
+    let mut v = visit(V, P, MW, D2, date(2021, 10, 13));
+    v.participants.push(companion(D));
+    given(history(world.clone()))
+        .actor(as_d)
+        .when(v.clone())
+        .then_err("visit_lead_not_actor");
+    // A named official or an unnamed person as the lead: refused too.
+    let mut by_official = visit(V, P, MW, D, date(2021, 10, 13));
+    by_official.participants = vec![Participant {
+        who: ParticipantWho::Named {
+            person_id: OFFICIAL,
+            name: plain("某官员"),
+        },
+        ..lead(D)
+    }];
+    given(history(world.clone()))
+        .actor(as_d)
+        .when(by_official)
+        .then_err("visit_lead_not_actor");
+    // An administrator may record a visit led by any director.
+    given(history(world.clone()))
+        .when(v)
+        .result()
+        .expect("an administrator names any lead");
+    // A correction that changes the participants follows the same rule; one that leaves them
+    // alone does not look at them.
+    let recorded = with(world, [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    let correct = |changes: VisitChanges| CorrectVisit {
+        visit_id: V,
+        reason: plain("更正"),
+        changes,
+    };
+    given(history(recorded.clone()))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            participants: Some(vec![lead(D2), companion(D)]),
+            ..Default::default()
+        }))
+        .then_err("visit_lead_not_actor");
+    given(history(recorded.clone()))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            participants: Some(vec![lead(D), companion(D2)]),
+            ..Default::default()
+        }))
+        .result()
+        .expect("the director stays the lead");
+    given(history(recorded))
+        .actor(as_d)
+        .when(correct(VisitChanges {
+            medical_advice_given: Some(true),
+            ..Default::default()
+        }))
+        .result()
+        .expect("participants unchanged");
 }
 
 #[test]

@@ -228,6 +228,15 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
     use caretrail_projections::ProjectionError as P;
     match e {
         P::InvalidQuery(why) => ApiError::bad_request("invalid_query", why),
+        // The read model holds the total exactly; the answer's 64-bit field cannot.
+        P::AmountNotRepresentable => {
+            tracing::error!("a dashboard total does not fit 64 bits of fen");
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "amount_not_representable",
+                "a total amount is too large to answer as a 64-bit number of fen",
+            )
+        }
         other => ApiError::internal(&other),
     }
 }

@@ -212,6 +212,7 @@ fn is_validation(code: &str) -> bool {
             | "date_in_future"
             | "visit_date_in_future"
             | "amount_overflow"
+            | "gift_amount_above_cap"
             | "hardship_causes_empty"
             | "term_invalid"
             | "term_end_before_start"
@@ -220,6 +221,7 @@ fn is_validation(code: &str) -> bool {
             | "visit_has_pairing_and_adhoc_reason"
             | "visit_without_participants"
             | "visit_needs_one_lead"
+            | "visit_lead_not_actor"
             | "cash_gift_without_amount"
             | "correction_empty"
     )

@@ -32,6 +32,13 @@ pub enum ProjectionError {
     /// A rebuild's worker thread could not start or stopped abnormally.
     #[error("rebuild worker: {0}")]
     Worker(String),
+    /// A total of money does not fit a 64-bit number of fen (the read model holds it exactly,
+    /// but answers in `i64`): an error rather than a wrapped or rounded number.
+    #[error("a total amount is too large to answer as a 64-bit number of fen")]
+    AmountNotRepresentable,
+    /// A read-model column holds a value of the wrong type (e.g. a non-integer amount).
+    #[error("the read model holds a malformed value: {0}")]
+    Malformed(&'static str),
     /// Event generation failed in the domain or the command handler.
     #[error("generator: {0}")]
     Generator(String),
@@ -49,6 +56,8 @@ impl ProjectionError {
             ProjectionError::Gap { .. } => "projection_gap",
             ProjectionError::Generator(_) => "generator_error",
             ProjectionError::Worker(_) => "rebuild_worker_failed",
+            ProjectionError::AmountNotRepresentable => "amount_not_representable",
+            ProjectionError::Malformed(_) => "read_model_malformed",
         }
     }
 }

@@ -173,7 +173,10 @@ impl Sim {
         }
         let ctx = Context {
             today,
-            actor: Actor { id: self.actor },
+            actor: Actor {
+                id: self.actor,
+                director: None,
+            },
             policy: &self.policy,
         };
         let decision = match decide(&states, &cmd, &ctx) {

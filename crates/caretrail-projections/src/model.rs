@@ -11,6 +11,15 @@
 //! them. Erasure clears the sealed value, so an erased name reads as erased even where the key
 //! still existed when a replay ran.
 //!
+//! Whatever the log holds: an event can never change, so no event may stop a read model.
+//! Free text copied from an event into a table (a body's name; everything else is an id, a
+//! code, an enum word or sealed JSON, which escapes control characters) is stored
+//! [`caretrail_domain::text::sanitize`]d: each character a command would refuse today
+//! becomes U+FFFD. A NUL, which PostgreSQL refuses in `TEXT`, once stopped the dashboards and
+//! every rebuild. Money is folded in 128 bits and stored exactly as two integer columns
+//! ([`sql::FEN_SPLIT`]): amounts logged before the per-gift cap can add up beyond 64 bits, and
+//! an overflowing `i64` wrapped in a rebuild and turned into a float on SQLite.
+//!
 //! [`Applier`] folds a batch in memory: it loads the rows the batch touches in bulk, applies the
 //! events in log order, and writes dirty rows back with multi-row upserts in the caller's
 //! transaction. A bounded row cache survives between batches while nobody else can have
@@ -20,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 
 use caretrail_domain::event::{self as ev, Event};
 use caretrail_domain::vocab::{Gift, GiftKind, Participant, ParticipantRole};
-use caretrail_domain::{Personal, RegionCode};
+use caretrail_domain::{Personal, RegionCode, text};
 use caretrail_store::RecordedEvent;
 use chrono::{Datelike, Days, NaiveDate};
 use uuid::Uuid;
@@ -34,7 +43,7 @@ table! {
     /// region, paired, last visit), so they read a narrow index instead of the wide rows.
     MwRow = "model_workers", key [id],
     indexes [[city_code, county_code], [in_hardship, city_code, county_code, died_on, pairing_id, last_visit_on]],
-    additive = false, {
+    additive = false, money [], {
         id: Uuid,
         honour: String,
         region_code: String,
@@ -59,7 +68,7 @@ table! {
 
 table! {
     /// A director (association officer).
-    DirRow = "directors", key [id], indexes [[role]], additive = false, {
+    DirRow = "directors", key [id], indexes [[role]], additive = false, money [], {
         id: Uuid,
         role: String,
         name_sealed: Option<String>,
@@ -75,7 +84,7 @@ table! {
 
 table! {
     /// An organisation issues are escalated to.
-    BodyRow = "bodies", key [id], indexes [], additive = false, {
+    BodyRow = "bodies", key [id], indexes [], additive = false, money [], {
         id: Uuid,
         kind: String,
         name: String,
@@ -87,7 +96,7 @@ table! {
     /// A pairing; `due_on` is the date after which it is overdue (a date, not a status).
     PairRow = "pairings", key [id],
     indexes [[active, due_on, city_code, county_code], [city_code, county_code, due_on], [director_id], [model_worker_id]],
-    additive = false, {
+    additive = false, money [], {
         id: Uuid,
         director_id: Uuid,
         model_worker_id: Uuid,
@@ -109,7 +118,7 @@ table! {
     /// A visit with its gift totals (corrections applied, voids flagged).
     VisitRow = "visits", key [id],
     indexes [[pairing_id, visited_on], [model_worker_id, visited_on], [visited_on]],
-    additive = false, {
+    additive = false, money [cash_fen, goods_fen], {
         id: Uuid,
         pairing_id: Option<Uuid>,
         model_worker_id: Uuid,
@@ -118,8 +127,12 @@ table! {
         region_code: String,
         county_code: String,
         city_code: Option<String>,
-        cash_fen: i64,
-        goods_fen: i64,
+        /// Cash given, in fen: `cash_fen_hi` × 10¹² + `cash_fen_lo` (see [`sql::FEN_SPLIT`]).
+        cash_fen_hi: i64,
+        cash_fen_lo: i64,
+        /// The value of goods and flowers given, in fen, split the same way.
+        goods_fen_hi: i64,
+        goods_fen_lo: i64,
         goods_count: i64,
         flowers_count: i64,
         participants: i64,
@@ -136,7 +149,7 @@ table! {
     /// An issue on the issues board.
     IssueRow = "issues", key [id],
     indexes [[state, raised_on, city_code, county_code], [body_id, state], [days_to_resolve], [model_worker_id]],
-    additive = false, {
+    additive = false, money [], {
         id: Uuid,
         model_worker_id: Uuid,
         city_code: Option<String>,
@@ -165,7 +178,7 @@ table! {
     /// append of two columns and the log stays the one copy of them.
     /// Keyed by position (one timeline row per event at most): rows arrive in key order, so
     /// a rebuild appends to the table instead of inserting all over it.
-    TimelineRow = "timeline", key [position], indexes [[model_worker_id, position]], additive = false, {
+    TimelineRow = "timeline", key [position], indexes [[model_worker_id, position]], additive = false, money [], {
         position: i64,
         model_worker_id: Uuid,
     }
@@ -173,13 +186,17 @@ table! {
 
 table! {
     /// Visits and gifts per month and county (the city is carried for roll-up).
-    MonthRow = "gifts_by_month", key [month, county_code], indexes [[city_code, month]], additive = true, {
+    MonthRow = "gifts_by_month", key [month, county_code], indexes [[city_code, month]], additive = true, money [cash_fen, goods_fen], {
         month: String,
         county_code: String,
         city_code: String,
         visits: i64,
-        cash_fen: i64,
-        goods_fen: i64,
+        /// Cash given, in fen: `cash_fen_hi` × 10¹² + `cash_fen_lo` (see [`sql::FEN_SPLIT`]).
+        cash_fen_hi: i64,
+        cash_fen_lo: i64,
+        /// The value of goods and flowers given, in fen, split the same way.
+        goods_fen_hi: i64,
+        goods_fen_lo: i64,
         goods_count: i64,
         flowers_count: i64,
     }
@@ -187,13 +204,17 @@ table! {
 
 table! {
     /// A director's engagement in one calendar year.
-    YearRow = "director_years", key [director_id, year], indexes [[year]], additive = true, {
+    YearRow = "director_years", key [director_id, year], indexes [[year]], additive = true, money [cash_fen, goods_fen], {
         director_id: Uuid,
         year: i64,
         visits: i64,
         joint_visits: i64,
-        cash_fen: i64,
-        goods_fen: i64,
+        /// Cash given, in fen: `cash_fen_hi` × 10¹² + `cash_fen_lo` (see [`sql::FEN_SPLIT`]).
+        cash_fen_hi: i64,
+        cash_fen_lo: i64,
+        /// The value of goods and flowers given, in fen, split the same way.
+        goods_fen_hi: i64,
+        goods_fen_lo: i64,
         goods_count: i64,
         flowers_count: i64,
         contacts: i64,
@@ -494,9 +515,11 @@ fn enum_text<T: serde::Serialize>(v: &T) -> String {
     }
 }
 
+/// A visit's gift totals: money in 128 bits, because a visit in an old log may hold amounts
+/// no policy capped.
 struct GiftSums {
-    cash: i64,
-    goods_fen: i64,
+    cash: i128,
+    goods_fen: i128,
     goods: i64,
     flowers: i64,
 }
@@ -509,19 +532,39 @@ fn gift_sums(gifts: &[Gift]) -> GiftSums {
         flowers: 0,
     };
     for g in gifts {
-        let amount = g.amount_fen.map_or(0, |f| f.as_i64());
+        // At most a few thousand amounts below 2⁶³ each: far inside i128.
+        let amount = i128::from(g.amount_fen.map_or(0, |f| f.as_i64()));
         match g.kind {
-            // Saturating: amounts are validated non-negative by the domain, and a sum beyond
-            // i64 fen (92 quadrillion yuan) is not a real case worth failing a projection on.
-            GiftKind::Cash => s.cash = s.cash.saturating_add(amount),
+            GiftKind::Cash => s.cash += amount,
             GiftKind::Goods => {
-                s.goods_fen = s.goods_fen.saturating_add(amount);
+                s.goods_fen += amount;
                 s.goods += 1;
             }
             GiftKind::Flowers => s.flowers += 1,
         }
     }
     s
+}
+
+impl VisitRow {
+    /// Cash given, in fen.
+    pub fn cash_fen(&self) -> i128 {
+        sql::join_fen(self.cash_fen_hi, self.cash_fen_lo)
+    }
+
+    /// The value of goods given, in fen.
+    pub fn goods_fen(&self) -> i128 {
+        sql::join_fen(self.goods_fen_hi, self.goods_fen_lo)
+    }
+
+    /// Sets the gift totals.
+    fn set_gifts(&mut self, s: &GiftSums) -> Result<()> {
+        (self.cash_fen_hi, self.cash_fen_lo) = sql::split_fen(s.cash)?;
+        (self.goods_fen_hi, self.goods_fen_lo) = sql::split_fen(s.goods_fen)?;
+        self.goods_count = s.goods;
+        self.flowers_count = s.flowers;
+        Ok(())
+    }
 }
 
 fn is_joint(ps: &[Participant]) -> bool {
@@ -805,7 +848,7 @@ impl Applier {
         self.timeline.push((env.position, model_worker_id));
     }
 
-    fn month(&mut self, v: &VisitRow, sign: i64) {
+    fn month(&mut self, v: &VisitRow, sign: i64) -> Result<()> {
         let month = format!("{:04}-{:02}", v.visited_on.year(), v.visited_on.month());
         let key = (month.clone(), v.county_code.clone());
         let row = self.months.entry(key).or_insert_with(|| MonthRow {
@@ -815,10 +858,20 @@ impl Applier {
             ..MonthRow::default()
         });
         row.visits += sign;
-        row.cash_fen += sign * v.cash_fen;
-        row.goods_fen += sign * v.goods_fen;
+        let sign128 = i128::from(sign);
+        sql::add_fen(
+            &mut row.cash_fen_hi,
+            &mut row.cash_fen_lo,
+            sign128 * v.cash_fen(),
+        )?;
+        sql::add_fen(
+            &mut row.goods_fen_hi,
+            &mut row.goods_fen_lo,
+            sign128 * v.goods_fen(),
+        )?;
         row.goods_count += sign * v.goods_count;
         row.flowers_count += sign * v.flowers_count;
+        Ok(())
     }
 
     fn year(&mut self, director: Uuid, year: i32) -> &mut YearRow {
@@ -832,17 +885,27 @@ impl Applier {
     }
 
     /// Adds (`sign` 1) or removes (`sign` -1) a visit's contribution to the aggregates.
-    fn count_visit(&mut self, v: &VisitRow, sign: i64) {
-        self.month(v, sign);
+    fn count_visit(&mut self, v: &VisitRow, sign: i64) -> Result<()> {
+        self.month(v, sign)?;
         if let Some(d) = v.director_id {
             let y = self.year(d, v.visited_on.year());
             y.visits += sign;
             y.joint_visits += sign * i64::from(v.joint);
-            y.cash_fen += sign * v.cash_fen;
-            y.goods_fen += sign * v.goods_fen;
+            let sign128 = i128::from(sign);
+            sql::add_fen(
+                &mut y.cash_fen_hi,
+                &mut y.cash_fen_lo,
+                sign128 * v.cash_fen(),
+            )?;
+            sql::add_fen(
+                &mut y.goods_fen_hi,
+                &mut y.goods_fen_lo,
+                sign128 * v.goods_fen(),
+            )?;
             y.goods_count += sign * v.goods_count;
             y.flowers_count += sign * v.flowers_count;
         }
+        Ok(())
     }
 
     /// Re-derives the last visit dates of a pairing and a model worker after a visit dated
@@ -1021,7 +1084,9 @@ impl Applier {
                     BodyRow {
                         id: e.body_id.0,
                         kind: enum_text(&e.kind),
-                        name: e.name.clone(),
+                        // The log may hold any text (see `caretrail_domain::text`): what a
+                        // table stores is sanitised, so no value stops a backend.
+                        name: text::sanitize(&e.name).into_owned(),
                         region_code: e.region_code.map(|r| r.as_str()),
                     },
                 );
@@ -1065,8 +1130,7 @@ impl Applier {
             }
             E::VisitRecorded(e) => {
                 let (county, city) = regions(&e.region_code);
-                let sums = gift_sums(&e.gifts);
-                let row = VisitRow {
+                let mut row = VisitRow {
                     id: e.visit_id.0,
                     pairing_id: e.pairing_id.map(|p| p.0),
                     model_worker_id: e.model_worker_id.0,
@@ -1075,10 +1139,6 @@ impl Applier {
                     region_code: e.region_code.as_str(),
                     county_code: county,
                     city_code: city,
-                    cash_fen: sums.cash,
-                    goods_fen: sums.goods_fen,
-                    goods_count: sums.goods,
-                    flowers_count: sums.flowers,
                     participants: e.participants.len() as i64,
                     joint: is_joint(&e.participants),
                     medical_advice: e.medical_advice_given,
@@ -1086,8 +1146,10 @@ impl Applier {
                     voided: false,
                     corrections: 0,
                     position: env.position as i64,
+                    ..VisitRow::default()
                 };
-                self.count_visit(&row, 1);
+                row.set_gifts(&gift_sums(&e.gifts))?;
+                self.count_visit(&row, 1)?;
                 self.visit.put(e.visit_id.0, row);
                 if let Some(p) = e.pairing_id.and_then(|p| self.pair.get_mut(p.0)) {
                     p.last_visit_on = max_date(p.last_visit_on, e.visited_on);
@@ -1113,11 +1175,7 @@ impl Applier {
                         new.city_code = city;
                     }
                     if let Some(gifts) = &c.gifts {
-                        let s = gift_sums(gifts);
-                        new.cash_fen = s.cash;
-                        new.goods_fen = s.goods_fen;
-                        new.goods_count = s.goods;
-                        new.flowers_count = s.flowers;
+                        new.set_gifts(&gift_sums(gifts))?;
                     }
                     if let Some(ps) = &c.participants {
                         new.participants = ps.len() as i64;
@@ -1129,8 +1187,8 @@ impl Applier {
                     new.late_entry = e.late_entry;
                     new.corrections += 1;
                     if !old.voided {
-                        self.count_visit(&old, -1);
-                        self.count_visit(&new, 1);
+                        self.count_visit(&old, -1)?;
+                        self.count_visit(&new, 1)?;
                     }
                     let date_changed = new.visited_on != old.visited_on;
                     let new_date = new.visited_on;
@@ -1155,7 +1213,7 @@ impl Applier {
                 if let Some(old) = self.visit.get(e.visit_id.0).cloned()
                     && !old.voided
                 {
-                    self.count_visit(&old, -1);
+                    self.count_visit(&old, -1)?;
                     if let Some(v) = self.visit.get_mut(e.visit_id.0) {
                         v.voided = true;
                     }

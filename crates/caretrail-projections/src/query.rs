@@ -214,6 +214,29 @@ fn int(v: &Val) -> i64 {
         _ => 0,
     }
 }
+/// A stored integer that must be there (an amount's part, a sum): anything else is an error,
+/// never a default.
+fn strict_int(v: &Val, what: &'static str) -> Result<i64> {
+    match v {
+        Val::Int(i) => Ok(*i),
+        _ => Err(ProjectionError::Malformed(what)),
+    }
+}
+
+/// An amount of fen from its two stored parts (or their sums, see [`crate::sql::FEN_SPLIT`]):
+/// an error when it does not fit `i64`.
+fn fen(hi: &Val, lo: &Val) -> Result<i64> {
+    let fen = crate::sql::join_fen(strict_int(hi, "amount")?, strict_int(lo, "amount")?);
+    i64::try_from(fen).map_err(|_| ProjectionError::AmountNotRepresentable)
+}
+
+/// `CAST(COALESCE(SUM(..), 0) AS BIGINT)` of both parts of a money column, for [`fen`].
+fn sum_fen(column: &str) -> String {
+    format!(
+        "CAST(COALESCE(SUM({column}_hi), 0) AS BIGINT), CAST(COALESCE(SUM({column}_lo), 0) AS BIGINT)"
+    )
+}
+
 fn text(v: &Val) -> Option<String> {
     match v {
         Val::Text(s) => Some(s.clone()),
@@ -742,24 +765,30 @@ impl ReadModels {
         let to = q.text(this_month.clone());
         let m = q.text(this_month);
         let r = q.region(region, "")?;
+        let (cash, goods) = (sum_fen("cash_fen"), sum_fen("goods_fen"));
         let sums = q
             .fetch(
                 &mut conn,
                 &format!(
                     "SELECT CAST(COALESCE(SUM(visits), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(CASE WHEN month = {m} THEN visits ELSE 0 END), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(cash_fen), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(goods_fen), 0) AS BIGINT), \
+                     {cash}, {goods}, \
                      CAST(COALESCE(SUM(goods_count), 0) AS BIGINT), \
                      CAST(COALESCE(SUM(flowers_count), 0) AS BIGINT) \
                      FROM {months} WHERE month >= {from} AND month <= {to}{r}"
                 ),
-                &[ColType::Int; 6],
+                &[ColType::Int; 8],
             )
             .await?;
-        let s: Vec<i64> = sums
-            .first()
-            .map_or(vec![0; 6], |r| r.iter().map(int).collect());
+        let row = sums.first().ok_or(ProjectionError::Malformed("no sums"))?;
+        let s: Vec<i64> = vec![
+            strict_int(&row[0], "visits")?,
+            strict_int(&row[1], "visits")?,
+            fen(&row[2], &row[3])?,
+            fen(&row[4], &row[5])?,
+            strict_int(&row[6], "goods")?,
+            strict_int(&row[7], "flowers")?,
+        ];
         let open_issues = open_issue_counts(&mut conn, &issues, as_of, region).await?;
         let coverage_percent = if hardship == 0 {
             0.0
@@ -1152,7 +1181,8 @@ impl ReadModels {
         let lim = limit_sql(&mut q, query.page);
         let sql = format!(
             "SELECT id, visited_on, model_worker_id, pairing_id, director_id, region_code, \
-             county_code, city_code, cash_fen, goods_fen, goods_count, flowers_count, \
+             county_code, city_code, cash_fen_hi, cash_fen_lo, goods_fen_hi, goods_fen_lo, \
+             goods_count, flowers_count, \
              participants, joint, medical_advice, late_entry, voided, corrections, position \
              FROM {visits} WHERE 1 = 1{filter} ORDER BY visited_on DESC, id{lim}"
         );
@@ -1161,34 +1191,39 @@ impl ReadModels {
             .fetch(
                 &mut conn,
                 &sql,
-                &[T, T, T, T, T, T, T, T, I, I, I, I, I, I, I, I, I, I, I],
+                &[
+                    T, T, T, T, T, T, T, T, I, I, I, I, I, I, I, I, I, I, I, I, I,
+                ],
             )
             .await?;
         let items = rows
             .iter()
-            .map(|r| VisitItem {
-                visit_id: uuid(&r[0]).unwrap_or_default(),
-                visited_on: date(&r[1]).unwrap_or_default(),
-                model_worker_id: uuid(&r[2]).unwrap_or_default(),
-                pairing_id: uuid(&r[3]),
-                director_id: uuid(&r[4]),
-                region_code: text(&r[5]).unwrap_or_default(),
-                county_code: text(&r[6]).unwrap_or_default(),
-                city_code: text(&r[7]),
-                cash_fen: int(&r[8]),
-                cash_yuan: yuan(int(&r[8])),
-                goods_fen: int(&r[9]),
-                goods_count: int(&r[10]),
-                flowers_count: int(&r[11]),
-                participants: int(&r[12]),
-                joint: int(&r[13]) != 0,
-                medical_advice: int(&r[14]) != 0,
-                late_entry: int(&r[15]) != 0,
-                voided: int(&r[16]) != 0,
-                corrections: int(&r[17]),
-                position: int(&r[18]),
+            .map(|r| {
+                let (cash, goods) = (fen(&r[8], &r[9])?, fen(&r[10], &r[11])?);
+                Ok(VisitItem {
+                    visit_id: uuid(&r[0]).unwrap_or_default(),
+                    visited_on: date(&r[1]).unwrap_or_default(),
+                    model_worker_id: uuid(&r[2]).unwrap_or_default(),
+                    pairing_id: uuid(&r[3]),
+                    director_id: uuid(&r[4]),
+                    region_code: text(&r[5]).unwrap_or_default(),
+                    county_code: text(&r[6]).unwrap_or_default(),
+                    city_code: text(&r[7]),
+                    cash_fen: cash,
+                    cash_yuan: yuan(cash),
+                    goods_fen: goods,
+                    goods_count: int(&r[12]),
+                    flowers_count: int(&r[13]),
+                    participants: int(&r[14]),
+                    joint: int(&r[15]) != 0,
+                    medical_advice: int(&r[16]) != 0,
+                    late_entry: int(&r[17]) != 0,
+                    voided: int(&r[18]) != 0,
+                    corrections: int(&r[19]),
+                    position: int(&r[20]),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, query.page))
     }
 
@@ -1357,9 +1392,12 @@ impl ReadModels {
     pub async fn gifts(&self, query: &GiftsQuery) -> Result<Paged<GiftTotals>> {
         let (mut tx, g) = self.begin().await?;
         let mut conn = tx.conn();
-        let sums = "CAST(SUM(visits) AS BIGINT), CAST(SUM(cash_fen) AS BIGINT), \
-                    CAST(SUM(goods_fen) AS BIGINT), CAST(SUM(goods_count) AS BIGINT), \
-                    CAST(SUM(flowers_count) AS BIGINT)";
+        let sums = format!(
+            "CAST(SUM(visits) AS BIGINT), {}, {}, CAST(SUM(goods_count) AS BIGINT), \
+             CAST(SUM(flowers_count) AS BIGINT)",
+            sum_fen("cash_fen"),
+            sum_fen("goods_fen")
+        );
         let mut q = Q::new();
         use ColType::{Int as I, Text as T};
         let (sql, director) = if query.group_by == GiftGrouping::Director {
@@ -1398,10 +1436,13 @@ impl ReadModels {
                 false,
             )
         };
-        let rows = q.fetch(&mut conn, &sql, &[T, I, I, I, I, I, I]).await?;
+        let rows = q
+            .fetch(&mut conn, &sql, &[T, I, I, I, I, I, I, I, I])
+            .await?;
         let items = rows
             .iter()
             .map(|r| {
+                let (cash, goods) = (fen(&r[3], &r[4])?, fen(&r[5], &r[6])?);
                 let key = text(&r[0]).unwrap_or_default();
                 let label = match query.group_by {
                     GiftGrouping::City | GiftGrouping::County => {
@@ -1409,19 +1450,19 @@ impl ReadModels {
                     }
                     _ => None,
                 };
-                GiftTotals {
+                Ok(GiftTotals {
                     key,
                     label,
                     year: director.then(|| int(&r[1])),
                     visits: int(&r[2]),
-                    cash_fen: int(&r[3]),
-                    cash_yuan: yuan(int(&r[3])),
-                    goods_fen: int(&r[4]),
-                    goods_count: int(&r[5]),
-                    flowers_count: int(&r[6]),
-                }
+                    cash_fen: cash,
+                    cash_yuan: yuan(cash),
+                    goods_fen: goods,
+                    goods_count: int(&r[7]),
+                    flowers_count: int(&r[8]),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, query.page))
     }
 

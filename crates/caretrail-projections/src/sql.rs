@@ -235,6 +235,45 @@ pub struct TableDef {
     pub indexes: &'static [&'static [&'static str]],
     /// Rows are deltas: an upsert adds integer columns instead of replacing them.
     pub additive: bool,
+    /// Amounts of money, each stored exactly as two integer columns `{name}_hi` and
+    /// `{name}_lo` ([`split_fen`]); an additive upsert carries from one into the other.
+    pub money: &'static [&'static str],
+}
+
+/// Money in the read model is exact at any size. A sum of amounts can leave the 64-bit range
+/// although each amount is inside it (old logs may hold amounts no policy capped, and events
+/// can never change), and SQLite has no wider integer: its `+` turns an overflowing sum into
+/// a float and PostgreSQL's `BIGINT` stops the projector with an error, while an `i64` fold
+/// in memory wraps. So an amount of fen is stored as `hi × 10¹² + lo` with `0 ≤ lo < 10¹²`,
+/// in two `INTEGER`/`BIGINT` columns, and an additive upsert adds both parts and carries
+/// (`lo` sums stay below 2 × 10¹²; `hi` reaches its limit only past 9 × 10³⁰ fen). Every sum
+/// a realistic log holds is below 10¹² fen (ten billion yuan), so `hi` is 0 and `lo` is the
+/// amount. Queries sum the two parts separately and join them in 128 bits; a total outside
+/// `i64` is an error ([`crate::ProjectionError::AmountNotRepresentable`]), never wrapped,
+/// saturated or rounded.
+pub const FEN_SPLIT: i64 = 1_000_000_000_000;
+
+/// An amount of fen as its (`hi`, `lo`) columns; an error beyond about ±9 × 10³⁰ fen.
+pub fn split_fen(fen: i128) -> Result<(i64, i64)> {
+    let split = i128::from(FEN_SPLIT);
+    let hi = i64::try_from(fen.div_euclid(split))
+        .map_err(|_| ProjectionError::AmountNotRepresentable)?;
+    // `rem_euclid` is in 0..10¹², so it fits.
+    Ok((hi, fen.rem_euclid(split) as i64))
+}
+
+/// The amount of fen the (`hi`, `lo`) columns hold.
+pub fn join_fen(hi: i64, lo: i64) -> i128 {
+    i128::from(hi) * i128::from(FEN_SPLIT) + i128::from(lo)
+}
+
+/// Adds `delta` fen to an amount held as (`hi`, `lo`) columns.
+pub fn add_fen(hi: &mut i64, lo: &mut i64, delta: i128) -> Result<()> {
+    let sum = join_fen(*hi, *lo)
+        .checked_add(delta)
+        .ok_or(ProjectionError::AmountNotRepresentable)?;
+    (*hi, *lo) = split_fen(sum)?;
+    Ok(())
 }
 
 /// A typed row of a read-model table.
@@ -257,6 +296,7 @@ macro_rules! table {
         key [$($k:ident),+],
         indexes [$([$($i:ident),+]),*],
         additive = $add:literal,
+        money [$($m:ident),*],
         { $($(#[$fmeta:meta])* $f:ident : $t:ty),+ $(,)? }
     ) => {
         $(#[$meta])*
@@ -270,6 +310,7 @@ macro_rules! table {
                 key: &[$(stringify!($k)),+],
                 indexes: &[$(&[$(stringify!($i)),+]),*],
                 additive: $add,
+                money: &[$(stringify!($m)),*],
             };
             fn to_vals(&self) -> Vec<$crate::sql::Val> {
                 use $crate::sql::Col;
@@ -535,10 +576,23 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
         .iter()
         .filter(|(n, _)| !def.key.contains(n))
         .map(|(n, ty)| {
-            if def.additive && *ty == ColType::Int {
-                format!("{n} = {t}.{n} + excluded.{n}")
-            } else {
-                format!("{n} = excluded.{n}")
+            let money = def.money.iter().find(|m| {
+                n.strip_prefix(**m)
+                    .is_some_and(|r| r == "_hi" || r == "_lo")
+            });
+            match money {
+                // Both parts of an amount are read before either is set (the SET list sees
+                // the old row on both backends), so the carry uses the old low part.
+                Some(_) if def.additive && n.ends_with("_lo") => {
+                    format!("{n} = ({t}.{n} + excluded.{n}) % {FEN_SPLIT}")
+                }
+                Some(m) if def.additive => format!(
+                    "{n} = {t}.{n} + excluded.{n} + ({t}.{m}_lo + excluded.{m}_lo) / {FEN_SPLIT}"
+                ),
+                _ if def.additive && *ty == ColType::Int => {
+                    format!("{n} = {t}.{n} + excluded.{n}")
+                }
+                _ => format!("{n} = excluded.{n}"),
             }
         })
         .collect();

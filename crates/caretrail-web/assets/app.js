@@ -789,7 +789,8 @@
         const i = (payload.gifts || []).findIndex((g) => g.kind === "cash" && g.amount_fen === undefined);
         return `gifts[${Math.max(0, i)}].amount_fen`;
       }
-      case "visit_without_participants": case "visit_needs_one_lead": return "participants[0].who.director_id";
+      case "visit_without_participants": case "visit_needs_one_lead": case "visit_lead_not_actor": return "participants[0].who.director_id";
+      case "gift_amount_above_cap": return first;
       case "visit_needs_pairing_or_adhoc_reason": case "unknown_pairing": return "model_worker_id";
       case "unknown_model_worker": return "model_worker_id";
       case "due_before_step": case "due_date_before_step": return "due_by";
