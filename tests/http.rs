@@ -267,7 +267,8 @@ async fn the_demo_scenario_runs_over_http(h: &Harness) {
     assert_eq!(t.get("", "/healthz").await.status(), StatusCode::OK);
     assert_eq!(t.get("", "/readyz").await.status(), StatusCode::OK);
     let metrics = t.get("", "/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/{name}\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
+    // Each command is its own route, so its requests are counted by command.
+    assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/RecordVisit\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("caretrail_store_head_position"));
     let openapi: Value = t.get("", "/openapi.json").await.json().await.unwrap();
     assert!(openapi["paths"]["/api/v1/commands/RecordVisit"]["post"].is_object());

@@ -38,7 +38,7 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 const CACHE_TTL: Duration = Duration::from_secs(30);
 
 /// What a principal may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -69,7 +69,7 @@ impl Role {
 }
 
 /// An authenticated caller.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Principal {
     /// The token's id: the actor recorded for commands (a director token records the director).
     pub token_id: Uuid,

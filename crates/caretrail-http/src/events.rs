@@ -11,7 +11,6 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -28,6 +27,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
+use crate::openapi::{EventStream, Json};
 
 /// The most events one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -172,19 +172,21 @@ async fn render(keys: &KeyRing, e: &RecordedEvent, access: &Access) -> Result<Ar
 }
 
 /// Query parameters of the log endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogParams {
-    /// Events after this position (default 0).
+    /// Events after this global position (default 0).
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
-    /// Comma-separated event types.
+    /// Comma-separated event types (e.g. `VisitRecorded,IssueRaised`).
     #[serde(rename = "type")]
     pub types: Option<String>,
-    /// Comma-separated stream categories.
+    /// Comma-separated stream categories (modelworker, director, pairing, visit, issue, body,
+    /// contact, privacy).
     pub category: Option<String>,
-    /// Read the log as of this position (auditors' replay).
+    /// Read the log as it stood at this position.
     pub as_of_position: Option<u64>,
 }
 
@@ -299,19 +301,27 @@ pub struct StreamPage {
     pub events: Vec<EventOut>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Query parameters of one stream.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// First stream version to return (default 1).
     pub from_version: Option<u64>,
-    /// At most this many events (default 1000).
+    /// At most this many events (default 1000; more is read as 1000, 0 as 1).
     pub limit: Option<usize>,
+}
+
+/// The stream a path names.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct StreamPath {
+    /// The stream id: its category, a dash and the aggregate's id (`visit-0195...`).
+    pub id: String,
 }
 
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(StreamPath { id }): Path<StreamPath>,
     params: Result<Query<StreamParams>, QueryRejection>,
 ) -> ApiResult<Json<StreamPage>> {
     let Query(params) = params.map_err(query_error)?;
@@ -366,7 +376,7 @@ pub async fn subscribe(
     principal: Principal,
     headers: HeaderMap,
     params: Result<Query<LogParams>, QueryRejection>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+) -> ApiResult<EventStream<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
         &[
             Role::Admin,
@@ -451,7 +461,9 @@ pub async fn subscribe(
                 Ok::<_, Infallible>(sse)
             }
         });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)))
+    Ok(EventStream(
+        Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)),
+    ))
 }
 
 #[cfg(test)]

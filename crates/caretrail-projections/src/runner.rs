@@ -117,7 +117,7 @@ struct Slot {
 }
 
 /// How far the dashboards are behind the log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lag {
     pub projection: &'static str,
     pub generation: i64,
@@ -133,7 +133,7 @@ pub struct Lag {
 }
 
 /// What a rebuild did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RebuildReport {
     pub generation: i64,
     pub previous_generation: i64,
