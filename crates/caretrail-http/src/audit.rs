@@ -82,9 +82,11 @@ fn hex(bytes: &[u8]) -> String {
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
-    /// The event's log position (1 or more).
+    /// The event's log position.
+    #[schemars(range(min = 1))]
     pub position: u64,
-    /// The size of the tree to prove it in (at least `position`).
+    /// The size of the tree to prove it in (at least `position`, at most the tree's).
+    #[schemars(range(min = 1))]
     pub tree_size: u64,
 }
 
@@ -107,8 +109,10 @@ pub async fn inclusion(
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
     /// The older tree size.
+    #[schemars(range(min = 1))]
     pub from: u64,
-    /// The newer tree size (at least `from`).
+    /// The newer tree size (at least `from`, at most the tree's).
+    #[schemars(range(min = 1))]
     pub to: u64,
 }
 
@@ -129,7 +133,8 @@ pub async fn consistency(
 /// The event a leaf path names.
 #[derive(Deserialize, schemars::JsonSchema)]
 pub struct LeafPath {
-    /// The event's log position.
+    /// The event's log position (at most the tree's size).
+    #[schemars(range(min = 1))]
     pub position: u64,
 }
 

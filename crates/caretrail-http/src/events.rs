@@ -17,6 +17,7 @@ use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use caretrail_app::KeyRing;
 use caretrail_app::view::{Access, EventView, ViewError, view};
+use caretrail_domain::{Category, StreamName};
 use caretrail_store::{
     EventFilter, LogQuery, RecordedEvent, StreamId, subscribe as store_subscribe,
 };
@@ -190,6 +191,20 @@ pub struct LogParams {
     pub as_of_position: Option<u64>,
 }
 
+/// Query parameters of the live feed: where it starts and what it carries.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeParams {
+    /// Events after this global position (default 0; `Last-Event-ID` takes precedence).
+    pub after: Option<u64>,
+    /// Comma-separated event types (e.g. `VisitRecorded,IssueRaised`).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
+    /// Comma-separated stream categories (modelworker, director, pairing, visit, issue, body,
+    /// contact, privacy).
+    pub category: Option<String>,
+}
+
 fn list(s: &Option<String>) -> Vec<String> {
     s.as_deref()
         .map(|s| {
@@ -202,12 +217,10 @@ fn list(s: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-impl LogParams {
-    fn filter(&self) -> EventFilter {
-        EventFilter {
-            event_types: list(&self.types),
-            categories: list(&self.category),
-        }
+fn filter(types: &Option<String>, category: &Option<String>) -> EventFilter {
+    EventFilter {
+        event_types: list(types),
+        categories: list(category),
     }
 }
 
@@ -280,7 +293,7 @@ pub async fn page(
         .read_log(&LogQuery {
             after,
             up_to: params.as_of_position,
-            filter: params.filter(),
+            filter: filter(&params.types, &params.category),
             limit,
         })
         .await?;
@@ -315,7 +328,20 @@ pub struct StreamParams {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct StreamPath {
     /// The stream id: its category, a dash and the aggregate's id (`visit-0195...`).
+    #[schemars(schema_with = "stream_id_schema")]
     pub id: String,
+}
+
+/// The grammar of the stream ids caretrail writes: a category and a lowercase hyphenated UUID.
+fn stream_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let categories: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": format!(
+            "^({})-[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$",
+            categories.join("|")
+        )
+    })
 }
 
 pub async fn stream(
@@ -325,6 +351,14 @@ pub async fn stream(
     params: Result<Query<StreamParams>, QueryRejection>,
 ) -> ApiResult<Json<StreamPage>> {
     let Query(params) = params.map_err(query_error)?;
+    // Only the streams caretrail writes, named as it writes them: another name the store
+    // would accept reads as an empty stream, which would tell a client it exists.
+    if id.parse::<StreamName>().map(|n| n.to_string()).as_deref() != Ok(id.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_stream_id",
+            "not a caretrail stream id: expected {category}-{uuid}, lowercase",
+        ));
+    }
     let stream =
         StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
     if principal.role == Role::Director {
@@ -375,7 +409,7 @@ pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    params: Result<Query<LogParams>, QueryRejection>,
+    params: Result<Query<SubscribeParams>, QueryRejection>,
 ) -> ApiResult<EventStream<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
         &[
@@ -419,7 +453,11 @@ pub async fn subscribe(
     };
     let after = resume.or(params.after).unwrap_or(0);
     let access = access_for(&state, &principal).await?;
-    let subscription = store_subscribe(state.app.store().clone(), after, params.filter());
+    let subscription = store_subscribe(
+        state.app.store().clone(),
+        after,
+        filter(&params.types, &params.category),
+    );
     let guard = state.metrics.subscriber();
     let mut shutdown = state.shutdown.clone();
     let keys = state.app.keys().clone();

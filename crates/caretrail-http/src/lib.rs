@@ -149,7 +149,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
                 .header(
                     "Last-Event-ID",
                     "Resume after this log position (what the last event's `id:` said); takes precedence over `after`.",
-                    json!({ "type": "string", "pattern": "^[0-9]{1,19}$" }),
+                    json!({ "type": "string", "pattern": "^[\t ]*[0-9]{1,19}[\t ]*$" }),
                 )
                 .problem(400, "Last-Event-ID is not a log position (invalid_last_event_id)")
             }),

@@ -412,13 +412,16 @@ pub fn command<'t>(mut op: TransformOperation<'t>, name: &str) -> TransformOpera
         .header(
             "Idempotency-Key",
             "A retry with the same key (from the same actor) returns the original answer and writes nothing.",
-            json!({ "type": "string", "minLength": 1, "maxLength": 200,
-                    "pattern": "^[!-~]([ -~]{0,198}[!-~])?$" }),
+            // Visible ASCII, 1 to 200 characters once the spaces and tabs HTTP strips from
+            // around a field value are gone.
+            json!({ "type": "string",
+                    "pattern": "^[\t ]*[!-~](?:[\t -~]{0,198}[!-~])?[\t ]*$" }),
         )
         .header(
             "If-Match",
             "The expected version of the command's aggregate stream, as a strong entity tag (`\"3\"`) or a bare number; a stream at another version answers 412.",
-            json!({ "type": "string", "pattern": "^(\"[0-9]{1,19}\"|[0-9]{1,19})$" }),
+            json!({ "type": "string",
+                    "pattern": "^[\t ]*(?:\"[0-9]{1,19}\"|[0-9]{1,19})[\t ]*$" }),
         )
         .answer(
             201,
@@ -547,6 +550,7 @@ pub fn build() -> Built {
         }
     }
     parameter_problems(&mut document);
+    integer_bounds(&mut document);
     prune_components(&mut document);
     problems.extend(undeclared_path_parameters(&document));
     Built {
@@ -580,6 +584,32 @@ fn parameter_problems(document: &mut Value) {
                     "schema": { "$ref": format!("{COMPONENTS}Problem") } } }
             });
         }
+    }
+}
+
+/// Gives 64-bit integer parameters the bounds of their type: schemars states them only as a
+/// `format`, and a client (or a generated test) that goes past one is refused.
+fn integer_bounds(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let parameters = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten();
+    for p in parameters {
+        let Some(schema) = p["schema"].as_object_mut() else {
+            continue;
+        };
+        let (min, max) = match schema.get("format").and_then(Value::as_str) {
+            Some("uint64" | "uint") => (json!(0), json!(u64::MAX)),
+            Some("int64" | "int") => (json!(i64::MIN), json!(i64::MAX)),
+            _ => continue,
+        };
+        schema.entry("minimum").or_insert(min);
+        schema.entry("maximum").or_insert(max);
     }
 }
 

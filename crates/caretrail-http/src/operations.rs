@@ -568,6 +568,7 @@ fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<Arc<Operation
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct OperationPath {
     /// The operation id, from the Location of the answer that started it.
+    #[schemars(with = "Uuid")]
     pub id: String,
 }
 

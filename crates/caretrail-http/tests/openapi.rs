@@ -111,6 +111,37 @@ fn every_answer_is_typed_and_every_token_check_is_documented() {
     }
 }
 
+/// Hardening (API contract, found by schemathesis): a 64-bit integer parameter states its
+/// type's bounds (schemars gives only a `format`), so a client is not told that
+/// `after=32589158477190044730` is valid; and every `parameters` is a list.
+#[test]
+fn every_64_bit_parameter_is_bounded() {
+    let doc = caretrail_http::openapi::document();
+    let mut seen = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let Some(parameters) = op.get("parameters") else {
+                continue;
+            };
+            for p in parameters.as_array().expect("parameters is a list") {
+                let schema = &p["schema"];
+                if matches!(
+                    schema["format"].as_str(),
+                    Some("uint64" | "int64" | "uint" | "int")
+                ) {
+                    seen += 1;
+                    assert!(
+                        schema["minimum"].is_number() && schema["maximum"].is_number(),
+                        "{method} {path} {}",
+                        p["name"]
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen > 10, "found only {seen} 64-bit parameters");
+}
+
 /// The routes an axum router serves, by path template, read from its `Debug` form (axum has
 /// no API to list them). Fails loudly if that form changes rather than finding nothing.
 fn route_paths(router_debug: &str) -> BTreeSet<String> {

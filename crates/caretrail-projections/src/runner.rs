@@ -128,7 +128,10 @@ pub struct Lag {
     pub behind_events: u64,
     /// How long the oldest unapplied event has been stored (0 when caught up).
     pub behind_seconds: f64,
-    /// A rebuild in progress: its generation and checkpoint.
+    /// A rebuild in progress: `[generation, checkpoint]`.
+    // Described as a pair of integers rather than a tuple schema (`prefixItems`), which some
+    // OpenAPI tools reject.
+    #[schemars(with = "Option<[i64; 2]>")]
     pub rebuilding: Option<(i64, u64)>,
 }
 
