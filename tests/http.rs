@@ -29,6 +29,8 @@ caretrail_store::both_backends!(
     operations_are_readable_only_by_the_roles_that_may_start_them,
     an_auditor_exports_the_log_and_the_download_verifies,
     operations_answer_503_without_a_read_side_or_an_audit_tree,
+    a_stream_id_caretrail_does_not_write_is_refused,
+    the_live_feed_refuses_parameters_it_does_not_read,
 );
 
 struct TestApp {
@@ -267,7 +269,8 @@ async fn the_demo_scenario_runs_over_http(h: &Harness) {
     assert_eq!(t.get("", "/healthz").await.status(), StatusCode::OK);
     assert_eq!(t.get("", "/readyz").await.status(), StatusCode::OK);
     let metrics = t.get(&t.admin, "/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/{name}\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
+    // Each command is its own route, so its requests are counted by command.
+    assert!(metrics.contains("caretrail_http_requests_total{route=\"/api/v1/commands/RecordVisit\",method=\"POST\",status=\"201\"} 1"), "{metrics}");
     assert!(metrics.contains("caretrail_store_head_position"));
     let openapi: Value = t.get("", "/openapi.json").await.json().await.unwrap();
     assert!(openapi["paths"]["/api/v1/commands/RecordVisit"]["post"].is_object());
@@ -687,6 +690,57 @@ async fn the_role_matrix_holds(h: &Harness) {
         .await;
     let body = problem(theirs, StatusCode::NOT_FOUND, "not_found").await;
     assert!(!body.to_string().contains("王美文"));
+}
+
+/// Hardening (API contract, found by schemathesis): a stream id outside caretrail's grammar
+/// (`{category}-{uuid}`, lowercase) is refused with 400 as the OpenAPI document says, rather
+/// than read as an empty stream, which told the client such a stream exists at version 0.
+async fn a_stream_id_caretrail_does_not_write_is_refused(h: &Harness) {
+    let t = spawn(h).await;
+    let id = Uuid::now_v7();
+    for bad in [
+        format!("visit-{}", id.to_string().to_uppercase()),
+        format!("visit-{}", id.simple()),
+        format!("nosuchcategory-{id}"),
+        "café".to_owned(),
+    ] {
+        let res = t.get(&t.admin, &format!("/api/v1/streams/{bad}")).await;
+        let body = problem(res, StatusCode::BAD_REQUEST, "invalid_stream_id").await;
+        assert!(!body.to_string().contains(&bad), "the id is not echoed");
+    }
+    // A well-formed id of a stream not yet written is an empty stream, as before.
+    let empty: Value = t
+        .get(&t.admin, &format!("/api/v1/streams/visit-{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(empty["version"], json!(0));
+    assert_eq!(empty["events"], json!([]));
+}
+
+/// Hardening (API contract, found by schemathesis): the live feed took the log page's
+/// parameters and ignored `limit` and `as_of_position`, so `limit=0` (documented as invalid)
+/// was accepted. It has parameters of its own now; any other is refused.
+async fn the_live_feed_refuses_parameters_it_does_not_read(h: &Harness) {
+    let t = spawn(h).await;
+    for query in ["limit=0", "limit=10", "as_of_position=3"] {
+        let res = t
+            .get(&t.admin, &format!("/api/v1/events/subscribe?{query}"))
+            .await;
+        problem(res, StatusCode::BAD_REQUEST, "invalid_query").await;
+    }
+    let res = t
+        .get(
+            &t.admin,
+            "/api/v1/events/subscribe?after=1&type=VisitRecorded",
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
 }
 
 /// One SSE event as received: its id (the log position), event type and data.

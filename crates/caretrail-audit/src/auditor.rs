@@ -47,36 +47,45 @@ impl AuditConfig {
 }
 
 /// An inclusion proof for the event at `position` in the tree of `tree_size` leaves.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InclusionProof {
     pub position: u64,
     /// `position - 1`: the leaf's index in the tree.
     pub leaf_index: u64,
     pub tree_size: u64,
+    /// The leaf hash, lowercase hex.
     #[serde(with = "crate::hex_hash")]
+    #[schemars(with = "crate::hex_hash::HexHash")]
     pub leaf_hash: Hash,
-    /// Sibling hashes, bottom-up (RFC 9162 §2.1.3).
+    /// Sibling hashes, bottom-up (RFC 9162 §2.1.3), lowercase hex.
     #[serde(serialize_with = "crate::hex_hash::serialize_vec")]
+    #[schemars(with = "Vec<crate::hex_hash::HexHash>")]
     pub proof: Vec<Hash>,
 }
 
 /// A consistency proof between two tree sizes (RFC 9162 §2.1.4).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
     pub from: u64,
     pub to: u64,
+    /// The proof's hashes, lowercase hex.
     #[serde(serialize_with = "crate::hex_hash::serialize_vec")]
+    #[schemars(with = "Vec<crate::hex_hash::HexHash>")]
     pub proof: Vec<Hash>,
 }
 
 /// The raw leaf encoding of an event, so an outsider can recompute its leaf hash as
 /// `SHA-256(0x00 || encoding)`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LeafEncoding {
     pub position: u64,
+    /// The encoding's bytes, lowercase hex.
     #[serde(serialize_with = "hex_bytes")]
+    #[schemars(with = "String", regex(pattern = "^([0-9a-f]{2})*$"))]
     pub encoding: Vec<u8>,
+    /// The leaf hash, lowercase hex.
     #[serde(with = "crate::hex_hash")]
+    #[schemars(with = "crate::hex_hash::HexHash")]
     pub leaf_hash: Hash,
 }
 

@@ -93,6 +93,27 @@ pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 pub(crate) mod hex_hash {
     use serde::Serializer;
 
+    /// How a hash appears in JSON, for the schemas of the types that carry one.
+    pub struct HexHash;
+
+    impl schemars::JsonSchema for HexHash {
+        fn schema_name() -> std::borrow::Cow<'static, str> {
+            "HexHash".into()
+        }
+
+        fn inline_schema() -> bool {
+            true
+        }
+
+        fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+            schemars::json_schema!({
+                "description": "A SHA-256 hash, lowercase hex.",
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$"
+            })
+        }
+    }
+
     pub fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(h))
     }

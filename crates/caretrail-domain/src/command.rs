@@ -535,6 +535,19 @@ macro_rules! commands {
         pub fn command_schemas() -> Vec<(&'static str, schemars::Schema)> {
             vec![$((stringify!($name), schemars::schema_for!($name)),)*]
         }
+
+        /// The schema of command `name`'s body from `generator`, which keeps the definitions
+        /// it refers to where its settings say (the OpenAPI document's components); `None`
+        /// for an unknown name.
+        pub fn command_subschema(
+            name: &str,
+            generator: &mut schemars::SchemaGenerator,
+        ) -> Option<schemars::Schema> {
+            match name {
+                $(stringify!($name) => Some(generator.subschema_for::<$name>()),)*
+                _ => None,
+            }
+        }
     };
 }
 

@@ -220,11 +220,15 @@ impl JsonSchema for RegionCode {
     fn schema_name() -> Cow<'static, str> {
         "RegionCode".into()
     }
+    /// Every code of the embedded table, so that the schema accepts exactly what
+    /// [`RegionCode::parse`] does (a six-digit pattern would admit codes the table lacks, and a
+    /// client generating from the schema would send them).
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        let codes: Vec<String> = RegionCode::all().map(|c| c.as_str()).collect();
         json_schema!({
             "description": "GB/T 2260 six-digit code of a Zhejiang division (current or retired).",
             "type": "string",
-            "pattern": "^33[0-9]{4}$"
+            "enum": codes
         })
     }
 }
@@ -232,6 +236,26 @@ impl JsonSchema for RegionCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Hardening (API contract): the schema names exactly the codes `parse` accepts, so a
+    /// client that generates a code from the OpenAPI document never sends one the server
+    /// refuses as unknown.
+    #[test]
+    fn the_schema_enumerates_exactly_the_parseable_codes() {
+        let schema = schemars::schema_for!(RegionCode);
+        let codes: Vec<&str> = schema
+            .get("enum")
+            .and_then(|e| e.as_array())
+            .expect("an enum of codes")
+            .iter()
+            .map(|c| c.as_str().expect("codes are strings"))
+            .collect();
+        assert_eq!(codes.len(), RegionCode::all().count());
+        for c in &codes {
+            assert!(RegionCode::parse(c).is_ok(), "{c}");
+        }
+        assert!(!codes.contains(&"339999") && RegionCode::parse("339999").is_err());
+    }
 
     #[test]
     fn every_embedded_line_is_parsed() {

@@ -5,16 +5,15 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
-use caretrail_audit::{AuditError, Auditor};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use caretrail_audit::{AuditError, Auditor, ConsistencyProof, InclusionProof, LeafEncoding};
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::openapi::Json;
 
 pub(crate) fn auditor(state: &AppState) -> ApiResult<&Arc<Auditor>> {
     state.auditor.as_ref().ok_or_else(|| {
@@ -36,7 +35,25 @@ fn audit_error(e: AuditError) -> ApiError {
 
 const READERS: &[Role] = &[Role::Admin, Role::Auditor];
 
-pub async fn checkpoint(State(state): State<AppState>, p: Principal) -> ApiResult<Json<Value>> {
+/// The latest signed checkpoint.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Checkpoint {
+    /// How many events the tree covers.
+    pub tree_size: u64,
+    /// The tree's root hash, lowercase hex.
+    #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
+    pub root_hash: String,
+    pub signed_at: chrono::DateTime<chrono::Utc>,
+    /// The signed note (C2SP tlog-checkpoint text; its root hash is base64).
+    pub note: String,
+    /// The verifier key of the signature (`name+hash+base64 key`), when this server signs.
+    pub public_key: Option<String>,
+}
+
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    p: Principal,
+) -> ApiResult<Json<Checkpoint>> {
     p.require(READERS, "read audit checkpoints")?;
     let a = auditor(&state)?;
     let cp = a
@@ -44,23 +61,28 @@ pub async fn checkpoint(State(state): State<AppState>, p: Principal) -> ApiResul
         .await
         .map_err(audit_error)?
         .ok_or_else(|| ApiError::not_found("no checkpoint has been signed yet"))?;
-    Ok(Json(json!({
-        "tree_size": cp.tree_size,
-        "root_hash": hex(&cp.root_hash),
-        "signed_at": cp.signed_at,
-        "note": cp.note,
-        "public_key": a.verifier().map(|v| v.to_string()),
-    })))
+    Ok(Json(Checkpoint {
+        tree_size: cp.tree_size,
+        root_hash: hex(&cp.root_hash),
+        signed_at: cp.signed_at,
+        note: cp.note,
+        public_key: a.verifier().map(|v| v.to_string()),
+    }))
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Deserialize)]
+/// Which inclusion proof.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InclusionParams {
+    /// The event's log position.
+    #[schemars(range(min = 1))]
     pub position: u64,
+    /// The size of the tree to prove it in (at least `position`, at most the tree's).
+    #[schemars(range(min = 1))]
     pub tree_size: u64,
 }
 
@@ -68,22 +90,25 @@ pub async fn inclusion(
     State(state): State<AppState>,
     p: Principal,
     q: Result<Query<InclusionParams>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<InclusionProof>> {
     p.require(READERS, "read audit proofs")?;
     let Query(q) = q?;
     let proof = auditor(&state)?
         .inclusion_proof(q.position, q.tree_size)
         .await
         .map_err(audit_error)?;
-    Ok(Json(
-        serde_json::to_value(proof).map_err(|e| ApiError::internal(&e))?,
-    ))
+    Ok(Json(proof))
 }
 
-#[derive(Deserialize)]
+/// Which consistency proof.
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConsistencyParams {
+    /// The older tree size.
+    #[schemars(range(min = 1))]
     pub from: u64,
+    /// The newer tree size (at least `from`, at most the tree's).
+    #[schemars(range(min = 1))]
     pub to: u64,
 }
 
@@ -91,29 +116,33 @@ pub async fn consistency(
     State(state): State<AppState>,
     p: Principal,
     q: Result<Query<ConsistencyParams>, ApiError>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ConsistencyProof>> {
     p.require(READERS, "read audit proofs")?;
     let Query(q) = q?;
     let proof = auditor(&state)?
         .consistency_proof(q.from, q.to)
         .await
         .map_err(audit_error)?;
-    Ok(Json(
-        serde_json::to_value(proof).map_err(|e| ApiError::internal(&e))?,
-    ))
+    Ok(Json(proof))
+}
+
+/// The event a leaf path names.
+#[derive(Deserialize, schemars::JsonSchema)]
+pub struct LeafPath {
+    /// The event's log position (at most the tree's size).
+    #[schemars(range(min = 1))]
+    pub position: u64,
 }
 
 pub async fn leaf(
     State(state): State<AppState>,
     p: Principal,
-    Path(position): Path<u64>,
-) -> ApiResult<Json<Value>> {
+    Path(LeafPath { position }): Path<LeafPath>,
+) -> ApiResult<Json<LeafEncoding>> {
     p.require(READERS, "read leaf encodings")?;
     let leaf = auditor(&state)?
         .leaf_encoding(position)
         .await
         .map_err(audit_error)?;
-    Ok(Json(
-        serde_json::to_value(leaf).map_err(|e| ApiError::internal(&e))?,
-    ))
+    Ok(Json(leaf))
 }

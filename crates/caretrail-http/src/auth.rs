@@ -48,7 +48,7 @@ static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
 
 /// What a principal may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -79,7 +79,7 @@ impl Role {
 }
 
 /// An authenticated caller.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Principal {
     /// The token's id: the actor recorded for commands (a director token records the director).
     pub token_id: Uuid,

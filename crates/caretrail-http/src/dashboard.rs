@@ -10,21 +10,23 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Uri;
-use axum::response::{IntoResponse, Response};
 use caretrail_app::shanghai_date;
+use caretrail_domain::RegionCode;
 use caretrail_projections::query::{
-    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery,
-    ModelWorkersQuery, Page, Paged, RegionFilter, VisitStatus, VisitStatusQuery, VisitsQuery,
+    CaseloadQuery, CaseloadSort, CoverageLevel, CoverageRow, DirectorCaseload, GiftGrouping,
+    GiftTotals, GiftsQuery, IssueItem, IssueSummary, IssuesQuery, ModelWorkerFile, ModelWorkerItem,
+    ModelWorkersQuery, Overview, Page, Paged, PairingStatus, RegionFilter, TimelineEntry,
+    VisitItem, VisitStatus, VisitStatusQuery, VisitsQuery,
 };
 use caretrail_projections::replay::{AsOf, replay};
+use caretrail_projections::runner::Lag;
 use caretrail_projections::{Projector, ReadModels};
 use chrono::NaiveDate;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -32,6 +34,7 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::events::access_for;
 use crate::extract::{Path, Query};
+use crate::openapi::{Json, JsonBytes};
 
 /// The read side the dashboards answer from.
 #[derive(Clone)]
@@ -57,7 +60,7 @@ impl ReadSide {
     /// route, the raw query and the business date "today" resolves to, so every parameter
     /// (region, `as_of`, replays) keys its own answer. Only views without personal data and
     /// identical for every role allowed to read them use it.
-    async fn answer<T, F, Fut>(&self, key: String, compute: F) -> ApiResult<Response>
+    async fn answer<T, F, Fut>(&self, key: String, compute: F) -> ApiResult<JsonBytes<T>>
     where
         T: Serialize,
         F: FnOnce() -> Fut,
@@ -80,7 +83,7 @@ impl ReadSide {
                     .map_err(|e| ApiError::internal(&e))
             })
             .await?;
-        Ok(json_bytes(bytes.clone()))
+        Ok(JsonBytes::new(bytes.clone()))
     }
 }
 
@@ -119,30 +122,20 @@ impl AnswerCache {
     }
 }
 
-fn json_bytes(body: Bytes) -> Response {
-    (
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
 /// The cache key of a request: its route, raw query and resolved "today".
 fn answer_key(uri: &Uri, today: NaiveDate) -> String {
     format!("{}?{}|{today}", uri.path(), uri.query().unwrap_or(""))
 }
 
-/// Parameters every dashboard understands.
-#[derive(Debug, Default, Deserialize)]
+/// Every parameter a view may take; each route's own parameter struct (below) names the ones
+/// it reads and converts into this.
+#[derive(Debug, Default)]
 pub struct Params {
-    /// The business date "today" is for overdue, age and this-month figures (default: today).
     pub as_of: Option<NaiveDate>,
-    /// The auditor's replay: compute the view from the log up to this position.
     pub as_of_position: Option<u64>,
-    /// The log as known at this record time (RFC 3339).
     pub as_of_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub city: Option<String>,
-    pub county: Option<String>,
+    pub city: Option<RegionCode>,
+    pub county: Option<RegionCode>,
     pub status: Option<VisitStatus>,
     pub state: Option<String>,
     pub role: Option<String>,
@@ -153,7 +146,6 @@ pub struct Params {
     pub model_worker_id: Option<Uuid>,
     pub in_hardship: Option<bool>,
     pub paired: Option<bool>,
-    #[serde(default)]
     pub include_voided: bool,
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
@@ -161,18 +153,197 @@ pub struct Params {
     pub raised_to: Option<NaiveDate>,
     pub group_by: Option<GiftGrouping>,
     pub level: Option<CoverageLevel>,
-    #[serde(default)]
     pub include_ended: bool,
-    #[serde(default)]
     pub breached_only: bool,
     pub limit: Option<u32>,
     pub cursor: Option<String>,
-    /// Timeline: entries after this log position.
     pub after: Option<i64>,
 }
 
+/// Declares a route's query parameters: a struct with the named groups of common parameters
+/// and the route's own fields, deriving the schema the OpenAPI document lists them from, and
+/// its conversion into [`Params`]. The fields are spelt out rather than `#[serde(flatten)]`ed
+/// because query strings cannot flatten numbers or booleans.
+macro_rules! view_params {
+    ($(#[$m:meta])* $name:ident [$($group:ident),*] { $($body:tt)* }) => {
+        view_params!(@expand $(#[$m])* $name [$($group)*] [] { $($body)* });
+    };
+    (@expand $(#[$m:meta])* $name:ident [today $($g:ident)*] [$($acc:tt)*] $body:tt) => {
+        view_params!(@expand $(#[$m])* $name [$($g)*] [$($acc)*
+            /// The business date "today" is, for overdue, age and this-month or this-year
+            /// figures (default: today in Asia/Shanghai).
+            as_of: Option<NaiveDate>,
+        ] $body);
+    };
+    (@expand $(#[$m:meta])* $name:ident [replay $($g:ident)*] [$($acc:tt)*] $body:tt) => {
+        view_params!(@expand $(#[$m])* $name [$($g)*] [$($acc)*
+            /// The auditor's replay: the view computed from the log up to this position, not
+            /// from the live tables (administrators and auditors; at most the log's head).
+            as_of_position: Option<u64>,
+            /// The auditor's replay: the view computed from what had been stored at this time
+            /// (RFC 3339; administrators and auditors; not with `as_of_position`).
+            as_of_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+        ] $body);
+    };
+    (@expand $(#[$m:meta])* $name:ident [region $($g:ident)*] [$($acc:tt)*] $body:tt) => {
+        view_params!(@expand $(#[$m])* $name [$($g)*] [$($acc)*
+            /// Only this city (prefecture), by GB/T 2260 code; a retired code means its
+            /// successor.
+            city: Option<RegionCode>,
+            /// Only this county, by GB/T 2260 code; a retired code means its successor.
+            county: Option<RegionCode>,
+        ] $body);
+    };
+    (@expand $(#[$m:meta])* $name:ident [page $($g:ident)*] [$($acc:tt)*] $body:tt) => {
+        view_params!(@expand $(#[$m])* $name [$($g)*] [$($acc)*
+            /// Page size (default 50).
+            #[schemars(range(min = 1, max = 500))]
+            limit: Option<u32>,
+            /// Where the page starts: a previous page's `next_cursor`.
+            #[schemars(regex(pattern = "^o[0-9]{1,9}$"))]
+            cursor: Option<String>,
+        ] $body);
+    };
+    (@expand $(#[$m:meta])* $name:ident [] [$($acc:tt)*] { $($body:tt)* }) => {
+        view_params!(@emit $(#[$m])* $name { $($acc)* $($body)* });
+    };
+    (@emit $(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty,)* }) => {
+        $(#[$m])*
+        // A parameter the route does not read is refused (400 `invalid_query`), not ignored:
+        // a misspelt filter would otherwise answer an unfiltered list.
+        #[derive(Debug, Default, Deserialize, JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        pub struct $name {
+            $($(#[$fm])* pub $field: $ty,)*
+        }
+
+        impl From<$name> for Params {
+            fn from(p: $name) -> Params {
+                Params {
+                    $($field: p.$field,)*
+                    ..Params::default()
+                }
+            }
+        }
+    };
+}
+
+view_params!(
+    /// Parameters of the overview and the issues summary.
+    SummaryParams [today, replay, region] {}
+);
+
+view_params!(
+    /// Parameters of the visit status per pairing.
+    PairingsParams [today, replay, region, page] {
+        /// Only pairings with this visit status (`overdue` is the overdue list).
+        status: Option<VisitStatus>,
+        /// Include ended pairings (default: active ones only).
+        #[serde(default)]
+        include_ended: bool,
+        /// Only this director's pairings (a director always sees only their own).
+        director_id: Option<Uuid>,
+    }
+);
+
+view_params!(
+    /// Parameters of the director caseload.
+    DirectorsParams [today, replay, page] {
+        /// Only directors with this role (as appointed, e.g. `standing_director`).
+        role: Option<String>,
+        /// The order (default: least engaged first).
+        sort: Option<CaseloadSort>,
+    }
+);
+
+view_params!(
+    /// Parameters of a model worker's file and timeline.
+    FileParams [replay] {
+        /// Timeline entries after this log position (default: from the start).
+        after: Option<i64>,
+        /// Timeline entries per page (default 200; more is read as 500, 0 as 1).
+        limit: Option<u32>,
+    }
+);
+
+view_params!(
+    /// Parameters of the issues board.
+    IssuesParams [today, replay, region, page] {
+        /// A state (`raised`, `acknowledged`, `escalated`, `resolved`, `closed`, ...), `open`
+        /// (the default: every state not closed) or `all`.
+        state: Option<String>,
+        /// Only issues escalated to this body.
+        body_id: Option<Uuid>,
+        /// Raised on or after this date.
+        raised_from: Option<NaiveDate>,
+        /// Raised on or before this date.
+        raised_to: Option<NaiveDate>,
+        /// Only open issues whose response is overdue.
+        #[serde(default)]
+        breached_only: bool,
+    }
+);
+
+view_params!(
+    /// Parameters of the gifts dashboard.
+    GiftsParams [today, replay, region, page] {
+        /// The first month (any day in it; default: January of `as_of`'s year). A range that
+        /// ends before it starts is empty.
+        from: Option<NaiveDate>,
+        /// The last month (any day in it; default: `as_of`).
+        to: Option<NaiveDate>,
+        /// How to group (default: by month).
+        group_by: Option<GiftGrouping>,
+    }
+);
+
+view_params!(
+    /// Parameters of region coverage.
+    RegionsParams [today, replay, region] {
+        /// Per city or per county (default: city).
+        level: Option<CoverageLevel>,
+    }
+);
+
+view_params!(
+    /// Parameters of the model workers list.
+    ModelWorkersParams [replay, region, page] {
+        /// Only those in hardship (true) or not (false).
+        in_hardship: Option<bool>,
+        /// Only those with an active pairing (true) or without (false).
+        paired: Option<bool>,
+    }
+);
+
+view_params!(
+    /// Parameters of the visits list.
+    VisitsParams [replay, region, page] {
+        /// Visited on or after this date.
+        from: Option<NaiveDate>,
+        /// Visited on or before this date.
+        to: Option<NaiveDate>,
+        /// Only this pairing's visits.
+        pairing_id: Option<Uuid>,
+        /// Only visits to this model worker.
+        model_worker_id: Option<Uuid>,
+        /// Only visits this director led (a director always sees only their own).
+        director_id: Option<Uuid>,
+        /// Include voided visits (default: not).
+        #[serde(default)]
+        include_voided: bool,
+    }
+);
+
+/// The model worker a path names.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct WorkerPath {
+    /// The model worker's id.
+    pub id: Uuid,
+}
+
 /// A page of a list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, JsonSchema)]
+#[schemars(rename = "{T}List")]
 pub struct List<T> {
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -191,8 +362,8 @@ impl<T> From<Paged<T>> for List<T> {
 impl Params {
     fn region(&self) -> RegionFilter {
         RegionFilter {
-            city: self.city.clone(),
-            county: self.county.clone(),
+            city: self.city.map(|c| c.as_str()),
+            county: self.county.map(|c| c.as_str()),
         }
     }
 
@@ -215,13 +386,6 @@ impl Params {
         }
         Ok(Page { limit, offset })
     }
-}
-
-/// A serialisable answer as the JSON body.
-fn json(value: impl Serialize) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        serde_json::to_value(value).map_err(|e| ApiError::internal(&e))?,
-    ))
 }
 
 fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
@@ -288,16 +452,16 @@ fn today(state: &AppState, params: &Params) -> NaiveDate {
         .unwrap_or_else(|| shanghai_date(state.app.clock().now()))
 }
 
-fn params(q: Result<Query<Params>, ApiError>) -> ApiResult<Params> {
-    q.map(|Query(p)| p)
+fn params<P: Into<Params>>(q: Result<Query<P>, ApiError>) -> ApiResult<Params> {
+    q.map(|Query(p)| p.into())
 }
 
 pub async fn overview(
     State(state): State<AppState>,
     principal: Principal,
     uri: Uri,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Response> {
+    q: Result<Query<SummaryParams>, ApiError>,
+) -> ApiResult<JsonBytes<Overview>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
     let today = today(&state, &q);
@@ -314,8 +478,8 @@ pub async fn overview(
 pub async fn pairings(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<PairingsParams>, ApiError>,
+) -> ApiResult<Json<List<PairingStatus>>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
         "read pairings",
@@ -345,14 +509,14 @@ pub async fn pairings(
     if let Some(d) = only {
         page.items.retain(|p| p.director_id == d);
     }
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 pub async fn directors(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<DirectorsParams>, ApiError>,
+) -> ApiResult<Json<List<DirectorCaseload>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read director caseloads")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
@@ -370,7 +534,7 @@ pub async fn directors(
         )
         .await
         .map_err(projection_error)?;
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 /// May `principal` read model worker `id`'s file? A director only their own model worker's;
@@ -419,33 +583,46 @@ async fn worker_file(
 pub async fn model_worker(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    Path(WorkerPath { id }): Path<WorkerPath>,
+    q: Result<Query<FileParams>, ApiError>,
+) -> ApiResult<Json<ModelWorkerFile>> {
     let file = worker_file(&state, &principal, id, &params(q)?).await?;
-    json(file)
+    Ok(Json(file))
+}
+
+/// A page of a model worker's care timeline.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TimelinePage {
+    pub items: Vec<TimelineEntry>,
+    /// The last entry's log position, to pass as `after` for the next page; absent on the
+    /// last page.
+    pub next_cursor: Option<String>,
 }
 
 pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    Path(WorkerPath { id }): Path<WorkerPath>,
+    q: Result<Query<FileParams>, ApiError>,
+) -> ApiResult<Json<TimelinePage>> {
     let file = worker_file(&state, &principal, id, &params(q)?).await?;
     let next = file.timeline.items.last().map(|e| e.position);
     let more = file.timeline.next_offset.is_some();
-    Ok(Json(serde_json::json!({
-        "items": file.timeline.items,
-        "next_cursor": if more { next.map(|p| p.to_string()) } else { None },
-    })))
+    Ok(Json(TimelinePage {
+        next_cursor: if more {
+            next.map(|p| p.to_string())
+        } else {
+            None
+        },
+        items: file.timeline.items,
+    }))
 }
 
 pub async fn issues(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<IssuesParams>, ApiError>,
+) -> ApiResult<Json<List<IssueItem>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read the issues board")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
@@ -462,15 +639,15 @@ pub async fn issues(
         })
         .await
         .map_err(projection_error)?;
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 pub async fn issue_summary(
     State(state): State<AppState>,
     principal: Principal,
     uri: Uri,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Response> {
+    q: Result<Query<SummaryParams>, ApiError>,
+) -> ApiResult<JsonBytes<IssueSummary>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
     let today = today(&state, &q);
@@ -487,8 +664,8 @@ pub async fn issue_summary(
 pub async fn gifts(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<GiftsParams>, ApiError>,
+) -> ApiResult<Json<List<GiftTotals>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
@@ -506,14 +683,14 @@ pub async fn gifts(
         })
         .await
         .map_err(projection_error)?;
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 pub async fn regions(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<RegionsParams>, ApiError>,
+) -> ApiResult<Json<List<CoverageRow>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
@@ -525,17 +702,18 @@ pub async fn regions(
         )
         .await
         .map_err(projection_error)?;
-    Ok(Json(
-        serde_json::json!({ "items": rows, "next_cursor": null }),
-    ))
+    Ok(Json(List {
+        items: rows,
+        next_cursor: None,
+    }))
 }
 
 /// The model workers list. A director sees only the model worker they are paired with.
 pub async fn model_workers(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<ModelWorkersParams>, ApiError>,
+) -> ApiResult<Json<List<ModelWorkerItem>>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
         "list model workers",
@@ -563,15 +741,15 @@ pub async fn model_workers(
         };
         page.items.retain(|w| Some(w.model_worker_id) == own);
     }
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 /// The visits list, newest first. A director sees only the visits they led.
 pub async fn visits(
     State(state): State<AppState>,
     principal: Principal,
-    q: Result<Query<Params>, ApiError>,
-) -> ApiResult<Json<Value>> {
+    q: Result<Query<VisitsParams>, ApiError>,
+) -> ApiResult<Json<List<VisitItem>>> {
     principal.require(&[Role::Admin, Role::Auditor, Role::Director], "list visits")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
@@ -592,7 +770,7 @@ pub async fn visits(
         })
         .await
         .map_err(projection_error)?;
-    json(List::from(page))
+    Ok(Json(List::from(page)))
 }
 
 /// Who the caller is, so a client can show what the role may see.
@@ -601,7 +779,7 @@ pub async fn me(principal: Principal) -> Json<Principal> {
 }
 
 /// The read side's lag, for operators.
-pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Value>> {
+pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResult<Json<Lag>> {
     // Positions and lag only, no personal data: every signed-in role may know how fresh the
     // dashboards are (the web page resumes its live stream from the head it reports).
     principal.require(
@@ -618,5 +796,5 @@ pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResu
         .as_ref()
         .ok_or_else(|| ApiError::not_found("no read side"))?;
     let lag = read.projector.lag().await.map_err(projection_error)?;
-    json(lag)
+    Ok(Json(lag))
 }

@@ -12,12 +12,12 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use caretrail_app::KeyRing;
 use caretrail_app::view::{Access, EventView, ViewError, view};
+use caretrail_domain::{Category, StreamName};
 use caretrail_store::{
     EventFilter, LogQuery, RecordedEvent, StreamId, subscribe as store_subscribe,
 };
@@ -29,6 +29,7 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Path, Query};
+use crate::openapi::{EventStream, Json};
 
 /// The most events one page returns.
 pub const MAX_PAGE: usize = 1000;
@@ -173,20 +174,36 @@ async fn render(keys: &KeyRing, e: &RecordedEvent, access: &Access) -> Result<Ar
 }
 
 /// Query parameters of the log endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogParams {
-    /// Events after this position (default 0).
+    /// Events after this global position (default 0).
     pub after: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
-    /// Comma-separated event types.
+    /// Comma-separated event types (e.g. `VisitRecorded,IssueRaised`).
     #[serde(rename = "type")]
     pub types: Option<String>,
-    /// Comma-separated stream categories.
+    /// Comma-separated stream categories (modelworker, director, pairing, visit, issue, body,
+    /// contact, privacy).
     pub category: Option<String>,
-    /// Read the log as of this position (auditors' replay).
+    /// Read the log as it stood at this position.
     pub as_of_position: Option<u64>,
+}
+
+/// Query parameters of the live feed: where it starts and what it carries.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubscribeParams {
+    /// Events after this global position (default 0; `Last-Event-ID` takes precedence).
+    pub after: Option<u64>,
+    /// Comma-separated event types (e.g. `VisitRecorded,IssueRaised`).
+    #[serde(rename = "type")]
+    pub types: Option<String>,
+    /// Comma-separated stream categories (modelworker, director, pairing, visit, issue, body,
+    /// contact, privacy).
+    pub category: Option<String>,
 }
 
 fn list(s: &Option<String>) -> Vec<String> {
@@ -201,12 +218,10 @@ fn list(s: &Option<String>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-impl LogParams {
-    fn filter(&self) -> EventFilter {
-        EventFilter {
-            event_types: list(&self.types),
-            categories: list(&self.category),
-        }
+fn filter(types: &Option<String>, category: &Option<String>) -> EventFilter {
+    EventFilter {
+        event_types: list(types),
+        categories: list(category),
     }
 }
 
@@ -275,7 +290,7 @@ pub async fn page(
         .read_log(&LogQuery {
             after,
             up_to: params.as_of_position,
-            filter: params.filter(),
+            filter: filter(&params.types, &params.category),
             limit,
         })
         .await?;
@@ -296,22 +311,51 @@ pub struct StreamPage {
     pub events: Vec<EventOut>,
 }
 
-#[derive(Debug, Deserialize)]
+/// Query parameters of one stream.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// First stream version to return (default 1).
     pub from_version: Option<u64>,
-    /// At most this many events (default 1000).
+    /// At most this many events (default 1000; more is read as 1000, 0 as 1).
     pub limit: Option<usize>,
+}
+
+/// The stream a path names.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct StreamPath {
+    /// The stream id: its category, a dash and the aggregate's id (`visit-0195...`).
+    #[schemars(schema_with = "stream_id_schema")]
+    pub id: String,
+}
+
+/// The grammar of the stream ids caretrail writes: a category and a lowercase hyphenated UUID.
+fn stream_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let categories: Vec<&str> = Category::ALL.iter().map(|c| c.as_str()).collect();
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": format!(
+            "^({})-[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$",
+            categories.join("|")
+        )
+    })
 }
 
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    Path(StreamPath { id }): Path<StreamPath>,
     params: Result<Query<StreamParams>, ApiError>,
 ) -> ApiResult<Json<StreamPage>> {
     let Query(params) = params?;
+    // Only the streams caretrail writes, named as it writes them: another name the store
+    // would accept reads as an empty stream, which would tell a client it exists.
+    if id.parse::<StreamName>().map(|n| n.to_string()).as_deref() != Ok(id.as_str()) {
+        return Err(ApiError::bad_request(
+            "invalid_stream_id",
+            "not a caretrail stream id: expected {category}-{uuid}, lowercase",
+        ));
+    }
     let stream =
         StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
     if principal.role == Role::Director {
@@ -362,8 +406,8 @@ pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,
     headers: HeaderMap,
-    params: Result<Query<LogParams>, ApiError>,
-) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    params: Result<Query<SubscribeParams>, ApiError>,
+) -> ApiResult<EventStream<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     principal.require(
         &[
             Role::Admin,
@@ -406,7 +450,11 @@ pub async fn subscribe(
     };
     let after = resume.or(params.after).unwrap_or(0);
     let access = access_for(&state, &principal).await?;
-    let subscription = store_subscribe(state.app.store().clone(), after, params.filter());
+    let subscription = store_subscribe(
+        state.app.store().clone(),
+        after,
+        filter(&params.types, &params.category),
+    );
     let guard = state.metrics.subscriber();
     let mut shutdown = state.shutdown.clone();
     let keys = state.app.keys().clone();
@@ -452,7 +500,9 @@ pub async fn subscribe(
                 Ok::<_, Infallible>(sse)
             }
         });
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)))
+    Ok(EventStream(
+        Sse::new(events).keep_alive(KeepAlive::new().interval(state.heartbeat)),
+    ))
 }
 
 #[cfg(test)]

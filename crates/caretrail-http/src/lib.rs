@@ -29,9 +29,13 @@ pub mod testing;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use aide::axum::ApiRouter;
+use aide::axum::routing::{get_with, post_with};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::HeaderMap;
+use axum::{Extension, Router};
 use caretrail_app::App;
 use tokio::sync::watch;
 
@@ -88,43 +92,362 @@ impl AppState {
     }
 }
 
-/// The whole API.
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/commands/{name}", post(commands::command))
-        .route("/events", get(events::page))
-        .route("/events/subscribe", get(events::subscribe))
-        .route("/streams/{id}", get(events::stream))
-        .route("/me", get(dashboard::me))
-        .route("/dashboard/overview", get(dashboard::overview))
-        .route("/dashboard/issues", get(dashboard::issue_summary))
-        .route("/dashboard/gifts", get(dashboard::gifts))
-        .route("/dashboard/projections", get(dashboard::lag))
-        .route("/pairings", get(dashboard::pairings))
-        .route("/directors", get(dashboard::directors))
-        .route("/model-workers", get(dashboard::model_workers))
-        .route("/model-workers/{id}", get(dashboard::model_worker))
-        .route("/visits", get(dashboard::visits))
-        .route("/model-workers/{id}/timeline", get(dashboard::timeline))
-        .route("/issues", get(dashboard::issues))
-        .route("/regions", get(dashboard::regions))
-        .route("/audit/checkpoint", get(audit::checkpoint))
-        .route("/audit/proof/inclusion", get(audit::inclusion))
-        .route("/audit/proof/consistency", get(audit::consistency))
-        .route("/audit/leaf/{position}", get(audit::leaf))
-        .route("/operations/rebuild", post(operations::start_rebuild))
-        .route("/operations/export", post(operations::start_export))
-        .route("/operations/{id}", get(operations::status))
-        .route("/operations/{id}/file", get(operations::file));
-    Router::new()
+/// The API's routes, each registered with its documentation (see [`openapi`]): the route
+/// table of the service, and the source of its OpenAPI document.
+pub fn api_routes() -> ApiRouter<AppState> {
+    use aide::transform::TransformOperation;
+    use openapi::{Describe, json_answer, response};
+    use serde_json::json;
+
+    let mut commands = ApiRouter::new();
+    // One path per command: each has its own request schema, so clients and generated tests
+    // see exactly the fields of the command they send.
+    for &name in caretrail_domain::command::COMMAND_NAMES {
+        commands = commands.api_route(
+            &format!("/commands/{name}"),
+            post_with(
+                move |state: State<AppState>,
+                      principal: Principal,
+                      headers: HeaderMap,
+                      body: Result<Bytes, BytesRejection>| {
+                    commands::command(state, principal, Path(name.to_owned()), headers, body)
+                },
+                move |op| openapi::command(op, name),
+            ),
+        );
+    }
+    fn dashboard_problems(op: TransformOperation<'_>) -> TransformOperation<'_> {
+        op.problem(403, "the token's role may not read this (forbidden)")
+            .problem(403, "only administrators and auditors may replay the log (as_of_position, as_of_recorded_at)")
+            .problem(503, "dashboards are not enabled on this server (read_side_unavailable)")
+    }
+    fn audit_problems(op: TransformOperation<'_>) -> TransformOperation<'_> {
+        op.problem(
+            403,
+            "only administrators and auditors read the audit tree (forbidden)",
+        )
+        .problem(
+            503,
+            "the audit tree is not enabled on this server (audit_unavailable)",
+        )
+    }
+    let started = |what: &str| {
+        json_answer::<operations::OperationStatus>(
+            &format!("started: {what}; poll the operation at Location"),
+            json!({ "Location": { "description": "/api/v1/operations/{id}",
+                                  "schema": { "type": "string" } } }),
+        )
+    };
+    let api = commands
+        .api_route(
+            "/events",
+            get_with(events::page, |op| {
+                op.describe("events", "events", "A page of the global event log, in position order")
+                    .problem(403, "directors do not read the whole log (forbidden)")
+            }),
+        )
+        .api_route(
+            "/events/subscribe",
+            get_with(events::subscribe, |op| {
+                op.describe(
+                    "subscribe",
+                    "events",
+                    "Server-Sent Events: stored events after the position, then live ones; `id:` is the position",
+                )
+                .header(
+                    "Last-Event-ID",
+                    "Resume after this log position (what the last event's `id:` said); takes precedence over `after`.",
+                    json!({ "type": "string", "pattern": "^[\t ]*[0-9]{1,19}[\t ]*$" }),
+                )
+                .problem(400, "Last-Event-ID is not a log position (invalid_last_event_id)")
+            }),
+        )
+        .api_route(
+            "/streams/{id}",
+            get_with(events::stream, |op| {
+                op.describe("stream", "events", "One stream's events in version order")
+                    .problem(400, "the stream id is malformed (invalid_stream_id)")
+                    .problem(404, "a director reading a stream that is not their own or their pairing's (not_found)")
+            }),
+        )
+        .api_route(
+            "/me",
+            get_with(dashboard::me, |op| {
+                op.describe("me", "dashboards", "Who the token belongs to: role, name, director")
+            }),
+        )
+        .api_route(
+            "/dashboard/overview",
+            get_with(dashboard::overview, |op| {
+                dashboard_problems(op.describe(
+                    "overview",
+                    "dashboards",
+                    "Overview: coverage, visits, money and goods, open issues by age",
+                ))
+            }),
+        )
+        .api_route(
+            "/dashboard/issues",
+            get_with(dashboard::issue_summary, |op| {
+                dashboard_problems(op.describe(
+                    "issueSummary",
+                    "dashboards",
+                    "Issues summary: open by state and age, by body, median days to resolve",
+                ))
+            }),
+        )
+        .api_route(
+            "/dashboard/gifts",
+            get_with(dashboard::gifts, |op| {
+                dashboard_problems(op.describe("gifts", "dashboards", "Gifts by month, city, county or director"))
+            }),
+        )
+        .api_route(
+            "/dashboard/projections",
+            get_with(dashboard::lag, |op| {
+                op.describe("projectionLag", "dashboards", "How far the dashboards are behind the log")
+                    .problem(404, "dashboards are not enabled on this server (not_found)")
+            }),
+        )
+        .api_route(
+            "/pairings",
+            get_with(dashboard::pairings, |op| {
+                dashboard_problems(op.describe(
+                    "pairings",
+                    "dashboards",
+                    "Visit status per pairing (status=overdue is the overdue list, most overdue first)",
+                ))
+            }),
+        )
+        .api_route(
+            "/directors",
+            get_with(dashboard::directors, |op| {
+                dashboard_problems(op.describe("directors", "dashboards", "Director caseload and engagement"))
+            }),
+        )
+        .api_route(
+            "/model-workers",
+            get_with(dashboard::model_workers, |op| {
+                dashboard_problems(op.describe(
+                    "modelWorkers",
+                    "dashboards",
+                    "Model workers, by region, hardship and pairing (a director sees their own)",
+                ))
+            }),
+        )
+        .api_route(
+            "/model-workers/{id}",
+            get_with(dashboard::model_worker, |op| {
+                dashboard_problems(op.describe(
+                    "modelWorker",
+                    "dashboards",
+                    "A model worker's file: profile, hardship, pairings, care timeline",
+                ))
+                .problem(404, "no such model worker, or not the director's own (not_found)")
+            }),
+        )
+        .api_route(
+            "/model-workers/{id}/timeline",
+            get_with(dashboard::timeline, |op| {
+                dashboard_problems(op.describe(
+                    "timeline",
+                    "dashboards",
+                    "A model worker's care timeline, every event in order",
+                ))
+                .problem(404, "no such model worker, or not the director's own (not_found)")
+            }),
+        )
+        .api_route(
+            "/visits",
+            get_with(dashboard::visits, |op| {
+                dashboard_problems(op.describe(
+                    "visits",
+                    "dashboards",
+                    "Visits, newest first, with their gift totals (a director sees the visits they led)",
+                ))
+            }),
+        )
+        .api_route(
+            "/issues",
+            get_with(dashboard::issues, |op| {
+                dashboard_problems(op.describe("issues", "dashboards", "The issues board, oldest first"))
+            }),
+        )
+        .api_route(
+            "/regions",
+            get_with(dashboard::regions, |op| {
+                dashboard_problems(op.describe("regions", "dashboards", "Region coverage per city or county"))
+            }),
+        )
+        .api_route(
+            "/audit/checkpoint",
+            get_with(audit::checkpoint, |op| {
+                audit_problems(op.describe(
+                    "checkpoint",
+                    "audit",
+                    "The latest signed checkpoint (tree size, root hash, signed note)",
+                ))
+                .problem(404, "no checkpoint has been signed yet (not_found)")
+            }),
+        )
+        .api_route(
+            "/audit/proof/inclusion",
+            get_with(audit::inclusion, |op| {
+                audit_problems(op.describe(
+                    "inclusionProof",
+                    "audit",
+                    "RFC 6962 inclusion proof of a position in a tree size",
+                ))
+                .problem(400, "the position or tree size is outside the signed tree (out_of_range)")
+            }),
+        )
+        .api_route(
+            "/audit/proof/consistency",
+            get_with(audit::consistency, |op| {
+                audit_problems(op.describe(
+                    "consistencyProof",
+                    "audit",
+                    "RFC 6962 consistency proof between two tree sizes",
+                ))
+                .problem(400, "a tree size is outside the tree, or from > to (out_of_range)")
+            }),
+        )
+        .api_route(
+            "/audit/leaf/{position}",
+            get_with(audit::leaf, |op| {
+                audit_problems(op.describe(
+                    "leaf",
+                    "audit",
+                    "The raw leaf encoding of an event and its leaf hash",
+                ))
+                .problem(400, "no event at this position in the tree (out_of_range)")
+            }),
+        )
+        .api_route(
+            "/operations/rebuild",
+            post_with(operations::start_rebuild, |op| {
+                op.describe(
+                    "startRebuild",
+                    "operations",
+                    "Start rebuilding the dashboards' read models into a new generation (administrators)",
+                )
+                .answer(202, started("a rebuild"))
+                .problem(403, "only administrators rebuild (forbidden)")
+                .problem(409, "a rebuild is already running (operation_in_progress); Location names it")
+                .problem(503, "dashboards are not enabled on this server (read_side_unavailable)")
+            }),
+        )
+        .api_route(
+            "/operations/export",
+            post_with(operations::start_export, |op| {
+                op.describe(
+                    "startExport",
+                    "operations",
+                    "Start exporting the audit log to a file (auditors and administrators)",
+                )
+                .answer(202, started("an export"))
+                .problem(403, "only auditors and administrators export (forbidden)")
+                .problem(409, "an export is already running (operation_in_progress); Location names it")
+                .problem(503, "the audit tree is not enabled on this server (audit_unavailable)")
+            }),
+        )
+        .api_route(
+            "/operations/{id}",
+            get_with(operations::status, |op| {
+                op.describe("operation", "operations", "A long operation's state and progress")
+                    .problem(403, "the token's role may not read operations of this kind (forbidden)")
+                    .problem(404, "no such operation (finished ones are kept for an hour, at most the last 16)")
+            }),
+        )
+        .api_route(
+            "/operations/{id}/file",
+            get_with(operations::file, |op| {
+                op.describe("operationFile", "operations", "Download a finished export")
+                    .answer(
+                        200,
+                        response(json!({
+                            "description": "the export file (docs/audit-format.md) as an attachment",
+                            "headers": { "Content-Disposition": {
+                                "description": "attachment; filename=\"caretrail-export-<events>.jsonl\"",
+                                "schema": { "type": "string" } } },
+                            "content": { "application/x-ndjson": { "schema": { "type": "string" } } }
+                        })),
+                    )
+                    .problem(403, "the token's role may not read exports (forbidden)")
+                    .problem(404, "no such operation, or not an export (not_found)")
+                    .problem(409, "the export is still running (operation_in_progress) or failed (operation_failed)")
+            }),
+        );
+    ApiRouter::new()
         .nest("/api/v1", api)
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .api_route(
+            "/healthz",
+            get_with(ops::healthz, |op| {
+                op.describe("healthz", "service", "Liveness: the process answers")
+            }),
+        )
+        .api_route(
+            "/readyz",
+            get_with(ops::readyz, |op| {
+                op.describe(
+                    "readyz",
+                    "service",
+                    "Readiness: the store answers and the dashboards are caught up",
+                )
+                .answer(200, json_answer::<ops::Readiness>("ready", json!({})))
+                .problem(
+                    503,
+                    "not ready: the problem's `problems` member says why (not_ready)",
+                )
+            }),
+        )
+        .api_route(
+            "/metrics",
+            get_with(ops::metrics, |op| {
+                op.describe(
+                    "metrics",
+                    "service",
+                    "Prometheus metrics (text exposition format 0.0.4)",
+                )
+                .answer(
+                    200,
+                    response(json!({
+                        "description": "the metrics",
+                        "content": { "text/plain": { "schema": { "type": "string" } } }
+                    })),
+                )
+            }),
+        )
+        .api_route(
+            "/openapi.json",
+            get_with(ops::openapi, |op| {
+                op.describe("openapi", "service", "This document").answer(
+                    200,
+                    response(json!({
+                        "description": "the OpenAPI 3.1 document",
+                        "content": { "application/json": { "schema": { "type": "object" } } }
+                    })),
+                )
+            }),
+        )
+}
+
+/// The whole service: the documented API, its document at `/openapi.json`, and the web page.
+pub fn router(state: AppState) -> Router {
+    let built = openapi::build();
+    for problem in &built.problems {
+        // The OpenAPI test fails on these; a server still serves what it has.
+        tracing::error!(problem = %problem, "the OpenAPI document is incomplete");
+    }
+    let document = ops::Document(Bytes::from(
+        serde_json::to_vec(&built.document).unwrap_or_default(),
+    ));
+    built
+        .routes
         .merge(caretrail_web::routes())
         .method_not_allowed_fallback(ops::method_not_allowed)
         .fallback(ops::not_found)
+        .layer(Extension(document))
         .layer(axum::middleware::from_fn(error::problem_json_only))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -1,419 +1,694 @@
-//! The OpenAPI 3.1 document, generated from the code: every command's request body is the JSON
-//! Schema schemars derives from the domain's command type, every response body the schema of
-//! the type the handler returns. OpenAPI 3.1 uses JSON Schema 2020-12 as it is, so the schemas
-//! go in unchanged except that their `$defs` are hoisted into `components/schemas`.
+//! The OpenAPI 3.1 document, generated from the routes themselves.
+//!
+//! Every API route is registered through aide's `ApiRouter` ([`crate::api_routes`]), and
+//! registering a route documents it from the handler's signature: a [`Principal`] argument adds
+//! the bearer security requirement and the 401/429/503 answers; `Query<T>` adds `T`'s fields as
+//! query parameters with their JSON Schema types, formats, bounds and required-ness; `Path<T>`
+//! the path parameters; the [`Json`] a handler returns is the schema of its 200 body. What a
+//! signature cannot say (each command's body and headers, the problems a handler's own rules
+//! answer) the route's registration adds next to it. So a route cannot exist undocumented,
+//! and a type change shows in the document.
+//!
+//! Two schema contracts: what clients send (command bodies, parameters) is described as it
+//! deserializes, so an `Option` field may be left out; what they get is described as it
+//! serializes, so an `Option` field is always there (maybe null) and a list skipped when empty
+//! may be absent. Both use JSON Schema 2020-12 (OpenAPI 3.1's dialect) and share
+//! `components/schemas`; [`build`] reports a name the two describe differently.
 //!
 //! The document is also checked in at `schemas/openapi.json`; a test fails when the two differ
 //! (regenerate with `CARETRAIL_BLESS=1 cargo test -p caretrail-http --test openapi`).
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::marker::PhantomData;
+
+use aide::OperationInput;
+use aide::generate::GenContext;
+use aide::openapi::{
+    MediaType, OpenApi, Operation, ReferenceOr, RequestBody, Response, SchemaObject, StatusCode,
+};
+use aide::operation::OperationOutput;
+use aide::transform::TransformOperation;
+use axum::Router;
+use axum::body::Bytes;
+use axum::response::sse::Sse;
+use axum::response::{IntoResponse, Response as HttpResponse};
+use schemars::generate::SchemaSettings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::commands::CommandAccepted;
-use crate::error::Problem;
-use crate::events::{EventsPage, StreamPage};
-use crate::operations::OperationStatus;
+use crate::AppState;
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
 
-/// Moves `$defs` of `schema` into `components`, rewriting references to point there.
-fn hoist(mut schema: Value, components: &mut Map<String, Value>) -> Value {
-    if let Some(Value::Object(defs)) = schema.as_object_mut().and_then(|o| o.remove("$defs")) {
-        for (name, def) in defs {
-            let def = hoist(def, components);
-            components.entry(name).or_insert(def);
-        }
-    }
-    if let Some(o) = schema.as_object_mut() {
-        o.remove("$schema");
-    }
-    rewrite_refs(&mut schema);
-    schema
+/// Where both generators put the definitions their schemas refer to.
+const COMPONENTS: &str = "#/components/schemas/";
+
+fn request_generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .with(|s| s.definitions_path = COMPONENTS.into())
+        .into_generator()
 }
 
-fn rewrite_refs(v: &mut Value) {
-    match v {
-        Value::Object(o) => {
-            if let Some(Value::String(r)) = o.get_mut("$ref")
-                && let Some(name) = r.strip_prefix("#/$defs/")
-            {
-                *r = format!("#/components/schemas/{name}");
-            }
-            o.values_mut().for_each(rewrite_refs);
-        }
-        Value::Array(a) => a.iter_mut().for_each(rewrite_refs),
-        _ => {}
+fn answer_generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .with(|s| s.definitions_path = COMPONENTS.into())
+        .into_generator()
+}
+
+thread_local! {
+    /// The generator of answer schemas while a document is built (aide's own context holds
+    /// the request side's). Thread-local like aide's: a document is built on one thread.
+    static ANSWERS: RefCell<SchemaGenerator> = RefCell::new(answer_generator());
+    /// What aide reported as wrong while the routes were documented.
+    static ERRORS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The schema of an answer of type `T` (a reference into the components when `T` is named).
+pub fn answer_schema<T: JsonSchema>() -> Schema {
+    ANSWERS.with(|g| g.borrow_mut().subschema_for::<T>())
+}
+
+/// A JSON answer whose documented schema is `T`'s, as `T` serializes.
+///
+/// Handlers return this rather than `axum::Json` so the document describes answers with the
+/// serializing contract (see the module documentation).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> HttpResponse {
+        axum::Json(self.0).into_response()
     }
 }
 
-fn schema_of<T: schemars::JsonSchema>(components: &mut Map<String, Value>) -> Value {
-    hoist(
-        serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default(),
-        components,
-    )
-}
-
-fn problem_responses(codes: &[(&str, &str)]) -> Map<String, Value> {
-    codes
-        .iter()
-        .map(|(status, why)| {
-            (
-                (*status).to_owned(),
-                json!({
-                    "description": why,
-                    "content": { "application/problem+json": {
-                        "schema": { "$ref": "#/components/schemas/Problem" } } }
-                }),
-            )
+fn json_response<T: JsonSchema>() -> Response {
+    let schema = answer_schema::<T>();
+    let description = ANSWERS
+        .with(|g| {
+            let g = g.borrow();
+            resolve(&g, &schema)
+                .and_then(|s| s.get("description"))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
         })
-        .collect()
+        .unwrap_or_else(|| "OK".into());
+    Response {
+        description,
+        content: [("application/json".into(), media(schema))]
+            .into_iter()
+            .collect(),
+        ..Response::default()
+    }
 }
 
-/// The whole document.
-pub fn document() -> Value {
-    let mut components = Map::new();
-    let problem = schema_of::<Problem>(&mut components);
-    components.insert("Problem".into(), problem);
-    let accepted = schema_of::<CommandAccepted>(&mut components);
-    components.insert("CommandAccepted".into(), accepted);
-    let page = schema_of::<EventsPage>(&mut components);
-    components.insert("EventsPage".into(), page);
-    let stream = schema_of::<StreamPage>(&mut components);
-    components.insert("StreamPage".into(), stream);
-    let operation = schema_of::<OperationStatus>(&mut components);
-    components.insert("OperationStatus".into(), operation);
+/// The definition `schema` refers to, or `schema` itself.
+fn resolve<'a>(g: &'a SchemaGenerator, schema: &'a Schema) -> Option<&'a Map<String, Value>> {
+    match schema.get("$ref").and_then(Value::as_str) {
+        Some(r) => g
+            .definitions()
+            .get(r.strip_prefix(COMPONENTS).unwrap_or(r))
+            .and_then(Value::as_object),
+        None => schema.as_object(),
+    }
+}
 
-    let mut paths = Map::new();
-    for (name, schema) in caretrail_domain::command::command_schemas() {
-        let body = hoist(
-            serde_json::to_value(schema).unwrap_or_default(),
-            &mut components,
-        );
-        components.insert(name.to_owned(), body);
-        let mut responses = problem_responses(&[
-            ("400", "malformed JSON or headers"),
-            ("401", "no valid bearer token"),
-            ("403", "the token's role may not run this command"),
-            ("404", "unknown command"),
+fn media(schema: Schema) -> MediaType {
+    MediaType {
+        schema: Some(SchemaObject {
+            json_schema: schema,
+            example: None,
+            external_docs: None,
+        }),
+        ..MediaType::default()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for Json<T> {
+    type Inner = T;
+
+    fn operation_response(_: &mut GenContext, _: &mut Operation) -> Option<Response> {
+        Some(json_response::<T>())
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        Self::operation_response(ctx, op)
+            .map(|r| (Some(StatusCode::Code(200)), r))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A JSON answer already serialized from a `T` (a cached dashboard), documented as `T`.
+#[derive(Debug, Clone)]
+pub struct JsonBytes<T> {
+    body: Bytes,
+    of: PhantomData<fn() -> T>,
+}
+
+impl<T> JsonBytes<T> {
+    /// `body` must be the JSON serialization of a `T`.
+    pub fn new(body: Bytes) -> Self {
+        Self {
+            body,
+            of: PhantomData,
+        }
+    }
+}
+
+impl<T> IntoResponse for JsonBytes<T> {
+    fn into_response(self) -> HttpResponse {
+        (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            self.body,
+        )
+            .into_response()
+    }
+}
+
+impl<T: JsonSchema> OperationOutput for JsonBytes<T> {
+    type Inner = T;
+
+    fn operation_response(ctx: &mut GenContext, op: &mut Operation) -> Option<Response> {
+        Json::<T>::operation_response(ctx, op)
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        Json::<T>::inferred_responses(ctx, op)
+    }
+}
+
+/// A Server-Sent Events answer whose events carry [`EventOut`](crate::events::EventOut)
+/// JSON, or an `error` event with a plain-text reason.
+pub struct EventStream<S>(pub Sse<S>);
+
+impl<S> IntoResponse for EventStream<S>
+where
+    Sse<S>: IntoResponse,
+{
+    fn into_response(self) -> HttpResponse {
+        self.0.into_response()
+    }
+}
+
+impl<S> OperationOutput for EventStream<S> {
+    type Inner = ();
+
+    /// OpenAPI 3.1 has `schema` describe each event of a `text/event-stream` (3.2 calls it
+    /// `itemSchema`): the fields of one event, with `data` JSON of an event unless the event
+    /// is an `error`.
+    fn operation_response(_: &mut GenContext, _: &mut Operation) -> Option<Response> {
+        let event = answer_schema::<crate::events::EventOut>();
+        let schema: Schema = json!({
+            "description": "One Server-Sent Event: `id` is the event's log position (send it back as Last-Event-ID to resume), `event` its type, `data` the event as JSON; an `error` event's data is a plain-text reason. Comment lines are heartbeats.",
+            "type": "object",
+            "required": ["data"],
+            "properties": {
+                "id": { "type": "string", "pattern": "^[0-9]+$" },
+                "event": { "type": "string" },
+                "data": { "type": "string" },
+                "retry": { "type": "integer" }
+            },
+            "if": { "properties": { "event": { "const": "error" } }, "required": ["event"] },
+            "then": { "properties": { "data": { "type": "string" } } },
+            "else": { "properties": { "data": {
+                "contentMediaType": "application/json", "contentSchema": event } } }
+        })
+        .try_into()
+        .ok()?;
+        Some(Response {
+            description: "stored events after the position, then live ones, in log order".into(),
+            content: [("text/event-stream".into(), media(schema))]
+                .into_iter()
+                .collect(),
+            ..Response::default()
+        })
+    }
+
+    fn inferred_responses(
+        ctx: &mut GenContext,
+        op: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        Self::operation_response(ctx, op)
+            .map(|r| (Some(StatusCode::Code(200)), r))
+            .into_iter()
+            .collect()
+    }
+}
+
+/// A problem+json answer.
+fn problem_response(why: &str) -> Response {
+    Response {
+        description: why.into(),
+        content: [(
+            "application/problem+json".into(),
+            media(answer_schema::<Problem>()),
+        )]
+        .into_iter()
+        .collect(),
+        ..Response::default()
+    }
+}
+
+/// Errors are documented where they can happen (by the extractor or the route that answers
+/// them), never as a catch-all `default` that would hide an undocumented status.
+impl OperationOutput for ApiError {
+    type Inner = Problem;
+}
+
+/// A bearer token: the security requirement, and what the token check itself answers.
+impl OperationInput for Principal {
+    fn operation_input(_: &mut GenContext, op: &mut Operation) {
+        op.security = vec![[(BEARER.to_owned(), Vec::new())].into_iter().collect()];
+    }
+
+    fn inferred_early_responses(
+        _: &mut GenContext,
+        _: &mut Operation,
+    ) -> Vec<(Option<StatusCode>, Response)> {
+        [
+            (401, "no valid bearer token (unauthenticated)"),
+            (429, "too many requests for this token (rate_limited)"),
             (
-                "409",
-                "a domain rule refused the command, or a concurrency conflict",
+                503,
+                "the token table or the event store is unreachable (store_unavailable)",
             ),
-            ("412", "If-Match does not match the stream's version"),
-            ("413", "body too large"),
-            ("415", "not JSON"),
-            ("422", "the body does not match the command's schema"),
-            ("429", "rate limited"),
-            ("503", "store unavailable"),
-        ]);
-        responses.insert(
-            "201".into(),
-            json!({ "description": "accepted: the events written",
-                    "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/CommandAccepted" } } } }),
-        );
-        paths.insert(
-            format!("/api/v1/commands/{name}"),
-            json!({ "post": {
-                "operationId": format!("command{name}"),
-                "tags": ["commands"],
-                "summary": format!("Run {name}"),
-                "parameters": [
-                    { "name": "Idempotency-Key", "in": "header", "required": false,
-                      "description": "A retry with the same key returns the original response and writes nothing.",
-                      "schema": { "type": "string", "maxLength": 200 } },
-                    { "name": "If-Match", "in": "header", "required": false,
-                      "description": "Expected version of the command's aggregate stream.",
-                      "schema": { "type": "string" } }
-                ],
-                "requestBody": { "required": true, "content": { "application/json": {
-                    "schema": { "$ref": format!("#/components/schemas/{name}") } } } },
-                "responses": responses,
-            } }),
-        );
+        ]
+        .into_iter()
+        .map(|(status, why)| (Some(StatusCode::Code(status)), problem_response(why)))
+        .collect()
     }
-    let log_params = json!([
-        { "name": "after", "in": "query", "schema": { "type": "integer", "minimum": 0 },
-          "description": "Events after this global position." },
-        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
-        { "name": "type", "in": "query", "schema": { "type": "string" },
-          "description": "Comma-separated event types." },
-        { "name": "category", "in": "query", "schema": { "type": "string" },
-          "description": "Comma-separated stream categories (modelworker, director, pairing, visit, issue, body, contact, privacy)." },
-        { "name": "as_of_position", "in": "query", "schema": { "type": "integer", "minimum": 0 },
-          "description": "Read the log as it stood at this position." }
-    ]);
-    let read_errors = problem_responses(&[
-        ("400", "invalid query"),
-        ("401", "no valid bearer token"),
-        ("403", "the token's role may not read this"),
-        ("503", "store unavailable"),
-    ]);
-    let with = |ok: Value| {
-        let mut r = read_errors.clone();
-        r.insert("200".into(), ok);
-        Value::Object(r)
-    };
-    paths.insert(
-        "/api/v1/events".into(),
-        json!({ "get": { "operationId": "events", "tags": ["events"],
-            "summary": "A page of the global event log, in position order",
-            "parameters": log_params,
-            "responses": with(json!({ "description": "a page and the cursor of the next",
-                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/EventsPage" } } } })) } }),
-    );
-    let mut sub_params = log_params.as_array().cloned().unwrap_or_default();
-    sub_params.push(json!({ "name": "Last-Event-ID", "in": "header",
-        "schema": { "type": "string" }, "description": "Resume after this position." }));
-    paths.insert(
-        "/api/v1/events/subscribe".into(),
-        json!({ "get": { "operationId": "subscribe", "tags": ["events"],
-            "summary": "Server-Sent Events: stored events after the position, then live ones; `id:` is the position",
-            "parameters": sub_params,
-            "responses": with(json!({ "description": "an event stream",
-                "content": { "text/event-stream": { "schema": { "type": "string" } } } })) } }),
-    );
-    paths.insert(
-        "/api/v1/streams/{id}".into(),
-        json!({ "get": { "operationId": "stream", "tags": ["events"],
-            "summary": "One stream's events in version order",
-            "parameters": [
-                { "name": "id", "in": "path", "required": true, "schema": { "type": "string" } },
-                { "name": "from_version", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
-                { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } }
-            ],
-            "responses": with(json!({ "description": "the stream",
-                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/StreamPage" } } } })) } }),
-    );
-    // Dashboards and audit reads: parameters as query strings, answers as JSON objects (lists
-    // are `{"items": [...], "next_cursor": ...}`).
-    let common = [
-        "as_of",
-        "as_of_position",
-        "as_of_recorded_at",
-        "city",
-        "county",
-    ];
-    for (path, summary, extra) in [
-        (
-            "/api/v1/me",
-            "Who the token belongs to: role, name, director",
-            &[][..],
-        ),
-        (
-            "/api/v1/dashboard/overview",
-            "Overview: coverage, visits, money and goods, open issues by age",
-            &[][..],
-        ),
-        (
-            "/api/v1/dashboard/issues",
-            "Issues summary: open by state and age, by body, median days to resolve",
-            &[][..],
-        ),
-        (
-            "/api/v1/dashboard/gifts",
-            "Gifts by month, city, county or director",
-            &["from", "to", "group_by", "limit", "cursor"][..],
-        ),
-        (
-            "/api/v1/dashboard/projections",
-            "Dashboard projection lag",
-            &[][..],
-        ),
-        (
-            "/api/v1/pairings",
-            "Visit status per pairing (status=overdue is the overdue list, by days overdue)",
-            &["status", "include_ended", "director_id", "limit", "cursor"][..],
-        ),
-        (
-            "/api/v1/directors",
-            "Director caseload and engagement",
-            &["role", "sort", "limit", "cursor"][..],
-        ),
-        (
-            "/api/v1/model-workers/{id}",
-            "A model worker's file: profile, hardship, pairings, care timeline",
-            &["after", "limit"][..],
-        ),
-        (
-            "/api/v1/model-workers/{id}/timeline",
-            "A model worker's care timeline, every event in order",
-            &["after", "limit"][..],
-        ),
-        (
-            "/api/v1/issues",
-            "Issues board",
-            &[
-                "state",
-                "body_id",
-                "raised_from",
-                "raised_to",
-                "breached_only",
-                "limit",
-                "cursor",
-            ][..],
-        ),
-        (
-            "/api/v1/regions",
-            "Region coverage per city or county",
-            &["level"][..],
-        ),
-        (
-            "/api/v1/audit/checkpoint",
-            "The latest signed checkpoint (tree size, root hash, signed note)",
-            &[][..],
-        ),
-        (
-            "/api/v1/audit/proof/inclusion",
-            "RFC 6962 inclusion proof of a position in a tree size",
-            &["position", "tree_size"][..],
-        ),
-        (
-            "/api/v1/audit/proof/consistency",
-            "RFC 6962 consistency proof between two tree sizes",
-            &["from", "to"][..],
-        ),
-        (
-            "/api/v1/audit/leaf/{position}",
-            "The raw leaf encoding of an event and its leaf hash",
-            &[][..],
-        ),
-    ] {
-        let mut params: Vec<Value> = Vec::new();
-        for segment in path.split('/').filter(|s| s.starts_with('{')) {
-            let name = segment.trim_matches(|c| c == '{' || c == '}');
-            params.push(json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }));
+}
+
+/// The security scheme's name.
+const BEARER: &str = "bearer";
+
+/// What route registrations add to the operation a handler's signature documented.
+pub trait Describe<'t>: Sized {
+    /// The operation's id, tag and one-line summary.
+    fn describe(self, id: &str, tag: &str, summary: &str) -> Self;
+    /// A problem+json answer with `status`, saying when it happens. A status documented
+    /// twice keeps both reasons.
+    fn problem(self, status: u16, why: &str) -> Self;
+    /// A success answer other than the handler's inferred one.
+    fn answer(self, status: u16, response: Response) -> Self;
+    /// A request header, with its schema.
+    fn header(self, name: &str, description: &str, schema: Value) -> Self;
+}
+
+impl<'t> Describe<'t> for TransformOperation<'t> {
+    fn describe(mut self, id: &str, tag: &str, summary: &str) -> Self {
+        let op = self.inner_mut();
+        op.operation_id = Some(id.into());
+        op.tags = vec![tag.into()];
+        op.summary = Some(summary.into());
+        self
+    }
+
+    fn problem(mut self, status: u16, why: &str) -> Self {
+        let responses = self
+            .inner_mut()
+            .responses
+            .get_or_insert_with(Default::default);
+        match responses.responses.get_mut(&StatusCode::Code(status)) {
+            Some(ReferenceOr::Item(r)) if !r.description.contains(why) => {
+                r.description = format!("{}; or {why}", r.description);
+            }
+            Some(_) => {}
+            None => {
+                responses.responses.insert(
+                    StatusCode::Code(status),
+                    ReferenceOr::Item(problem_response(why)),
+                );
+            }
         }
-        let names: Vec<&str> = if path.starts_with("/api/v1/audit") || path == "/api/v1/me" {
-            extra.to_vec()
-        } else {
-            common.iter().chain(extra).copied().collect()
-        };
-        for n in names {
-            params.push(json!({ "name": n, "in": "query", "required": false, "schema": { "type": "string" } }));
+        self
+    }
+
+    fn answer(mut self, status: u16, response: Response) -> Self {
+        let responses = self
+            .inner_mut()
+            .responses
+            .get_or_insert_with(Default::default);
+        responses
+            .responses
+            .insert(StatusCode::Code(status), ReferenceOr::Item(response));
+        self
+    }
+
+    fn header(mut self, name: &str, description: &str, schema: Value) -> Self {
+        let parameter = serde_json::from_value(json!({
+            "in": "header", "name": name, "required": false,
+            "description": description, "schema": schema,
+        }));
+        match parameter {
+            Ok(p) => self.inner_mut().parameters.push(ReferenceOr::Item(p)),
+            Err(e) => error(format!("header {name}: {e}")),
         }
-        paths.insert(
-            path.into(),
-            json!({ "get": { "tags": [if path.starts_with("/api/v1/audit") { "audit" } else { "dashboards" }],
-                "summary": summary, "parameters": params,
-                "responses": with(json!({ "description": "ok",
-                    "content": { "application/json": { "schema": { "type": "object" } } } })) } }),
-        );
+        self
     }
-    // Long operations: started with a POST that answers 202 and a Location to poll.
-    let status_body = json!({ "application/json": {
-        "schema": { "$ref": "#/components/schemas/OperationStatus" } } });
-    for (path, id, summary, who, unavailable) in [
-        (
-            "/api/v1/operations/rebuild",
-            "startRebuild",
-            "Start rebuilding the dashboards' read models into a new generation (administrators)",
-            "the token's role may not rebuild (administrators only)",
-            "dashboards are not enabled on this server",
-        ),
-        (
-            "/api/v1/operations/export",
-            "startExport",
-            "Start exporting the audit log to a file (auditors and administrators)",
-            "the token's role may not export (auditors and administrators only)",
-            "the audit tree is not enabled, or the store is unavailable",
-        ),
-    ] {
-        let mut responses = problem_responses(&[
-            ("401", "no valid bearer token"),
-            ("403", who),
-            (
-                "409",
-                "an operation of this kind is already running (operation_in_progress); Location names it",
-            ),
-            ("429", "rate limited"),
-            ("503", unavailable),
-        ]);
-        responses.insert(
-            "202".into(),
-            json!({ "description": "started: poll the operation at Location",
-                "headers": { "Location": { "description": "/api/v1/operations/{id}",
-                    "schema": { "type": "string" } } },
-                "content": status_body }),
-        );
-        paths.insert(
-            path.into(),
-            json!({ "post": { "operationId": id, "tags": ["operations"], "summary": summary,
-                "responses": responses } }),
-        );
-    }
-    let id_param = json!([{ "name": "id", "in": "path", "required": true,
-        "schema": { "type": "string", "format": "uuid" } }]);
-    let mut responses = problem_responses(&[
-        ("401", "no valid bearer token"),
-        (
-            "403",
-            "the token's role may not read operations of this kind (who may start a kind may read it)",
-        ),
-        (
-            "404",
-            "no such operation (finished ones are kept for an hour, at most the last 16)",
-        ),
-        ("429", "rate limited"),
-    ]);
-    responses.insert(
-        "200".into(),
-        json!({ "description": "state, progress (done of total events), result or error",
-            "content": status_body }),
-    );
-    paths.insert(
-        "/api/v1/operations/{id}".into(),
-        json!({ "get": { "operationId": "operation", "tags": ["operations"],
-            "summary": "A long operation's state and progress", "parameters": id_param,
-            "responses": responses } }),
-    );
-    let mut responses = problem_responses(&[
-        ("401", "no valid bearer token"),
-        ("403", "the token's role may not read exports"),
-        ("404", "no such operation, or not an export"),
-        (
-            "409",
-            "the export is still running (operation_in_progress) or failed (operation_failed)",
-        ),
-        ("429", "rate limited"),
-    ]);
-    responses.insert(
-        "200".into(),
-        json!({ "description": "the export file (docs/audit-format.md) as an attachment",
-            "headers": { "Content-Disposition": {
-                "description": "attachment; filename=\"caretrail-export-<events>.jsonl\"",
-                "schema": { "type": "string" } } },
-            "content": { "application/x-ndjson": { "schema": { "type": "string" } } } }),
-    );
-    paths.insert(
-        "/api/v1/operations/{id}/file".into(),
-        json!({ "get": { "operationId": "operationFile", "tags": ["operations"],
-            "summary": "Download a finished export", "parameters": id_param,
-            "responses": responses } }),
-    );
-    for (path, summary) in [
-        ("/healthz", "Liveness"),
-        ("/readyz", "Readiness: store reachable, read side caught up"),
-        ("/metrics", "Prometheus metrics"),
-        ("/openapi.json", "This document"),
-    ] {
-        paths.insert(
-            path.into(),
-            json!({ "get": { "tags": ["operations"], "summary": summary, "security": [],
-                "responses": { "200": { "description": "ok" } } } }),
-        );
-    }
-    json!({
-        "openapi": "3.1.0",
-        "info": {
-            "title": "caretrail API",
-            "version": env!("CARGO_PKG_VERSION"),
-            "description": "Audit-grade care records for the standing-director pairing assistance programme (常务理事结对帮扶). Errors are application/problem+json with a stable `code`."
-        },
-        "servers": [{ "url": "/" }],
-        "security": [{ "bearer": [] }],
-        "paths": paths,
-        "components": {
-            "schemas": components,
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer",
-                "description": "A token from `caretrail token create` (only its hash is stored)." } }
-        }
+}
+
+fn error(message: String) {
+    ERRORS.with(|e| e.borrow_mut().push(message));
+}
+
+/// A response described as JSON (headers, non-JSON content), for [`Describe::answer`].
+pub fn response(value: Value) -> Response {
+    serde_json::from_value(value).unwrap_or_else(|e| {
+        error(format!("a response description does not parse: {e}"));
+        Response::default()
     })
+}
+
+/// A response whose body is `T` as JSON, with `description` and `headers` (OpenAPI header
+/// objects by name).
+pub fn json_answer<T: JsonSchema>(description: &str, headers: Value) -> Response {
+    let mut r = json_response::<T>();
+    r.description = description.into();
+    r.headers = response(json!({ "description": "", "headers": headers })).headers;
+    r
+}
+
+/// Documents `POST /api/v1/commands/{name}`: its body is the command's schema, its headers
+/// `Idempotency-Key` and `If-Match`, its answers what the command handler answers.
+pub fn command<'t>(mut op: TransformOperation<'t>, name: &str) -> TransformOperation<'t> {
+    let body = aide::generate::in_context(|ctx| {
+        caretrail_domain::command::command_subschema(name, &mut ctx.schema).map(|schema| {
+            let description = ctx
+                .resolve_schema(&schema)
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            (schema, description)
+        })
+    });
+    let Some((schema, description)) = body else {
+        error(format!("no schema for command {name}"));
+        return op;
+    };
+    {
+        let o = op.inner_mut();
+        o.description = description.clone();
+        // Replaces the untyped body the handler's byte-level extractor documented.
+        o.request_body = Some(ReferenceOr::Item(RequestBody {
+            description,
+            content: [("application/json".into(), media(schema))]
+                .into_iter()
+                .collect(),
+            required: true,
+            extensions: Default::default(),
+        }));
+    }
+    op.describe(&format!("command{name}"), "commands", &format!("Run {name}"))
+        .header(
+            "Idempotency-Key",
+            "A retry with the same key (from the same actor) returns the original answer and writes nothing.",
+            // Visible ASCII, 1 to 200 characters once the spaces and tabs HTTP strips from
+            // around a field value are gone.
+            json!({ "type": "string",
+                    "pattern": "^[\t ]*[!-~](?:[\t -~]{0,198}[!-~])?[\t ]*$" }),
+        )
+        .header(
+            "If-Match",
+            "The expected version of the command's aggregate stream, as a strong entity tag (`\"3\"`) or a bare number; a stream at another version answers 412.",
+            json!({ "type": "string",
+                    "pattern": "^[\t ]*(?:\"[0-9]{1,19}\"|[0-9]{1,19})[\t ]*$" }),
+        )
+        .answer(
+            201,
+            json_answer::<crate::commands::CommandAccepted>(
+                "accepted: the events written",
+                json!({
+                    "Location": { "description": "the command's aggregate stream, /api/v1/streams/{id}",
+                                  "schema": { "type": "string" } },
+                    "Idempotent-Replayed": { "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
+                                             "schema": { "type": "string", "enum": ["true"] } }
+                }),
+            ),
+        )
+        .problem(400, "malformed JSON or a malformed header (malformed_json, invalid_header, invalid_idempotency_key, invalid_if_match)")
+        .problem(403, "the token's role may not run this command, or not about this pairing (forbidden)")
+        .problem(409, "a domain rule refused the command (its rule code), or a concurrent write (concurrency_conflict)")
+        .problem(412, "If-Match does not match the stream's version (stream_version_mismatch)")
+        .problem(413, "the body is larger than the limit (body_too_large)")
+        .problem(415, "the body is not declared as JSON (unsupported_media_type)")
+        .problem(422, "the body does not match the command's schema, or a value is invalid (validation_failed or the rule's code); `errors` names the fields")
+}
+
+/// The document's front matter and shared parts.
+fn front_matter(api: &mut OpenApi) {
+    api.info.title = "caretrail API".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Audit-grade care records for the standing-director pairing assistance programme (常务理事结对帮扶). \
+         Commands are `POST /api/v1/commands/{CommandName}` with the command's fields as JSON; reads are GETs. \
+         Errors are application/problem+json (RFC 9457) with a stable `code`; bodies never echo personal data."
+            .into(),
+    );
+    api.servers = vec![aide::openapi::Server {
+        url: "/".into(),
+        ..Default::default()
+    }];
+    api.tags = [
+        (
+            "commands",
+            "Change the record: each command is its own path, its body the command's fields.",
+        ),
+        (
+            "events",
+            "The event log: pages, one stream, and the live feed (Server-Sent Events).",
+        ),
+        (
+            "dashboards",
+            "Read models: overview, visit status, caseloads, files, issues, gifts, coverage.",
+        ),
+        (
+            "audit",
+            "The audit tree: signed checkpoints and RFC 6962 proofs.",
+        ),
+        (
+            "operations",
+            "Long operations (rebuilds, exports), followed by polling.",
+        ),
+        ("service", "Liveness, readiness, metrics and this document."),
+    ]
+    .into_iter()
+    .map(|(name, description)| aide::openapi::Tag {
+        name: name.into(),
+        description: Some(description.into()),
+        ..Default::default()
+    })
+    .collect();
+    api.components
+        .get_or_insert_with(Default::default)
+        .security_schemes
+        .insert(
+            BEARER.into(),
+            ReferenceOr::Item(aide::openapi::SecurityScheme::Http {
+                scheme: "bearer".into(),
+                bearer_format: Some("ctk_ followed by 43 base64url characters".into()),
+                description: Some(
+                    "A token from `caretrail token create` (only its hash is stored); its role decides what it may do."
+                        .into(),
+                ),
+                extensions: Default::default(),
+            }),
+        );
+}
+
+/// The API's routes and their document.
+pub struct Built {
+    /// The routes, documented.
+    pub routes: Router<AppState>,
+    /// The OpenAPI document.
+    pub document: Value,
+    /// What went wrong while documenting (duplicate parameters, conflicting schemas, a
+    /// parameter a path declares but no extractor documents); empty when all is well.
+    pub problems: Vec<String>,
+}
+
+/// Registers the routes of [`crate::api_routes`] and generates their document.
+pub fn build() -> Built {
+    aide::generate::reset_context();
+    aide::generate::in_context(|ctx| ctx.schema = request_generator());
+    aide::generate::on_error(|e| error(e.to_string()));
+    ANSWERS.with(|g| *g.borrow_mut() = answer_generator());
+    ERRORS.with(|e| e.borrow_mut().clear());
+
+    let mut api = OpenApi::default();
+    let routes = crate::api_routes().finish_api_with(&mut api, |t| t);
+    front_matter(&mut api);
+    let answers = ANSWERS.with(|g| g.borrow_mut().take_definitions(true));
+    let mut problems = ERRORS.with(|e| std::mem::take(&mut *e.borrow_mut()));
+    let mut document = serde_json::to_value(&api).unwrap_or_else(|e| {
+        problems.push(format!("the document does not serialize: {e}"));
+        Value::Null
+    });
+    let schemas = &mut document["components"]["schemas"];
+    if !schemas.is_object() {
+        *schemas = Value::Object(Map::new());
+    }
+    if let Value::Object(schemas) = schemas {
+        for (name, answer) in answers {
+            match schemas.get(&name) {
+                Some(request) if *request != answer => problems.push(format!(
+                    "{name} is described differently as a request and as an answer; give one of them its own schema name"
+                )),
+                _ => {
+                    schemas.insert(name, answer);
+                }
+            }
+        }
+    }
+    parameter_problems(&mut document);
+    integer_bounds(&mut document);
+    prune_components(&mut document);
+    problems.extend(undeclared_path_parameters(&document));
+    Built {
+        routes,
+        document,
+        problems,
+    }
+}
+
+/// The OpenAPI document.
+pub fn document() -> Value {
+    build().document
+}
+
+/// Every parameter is parsed, so an operation with parameters can answer 400 for one that is
+/// malformed or out of range.
+fn parameter_problems(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+    {
+        let has_parameters = op["parameters"].as_array().is_some_and(|p| !p.is_empty());
+        if has_parameters && op["responses"].get("400").is_none() {
+            op["responses"]["400"] = json!({
+                "description": "a parameter is malformed or out of range (invalid_query, or the parameter's own code)",
+                "content": { "application/problem+json": {
+                    "schema": { "$ref": format!("{COMPONENTS}Problem") } } }
+            });
+        }
+    }
+}
+
+/// Gives 64-bit integer parameters the bounds of their type: schemars states them only as a
+/// `format`, and a client (or a generated test) that goes past one is refused.
+fn integer_bounds(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    let parameters = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("parameters").and_then(Value::as_array_mut))
+        .flatten();
+    for p in parameters {
+        let Some(schema) = p["schema"].as_object_mut() else {
+            continue;
+        };
+        let (min, max) = match schema.get("format").and_then(Value::as_str) {
+            Some("uint64" | "uint") => (json!(0), json!(u64::MAX)),
+            Some("int64" | "int") => (json!(i64::MIN), json!(i64::MAX)),
+            _ => continue,
+        };
+        schema.entry("minimum").or_insert(min);
+        schema.entry("maximum").or_insert(max);
+    }
+}
+
+/// Drops component schemas nothing refers to (aide registers the query parameter structs as
+/// schemas, though their fields are what is documented).
+fn prune_components(document: &mut Value) {
+    let mut used = BTreeSet::new();
+    let mut pending: Vec<String> = Vec::new();
+    let refs_in = |v: &Value, out: &mut Vec<String>| {
+        fn walk(v: &Value, out: &mut Vec<String>) {
+            match v {
+                Value::Object(o) => {
+                    if let Some(Value::String(r)) = o.get("$ref")
+                        && let Some(name) = r.strip_prefix(COMPONENTS)
+                    {
+                        out.push(name.to_owned());
+                    }
+                    o.values().for_each(|v| walk(v, out));
+                }
+                Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+                _ => {}
+            }
+        }
+        walk(v, out);
+    };
+    refs_in(&document["paths"], &mut pending);
+    while let Some(name) = pending.pop() {
+        if used.insert(name.clone()) {
+            refs_in(&document["components"]["schemas"][&name], &mut pending);
+        }
+    }
+    if let Some(schemas) = document["components"]["schemas"].as_object_mut() {
+        schemas.retain(|name, _| used.contains(name));
+        schemas.sort_keys();
+    }
+}
+
+/// Path parameters a route's path names but its operation does not declare (an extractor
+/// that does not document itself).
+fn undeclared_path_parameters(document: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(paths) = document["paths"].as_object() else {
+        return vec!["the document has no paths".into()];
+    };
+    for (path, item) in paths {
+        let named: BTreeSet<&str> = path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+            .collect();
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let declared: BTreeSet<&str> = op["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            if named != declared {
+                out.push(format!(
+                    "{method} {path}: the path names {named:?} but the operation declares {declared:?}"
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Path parameters are documented as axum's `Path` documents them (the 400
+/// `invalid_path_parameter` a value that does not parse gets is documented by each route).
+impl<T: schemars::JsonSchema> OperationInput for crate::extract::Path<T> {
+    fn operation_input(ctx: &mut GenContext, op: &mut Operation) {
+        <axum::extract::Path<T> as OperationInput>::operation_input(ctx, op);
+    }
+}
+
+/// Query parameters are documented as axum's `Query` documents them (the 400 `invalid_query`
+/// a query string that does not parse gets is documented by each route).
+impl<T: schemars::JsonSchema> OperationInput for crate::extract::Query<T> {
+    fn operation_input(ctx: &mut GenContext, op: &mut Operation) {
+        <axum::extract::Query<T> as OperationInput>::operation_input(ctx, op);
+    }
 }

@@ -20,13 +20,12 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
-use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{OwnedRwLockWriteGuard, RwLock};
 use uuid::Uuid;
@@ -35,6 +34,7 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Path;
+use crate::openapi::Json;
 
 /// How long a finished operation (and its file) is kept.
 pub const KEEP_FOR: Duration = Duration::from_secs(3600);
@@ -565,10 +565,18 @@ fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<Arc<Operation
 }
 
 /// `GET /api/v1/operations/{id}`.
+/// The operation a path names.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct OperationPath {
+    /// The operation id, from the Location of the answer that started it.
+    #[schemars(with = "Uuid")]
+    pub id: String,
+}
+
 pub async fn status(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    Path(OperationPath { id }): Path<OperationPath>,
 ) -> ApiResult<Json<OperationStatus>> {
     let op = visible(&state, &p, &id)?;
     // A rebuild's progress is the new generation's checkpoint out of the head.
@@ -591,7 +599,7 @@ pub async fn status(
 pub async fn file(
     State(state): State<AppState>,
     p: Principal,
-    Path(id): Path<String>,
+    Path(OperationPath { id }): Path<OperationPath>,
 ) -> ApiResult<Response> {
     let op = visible(&state, &p, &id)?;
     if op.kind != OperationKind::Export {

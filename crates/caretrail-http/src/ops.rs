@@ -7,19 +7,47 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 
-use axum::Json;
-use axum::extract::State;
+use axum::body::Bytes;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::ApiError;
+use crate::openapi::Json;
+
+/// The answer of `/healthz`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Health {
+    /// Always `ok`: the process answers.
+    pub status: HealthStatus,
+}
+
+/// See [`Health`].
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+}
 
 /// The process is up.
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// The answer of `/readyz`.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Readiness {
+    /// `ready`, or `not_ready` (with status 503).
+    pub status: &'static str,
+    /// Why not ready, one sentence each; absent when ready.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// The store answers and every read side reports itself caught up.
@@ -49,7 +77,11 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         problems.push("shutting down".to_owned());
     }
     if problems.is_empty() {
-        Json(json!({ "status": "ready" })).into_response()
+        Json(Readiness {
+            status: "ready",
+            problems,
+        })
+        .into_response()
     } else {
         // An error like any other (problem+json), with the list as an extension member.
         let mut extensions = serde_json::Map::new();
@@ -118,9 +150,20 @@ pub async fn metrics(State(state): State<AppState>, principal: Principal) -> Res
     res
 }
 
+/// The OpenAPI document as served: generated once with the routes (see [`crate::router`]).
+#[derive(Clone, Debug)]
+pub struct Document(pub Bytes);
+
 /// The OpenAPI 3.1 document, generated from the code.
-pub async fn openapi() -> Json<serde_json::Value> {
-    Json(crate::openapi::document())
+pub async fn openapi(Extension(Document(doc)): Extension<Document>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        doc,
+    )
+        .into_response()
 }
 
 /// Unknown routes answer problem+json too.

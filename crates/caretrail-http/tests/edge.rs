@@ -181,7 +181,8 @@ async fn bad_query_strings_answer_problem_json_without_the_value(h: &Harness) {
             format!("/api/v1/model-workers?in_hardship=%22{ECHO}%60"),
             Some("in_hardship"),
         ),
-        (format!("/api/v1/visits?status={ECHO}"), Some("status")),
+        (format!("/api/v1/pairings?status={ECHO}"), Some("status")),
+        (format!("/api/v1/visits?status={ECHO}"), None),
         (format!("/api/v1/events?phone{ECHO}=1"), None),
         (format!("/api/v1/audit/proof/inclusion?index={ECHO}"), None),
     ] {

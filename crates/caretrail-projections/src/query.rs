@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use caretrail_store::{Database, EventStore};
 use chrono::{Datelike, Days, NaiveDate};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize, Serializer};
 use uuid::Uuid;
 
@@ -89,6 +90,27 @@ impl Serialize for Shown {
     }
 }
 
+impl JsonSchema for Shown {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Shown".into()
+    }
+
+    /// The four shapes [`Shown`]'s `Serialize` writes, and nothing else.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A personal value as the reader may see it: the text; null when nothing was recorded; `{\"erased\": true}` once the subject's key is destroyed; `{\"redacted\": true}` when the reader's role may not see it.",
+            "oneOf": [
+                { "type": "string" },
+                { "type": "null" },
+                { "type": "object", "properties": { "erased": { "const": true } },
+                  "required": ["erased"], "additionalProperties": false },
+                { "type": "object", "properties": { "redacted": { "const": true } },
+                  "required": ["redacted"], "additionalProperties": false }
+            ]
+        })
+    }
+}
+
 async fn show(
     keys: &KeyRing,
     access: &Access,
@@ -153,7 +175,8 @@ impl Default for Page {
 }
 
 /// One page of results.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(rename = "{T}Page")]
 pub struct Paged<T> {
     pub items: Vec<T>,
     pub limit: u32,
@@ -299,7 +322,7 @@ fn open_states_sql() -> String {
 }
 
 /// Open issues counted by state and age bucket.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct IssueCount {
     pub state: String,
     pub age_bucket: String,
@@ -307,7 +330,7 @@ pub struct IssueCount {
 }
 
 /// Dashboard 1: the overview.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Overview {
     pub as_of: NaiveDate,
     pub model_workers_in_hardship: i64,
@@ -327,7 +350,7 @@ pub struct Overview {
 }
 
 /// The status of a pairing's visits on a date.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VisitStatus {
     NeverVisited,
@@ -351,7 +374,7 @@ pub struct VisitStatusQuery {
 }
 
 /// Dashboard 2: one pairing's visit status. The default order is most overdue first.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PairingStatus {
     pub pairing_id: Uuid,
     pub director_id: Uuid,
@@ -383,7 +406,7 @@ pub struct CaseloadQuery {
 }
 
 /// Orders of the caseload list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CaseloadSort {
     /// Fewest visits this year first: who needs a nudge.
@@ -395,7 +418,7 @@ pub enum CaseloadSort {
 }
 
 /// Dashboard 3: a director's caseload and engagement in the year of `as_of`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct DirectorCaseload {
     pub director_id: Uuid,
     pub name: Shown,
@@ -412,7 +435,7 @@ pub struct DirectorCaseload {
 }
 
 /// Dashboard 4: a model worker's file.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ModelWorkerFile {
     pub model_worker_id: Uuid,
     pub name: Shown,
@@ -434,7 +457,7 @@ pub struct ModelWorkerFile {
 }
 
 /// One pairing in a model worker's history.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PairingHistory {
     pub pairing_id: Uuid,
     pub director_id: Uuid,
@@ -446,7 +469,7 @@ pub struct PairingHistory {
 }
 
 /// One event of the care timeline, with who recorded it and when (both timestamps).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TimelineEntry {
     pub position: i64,
     pub event_id: Uuid,
@@ -477,7 +500,7 @@ pub struct IssuesQuery {
 }
 
 /// Dashboard 5: one issue on the board (oldest first).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct IssueItem {
     pub issue_id: Uuid,
     pub model_worker_id: Uuid,
@@ -499,7 +522,7 @@ pub struct IssueItem {
 
 /// Dashboard 5's summary: open issues by state and age, by body, and the median time to
 /// resolve.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct IssueSummary {
     pub as_of: NaiveDate,
     pub open_by_state_and_age: Vec<IssueCount>,
@@ -509,7 +532,7 @@ pub struct IssueSummary {
 }
 
 /// Open issues escalated to one body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct BodyIssues {
     pub body_id: Uuid,
     pub name: Option<String>,
@@ -530,7 +553,7 @@ pub struct ModelWorkersQuery {
 }
 
 /// One row of the model workers list.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ModelWorkerItem {
     pub model_worker_id: Uuid,
     pub name: Shown,
@@ -564,7 +587,7 @@ pub struct VisitsQuery {
 }
 
 /// One visit with its gift totals.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct VisitItem {
     pub visit_id: Uuid,
     pub visited_on: NaiveDate,
@@ -589,7 +612,7 @@ pub struct VisitItem {
     pub position: i64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GiftGrouping {
     Month,
@@ -612,7 +635,7 @@ pub struct GiftsQuery {
 }
 
 /// Dashboard 6: gifts given in one group.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct GiftTotals {
     /// The month (`2021-10`), region code, or director id.
     pub key: String,
@@ -629,7 +652,7 @@ pub struct GiftTotals {
 }
 
 /// Dashboard 7's level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CoverageLevel {
     City,
@@ -637,7 +660,7 @@ pub enum CoverageLevel {
 }
 
 /// Dashboard 7: coverage in one city or county.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CoverageRow {
     pub region_code: String,
     pub region_name: String,

@@ -117,7 +117,7 @@ struct Slot {
 }
 
 /// How far the dashboards are behind the log.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lag {
     pub projection: &'static str,
     pub generation: i64,
@@ -128,12 +128,15 @@ pub struct Lag {
     pub behind_events: u64,
     /// How long the oldest unapplied event has been stored (0 when caught up).
     pub behind_seconds: f64,
-    /// A rebuild in progress: its generation and checkpoint.
+    /// A rebuild in progress: `[generation, checkpoint]`.
+    // Described as a pair of integers rather than a tuple schema (`prefixItems`), which some
+    // OpenAPI tools reject.
+    #[schemars(with = "Option<[i64; 2]>")]
     pub rebuilding: Option<(i64, u64)>,
 }
 
 /// What a rebuild did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RebuildReport {
     pub generation: i64,
     pub previous_generation: i64,

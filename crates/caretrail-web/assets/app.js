@@ -432,7 +432,7 @@
     if (!quiet) [prof, pairs, tl].forEach(loading);
     let file;
     try {
-      file = await api(`/api/v1/model-workers/${encodeURIComponent(id)}${q({ limit: 500 })}`);
+      file = await api(`/api/v1/model-workers/${encodeURIComponent(id)}${q({ limit: 500, as_of_position: S.asOfPos && mayReplay() ? S.asOfPos : "" }, false)}`);
     } catch (e) {
       if (e.status === 404) { fill(prof, h("p", { class: "error" }, t("worker.not_found"))); fill(pairs); fill(tl); return; }
       throw e;
