@@ -232,7 +232,7 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
     use caretrail_projections::ProjectionError as P;
     match e {
         P::InvalidQuery(why) => ApiError::bad_request("invalid_query", why),
-        other => ApiError::internal(&other),
+        other => ApiError::unavailable_or_internal(other.is_unavailable(), &other),
     }
 }
 

@@ -103,15 +103,32 @@ impl ApiError {
         )
     }
 
+    /// The database cannot serve now (unreachable, silent, full, locked): 503 with
+    /// `Retry-After`. The cause is logged (a warning: an outage is an operational event, and
+    /// the background tasks report it once more in the health registry).
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "store unavailable");
+        tracing::warn!(error = %cause, "store unavailable");
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             "the event store is unavailable; retry later",
         )
     }
+
+    /// 503 when the database could not serve, 500 (a bug, corruption) otherwise.
+    pub fn unavailable_or_internal(unavailable: bool, cause: &dyn std::fmt::Display) -> Self {
+        if unavailable {
+            Self::unavailable(cause)
+        } else {
+            Self::internal(cause)
+        }
+    }
 }
+
+/// Seconds a client is asked to wait after `store_unavailable`: the background tasks retry
+/// within a few seconds of an outage ending, and the database's own timeouts answer within
+/// about a second, so sooner retries would mostly meet the same outage.
+pub const STORE_RETRY_AFTER_SECS: u32 = 2;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -125,8 +142,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_) => {
                 ApiError::validation(e.to_string(), Vec::new())
             }
-            StoreError::Database(_) | StoreError::Closed => ApiError::unavailable(&e),
-            _ => ApiError::internal(&e),
+            // An unreachable or full database is "retry later"; anything else from it (a
+            // corrupt row, a constraint the code should have prevented) is a server fault.
+            _ => ApiError::unavailable_or_internal(e.is_unavailable(), &e),
         }
     }
 }
@@ -156,6 +174,7 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "subject_erased", e.to_string())
             }
             AppError::Store(s) => s.into(),
+            AppError::Keys(k) if k.is_unavailable() => ApiError::unavailable(&k),
             other => ApiError::internal(&other),
         }
     }
@@ -202,6 +221,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if self.code == "store_unavailable" {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(STORE_RETRY_AFTER_SECS),
+            );
+        }
         res
     }
 }

@@ -216,7 +216,10 @@ async fn run<B: BatchBackend>(
                             task.succeeded();
                             None
                         }
-                        Err(e) => Some(tokio::time::Instant::now() + task.failed(e.kind(), &e)),
+                        Err(e) => {
+                            fail_waiting(&mut rx, &e, &notifier);
+                            Some(tokio::time::Instant::now() + task.failed(e.kind(), &e))
+                        }
                     };
                     continue;
                 }
@@ -246,6 +249,7 @@ async fn run<B: BatchBackend>(
                 probe_at = None;
             }
             Outcome::Unavailable(e) => {
+                fail_waiting(&mut rx, &e, &notifier);
                 probe_at = Some(tokio::time::Instant::now() + task.failed(e.kind(), &e));
             }
             Outcome::Refused => {}
@@ -316,6 +320,18 @@ async fn write<B: BatchBackend>(
         }
     }
     outcome
+}
+
+/// Answers the appends that queued up while an attempt failed because the database could not
+/// serve with that attempt's failure: the database was found unavailable a moment ago, and
+/// trying them next would make each caller wait through a second failed attempt (a client
+/// during an outage hears 503 within one attempt's timeout, not two).
+fn fail_waiting(rx: &mut mpsc::Receiver<Pending>, e: &StoreError, notifier: &LogNotifier) {
+    let mut waiting = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        waiting.push(p);
+    }
+    fail_all(&mut waiting, e, notifier);
 }
 
 /// Answers every append of `batch` with a copy of the database failure `e`.
