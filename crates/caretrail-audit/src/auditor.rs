@@ -171,8 +171,9 @@ impl Auditor {
             .unwrap_or(Err(AuditError::Store(StoreError::Unresponsive(deadline))))
     }
 
-    /// A read for a caller that waits (an HTTP request), abandoned after the store's deadline
-    /// for one operation.
+    /// One database operation (a request's read, a statement of a tree batch, the insert of a
+    /// checkpoint), abandoned after the store's deadline for one operation: a statement that
+    /// has not answered by then is on a connection that went silent.
     async fn read<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
         let deadline = self.store.options().timeouts.deadline();
         tokio::time::timeout(deadline, work)
@@ -207,7 +208,9 @@ impl Auditor {
                 Some(f) => f,
                 None => {
                     let ids = Frontier::node_ids(from);
-                    let found = db::nodes_in_tx(tx.inner(), &ids).await?;
+                    let found = self
+                        .read(async { Ok(db::nodes_in_tx(tx.inner(), &ids).await?) })
+                        .await?;
                     let hashes = ids
                         .iter()
                         .map(|id| found.get(id).copied().ok_or(AuditError::MissingNode(*id)))
@@ -237,7 +240,8 @@ impl Auditor {
                 }
                 frontier.push(e.leaf_hash, |id, h| nodes.push((id, *h)));
             }
-            db::insert_nodes(tx.inner(), &nodes).await?;
+            self.read(async { Ok(db::insert_nodes(tx.inner(), &nodes).await?) })
+                .await?;
             let to = frontier.size();
             tx.commit(to).await?;
             tracing::debug!(tree_size = to, "merkle tree advanced");
@@ -408,7 +412,7 @@ impl Auditor {
     pub async fn sign_checkpoint(&self) -> Result<StoredCheckpoint> {
         let signer = self.signer.as_ref().ok_or(AuditError::NoSigningKey)?;
         let size = self.update_tree().await?;
-        if let Some(latest) = self.db.latest_checkpoint().await?
+        if let Some(latest) = self.latest_checkpoint().await?
             && latest.tree_size >= size
         {
             return Ok(latest);
@@ -422,14 +426,14 @@ impl Auditor {
             time: Some(signed_at),
         };
         let note = signer.sign(&body.to_text());
+        let checkpoint = StoredCheckpoint {
+            tree_size: size,
+            root_hash: root,
+            signed_at,
+            note,
+        };
         let stored = self
-            .db
-            .insert_checkpoint(&StoredCheckpoint {
-                tree_size: size,
-                root_hash: root,
-                signed_at,
-                note,
-            })
+            .read(async { Ok(self.db.insert_checkpoint(&checkpoint).await?) })
             .await?;
         tracing::info!(tree_size = size, "signed a checkpoint");
         Ok(stored)
@@ -450,7 +454,9 @@ pub async fn run_checkpointer(auditor: Arc<Auditor>, interval: Duration) {
     loop {
         tick.tick().await;
         loop {
-            match auditor.unit(auditor.sign_checkpoint()).await {
+            // Every database operation of a signing has its own deadline (a tree batch, a
+            // read, the insert), so a long catch-up of the tree is not cut short as a whole.
+            match auditor.sign_checkpoint().await {
                 Ok(_) => {
                     task.succeeded();
                     break;

@@ -104,10 +104,12 @@ impl ApiError {
     }
 
     /// The database cannot serve now (unreachable, silent, full, locked): 503 with
-    /// `Retry-After`. The cause is logged (a warning: an outage is an operational event, and
-    /// the background tasks report it once more in the health registry).
+    /// `Retry-After`. The cause is logged as a warning, at most once per
+    /// [`UNAVAILABLE_LOG_EVERY`] (with the number of answers in between): during an outage
+    /// every request fails alike, and the background tasks report the outage in the health
+    /// registry and the log anyway.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, "store unavailable");
+        log_unavailable(cause);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -121,6 +123,26 @@ impl ApiError {
             Self::unavailable(cause)
         } else {
             Self::internal(cause)
+        }
+    }
+}
+
+/// How often a `store_unavailable` answer is logged at most.
+pub const UNAVAILABLE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn log_unavailable(cause: &dyn std::fmt::Display) {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    /// When the last line was written, and the answers not logged since.
+    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match last.0 {
+        Some(at) if at.elapsed() < UNAVAILABLE_LOG_EVERY => last.1 += 1,
+        _ => {
+            let unlogged = std::mem::take(&mut last.1);
+            last.0 = Some(Instant::now());
+            drop(last);
+            tracing::warn!(error = %cause, unlogged_since_last = unlogged, "store unavailable");
         }
     }
 }

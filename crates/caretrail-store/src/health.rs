@@ -134,13 +134,25 @@ struct Status {
     watermark: Option<(u64, Instant)>,
 }
 
+/// Where a task stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    /// Alive, and its last attempt succeeded.
+    Running,
+    /// A consumer that has not reported a position yet.
+    Starting,
+    /// Its last attempt failed; it is retrying.
+    Failing,
+    /// It ended or panicked.
+    Stopped,
+}
+
 /// What a task looks like now.
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskReport {
     pub task: &'static str,
-    /// `running`, `failing`, `starting` (a consumer that has not reported a position yet) or
-    /// `stopped`.
-    pub state: &'static str,
+    pub state: TaskState,
     pub last_success: Option<DateTime<Utc>>,
     /// The kind of the most recent failure (kept after a recovery, for the record).
     pub last_error: Option<&'static str>,
@@ -235,13 +247,13 @@ impl Cell {
             s.update_watermark(p, head, now);
         }
         let state = if !s.alive {
-            "stopped"
+            TaskState::Stopped
         } else if s.failures > 0 {
-            "failing"
+            TaskState::Failing
         } else if matches!(self.expect, Expect::FollowsLog { .. }) && s.position.is_none() {
-            "starting"
+            TaskState::Starting
         } else {
-            "running"
+            TaskState::Running
         };
         TaskReport {
             task: self.name,
@@ -275,16 +287,18 @@ impl TaskReport {
     pub fn problem(&self, bounds: &ReadyBounds) -> Option<String> {
         let name = self.task;
         match self.state {
-            "stopped" => return Some(format!("{name} has stopped")),
-            "failing" => {
+            TaskState::Stopped => return Some(format!("{name} has stopped")),
+            TaskState::Failing => {
                 return Some(format!(
                     "{name} is failing ({}; {} attempts)",
                     self.last_error.unwrap_or("unknown"),
                     self.consecutive_failures
                 ));
             }
-            "starting" => return Some(format!("{name} has not caught up with the log yet")),
-            _ => {}
+            TaskState::Starting => {
+                return Some(format!("{name} has not caught up with the log yet"));
+            }
+            TaskState::Running => {}
         }
         let quiet_limit = match self.expect {
             Expect::OnDemand => None,
@@ -321,7 +335,7 @@ impl TaskReport {
 
     /// Whether the task is alive and not failing.
     pub fn is_up(&self) -> bool {
-        matches!(self.state, "running" | "starting")
+        matches!(self.state, TaskState::Running | TaskState::Starting)
     }
 }
 
@@ -405,11 +419,8 @@ impl TaskHealth {
 
 impl Drop for TaskHealth {
     fn drop(&mut self) {
-        let mut s = self.cell.lock();
-        s.alive = false;
-        if std::thread::panicking() {
-            tracing::error!(task = self.cell.name, "background task panicked");
-        }
+        // Also on a panic's unwinding: whoever started the task logs the panic.
+        self.cell.lock().alive = false;
     }
 }
 
@@ -480,7 +491,7 @@ mod tests {
             max_lag_events: 10,
             max_lag: Duration::from_millis(200),
         };
-        assert_eq!(health.report()[0].state, "starting");
+        assert_eq!(health.report()[0].state, TaskState::Starting);
         assert!(!health.problems(&bounds).is_empty());
         head.send_replace(5);
         task.at(5);

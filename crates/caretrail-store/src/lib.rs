@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 
 pub use error::{Result, StoreError};
-pub use health::{Backoff, Expect, Health, ReadyBounds, TaskHealth, TaskReport};
+pub use health::{Backoff, Expect, Health, ReadyBounds, TaskHealth, TaskReport, TaskState};
 pub use pool::Timeouts;
 pub use subscription::Subscription;
 pub use types::{

@@ -70,15 +70,16 @@ impl Default for Timeouts {
     ///   the client-side work between two statements (milliseconds).
     /// - `keepalive_idle` 10 s: a vanished client is noticed in about 20 s instead of the
     ///   operating system's two hours.
-    /// - `background_unit` 60 s: a live batch takes well under a second and a rebuild's batch
-    ///   of 20,000 events a few seconds.
+    /// - `background_unit` 30 s: a live batch takes well under a second and a rebuild's batch
+    ///   of 20,000 events a few seconds on a busy machine; a unit stuck on a connection that
+    ///   went silent holds its task back this long at most.
     fn default() -> Self {
         Self {
             acquire: Duration::from_secs(1),
             statement: Duration::from_secs(5),
             idle_in_transaction: Duration::from_secs(15),
             keepalive_idle: Duration::from_secs(10),
-            background_unit: Duration::from_secs(60),
+            background_unit: Duration::from_secs(30),
         }
     }
 }
