@@ -255,3 +255,42 @@ impl IntoResponse for ApiError {
 
 /// Shorthand for handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening #6: an unreachable database answered 500 `internal_error` on reads. It is a
+    /// 503 `store_unavailable` with `Retry-After`; a corrupt row is still a 500.
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_and_a_corrupt_row_is_500() {
+        let unavailable = [
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::Io(
+                std::io::ErrorKind::ConnectionRefused.into(),
+            )),
+            StoreError::Unresponsive(std::time::Duration::from_secs(6)),
+            StoreError::Closed,
+        ];
+        for e in unavailable {
+            let res = ApiError::from(e).into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                res.headers()[header::RETRY_AFTER],
+                STORE_RETRY_AFTER_SECS.to_string()
+            );
+        }
+        let broken = [
+            StoreError::Corrupt {
+                position: 7,
+                reason: "leaf hash is not 32 bytes".into(),
+            },
+            StoreError::Database(sqlx::Error::Decode("bad".into())),
+        ];
+        for e in broken {
+            let res = ApiError::from(e).into_response();
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!res.headers().contains_key(header::RETRY_AFTER));
+        }
+    }
+}

@@ -433,6 +433,8 @@ mod tests {
         (tx, Health::new(rx))
     }
 
+    /// Hardening #2: retries of a failing task back off, but never wait longer than the cap
+    /// once the cause is gone.
     #[test]
     fn backoff_doubles_up_to_its_cap_with_jitter_in_the_upper_half() {
         let b = Backoff {
@@ -451,6 +453,7 @@ mod tests {
         }
     }
 
+    /// Hardening #2: `/readyz` said ready while the audit tasks were failing.
     #[test]
     fn a_failing_task_is_not_ready_until_it_succeeds_again() {
         let (_head, health) = registry();
@@ -469,6 +472,7 @@ mod tests {
         assert_eq!(health.report()[0].last_error, Some("disk_full"));
     }
 
+    /// Hardening #2: a task that died (returned or panicked) is reported, not forgotten.
     #[test]
     fn a_dropped_handle_reports_the_task_stopped() {
         let (_head, health) = registry();
@@ -482,6 +486,7 @@ mod tests {
         assert!(health.problems(&ReadyBounds::default()).is_empty());
     }
 
+    /// Hardening #2: readiness covers a consumer that is behind, by events and by time.
     #[test]
     fn a_consumer_is_held_to_the_event_and_time_bounds() {
         let (head, health) = registry();
@@ -514,6 +519,7 @@ mod tests {
         assert!(health.problems(&bounds).is_empty());
     }
 
+    /// Hardening #2: a wedged task (neither succeeding nor failing) is not ready either.
     #[test]
     fn a_task_that_stops_reporting_is_not_ready() {
         let (_head, health) = registry();

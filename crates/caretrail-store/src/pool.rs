@@ -176,6 +176,7 @@ pub(crate) fn pg_connect(url: &str, timeouts: Timeouts) -> Result<PgConnectOptio
 mod tests {
     use super::*;
 
+    /// Hardening #6: the PostgreSQL side of the outage timeouts is set on every connection.
     #[test]
     fn the_server_side_timeouts_travel_as_startup_options() {
         let o = pg_connect(
