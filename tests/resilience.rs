@@ -122,6 +122,32 @@ impl Client {
         .await
     }
 
+    /// Starts a long operation (`rebuild`) and waits for it to finish; returns its final state.
+    async fn operation(&self, kind: &str) -> Value {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/operations/{kind}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), StatusCode::ACCEPTED, "start {kind}");
+        let location = res.headers()["location"].to_str().unwrap().to_owned();
+        let started = Instant::now();
+        loop {
+            let (status, _, body, _) = self.get(Some(&self.admin), &location).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if body["state"] != json!("running") {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{kind} still running"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The latest signed checkpoint's tree size (None while there is none or it cannot be read).
     async fn checkpoint_size(&self) -> Option<u64> {
         let (status, _, body, _) = self
@@ -356,6 +382,10 @@ async fn after_a_full_disk_writes_dashboards_and_checkpoints_resume_without_a_re
             && metrics.contains("caretrail_tasks_healthy 0"),
         "{metrics}"
     );
+    // A rebuild started on the full disk fails, and leaves nothing behind that would hold
+    // SQLite's write lock once space is back (its claim of a generation cannot commit).
+    let rebuild = c.operation("rebuild").await;
+    assert_eq!(rebuild["state"], json!("failed"), "{rebuild}");
     let size_when_full = c
         .checkpoint_size()
         .await
@@ -415,6 +445,12 @@ async fn after_a_full_disk_writes_dashboards_and_checkpoints_resume_without_a_re
         let _ = status;
     }
     eventually("ready after the writes", Duration::from_secs(10), ready).await;
+    let rebuild = c.operation("rebuild").await;
+    assert_eq!(rebuild["state"], json!("succeeded"), "{rebuild}");
+    assert!(
+        c.dashboard_shows(visit).await,
+        "the rebuilt dashboards show the visit"
+    );
     drop(service);
     drop(fs);
 }
