@@ -127,7 +127,7 @@ async fn open(db_url: &str, key: Option<&KeyArgs>, signing: bool) -> anyhow::Res
         };
         config.key = existing.map(|s| KeySource::Text(s.to_private_string()));
     }
-    Ok(Auditor::open(store, db_url, config).await?)
+    Ok(Auditor::open(store, config).await?)
 }
 
 /// Runs one audit command against the database at `db_url`.

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use anyhow::Context;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
-use caretrail_audit::{AuditConfig, Auditor, run_checkpointer};
+use caretrail_audit::{AuditConfig, Auditor};
 use caretrail_domain::{Policy, demo};
 use caretrail_http::auth::Revocation;
 use caretrail_http::dashboard::ReadSide;
 use caretrail_http::{
-    AppState, ConnectionLimits, Role, Server, TokenStore, router, shutdown_signal,
+    AppState, ConnectionLimits, Role, Server, TokenStore, background, router, shutdown_signal,
 };
 use caretrail_projections::Projector;
-use caretrail_store::{StoreOptions, connect};
+use caretrail_store::{ReadyBounds, StoreOptions, Timeouts, connect};
 use uuid::Uuid;
 
 /// Options of `serve`.
@@ -45,26 +45,80 @@ pub struct ServeArgs {
     #[arg(long, env = "CARETRAIL_MAX_CONNECTIONS", default_value_t = 4096)]
     max_connections: usize,
     #[command(flatten)]
+    db: DbTuning,
+    /// /readyz says not ready while a log consumer (dashboards, audit tree) is more events
+    /// than this behind the head.
+    #[arg(long, env = "CARETRAIL_READY_MAX_LAG_EVENTS", default_value_t = ReadyBounds::default().max_lag_events)]
+    ready_max_lag_events: u64,
+    /// ... or has stayed behind this long (e.g. 30s), or a task has been silent this long past
+    /// its period.
+    #[arg(long, env = "CARETRAIL_READY_MAX_LAG", default_value = "30s", value_parser = parse_duration)]
+    ready_max_lag: Duration,
+    #[command(flatten)]
     keys: KeyArgs,
 }
 
-/// `90s`, `5m`, `1h`, `30d` or plain seconds.
+impl ServeArgs {
+    fn ready_bounds(&self) -> ReadyBounds {
+        ReadyBounds {
+            max_lag_events: self.ready_max_lag_events,
+            max_lag: self.ready_max_lag,
+        }
+    }
+}
+
+/// How long the service waits on PostgreSQL before it answers 503 (see
+/// `caretrail_store::Timeouts` for why the defaults are what they are).
+#[derive(clap::Args, Clone)]
+pub struct DbTuning {
+    /// Longest wait for a database connection, including connecting (e.g. 1s, 500ms).
+    #[arg(long, env = "CARETRAIL_DB_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = parse_duration)]
+    db_acquire_timeout: Duration,
+    /// PostgreSQL statement_timeout; the client gives up on a silent connection 1 s later.
+    #[arg(long, env = "CARETRAIL_DB_STATEMENT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    db_statement_timeout: Duration,
+    /// PostgreSQL idle_in_transaction_session_timeout.
+    #[arg(long, env = "CARETRAIL_DB_IDLE_IN_TRANSACTION_TIMEOUT", default_value = "15s", value_parser = parse_duration)]
+    db_idle_in_transaction_timeout: Duration,
+    /// PostgreSQL tcp_keepalives_idle for the server's side of each connection.
+    #[arg(long, env = "CARETRAIL_DB_KEEPALIVE", default_value = "10s", value_parser = parse_duration)]
+    db_keepalive: Duration,
+}
+
+impl DbTuning {
+    /// Store options with these timeouts.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions {
+            timeouts: Timeouts {
+                acquire: self.db_acquire_timeout,
+                statement: self.db_statement_timeout,
+                idle_in_transaction: self.db_idle_in_transaction_timeout,
+                keepalive_idle: self.db_keepalive,
+                ..Timeouts::default()
+            },
+            ..StoreOptions::default()
+        }
+    }
+}
+
+/// `500ms`, `90s`, `5m`, `1h`, `30d` or plain seconds.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let bad = || format!("{s:?} is not a duration like 60s, 5m, 1h or 30d");
+    let bad = || format!("{s:?} is not a duration like 500ms, 60s, 5m, 1h or 30d");
     let n: u64 = n.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1_000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
         _ => return Err(bad()),
-    };
-    let secs = n.checked_mul(scale).ok_or_else(bad)?;
-    if secs == 0 {
-        return Err("the interval must be positive".into());
     }
-    Ok(std::time::Duration::from_secs(secs))
+    .ok_or_else(bad)?;
+    if ms == 0 {
+        return Err("the duration must be positive".into());
+    }
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 /// Where the master key comes from.
@@ -117,9 +171,9 @@ pub struct Opened {
     pub tokens: Arc<TokenStore>,
 }
 
-/// Opens the store at `db`, its key ring and token table.
-pub async fn open(db: &str, keys: &KeyArgs) -> anyhow::Result<Opened> {
-    let store = connect(db, StoreOptions::default())
+/// Opens the store at `db` with `options`, its key ring and token table.
+pub async fn open(db: &str, keys: &KeyArgs, options: StoreOptions) -> anyhow::Result<Opened> {
+    let store = connect(db, options)
         .await
         .with_context(|| format!("cannot open the store at {db}"))?;
     let master =
@@ -172,7 +226,7 @@ async fn seed_demo(opened: &Opened) -> anyhow::Result<bool> {
 }
 
 pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let opened = open(db, &args.keys).await?;
+    let opened = open(db, &args.keys, args.db.store_options()).await?;
     // Seed before the projector and the audit tree start, so the first checkpoint covers it.
     if args.demo && seed_demo(&opened).await? {
         eprintln!(
@@ -194,61 +248,32 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = opened.app.store().clone();
 
-    // The dashboards' projector follows the log for as long as the server runs.
+    // The dashboards' projector, the audit tree follower and the checkpointer run for as long
+    // as the server does, each retrying its own failures and reporting into the store's health
+    // registry (which `/readyz` and `/metrics` read).
     let projector = Arc::new(
         Projector::open(store.clone())
             .await
             .context("cannot open the dashboard projections")?,
     );
-    // Background work, stopped with the server before the final flush.
-    let mut background = Vec::new();
-    let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stop.wait_for(|s| *s).await;
-    };
-    {
-        let projector = projector.clone();
-        let stop = stopped(stop_rx.clone());
-        background.push(tokio::spawn(async move {
-            if let Err(e) = projector.run(stop).await {
-                tracing::error!(error = %e, "dashboard projector stopped");
-            }
-        }));
-    }
     state.read = Some(ReadSide::new(projector.clone()));
-
-    // The audit tree follows the log too, and a checkpoint is signed every minute.
     let auditor = Arc::new(
-        Auditor::open(store.clone(), db, AuditConfig::for_url(db))
+        Auditor::open(store.clone(), AuditConfig::for_url(db))
             .await
             .context("cannot open the audit tree")?,
     );
-    // Both are stopped by dropping them at an await: an unfinished tree batch rolls back with
-    // its checkpoint and is done again on the next start.
-    background.push(tokio::spawn({
-        let auditor = auditor.clone();
-        let stop = stopped(stop_rx.clone());
-        async move {
-            tokio::select! {
-                r = auditor.run_tree_follower() => if let Err(e) = r {
-                    tracing::error!(error = %e, "audit tree follower stopped");
-                },
-                () = stop => {}
-            }
-        }
-    }));
-    background.push(tokio::spawn({
-        let auditor = auditor.clone();
-        let stop = stopped(stop_rx.clone());
-        async move {
-            tokio::select! {
-                r = run_checkpointer(auditor, args.checkpoint_every) => if let Err(e) = r {
-                    tracing::error!(error = %e, "audit checkpointer stopped");
-                },
-                () = stop => {}
-            }
-        }
-    }));
     state.auditor = Some(auditor.clone());
+    state.ready = args.ready_bounds();
+    // Stopped with the server before the final flush: an unfinished batch rolls back with its
+    // checkpoint and is done again on the next start.
+    let tasks = background::spawn(
+        background::Tasks {
+            projector: Some(projector),
+            auditor: Some(auditor),
+            checkpoint_every: Some(args.checkpoint_every),
+        },
+        stop_rx.clone(),
+    );
     // Installed before the address is announced: a SIGTERM sent right after stops gracefully.
     let stop = shutdown_signal();
     let server = Server::bind(args.listen, router(state), stop_tx)
@@ -278,7 +303,7 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     // Flush: wait for the background work to stop (it saw the same signal), close the
     // connection pools, then fold the write-ahead log into the file so that the stopped
     // database is one file.
-    for task in background {
+    for task in tasks {
         if tokio::time::timeout(Duration::from_secs(10), task)
             .await
             .is_err()
@@ -286,7 +311,7 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             tracing::warn!("a background task did not stop within 10 s");
         }
     }
-    auditor.close().await;
+    // The audit tables share the store's pool: one close covers both.
     match store.database().close().await {
         Ok(true) => tracing::info!("stopped; the database file is complete"),
         Ok(false) => {
@@ -317,7 +342,7 @@ pub async fn token(db: &str, cmd: TokenCommand) -> anyhow::Result<()> {
                         .context("--expires-in is too far in the future")
                 })
                 .transpose()?;
-            let opened = open(db, &keys).await?;
+            let opened = open(db, &keys, StoreOptions::default()).await?;
             let (principal, token) = opened
                 .tokens
                 .create_expiring(role, director, &name, expires_at)

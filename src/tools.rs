@@ -57,7 +57,7 @@ pub async fn gen_events(db: &str, keys: &KeyArgs, seed: u64, events: u64) -> any
     if events == 0 {
         anyhow::bail!("--events must be at least 1");
     }
-    let opened = open(db, keys).await?;
+    let opened = open(db, keys, caretrail_store::StoreOptions::default()).await?;
     let store = opened.app.store().clone();
     let start = store.head().await?.position;
     let progress = follow("generating", events, move || {
@@ -77,7 +77,7 @@ pub async fn gen_events(db: &str, keys: &KeyArgs, seed: u64, events: u64) -> any
 pub async fn projections(db: &str, keys: &KeyArgs, cmd: ProjectionsCommand) -> anyhow::Result<()> {
     match cmd {
         ProjectionsCommand::Rebuild => {
-            let opened = open(db, keys).await?;
+            let opened = open(db, keys, caretrail_store::StoreOptions::default()).await?;
             let store: Arc<dyn EventStore> = opened.app.store().clone();
             let projector = Arc::new(Projector::open(store.clone()).await?);
             let head = store.head().await?.position;
@@ -113,7 +113,7 @@ pub async fn replay_overview(
         (None, Some(t)) => AsOf::RecordTime(t),
         _ => anyhow::bail!("give exactly one of --position or --recorded-at"),
     };
-    let opened = open(db, keys).await?;
+    let opened = open(db, keys, caretrail_store::StoreOptions::default()).await?;
     let store = opened.app.store().clone();
     let head = store.head().await?.position;
     if let AsOf::Position(p) = at

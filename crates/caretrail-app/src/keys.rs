@@ -72,6 +72,14 @@ pub enum KeyError {
     Random(String),
 }
 
+impl KeyError {
+    /// Whether the key table could not be reached (the database is unavailable), as opposed to
+    /// a key that is wrong, erased or tampered with.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, KeyError::Database(e) if caretrail_store::error::is_unavailable(e))
+    }
+}
+
 fn random<const N: usize>() -> Result<[u8; N], KeyError> {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).map_err(|e| KeyError::Random(e.to_string()))?;

@@ -7,11 +7,20 @@
 //! long the log is; the tree grows by appending each new leaf to an in-memory
 //! [`Frontier`] and storing the subtrees it completes, in the same transaction that moves the
 //! consumer's checkpoint.
+//!
+//! The two background tasks, [`Auditor::run_tree_follower`] and [`run_checkpointer`], never stop
+//! on an error: they report as `audit.tree` and `audit.checkpointer` in the store's health
+//! registry, retry after a capped exponential backoff until the cause is gone (a full disk, a
+//! lost database, a busy lock), and log only when their state changes. Each unit of their
+//! database work is abandoned after the store's `background_unit` deadline, so a connection
+//! gone silent cannot wedge them; an abandoned tree batch commits nothing and its in-memory
+//! frontier is reloaded from storage.
 
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caretrail_store::{EventStore, LogQuery, StoreError};
+use caretrail_store::{EventStore, Expect, LogQuery, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -106,21 +115,11 @@ pub struct Auditor {
 }
 
 impl Auditor {
-    /// Closes the audit tables' connection pool (a stopping server, before it folds SQLite's
-    /// write-ahead log into the file).
-    pub async fn close(&self) {
-        self.db.close().await;
-    }
-
-    /// Opens the audit tables on the store's database (`db_url` is the URL the store was
-    /// opened with) and loads or creates the signing key.
+    /// Opens the audit tables on the store's database (through the store's own pool) and loads
+    /// or creates the signing key.
     #[tracing::instrument(name = "audit.open", skip_all)]
-    pub async fn open(
-        store: Arc<dyn EventStore>,
-        db_url: &str,
-        config: AuditConfig,
-    ) -> Result<Self> {
-        let db = AuditDb::connect(db_url).await?;
+    pub async fn open(store: Arc<dyn EventStore>, config: AuditConfig) -> Result<Self> {
+        let db = AuditDb::open(&store.database()).await?;
         let signer = match &config.key {
             Some(k) => Some(k.load(&config.origin)?),
             None => None,
@@ -166,6 +165,36 @@ impl Auditor {
     #[tracing::instrument(name = "audit.update_tree", skip_all)]
     pub async fn update_tree(&self) -> Result<u64> {
         loop {
+            if let Some(size) = self.unit(self.tree_batch()).await? {
+                return Ok(size);
+            }
+        }
+    }
+
+    /// Runs one unit of database work, abandoning it after the store's `background_unit`
+    /// deadline (a silent connection fails the unit instead of hanging its caller).
+    async fn unit<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let deadline = self.store.options().timeouts.background_unit;
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or(Err(AuditError::Store(StoreError::Unresponsive(deadline))))
+    }
+
+    /// One database operation (a request's read, a statement of a tree batch, the insert of a
+    /// checkpoint), abandoned after the store's deadline for one operation: a statement that
+    /// has not answered by then is on a connection that went silent.
+    async fn read<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let deadline = self.store.options().timeouts.deadline();
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or(Err(AuditError::Store(StoreError::Unresponsive(deadline))))
+    }
+
+    /// Adds one batch of leaves to the stored tree in one consumer transaction. Returns the
+    /// tree size when the tree had already reached the head (nothing to add), `None` after a
+    /// batch was committed.
+    async fn tree_batch(&self) -> Result<Option<u64>> {
+        {
             let mut tx = self.store.begin_consumer(TREE_CONSUMER).await?;
             let from = tx.position();
             let events = self
@@ -174,8 +203,10 @@ impl Auditor {
                 .await?;
             if events.is_empty() {
                 tx.rollback().await?;
-                return Ok(from);
+                return Ok(Some(from));
             }
+            // Taken out of the slot: a batch abandoned half-way leaves it empty, and the next
+            // one reloads the frontier from storage.
             let cached = self
                 .frontier
                 .lock()
@@ -186,7 +217,9 @@ impl Auditor {
                 Some(f) => f,
                 None => {
                     let ids = Frontier::node_ids(from);
-                    let found = db::nodes_in_tx(tx.inner(), &ids).await?;
+                    let found = self
+                        .read(async { Ok(db::nodes_in_tx(tx.inner(), &ids).await?) })
+                        .await?;
                     let hashes = ids
                         .iter()
                         .map(|id| found.get(id).copied().ok_or(AuditError::MissingNode(*id)))
@@ -216,24 +249,37 @@ impl Auditor {
                 }
                 frontier.push(e.leaf_hash, |id, h| nodes.push((id, *h)));
             }
-            db::insert_nodes(tx.inner(), &nodes).await?;
+            self.read(async { Ok(db::insert_nodes(tx.inner(), &nodes).await?) })
+                .await?;
             let to = frontier.size();
             tx.commit(to).await?;
             tracing::debug!(tree_size = to, "merkle tree advanced");
             if let Ok(mut slot) = self.frontier.lock() {
                 *slot = Some(frontier);
             }
+            Ok(None)
         }
     }
 
     /// Follows the log: updates the tree whenever the store's head moves (and at least every
-    /// store poll interval, to see other processes' appends). Runs until an error.
-    pub async fn run_tree_follower(self: Arc<Self>) -> Result<()> {
+    /// store poll interval, to see other processes' appends), reporting as `audit.tree`.
+    /// Failures are retried with backoff until they pass; it never returns (cancel it to stop).
+    pub async fn run_tree_follower(self: Arc<Self>) {
         const FOLLOW_PACE: std::time::Duration = std::time::Duration::from_millis(20);
         let mut head = self.store.notifier().watch_head();
         let poll = self.store.options().poll_interval;
+        let task = self
+            .store
+            .health()
+            .register("audit.tree", Expect::FollowsLog { every: poll * 2 });
         loop {
-            self.update_tree().await?;
+            match self.update_tree().await {
+                Ok(size) => task.at(size),
+                Err(e) => {
+                    tokio::time::sleep(task.failed(e.kind(), &e)).await;
+                    continue;
+                }
+            }
             // Gather what arrives for a moment before the next transaction: under a steady
             // command load a tree update per event would keep taking SQLite's single write
             // lock from the command writer. Checkpoints are signed every minute or on demand
@@ -264,6 +310,10 @@ impl Auditor {
 
     /// The root of the tree's first `tree_size` leaves.
     pub async fn root_at(&self, tree_size: u64) -> Result<Hash> {
+        self.read(self.root_at_now(tree_size)).await
+    }
+
+    async fn root_at_now(&self, tree_size: u64) -> Result<Hash> {
         self.check_size(tree_size).await?;
         let ids = merkle::decompose(0, tree_size);
         let found = self.hashes_of(&ids).await?;
@@ -274,6 +324,11 @@ impl Auditor {
     /// An inclusion proof of the event at `position` (1-based) in the tree of `tree_size`.
     #[tracing::instrument(name = "audit.inclusion_proof", skip_all, fields(position, tree_size))]
     pub async fn inclusion_proof(&self, position: u64, tree_size: u64) -> Result<InclusionProof> {
+        self.read(self.inclusion_proof_now(position, tree_size))
+            .await
+    }
+
+    async fn inclusion_proof_now(&self, position: u64, tree_size: u64) -> Result<InclusionProof> {
         if position == 0 || position > tree_size {
             return Err(AuditError::OutOfRange(format!(
                 "position {position} is not in a tree of {tree_size} events"
@@ -300,6 +355,10 @@ impl Auditor {
     /// A consistency proof from the tree of `from` leaves to the tree of `to` leaves.
     #[tracing::instrument(name = "audit.consistency_proof", skip_all, fields(from, to))]
     pub async fn consistency_proof(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
+        self.read(self.consistency_proof_now(from, to)).await
+    }
+
+    async fn consistency_proof_now(&self, from: u64, to: u64) -> Result<ConsistencyProof> {
         if from == 0 || from > to {
             return Err(AuditError::OutOfRange(format!(
                 "no consistency proof from {from} to {to} (need 0 < from <= to)"
@@ -320,6 +379,10 @@ impl Auditor {
 
     /// The raw leaf encoding of the event at `position`, with its stored leaf hash.
     pub async fn leaf_encoding(&self, position: u64) -> Result<LeafEncoding> {
+        self.read(self.leaf_encoding_now(position)).await
+    }
+
+    async fn leaf_encoding_now(&self, position: u64) -> Result<LeafEncoding> {
         let events = self
             .store
             .read_log(&LogQuery {
@@ -342,12 +405,14 @@ impl Auditor {
 
     /// The signed checkpoint with the largest tree size.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
-        Ok(self.db.latest_checkpoint().await?)
+        self.read(async { Ok(self.db.latest_checkpoint().await?) })
+            .await
     }
 
     /// Every signed checkpoint, by tree size.
     pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
-        Ok(self.db.all_checkpoints().await?)
+        self.read(async { Ok(self.db.all_checkpoints().await?) })
+            .await
     }
 
     /// Brings the tree up to the head and signs a checkpoint of it, unless the latest
@@ -356,7 +421,7 @@ impl Auditor {
     pub async fn sign_checkpoint(&self) -> Result<StoredCheckpoint> {
         let signer = self.signer.as_ref().ok_or(AuditError::NoSigningKey)?;
         let size = self.update_tree().await?;
-        if let Some(latest) = self.db.latest_checkpoint().await?
+        if let Some(latest) = self.latest_checkpoint().await?
             && latest.tree_size >= size
         {
             return Ok(latest);
@@ -370,14 +435,14 @@ impl Auditor {
             time: Some(signed_at),
         };
         let note = signer.sign(&body.to_text());
+        let checkpoint = StoredCheckpoint {
+            tree_size: size,
+            root_hash: root,
+            signed_at,
+            note,
+        };
         let stored = self
-            .db
-            .insert_checkpoint(&StoredCheckpoint {
-                tree_size: size,
-                root_hash: root,
-                signed_at,
-                note,
-            })
+            .read(async { Ok(self.db.insert_checkpoint(&checkpoint).await?) })
             .await?;
         tracing::info!(tree_size = size, "signed a checkpoint");
         Ok(stored)
@@ -385,28 +450,28 @@ impl Auditor {
 }
 
 /// Signs a checkpoint every `interval` (when the log grew), keeping the tree up to date in
-/// between. Runs until the tree or the database fails; the service spawns it.
-pub async fn run_checkpointer(auditor: Arc<Auditor>, interval: Duration) -> Result<()> {
+/// between, and reports as `audit.checkpointer`. A failed signing is retried after a capped
+/// exponential backoff (not only at the next tick) until it succeeds; it never returns (cancel
+/// it to stop).
+pub async fn run_checkpointer(auditor: Arc<Auditor>, interval: Duration) {
+    let task = auditor
+        .store
+        .health()
+        .register("audit.checkpointer", Expect::Periodic { every: interval });
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match auditor.sign_checkpoint().await {
-            Ok(_) => {}
-            // A busy database is worth another try at the next tick; anything else is not.
-            Err(AuditError::Store(StoreError::Database(e))) | Err(AuditError::Database(e))
-                if is_transient(&e) =>
-            {
-                tracing::warn!(error = %e, "checkpoint signing will retry");
+        loop {
+            // Every database operation of a signing has its own deadline (a tree batch, a
+            // read, the insert), so a long catch-up of the tree is not cut short as a whole.
+            match auditor.sign_checkpoint().await {
+                Ok(_) => {
+                    task.succeeded();
+                    break;
+                }
+                Err(e) => tokio::time::sleep(task.failed(e.kind(), &e)).await,
             }
-            Err(e) => return Err(e),
         }
     }
-}
-
-fn is_transient(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    ) || matches!(e, sqlx::Error::Database(d) if d.message().contains("locked") || d.message().contains("busy"))
 }

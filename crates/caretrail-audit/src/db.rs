@@ -12,13 +12,11 @@
 //! ([`caretrail_store::ConsumerTx`]), so the tree and the consumer's checkpoint commit together.
 
 use std::collections::HashMap;
-use std::str::FromStr;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 
 use crate::merkle::{Hash, NodeId};
 
@@ -62,7 +60,7 @@ pub struct StoredCheckpoint {
     pub note: String,
 }
 
-/// The audit crate's own connection pool on the store's database.
+/// The audit tables' handle: the store's connection pool.
 #[derive(Clone, Debug)]
 pub enum AuditDb {
     Sqlite(SqlitePool),
@@ -76,37 +74,14 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, sqlx::Error> {
 }
 
 impl AuditDb {
-    /// Connects to `url` (the same URL forms as [`caretrail_store::connect`]) and creates the
-    /// audit tables if they are missing.
-    /// Closes the pool, waiting for connections in use to come back.
-    pub async fn close(&self) {
-        match self {
-            Self::Sqlite(pool) => pool.close().await,
-            Self::Postgres(pool) => pool.close().await,
-        }
-    }
-
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        let db = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let pool = PgPoolOptions::new()
-                .max_connections(4)
-                .connect_with(PgConnectOptions::from_str(url)?)
-                .await?;
-            Self::Postgres(pool)
-        } else {
-            let url = if url.starts_with("sqlite:") {
-                url.to_owned()
-            } else {
-                format!("sqlite://{url}")
-            };
-            let opts = SqliteConnectOptions::from_str(&url)?
-                .create_if_missing(true)
-                .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(opts)
-                .await?;
-            Self::Sqlite(pool)
+    /// The audit tables on the store's own connection pool (creating them if they are
+    /// missing). Sharing the pool gives them the store's timeouts and its release check (a
+    /// connection whose transaction could not be ended is closed, never reused), and one
+    /// close of the store closes them too.
+    pub async fn open(db: &caretrail_store::Database) -> Result<Self, sqlx::Error> {
+        let db = match db {
+            caretrail_store::Database::Sqlite(p) => Self::Sqlite(p.clone()),
+            caretrail_store::Database::Postgres(p) => Self::Postgres(p.clone()),
         };
         db.create_schema().await?;
         Ok(db)

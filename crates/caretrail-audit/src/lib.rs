@@ -86,6 +86,34 @@ pub enum AuditError {
     LeafMismatch { position: u64 },
 }
 
+impl AuditError {
+    /// Whether the database could not serve (unreachable, silent, full, locked): "retry later",
+    /// where the other failures are bugs, tampering or bad requests.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AuditError::Store(e) => e.is_unavailable(),
+            AuditError::Database(e) => caretrail_store::error::is_unavailable(e),
+            _ => false,
+        }
+    }
+
+    /// A short, stable name of the failure, for health reports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AuditError::Store(e) => e.kind(),
+            AuditError::Database(e) => caretrail_store::error::kind(e),
+            AuditError::KeyFile { .. } => "key_file",
+            AuditError::Io(_) => "io",
+            AuditError::Note(_) => "note",
+            AuditError::NoSigningKey => "no_signing_key",
+            AuditError::OutOfRange(_) => "out_of_range",
+            AuditError::MissingNode(_) => "missing_node",
+            AuditError::LogGap { .. } => "log_gap",
+            AuditError::LeafMismatch { .. } => "leaf_mismatch",
+        }
+    }
+}
+
 /// Shorthand for this crate's results.
 pub type Result<T, E = AuditError> = std::result::Result<T, E>;
 

@@ -43,7 +43,7 @@ struct Setup {
 async fn setup(h: &Harness) -> Setup {
     let dir = tempfile::tempdir().expect("key dir");
     let store = h.open().await;
-    let auditor = open_auditor(h, &store, &dir).await;
+    let auditor = open_auditor(&store, &dir).await;
     let key = auditor.verifier().expect("signing key");
     Setup {
         store,
@@ -53,18 +53,14 @@ async fn setup(h: &Harness) -> Setup {
     }
 }
 
-async fn open_auditor(
-    h: &Harness,
-    store: &Arc<dyn EventStore>,
-    dir: &tempfile::TempDir,
-) -> Auditor {
+async fn open_auditor(store: &Arc<dyn EventStore>, dir: &tempfile::TempDir) -> Auditor {
     let config = AuditConfig {
         origin: "caretrail/test".into(),
         key: Some(KeySource::File(dir.path().join("audit.key"))),
         // Small batches, so that catching up spans many consumer transactions.
         batch: 7,
     };
-    Auditor::open(store.clone(), &h.url, config)
+    Auditor::open(store.clone(), config)
         .await
         .expect("open auditor")
 }
@@ -352,7 +348,7 @@ async fn a_log_truncated_and_regrown_after_a_checkpoint_is_found_as_a_fork(h: &H
             .unwrap();
     }
     let s = Setup {
-        auditor: open_auditor(h, &store, &s._dir).await,
+        auditor: open_auditor(&store, &s._dir).await,
         store,
         ..s
     };
@@ -613,7 +609,7 @@ fn crash_child_entry() {
             batch: 500,
         };
         let auditor = Arc::new(
-            Auditor::open(store.clone(), &url, config)
+            Auditor::open(store.clone(), config)
                 .await
                 .expect("child opens auditor"),
         );
@@ -693,7 +689,7 @@ async fn crash_test(h: &Harness) {
                             key: None,
                             batch: 500,
                         };
-                        watcher = Some(Auditor::open(store, &h.url, config).await.unwrap());
+                        watcher = Some(Auditor::open(store, config).await.unwrap());
                     }
                     let signed = watcher.as_ref().unwrap().checkpoints().await.unwrap();
                     if !signed.is_empty() {
@@ -723,7 +719,7 @@ async fn crash_test(h: &Harness) {
         key: Some(KeySource::File(key_path.clone())),
         batch: 500,
     };
-    let auditor = Auditor::open(store.clone(), &h.url, config).await.unwrap();
+    let auditor = Auditor::open(store.clone(), config).await.unwrap();
     let head = store.head().await.unwrap().position;
     let before = auditor.checkpoints().await.unwrap();
     assert!(

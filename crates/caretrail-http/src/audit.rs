@@ -29,7 +29,7 @@ fn audit_error(e: AuditError) -> ApiError {
     match e {
         AuditError::OutOfRange(why) => ApiError::bad_request("out_of_range", why),
         AuditError::Store(s) => s.into(),
-        other => ApiError::internal(&other),
+        other => ApiError::unavailable_or_internal(other.is_unavailable(), &other),
     }
 }
 

@@ -127,6 +127,9 @@ pub enum TokenError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("no randomness available")]
     Random,
+    /// The token table did not answer a re-check in time.
+    #[error("token storage did not answer in time")]
+    Unresponsive,
 }
 
 /// A token hash's principal (or `None` for an unknown or revoked token) and when that was
@@ -155,6 +158,12 @@ pub enum Revocation {
     /// There is no token with this id.
     Unknown,
 }
+
+/// How long a token the database confirmed is still taken while the database cannot answer.
+const STALE_WHILE_UNAVAILABLE: Duration = Duration::from_secs(15 * 60);
+
+/// How long the re-check of a token confirmed before may take before the confirmation stands.
+const RECHECK_DEADLINE: Duration = Duration::from_millis(150);
 
 /// The token table.
 pub struct TokenStore {
@@ -304,7 +313,40 @@ impl TokenStore {
             // Expiry is checked on every use, so a cached token expires on time.
             return Ok(p.clone().filter(|p| !expired(p, Utc::now())));
         }
-        let principal = self.lookup(&h).await?;
+        let confirmed = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&h)
+            .is_some_and(|(p, at)| p.is_some() && at.elapsed() < STALE_WHILE_UNAVAILABLE);
+        // A token confirmed before gets a short deadline: a database that takes longer is
+        // treated as unavailable for this lookup (a healthy one answers in a millisecond), so
+        // an outage does not hold every request for the pool's acquire timeout.
+        let lookup = if confirmed {
+            match tokio::time::timeout(RECHECK_DEADLINE, self.lookup(&h)).await {
+                Ok(r) => r,
+                Err(_) => Err(TokenError::Unresponsive),
+            }
+        } else {
+            self.lookup(&h).await
+        };
+        let principal = match lookup {
+            Ok(p) => p,
+            Err(e) => {
+                // While the database cannot answer, a token it confirmed within the last
+                // `STALE_WHILE_UNAVAILABLE` still stands (what is in memory does not depend on
+                // the database: /metrics keeps answering during an outage); a token never
+                // confirmed is refused as unavailable. A revocation cannot be seen until the
+                // database answers again anyway.
+                let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                return match cache.get(&h) {
+                    Some((Some(p), at)) if at.elapsed() < STALE_WHILE_UNAVAILABLE => {
+                        Ok(Some(p.clone()).filter(|p| !expired(p, Utc::now())))
+                    }
+                    _ => Err(e),
+                };
+            }
+        };
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 10_000 {
             cache.clear();

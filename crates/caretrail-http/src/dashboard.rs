@@ -401,7 +401,7 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
                 "a total amount is too large to answer as a 64-bit number of fen",
             )
         }
-        other => ApiError::internal(&other),
+        other => ApiError::unavailable_or_internal(other.is_unavailable(), &other),
     }
 }
 

@@ -144,15 +144,57 @@ impl ApiError {
         )
     }
 
+    /// The database cannot serve now (unreachable, silent, full, locked): 503 with
+    /// `Retry-After`. The cause is logged as a warning, at most once per
+    /// [`UNAVAILABLE_LOG_EVERY`] (with the number of answers in between): during an outage
+    /// every request fails alike, and the background tasks report the outage in the health
+    /// registry and the log anyway.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "store unavailable");
+        log_unavailable(cause);
         Self::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             "the event store is unavailable; retry later",
         )
+        .retry_after(std::time::Duration::from_secs(u64::from(
+            STORE_RETRY_AFTER_SECS,
+        )))
+    }
+
+    /// 503 when the database could not serve, 500 (a bug, corruption) otherwise.
+    pub fn unavailable_or_internal(unavailable: bool, cause: &dyn std::fmt::Display) -> Self {
+        if unavailable {
+            Self::unavailable(cause)
+        } else {
+            Self::internal(cause)
+        }
     }
 }
+
+/// How often a `store_unavailable` answer is logged at most.
+pub const UNAVAILABLE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn log_unavailable(cause: &dyn std::fmt::Display) {
+    use std::sync::Mutex;
+    use std::time::Instant;
+    /// When the last line was written, and the answers not logged since.
+    static LAST: Mutex<(Option<Instant>, u64)> = Mutex::new((None, 0));
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    match last.0 {
+        Some(at) if at.elapsed() < UNAVAILABLE_LOG_EVERY => last.1 += 1,
+        _ => {
+            let unlogged = std::mem::take(&mut last.1);
+            last.0 = Some(Instant::now());
+            drop(last);
+            tracing::warn!(error = %cause, unlogged_since_last = unlogged, "store unavailable");
+        }
+    }
+}
+
+/// Seconds a client is asked to wait after `store_unavailable`: the background tasks retry
+/// within a few seconds of an outage ending, and the database's own timeouts answer within
+/// about a second, so sooner retries would mostly meet the same outage.
+pub const STORE_RETRY_AFTER_SECS: u32 = 2;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
@@ -166,8 +208,9 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_) => {
                 ApiError::validation(e.to_string(), Vec::new())
             }
-            StoreError::Database(_) | StoreError::Closed => ApiError::unavailable(&e),
-            _ => ApiError::internal(&e),
+            // An unreachable or full database is "retry later"; anything else from it (a
+            // corrupt row, a constraint the code should have prevented) is a server fault.
+            _ => ApiError::unavailable_or_internal(e.is_unavailable(), &e),
         }
     }
 }
@@ -197,6 +240,7 @@ impl From<AppError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "subject_erased", e.to_string())
             }
             AppError::Store(s) => s.into(),
+            AppError::Keys(k) if k.is_unavailable() => ApiError::unavailable(&k),
             other => ApiError::internal(&other),
         }
     }
@@ -347,4 +391,43 @@ pub async fn problem_json_only(
         }
     }
     err.into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hardening #6: an unreachable database answered 500 `internal_error` on reads. It is a
+    /// 503 `store_unavailable` with `Retry-After`; a corrupt row is still a 500.
+    #[test]
+    fn an_unreachable_database_is_503_with_retry_after_and_a_corrupt_row_is_500() {
+        let unavailable = [
+            StoreError::Database(sqlx::Error::PoolTimedOut),
+            StoreError::Database(sqlx::Error::Io(
+                std::io::ErrorKind::ConnectionRefused.into(),
+            )),
+            StoreError::Unresponsive(std::time::Duration::from_secs(6)),
+            StoreError::Closed,
+        ];
+        for e in unavailable {
+            let res = ApiError::from(e).into_response();
+            assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert_eq!(
+                res.headers()[header::RETRY_AFTER],
+                STORE_RETRY_AFTER_SECS.to_string()
+            );
+        }
+        let broken = [
+            StoreError::Corrupt {
+                position: 7,
+                reason: "leaf hash is not 32 bytes".into(),
+            },
+            StoreError::Database(sqlx::Error::Decode("bad".into())),
+        ];
+        for e in broken {
+            let res = ApiError::from(e).into_response();
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(!res.headers().contains_key(header::RETRY_AFTER));
+        }
+    }
 }

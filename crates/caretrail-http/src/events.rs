@@ -250,9 +250,11 @@ async fn show(
 ) -> ApiResult<Vec<EventOut>> {
     let mut out = Vec::with_capacity(events.len());
     for e in events {
-        let v = view(state.app.keys(), e, access)
-            .await
-            .map_err(|err| ApiError::internal(&err))?;
+        let v = view(state.app.keys(), e, access).await.map_err(|err| {
+            let unavailable =
+                matches!(&err, caretrail_app::view::ViewError::Keys(k) if k.is_unavailable());
+            ApiError::unavailable_or_internal(unavailable, &err)
+        })?;
         out.push(v.into());
     }
     Ok(out)

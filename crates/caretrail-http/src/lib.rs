@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod background;
 pub mod commands;
 pub mod dashboard;
 pub mod error;
@@ -46,9 +47,6 @@ pub use server::{ConnectionLimits, Server};
 /// Largest request body accepted (a visit with many participants is a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// The read side counts as caught up within this many events of the head.
-pub const READY_LAG_EVENTS: u64 = 1000;
-
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -70,6 +68,8 @@ pub struct AppState {
     pub operations: Arc<operations::Operations>,
     /// Renderings of recent events shared by live subscribers.
     pub renders: Arc<events::Renders>,
+    /// How far behind (events and time) a background task may be while `/readyz` says ready.
+    pub ready: caretrail_store::ReadyBounds,
 }
 
 impl AppState {
@@ -88,6 +88,7 @@ impl AppState {
             auditor: None,
             operations: Arc::new(operations::Operations::default()),
             renders: Arc::new(events::Renders::default()),
+            ready: caretrail_store::ReadyBounds::default(),
         }
     }
 }

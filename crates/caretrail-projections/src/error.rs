@@ -60,6 +60,40 @@ impl ProjectionError {
             ProjectionError::Malformed(_) => "read_model_malformed",
         }
     }
+
+    /// Whether the failure says the database cannot serve right now (unreachable, silent, full,
+    /// locked) rather than that the request or the stored data is wrong: answered "retry
+    /// later" (503), where the others are bugs or corruption (500) or bad requests.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            ProjectionError::Database(e) => caretrail_store::error::is_unavailable(e),
+            ProjectionError::Store(e) => e.is_unavailable(),
+            ProjectionError::Keys(e) => e.is_unavailable(),
+            ProjectionError::Bulk(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::OutOfMemory
+                )
+            ),
+            _ => false,
+        }
+    }
+
+    /// A short, stable name of the failure for health reports: the database's own kind where
+    /// the database failed (`disk_full`, `pool_timeout`, ...), else [`ProjectionError::code`].
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProjectionError::Database(e) => caretrail_store::error::kind(e),
+            ProjectionError::Store(e) => e.kind(),
+            _ => self.code(),
+        }
+    }
 }
 
 pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;

@@ -17,13 +17,21 @@
 //! each just before the switch. On a SQLite file the bulk of a rebuild runs on direct
 //! connections in two threads ([`crate::bulk`]). A change of [`CODE_VERSION`] starts
 //! a rebuild when the runner starts.
+//!
+//! The live runner ([`Projector::run`]) never stops on an error: it reports as `projector` in
+//! the store's health registry (its position after every batch, and a liveness check when the
+//! log is quiet), retries after a capped exponential backoff, and logs only when its state
+//! changes. Every unit of its database work (one consumer transaction, one read) is abandoned
+//! after the store's `background_unit` deadline, so a connection gone silent cannot wedge it;
+//! an abandoned transaction commits nothing and its cached rows are forgotten.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caretrail_store::{
-    ConsumerTxInner, Database, EventFilter, EventStore, LogQuery, RecordedEvent, subscribe,
+    ConsumerTxInner, Database, EventFilter, EventStore, Expect, LogQuery, RecordedEvent,
+    StoreError, subscribe,
 };
 use futures::FutureExt;
 use serde::Serialize;
@@ -241,6 +249,17 @@ impl Projector {
         &self.store
     }
 
+    /// Runs one unit of database work, abandoning it after the store's `background_unit`
+    /// deadline: a connection that went silent fails the unit instead of wedging the runner.
+    async fn unit<T>(&self, work: impl Future<Output = Result<T>>) -> Result<T> {
+        let deadline = self.store.options().timeouts.background_unit;
+        tokio::time::timeout(deadline, work)
+            .await
+            .unwrap_or(Err(ProjectionError::Store(StoreError::Unresponsive(
+                deadline,
+            ))))
+    }
+
     /// The live read models, for queries.
     pub fn read_models(&self) -> ReadModels {
         ReadModels::live(self.store.clone())
@@ -300,7 +319,9 @@ impl Projector {
                     return Ok(None);
                 }
             }
-            if slot.committed != Some(checkpoint) {
+            // Taken, not read: if this step is abandoned half-way (a deadline), the rows it
+            // cached must not be trusted by the next one.
+            if slot.committed.take() != Some(checkpoint) {
                 slot.applier.forget();
             }
             let todo: &[Envelope] = match events.iter().position(|e| e.position > checkpoint) {
@@ -373,7 +394,7 @@ impl Projector {
     /// changed.
     async fn apply_live(&self, events: Vec<Envelope>) -> Result<()> {
         loop {
-            let meta = self.meta().await?;
+            let meta = self.unit(self.meta()).await?;
             if meta.live_version != CODE_VERSION {
                 self.rebuild().await?;
                 continue;
@@ -387,7 +408,7 @@ impl Projector {
                     committed: None,
                 }),
             };
-            match self.step(g, true, slot, &events, false).await? {
+            match self.unit(self.step(g, true, slot, &events, false)).await? {
                 Step::Applied(_) => return Ok(()),
                 Step::Moved => continue,
             }
@@ -398,36 +419,59 @@ impl Projector {
     #[tracing::instrument(name = "projections.catch_up", skip_all)]
     pub async fn catch_up(&self) -> Result<u64> {
         loop {
-            let meta = self.meta().await?;
+            let meta = self.unit(self.meta()).await?;
             if meta.live_version != CODE_VERSION {
                 self.rebuild().await?;
                 continue;
             }
-            let checkpoint = self
-                .store
-                .checkpoint(&consumer_name(meta.live_generation))
+            let (checkpoint, head) = self
+                .unit(async {
+                    let checkpoint = self
+                        .store
+                        .checkpoint(&consumer_name(meta.live_generation))
+                        .await?;
+                    Ok((checkpoint, self.store.head().await?.position))
+                })
                 .await?;
-            let head = self.store.head().await?.position;
             if checkpoint >= head {
                 return Ok(checkpoint);
             }
-            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            let events = self
+                .unit(self.read(checkpoint, Some(head), self.bulk_batch))
+                .await?;
             self.apply_live(events).await?;
         }
     }
 
     /// Follows the log until `shutdown` resolves: catches up, then applies what the
-    /// subscription delivers in batches of what is ready. Errors are logged and retried after
-    /// a pause (a dropped generation after a switch, a lost connection).
+    /// subscription delivers in batches of what is ready. It reports as `projector` in the
+    /// store's health registry; errors (a full disk, a lost database, a dropped generation after
+    /// a switch) are retried after a capped exponential backoff until they pass, so this
+    /// returns only at shutdown.
     #[tracing::instrument(name = "projections.run", skip_all)]
     pub async fn run(&self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let poll = self.store.options().poll_interval;
+        let task = self
+            .store
+            .health()
+            .register("projector", Expect::FollowsLog { every: poll * 2 });
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let work = async {
-                let checkpoint = self.catch_up().await?;
-                let mut sub = subscribe(self.store.clone(), checkpoint, EventFilter::all());
+                let mut applied = self.catch_up().await?;
+                task.at(applied);
+                let mut sub = subscribe(self.store.clone(), applied, EventFilter::all());
                 loop {
-                    let first = sub.next().await?;
+                    let first = match tokio::time::timeout(poll * 2, sub.next()).await {
+                        Ok(e) => e?,
+                        Err(_) => {
+                            // A quiet log: prove the database still answers before saying
+                            // so, since a silent connection looks just as quiet.
+                            self.unit(async { Ok(self.store.head().await?) }).await?;
+                            task.at(applied);
+                            continue;
+                        }
+                    };
                     let mut batch: Vec<RecordedEvent> = vec![first];
                     while batch.len() < LIVE_BATCH {
                         match sub.next().now_or_never() {
@@ -441,20 +485,26 @@ impl Projector {
                         .into_iter()
                         .map(model::decode)
                         .collect::<Result<Vec<_>>>()?;
+                    let last = decoded.last().map_or(applied, |e| e.position);
                     self.apply_live(decoded).await?;
+                    applied = last;
+                    task.at(applied);
                     if !full {
                         tokio::time::sleep(LIVE_PACE).await;
                     }
                 }
             };
+            let failed = tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                r = work => match r {
+                    Ok(()) => continue,
+                    Err(e) => e,
+                },
+            };
+            let delay = task.failed(failed.kind(), &failed);
             tokio::select! {
                 _ = &mut shutdown => return Ok(()),
-                r = work => {
-                    if let Err(e) = r {
-                        tracing::warn!(code = e.code(), error = %e, "projection runner retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                    }
-                }
+                () = tokio::time::sleep(delay) => {}
             }
         }
     }
@@ -505,56 +555,66 @@ impl Projector {
 
     /// Claims the generation to build: resumes one of this code version, or starts a new one.
     async fn claim_build(&self) -> Result<(i64, i64)> {
-        let mut pc = PoolConn::acquire(&self.db).await?;
-        let mut conn = pc.conn();
-        let backend = conn.backend();
-        conn.ddl(match backend {
-            Backend::Sqlite => "BEGIN IMMEDIATE",
-            Backend::Postgres => "BEGIN",
+        // A transaction sqlx knows about (not a BEGIN sent as a statement): if its COMMIT
+        // fails, the pool's release check sees it and closes the connection rather than pool
+        // it still inside the transaction, holding SQLite's write lock.
+        let mut tx = self
+            .unit(async {
+                Ok(match &self.db {
+                    Database::Sqlite(p) => {
+                        ConsumerTxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)
+                    }
+                    Database::Postgres(p) => ConsumerTxInner::Postgres(p.begin().await?),
+                })
+            })
+            .await?;
+        let claimed: (i64, i64, Option<i64>) = self
+            .unit(async {
+                let mut conn = tx_conn(&mut tx);
+                if conn.backend() == Backend::Postgres {
+                    conn.ddl("SELECT 1 FROM projection_meta WHERE name = 'dashboards' FOR UPDATE")
+                        .await?;
+                }
+                let meta = read_meta(&mut conn).await?.ok_or_else(|| {
+                    ProjectionError::InvalidQuery("projection_meta is empty".into())
+                })?;
+                if let (Some(g), Some(CODE_VERSION)) =
+                    (meta.building_generation, meta.building_version)
+                {
+                    return Ok((g, meta.live_generation, None));
+                }
+                let g = meta.next_generation;
+                conn.execute(
+                    "UPDATE projection_meta SET building_generation = ?1, building_version = ?2, \
+                     next_generation = ?3 WHERE name = ?4",
+                    &[
+                        Val::Int(g),
+                        Val::Int(CODE_VERSION),
+                        Val::Int(g + 1),
+                        Val::Text(PROJECTION.into()),
+                    ],
+                    &[ColType::Int, ColType::Int, ColType::Int, ColType::Text],
+                )
+                .await?;
+                Ok((g, meta.live_generation, meta.building_generation))
+            })
+            .await?;
+        self.unit(async {
+            match tx {
+                ConsumerTxInner::Sqlite(t) => t.commit().await?,
+                ConsumerTxInner::Postgres(t) => t.commit().await?,
+            }
+            Ok(())
         })
         .await?;
-        let claimed: Result<(i64, i64, Option<i64>)> = async {
-            if backend == Backend::Postgres {
-                conn.ddl("SELECT 1 FROM projection_meta WHERE name = 'dashboards' FOR UPDATE")
-                    .await?;
-            }
-            let meta = read_meta(&mut conn)
-                .await?
-                .ok_or_else(|| ProjectionError::InvalidQuery("projection_meta is empty".into()))?;
-            if let (Some(g), Some(CODE_VERSION)) = (meta.building_generation, meta.building_version)
-            {
-                return Ok((g, meta.live_generation, None));
-            }
-            let g = meta.next_generation;
-            conn.execute(
-                "UPDATE projection_meta SET building_generation = ?1, building_version = ?2, \
-                 next_generation = ?3 WHERE name = ?4",
-                &[
-                    Val::Int(g),
-                    Val::Int(CODE_VERSION),
-                    Val::Int(g + 1),
-                    Val::Text(PROJECTION.into()),
-                ],
-                &[ColType::Int, ColType::Int, ColType::Int, ColType::Text],
-            )
-            .await?;
-            Ok((g, meta.live_generation, meta.building_generation))
+        let (g, live, abandoned) = claimed;
+        let mut pc = PoolConn::acquire(&self.db).await?;
+        let mut conn = pc.conn();
+        if let Some(old) = abandoned {
+            model::drop_tables(&mut conn, old).await?;
         }
-        .await;
-        match claimed {
-            Ok((g, live, abandoned)) => {
-                conn.ddl("COMMIT").await?;
-                if let Some(old) = abandoned {
-                    model::drop_tables(&mut conn, old).await?;
-                }
-                model::create_tables(&mut conn, g, Indexes::WhileBuilding).await?;
-                Ok((g, live))
-            }
-            Err(e) => {
-                let _ = conn.ddl("ROLLBACK").await;
-                Err(e)
-            }
-        }
+        model::create_tables(&mut conn, g, Indexes::WhileBuilding).await?;
+        Ok((g, live))
     }
 
     /// Builds the read models from position 0 into a new generation while the current one
@@ -593,9 +653,11 @@ impl Projector {
             if head.saturating_sub(checkpoint) <= SWITCH_DISTANCE {
                 break;
             }
-            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            let events = self
+                .unit(self.read(checkpoint, Some(head), self.bulk_batch))
+                .await?;
             match self
-                .step(generation, false, &mut slot, &events, false)
+                .unit(self.step(generation, false, &mut slot, &events, false))
                 .await?
             {
                 Step::Applied(p) => checkpoint = p,
@@ -604,9 +666,21 @@ impl Projector {
         }
         let apply_seconds = started.elapsed().as_secs_f64() - bulk_index_seconds;
         // The secondary indexes left out while building, each in one sorted pass.
-        {
-            let mut pc = PoolConn::acquire(&self.db).await?;
-            model::create_indexes(&mut pc.conn(), generation).await?;
+        match &self.db {
+            // An index build over millions of rows may take longer than the statement timeout
+            // that keeps everything else from hanging; it lifts it for itself only.
+            Database::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                sqlx::query("SET LOCAL statement_timeout = 0")
+                    .execute(&mut *tx)
+                    .await?;
+                model::create_indexes(&mut Conn::Postgres(&mut tx), generation).await?;
+                tx.commit().await?;
+            }
+            Database::Sqlite(_) => {
+                let mut pc = PoolConn::acquire(&self.db).await?;
+                model::create_indexes(&mut pc.conn(), generation).await?;
+            }
         }
         // On a SQLite file the bulk phase built them (the call above found them) and timed it.
         let index_seconds = started.elapsed().as_secs_f64() - apply_seconds;
@@ -615,10 +689,12 @@ impl Projector {
         // switch; on PostgreSQL later events are simply applied by the live runner.
         loop {
             let head = self.store.head().await?.position;
-            let events = self.read(checkpoint, Some(head), self.bulk_batch).await?;
+            let events = self
+                .unit(self.read(checkpoint, Some(head), self.bulk_batch))
+                .await?;
             let done = events.last().is_none_or(|e| e.position >= head);
             match self
-                .step(generation, false, &mut slot, &events, done)
+                .unit(self.step(generation, false, &mut slot, &events, done))
                 .await?
             {
                 Step::Applied(p) => checkpoint = p,

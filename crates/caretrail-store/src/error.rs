@@ -54,6 +54,12 @@ pub enum StoreError {
     #[error("the event store is closed")]
     Closed,
 
+    /// The database did not answer within the client's deadline (an unreachable server whose
+    /// connections go silent rather than fail). The operation's outcome is unknown: an append
+    /// may have committed, which a retry with the same command id finds.
+    #[error("the database did not answer within {0:?}")]
+    Unresponsive(std::time::Duration),
+
     /// The database refused or failed an operation.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -69,6 +75,34 @@ impl StoreError {
         matches!(self, Self::WrongExpectedVersion { .. })
     }
 
+    /// Whether the failure says the database cannot serve right now (unreachable, silent, out
+    /// of space, locked, closed) rather than that something is wrong with the request or the
+    /// stored data: the first is answered "retry later" (HTTP 503), the second is a bug or
+    /// corruption (HTTP 500).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Closed | Self::Unresponsive(_) => true,
+            Self::Database(e) => is_unavailable(e),
+            _ => false,
+        }
+    }
+
+    /// A short, stable name of the failure, for health reports and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::WrongExpectedVersion { .. } => "conflict",
+            Self::DuplicateEventId(_) => "duplicate_event_id",
+            Self::InvalidAppend(_) | Self::InvalidRead(_) | Self::InvalidStreamId(_) => "invalid",
+            Self::CheckpointConflict { .. } => "checkpoint_conflict",
+            Self::UnsupportedUrl(_) => "unsupported_url",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Closed => "closed",
+            Self::Unresponsive(_) => "unresponsive",
+            Self::Database(e) => kind(e),
+            Self::Migrate(_) => "migration",
+        }
+    }
+
     /// Whether the database reported a uniqueness violation (used to tell a racing duplicate
     /// apart from other failures without reading error text).
     pub(crate) fn is_unique_violation(&self) -> bool {
@@ -76,6 +110,97 @@ impl StoreError {
             Self::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
             _ => false,
         }
+    }
+}
+
+/// The primary SQLite result code of a database error (extended codes carry it in the low
+/// byte), if the error came from SQLite.
+fn sqlite_code(e: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<i64> {
+    use sqlx::error::DatabaseError;
+    let e: &sqlx::sqlite::SqliteError = e.try_downcast_ref()?;
+    DatabaseError::code(e)?
+        .parse::<i64>()
+        .ok()
+        .map(|c| c & 0xff)
+}
+
+/// The SQLSTATE of a PostgreSQL error.
+fn pg_code(e: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<String> {
+    e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .map(|d| d.code().to_owned())
+}
+
+/// Whether a database error means the database cannot serve right now, on either backend:
+/// no connection to be had (pool timeout, I/O, a closed pool or worker), or the server
+/// refusing for a passing reason: SQLite full (13), busy (5), locked (6), I/O (10), cannot
+/// open (14), read-only (8, a file system remounted read-only), out of memory (7);
+/// PostgreSQL connection exceptions (08), insufficient resources (53: disk full, out of
+/// memory, too many connections), operator intervention (57: a cancelled or timed-out
+/// statement, a shutdown) and lock timeouts (55P03). Constraint violations, decoding
+/// failures and syntax errors are not: retrying cannot help them.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(d) => {
+            if let Some(code) = sqlite_code(d.as_ref()) {
+                return matches!(code, 5 | 6 | 7 | 8 | 10 | 13 | 14);
+            }
+            match pg_code(d.as_ref()) {
+                Some(state) => {
+                    state.starts_with("08")
+                        || state.starts_with("53")
+                        || state.starts_with("57")
+                        || state == "55P03"
+                }
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// A short, stable name of a database error, for health reports and metrics labels.
+pub fn kind(e: &sqlx::Error) -> &'static str {
+    match e {
+        sqlx::Error::PoolTimedOut => "pool_timeout",
+        sqlx::Error::PoolClosed => "pool_closed",
+        sqlx::Error::Io(_) => "io",
+        sqlx::Error::WorkerCrashed => "worker_crashed",
+        sqlx::Error::Database(d) => {
+            if let Some(code) = sqlite_code(d.as_ref()) {
+                return match code {
+                    13 => "disk_full",
+                    5 | 6 => "busy",
+                    8 => "read_only",
+                    10 => "io",
+                    7 => "out_of_memory",
+                    11 | 26 => "corrupt",
+                    19 => "constraint",
+                    _ => "database_error",
+                };
+            }
+            match pg_code(d.as_ref()).as_deref() {
+                Some("53100") => "disk_full",
+                Some("57014") => "statement_timeout",
+                Some("55P03") => "lock_timeout",
+                Some(s) if s.starts_with("08") => "connection_lost",
+                Some(s) if s.starts_with("53") => "insufficient_resources",
+                Some(s) if s.starts_with("57") => "server_shutdown",
+                Some(s) if s.starts_with("23") => "constraint",
+                _ => "database_error",
+            }
+        }
+        sqlx::Error::RowNotFound
+        | sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. } => "decode",
+        _ => "database_error",
     }
 }
 

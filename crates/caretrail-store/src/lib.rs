@@ -12,8 +12,10 @@
 //! of personal data, and their size is the caller's business).
 
 pub mod error;
+pub mod health;
 pub mod leaf;
 mod plan;
+mod pool;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
@@ -29,6 +31,8 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 
 pub use error::{Result, StoreError};
+pub use health::{Backoff, Expect, Health, ReadyBounds, TaskHealth, TaskReport, TaskState};
+pub use pool::Timeouts;
 pub use subscription::Subscription;
 pub use types::{
     AppendRequest, AppendResult, EventFilter, ExpectedVersion, Head, LogQuery, Metadata, NewEvent,
@@ -62,6 +66,8 @@ pub struct StoreOptions {
     /// How often an idle subscriber re-reads the head from storage, to see appends by other
     /// processes even if a wake-up hint was lost.
     pub poll_interval: Duration,
+    /// How long to wait on the database before calling it unavailable.
+    pub timeouts: Timeouts,
 }
 
 impl Default for StoreOptions {
@@ -71,6 +77,7 @@ impl Default for StoreOptions {
             read_connections: 8,
             broadcast_capacity: 1024,
             poll_interval: Duration::from_millis(500),
+            timeouts: Timeouts::default(),
         }
     }
 }
@@ -130,6 +137,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// The store's tuning.
     fn options(&self) -> &StoreOptions;
 
+    /// The health registry of this store's background tasks: its writer registers there, and
+    /// so do the consumers that follow it (projector, audit tree, checkpointer).
+    fn health(&self) -> &Arc<Health>;
+
     /// Which backend this is (`sqlite` or `postgres`).
     fn backend(&self) -> &'static str;
 }
@@ -176,6 +187,8 @@ pub struct ConsumerTx {
     name: String,
     position: u64,
     inner: ConsumerTxInner,
+    /// How long its commit or rollback may wait on the database (PostgreSQL only).
+    deadline: Option<Duration>,
 }
 
 /// The backend transaction under a [`ConsumerTx`], for writing effects with backend SQL.
@@ -185,11 +198,17 @@ pub enum ConsumerTxInner {
 }
 
 impl ConsumerTx {
-    pub(crate) fn new(name: &str, position: u64, inner: ConsumerTxInner) -> Self {
+    pub(crate) fn new(
+        name: &str,
+        position: u64,
+        inner: ConsumerTxInner,
+        deadline: Option<Duration>,
+    ) -> Self {
         Self {
             name: name.to_owned(),
             position,
             inner,
+            deadline,
         }
     }
 
@@ -222,7 +241,11 @@ impl ConsumerTx {
                 sqlite::commit_checkpoint(tx, &self.name, position).await
             }
             ConsumerTxInner::Postgres(tx) => {
-                postgres::commit_checkpoint(tx, &self.name, position).await
+                let commit = postgres::commit_checkpoint(tx, &self.name, position);
+                match self.deadline {
+                    Some(d) => pool::bounded(d, commit).await,
+                    None => commit.await,
+                }
             }
         }
     }
@@ -231,7 +254,13 @@ impl ConsumerTx {
     pub async fn rollback(self) -> Result<()> {
         match self.inner {
             ConsumerTxInner::Sqlite(tx) => tx.rollback().await?,
-            ConsumerTxInner::Postgres(tx) => tx.rollback().await?,
+            ConsumerTxInner::Postgres(tx) => {
+                let rollback = async { Ok(tx.rollback().await?) };
+                match self.deadline {
+                    Some(d) => pool::bounded(d, rollback).await?,
+                    None => rollback.await?,
+                }
+            }
         }
         Ok(())
     }

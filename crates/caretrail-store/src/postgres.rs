@@ -10,17 +10,19 @@
 //! hint only, subscribers always read the log itself.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPool, PgRow};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
+use crate::health::{Expect, Health, TaskHealth};
 use crate::plan::{self, Snapshot};
+use crate::pool::bounded;
 use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
 use crate::writer::{self, BatchBackend, Committed, LogNotifier, WriterHandle};
 use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
@@ -51,6 +53,7 @@ pub struct PgStore {
     writer: WriterHandle,
     notifier: Arc<LogNotifier>,
     options: StoreOptions,
+    health: Arc<Health>,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -64,33 +67,52 @@ impl PgStore {
     /// Connects, migrates, and starts the writer and the NOTIFY listener.
     #[tracing::instrument(name = "store.postgres.connect", skip_all)]
     pub async fn connect(url: &str, options: StoreOptions) -> Result<Self> {
-        let connect = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(options.read_connections.max(1))
+        let timeouts = options.timeouts;
+        let connect = crate::pool::pg_connect(url, timeouts)?;
+        let pool = crate::pool::postgres(options.read_connections, timeouts)
             .connect_with(connect.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
         // The writer gets its own small pool: a connection that breaks is replaced rather than
         // wedging the writer.
-        let write_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .connect_with(connect)
+        let write_pool = crate::pool::postgres(1, timeouts)
+            .connect_with(connect.clone())
             .await?;
+        // So does the LISTEN connection: sqlx's listener keeps the connection it takes for as
+        // long as it lives, which would quietly leave the read pool one short.
+        let listen_pool = crate::pool::postgres(1, timeouts).connect_lazy_with(connect);
         let head = read_head(&pool).await?;
         let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
+        let health = Arc::new(Health::new(notifier.watch_head()));
         let writer = writer::spawn(
-            PgWriter { pool: write_pool },
+            PgWriter {
+                pool: write_pool,
+                deadline: timeouts.deadline(),
+            },
             options.group_commit,
             notifier.clone(),
+            health.register("store.writer", Expect::OnDemand),
         );
-        let listener = tokio::spawn(listen(pool.clone(), notifier.clone()));
+        let listener = tokio::spawn(listen(
+            listen_pool,
+            pool.clone(),
+            notifier.clone(),
+            timeouts.deadline(),
+            health.register("store.listener", Expect::OnDemand),
+        ));
         Ok(Self {
             pool,
             writer,
             notifier,
             options,
+            health,
             listener,
         })
+    }
+
+    /// How long one operation may wait on the database.
+    fn deadline(&self) -> Duration {
+        self.options.timeouts.deadline()
     }
 
     /// The read pool, for read models kept in the same database.
@@ -99,41 +121,113 @@ impl PgStore {
     }
 }
 
+/// How long the LISTEN connection may stay quiet before it is asked whether it still answers:
+/// a connection that went silent delivers no notification and no error either.
+const LISTEN_CHECK: Duration = Duration::from_secs(10);
+
 /// Follows NOTIFY hints from every process and raises the known head. Losing a hint only
-/// delays a subscriber until its next poll.
-async fn listen(pool: PgPool, notifier: Arc<LogNotifier>) {
+/// delays a subscriber until its next poll, so a failing listener is retried with backoff and
+/// reported (`store.listener`), and subscribers meanwhile poll.
+/// It stops when the store's read pool is closed (the store is shutting down).
+async fn listen(
+    pool: PgPool,
+    read_pool: PgPool,
+    notifier: Arc<LogNotifier>,
+    deadline: Duration,
+    task: TaskHealth,
+) {
     loop {
         let result = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(NOTIFY_CHANNEL).await?;
+            let mut listener = bounded(deadline, async {
+                let mut l = PgListener::connect_with(&pool).await?;
+                l.listen(NOTIFY_CHANNEL).await?;
+                Ok(l)
+            })
+            .await?;
+            task.succeeded();
             loop {
-                let n = listener.recv().await?;
-                if let Ok(p) = n.payload().parse::<u64>() {
-                    notifier.advance(p);
+                match tokio::time::timeout(LISTEN_CHECK, listener.recv()).await {
+                    Ok(n) => {
+                        if let Ok(p) = n?.payload().parse::<u64>() {
+                            notifier.advance(p);
+                        }
+                    }
+                    Err(_) => {
+                        bounded(deadline, async {
+                            sqlx::query("SELECT 1").execute(&mut listener).await?;
+                            Ok(())
+                        })
+                        .await?;
+                        task.succeeded();
+                    }
                 }
             }
             #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
+            Ok::<(), StoreError>(())
         }
         .await;
         if let Err(e) = result {
-            if pool.is_closed() {
+            if read_pool.is_closed() {
+                pool.close().await;
                 return;
             }
-            tracing::warn!(error = %e, "LISTEN connection failed; subscribers fall back to polling until it returns");
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            tokio::time::sleep(task.failed(e.kind(), &e)).await;
         }
     }
 }
 
 struct PgWriter {
     pool: PgPool,
+    deadline: Duration,
 }
 
 #[async_trait]
 impl BatchBackend for PgWriter {
     #[tracing::instrument(name = "store.postgres.commit_batch", skip_all, fields(appends = reqs.len()))]
     async fn commit_batch(
+        &mut self,
+        reqs: &[&AppendRequest],
+        now: DateTime<Utc>,
+    ) -> Result<Committed> {
+        // A batch that outlives the deadline is abandoned: its transaction is rolled back on
+        // the server (or by `idle_in_transaction_session_timeout` if the connection went
+        // silent), the pool's release check discards the connection, and the callers hear
+        // `Unresponsive`. Had the COMMIT already reached the server, a retry with the same
+        // command id finds the stored result.
+        bounded(self.deadline, self.commit_batch_now(reqs, now)).await
+    }
+
+    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        bounded(self.deadline, async {
+            Ok(
+                sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = ANY($1)")
+                    .bind(ids)
+                    .fetch_all(&self.pool)
+                    .await?,
+            )
+        })
+        .await
+    }
+
+    async fn probe(&mut self) -> Result<()> {
+        bounded(self.deadline, async {
+            sqlx::query(
+                "INSERT INTO consumer_checkpoints (name, position, updated_at) \
+                 VALUES ($1, (SELECT COALESCE(MAX(position), 0) FROM events), now()) \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(writer::PROBE_ROW)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+impl PgWriter {
+    async fn commit_batch_now(
         &mut self,
         reqs: &[&AppendRequest],
         now: DateTime<Utc>,
@@ -265,15 +359,6 @@ impl BatchBackend for PgWriter {
             events: plan.events,
         })
     }
-
-    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        Ok(
-            sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = ANY($1)")
-                .bind(ids)
-                .fetch_all(&self.pool)
-                .await?,
-        )
-    }
 }
 
 fn head_of(row: Option<PgRow>) -> Result<Head> {
@@ -340,115 +425,133 @@ impl EventStore for PgStore {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM events WHERE stream_id = $1 AND stream_version >= $2 \
+        bounded(self.deadline(), async {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE stream_id = $1 AND stream_version >= $2 \
               ORDER BY stream_version LIMIT $3"
-        ))
-        .bind(stream.as_str())
-        .bind(from_version as i64)
-        .bind(limit(max))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+            ))
+            .bind(stream.as_str())
+            .bind(from_version as i64)
+            .bind(limit(max))
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(decode).collect()
+        })
+        .await
     }
 
     async fn stream_version(&self, stream: &StreamId) -> Result<u64> {
-        let v: i64 = sqlx::query_scalar(
-            "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1",
-        )
-        .bind(stream.as_str())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(v as u64)
+        bounded(self.deadline(), async {
+            let v: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(MAX(stream_version), 0) FROM events WHERE stream_id = $1",
+            )
+            .bind(stream.as_str())
+            .fetch_one(&self.pool)
+            .await?;
+            Ok(v as u64)
+        })
+        .await
     }
 
     #[tracing::instrument(name = "store.read_log", skip_all, fields(backend = "postgres", after = q.after, limit = q.limit))]
     async fn read_log(&self, q: &LogQuery) -> Result<Vec<RecordedEvent>> {
-        let up_to = q.up_to.map_or(i64::MAX, |p| p as i64);
-        let types = &q.filter.event_types;
-        let cats = &q.filter.categories;
-        let sql = match (types.is_empty(), cats.is_empty()) {
-            (true, true) => concat!(
-                "SELECT ",
-                columns!(),
-                " FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
-            ),
-            (false, true) => concat!(
-                "SELECT ",
-                columns!(),
-                " FROM events WHERE position > $1 AND position <= $2 \
+        bounded(self.deadline(), async {
+            let up_to = q.up_to.map_or(i64::MAX, |p| p as i64);
+            let types = &q.filter.event_types;
+            let cats = &q.filter.categories;
+            let sql = match (types.is_empty(), cats.is_empty()) {
+                (true, true) => concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+                ),
+                (false, true) => concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE position > $1 AND position <= $2 \
                   AND event_type = ANY($4) ORDER BY position LIMIT $3"
-            ),
-            (true, false) => concat!(
-                "SELECT ",
-                columns!(),
-                " FROM events WHERE position > $1 AND position <= $2 \
+                ),
+                (true, false) => concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE position > $1 AND position <= $2 \
                   AND category = ANY($4) ORDER BY position LIMIT $3"
-            ),
-            (false, false) => concat!(
-                "SELECT ",
-                columns!(),
-                " FROM events WHERE position > $1 AND position <= $2 \
+                ),
+                (false, false) => concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM events WHERE position > $1 AND position <= $2 \
                   AND event_type = ANY($4) AND category = ANY($5) ORDER BY position LIMIT $3"
-            ),
-        };
-        let mut query = sqlx::query(sql)
-            .bind(q.after as i64)
-            .bind(up_to)
-            .bind(limit(q.limit));
-        for list in [types, cats] {
-            if !list.is_empty() {
-                query = query.bind(list);
+                ),
+            };
+            let mut query = sqlx::query(sql)
+                .bind(q.after as i64)
+                .bind(up_to)
+                .bind(limit(q.limit));
+            for list in [types, cats] {
+                if !list.is_empty() {
+                    query = query.bind(list);
+                }
             }
-        }
-        let rows = query.fetch_all(&self.pool).await?;
-        rows.iter().map(decode).collect()
+            let rows = query.fetch_all(&self.pool).await?;
+            rows.iter().map(decode).collect()
+        })
+        .await
     }
 
     async fn read_positions(&self, positions: &[u64]) -> Result<Vec<RecordedEvent>> {
-        crate::check_positions(positions)?;
-        if positions.is_empty() {
-            return Ok(Vec::new());
-        }
-        let list: Vec<i64> = positions
-            .iter()
-            .map(|&p| i64::try_from(p).unwrap_or(i64::MAX))
-            .collect();
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            columns!(),
-            " FROM events WHERE position = ANY($1) ORDER BY position"
-        ))
-        .bind(list)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(decode).collect()
+        bounded(self.deadline(), async {
+            crate::check_positions(positions)?;
+            if positions.is_empty() {
+                return Ok(Vec::new());
+            }
+            let list: Vec<i64> = positions
+                .iter()
+                .map(|&p| i64::try_from(p).unwrap_or(i64::MAX))
+                .collect();
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM events WHERE position = ANY($1) ORDER BY position"
+            ))
+            .bind(list)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(decode).collect()
+        })
+        .await
     }
 
     async fn head(&self) -> Result<Head> {
-        read_head(&self.pool).await
+        bounded(self.deadline(), async { read_head(&self.pool).await }).await
     }
 
     async fn position_at(&self, t: DateTime<Utc>) -> Result<u64> {
-        let p: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM events WHERE recorded_at <= $1 \
+        bounded(self.deadline(), async {
+            let p: Option<i64> = sqlx::query_scalar(
+                "SELECT position FROM events WHERE recorded_at <= $1 \
              ORDER BY recorded_at DESC, position DESC LIMIT 1",
-        )
-        .bind(t)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(p.unwrap_or(0) as u64)
+            )
+            .bind(t)
+            .fetch_optional(&self.pool)
+            .await?;
+            Ok(p.unwrap_or(0) as u64)
+        })
+        .await
     }
 
     async fn checkpoint(&self, consumer: &str) -> Result<u64> {
-        let p: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1")
-                .bind(consumer)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(p.unwrap_or(0) as u64)
+        bounded(self.deadline(), async {
+            let p: Option<i64> =
+                sqlx::query_scalar("SELECT position FROM consumer_checkpoints WHERE name = $1")
+                    .bind(consumer)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            Ok(p.unwrap_or(0) as u64)
+        })
+        .await
     }
 
     #[tracing::instrument(
@@ -457,42 +560,49 @@ impl EventStore for PgStore {
         fields(backend = "postgres", consumer)
     )]
     async fn begin_consumer(&self, consumer: &str) -> Result<ConsumerTx> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO consumer_checkpoints (name, position, updated_at) \
+        bounded(self.deadline(), async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO consumer_checkpoints (name, position, updated_at) \
              VALUES ($1, 0, now()) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(consumer)
-        .execute(&mut *tx)
-        .await?;
-        // The row lock makes a second instance of the same consumer wait until this one
-        // commits, and then see its checkpoint: effects are applied once.
-        let p: i64 = sqlx::query_scalar(
-            "SELECT position FROM consumer_checkpoints WHERE name = $1 FOR UPDATE",
-        )
-        .bind(consumer)
-        .fetch_one(&mut *tx)
-        .await?;
-        Ok(ConsumerTx::new(
-            consumer,
-            p as u64,
-            ConsumerTxInner::Postgres(tx),
-        ))
+            )
+            .bind(consumer)
+            .execute(&mut *tx)
+            .await?;
+            // The row lock makes a second instance of the same consumer wait until this one
+            // commits, and then see its checkpoint: effects are applied once.
+            let p: i64 = sqlx::query_scalar(
+                "SELECT position FROM consumer_checkpoints WHERE name = $1 FOR UPDATE",
+            )
+            .bind(consumer)
+            .fetch_one(&mut *tx)
+            .await?;
+            Ok(ConsumerTx::new(
+                consumer,
+                p as u64,
+                ConsumerTxInner::Postgres(tx),
+                Some(self.deadline()),
+            ))
+        })
+        .await
     }
 
     async fn command_result(&self, command_id: Uuid) -> Result<Option<AppendResult>> {
-        let stored: Option<String> =
-            sqlx::query_scalar("SELECT result FROM commands WHERE command_id = $1")
-                .bind(command_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        stored
-            .map(|s| {
-                let mut r = crate::types::stored_result(command_id, &s)?;
-                r.deduplicated = true;
-                Ok(r)
-            })
-            .transpose()
+        bounded(self.deadline(), async {
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT result FROM commands WHERE command_id = $1")
+                    .bind(command_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            stored
+                .map(|s| {
+                    let mut r = crate::types::stored_result(command_id, &s)?;
+                    r.deduplicated = true;
+                    Ok(r)
+                })
+                .transpose()
+        })
+        .await
     }
 
     fn database(&self) -> crate::Database {
@@ -505,6 +615,10 @@ impl EventStore for PgStore {
 
     fn options(&self) -> &StoreOptions {
         &self.options
+    }
+
+    fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     fn backend(&self) -> &'static str {

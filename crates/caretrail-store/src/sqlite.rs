@@ -15,13 +15,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteRow,
+    SqliteSynchronous,
 };
 use sqlx::{ConnectOptions, Row};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
+use crate::health::{Expect, Health};
 use crate::plan::{self, Snapshot};
 use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
 use crate::types::{from_micros, to_micros};
@@ -193,6 +194,7 @@ pub struct SqliteStore {
     writer: WriterHandle,
     notifier: Arc<LogNotifier>,
     options: StoreOptions,
+    health: Arc<Health>,
 }
 
 impl SqliteStore {
@@ -215,24 +217,30 @@ impl SqliteStore {
             // cache per connection is 16 MiB instead of 2 MiB, so index pages stay hot.
             .pragma("mmap_size", "268435456")
             .pragma("cache_size", "-16384");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(options.read_connections.max(1))
+        let pool = crate::pool::sqlite(options.read_connections, options.timeouts)
             .connect_with(connect.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let conn = connect.statement_cache_capacity(64).connect().await?;
+        let connect = connect.statement_cache_capacity(64);
+        let conn = connect.connect().await?;
         let head = read_head(&pool).await?;
         let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
+        let health = Arc::new(Health::new(notifier.watch_head()));
         let writer = writer::spawn(
-            SqliteWriter { conn },
+            SqliteWriter {
+                conn: Some(conn),
+                connect,
+            },
             options.group_commit,
             notifier.clone(),
+            health.register("store.writer", Expect::OnDemand),
         );
         Ok(Self {
             pool,
             writer,
             notifier,
             options,
+            health,
         })
     }
 
@@ -242,22 +250,64 @@ impl SqliteStore {
     }
 }
 
+/// The writer's own connection (not pooled), and how to open it again.
 struct SqliteWriter {
-    conn: SqliteConnection,
+    /// `None` after a transaction could not be ended cleanly and no new connection could be
+    /// opened yet; the next batch or probe opens one.
+    conn: Option<SqliteConnection>,
+    connect: SqliteConnectOptions,
 }
 
 impl SqliteWriter {
-    /// Everything planning needs in one statement returning one row: sqlx's SQLite driver
-    /// hands rows across threads one at a time, so a row per stream would cost a thread
-    /// wake-up per stream.
-    async fn snapshot(&mut self, reqs: &[&AppendRequest]) -> Result<Snapshot> {
-        let streams = plan::streams_of(reqs);
-        let cmds: Vec<String> = plan::commands_of(reqs)
-            .iter()
-            .map(|c| c.simple().to_string())
-            .collect();
-        let row = sqlx::query(
-            "SELECT \
+    /// The connection, opened again if it was dropped.
+    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
+        if self.conn.is_none() {
+            self.conn = Some(self.connect.connect().await?);
+            tracing::info!("event store writer reopened its connection");
+        }
+        Ok(self.conn.as_mut().expect("connection just opened"))
+    }
+
+    /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT`. On failure the transaction is rolled
+    /// back; if even the ROLLBACK fails, the connection's state is unknown (SQLite may have
+    /// rolled back by itself after a full disk, or may still hold the transaction and the
+    /// write lock), so it is closed and the next use opens a fresh one. A connection left
+    /// inside a transaction would fail every later `BEGIN` until a restart.
+    async fn in_transaction<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
+    ) -> Result<T> {
+        let conn = self.conn().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        let result = async {
+            let value = work(&mut *conn).await?;
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok::<_, StoreError>(value)
+        }
+        .await;
+        if result.is_err()
+            && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
+        {
+            tracing::warn!(error = %e, "writer could not roll back; replacing its connection");
+            if let Some(old) = self.conn.take() {
+                let _ = sqlx::Connection::close_hard(old).await;
+            }
+        }
+        result
+    }
+}
+
+/// Everything planning needs in one statement returning one row: sqlx's SQLite driver
+/// hands rows across threads one at a time, so a row per stream would cost a thread
+/// wake-up per stream.
+async fn snapshot(conn: &mut SqliteConnection, reqs: &[&AppendRequest]) -> Result<Snapshot> {
+    let streams = plan::streams_of(reqs);
+    let cmds: Vec<String> = plan::commands_of(reqs)
+        .iter()
+        .map(|c| c.simple().to_string())
+        .collect();
+    let row = sqlx::query(
+        "SELECT \
                (SELECT position FROM events ORDER BY position DESC LIMIT 1), \
                (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1), \
                (SELECT json_group_array(json_array(j.value, \
@@ -265,84 +315,84 @@ impl SqliteWriter {
                   FROM json_each(?1) AS j), \
                (SELECT json_group_array(json_array(lower(hex(command_id)), result)) \
                   FROM commands WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)))",
-        )
-        .bind(serde_json::to_string(&streams).expect("strings serialise"))
-        .bind(serde_json::to_string(&cmds).expect("strings serialise"))
-        .fetch_one(&mut self.conn)
-        .await?;
-        let head = match row.try_get::<Option<i64>, _>(0)? {
-            None => Head::default(),
-            Some(p) => Head {
-                position: p as u64,
-                recorded_at: Some(from_micros(row.try_get(1)?)),
-            },
-        };
-        let corrupt = |reason: String| StoreError::Corrupt {
-            position: head.position,
-            reason,
-        };
-        let versions: Vec<(String, Option<u64>)> = serde_json::from_str(row.try_get::<&str, _>(2)?)
-            .map_err(|e| corrupt(format!("stream versions: {e}")))?;
-        let versions: HashMap<String, u64> = versions
-            .into_iter()
-            .filter_map(|(s, v)| v.map(|v| (s, v)))
-            .collect();
-        let stored: Vec<(String, String)> = serde_json::from_str(row.try_get::<&str, _>(3)?)
-            .map_err(|e| corrupt(format!("stored commands: {e}")))?;
-        let mut commands = HashMap::with_capacity(stored.len());
-        for (id, result) in stored {
-            let id = Uuid::parse_str(&id).map_err(|e| corrupt(format!("command id: {e}")))?;
-            commands.insert(id, crate::types::stored_result(id, &result)?);
-        }
-        Ok(Snapshot {
-            head,
-            versions,
-            commands,
-        })
+    )
+    .bind(serde_json::to_string(&streams).expect("strings serialise"))
+    .bind(serde_json::to_string(&cmds).expect("strings serialise"))
+    .fetch_one(&mut *conn)
+    .await?;
+    let head = match row.try_get::<Option<i64>, _>(0)? {
+        None => Head::default(),
+        Some(p) => Head {
+            position: p as u64,
+            recorded_at: Some(from_micros(row.try_get(1)?)),
+        },
+    };
+    let corrupt = |reason: String| StoreError::Corrupt {
+        position: head.position,
+        reason,
+    };
+    let versions: Vec<(String, Option<u64>)> = serde_json::from_str(row.try_get::<&str, _>(2)?)
+        .map_err(|e| corrupt(format!("stream versions: {e}")))?;
+    let versions: HashMap<String, u64> = versions
+        .into_iter()
+        .filter_map(|(s, v)| v.map(|v| (s, v)))
+        .collect();
+    let stored: Vec<(String, String)> = serde_json::from_str(row.try_get::<&str, _>(3)?)
+        .map_err(|e| corrupt(format!("stored commands: {e}")))?;
+    let mut commands = HashMap::with_capacity(stored.len());
+    for (id, result) in stored {
+        let id = Uuid::parse_str(&id).map_err(|e| corrupt(format!("command id: {e}")))?;
+        commands.insert(id, crate::types::stored_result(id, &result)?);
     }
+    Ok(Snapshot {
+        head,
+        versions,
+        commands,
+    })
+}
 
-    async fn insert(&mut self, plan: &plan::Plan) -> Result<()> {
-        let mut rest = plan.events.as_slice();
-        for (size, shape) in chunks(rest.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut q = sqlx::query(INSERT_EVENTS[shape]);
-            for e in chunk {
-                q = q
-                    .bind(e.position as i64)
-                    .bind(e.stream_id.as_str())
-                    .bind(e.stream_version as i64)
-                    .bind(e.event_id)
-                    .bind(e.event_type.as_str())
-                    .bind(i64::from(e.schema_version))
-                    .bind(e.data.as_str())
-                    .bind(e.actor_id.as_str())
-                    .bind(e.actor_role.as_str())
-                    .bind(e.command_id)
-                    .bind(e.correlation_id)
-                    .bind(e.causation_id)
-                    .bind(e.business_date.map(|d| d.format("%Y-%m-%d").to_string()))
-                    .bind(to_micros(e.recorded_at))
-                    .bind(&e.leaf_hash[..])
-                    .bind(e.category());
-            }
-            q.execute(&mut self.conn).await?;
+/// Inserts a planned batch's events and command results.
+async fn insert(conn: &mut SqliteConnection, plan: &plan::Plan) -> Result<()> {
+    let mut rest = plan.events.as_slice();
+    for (size, shape) in chunks(rest.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let mut q = sqlx::query(INSERT_EVENTS[shape]);
+        for e in chunk {
+            q = q
+                .bind(e.position as i64)
+                .bind(e.stream_id.as_str())
+                .bind(e.stream_version as i64)
+                .bind(e.event_id)
+                .bind(e.event_type.as_str())
+                .bind(i64::from(e.schema_version))
+                .bind(e.data.as_str())
+                .bind(e.actor_id.as_str())
+                .bind(e.actor_role.as_str())
+                .bind(e.command_id)
+                .bind(e.correlation_id)
+                .bind(e.causation_id)
+                .bind(e.business_date.map(|d| d.format("%Y-%m-%d").to_string()))
+                .bind(to_micros(e.recorded_at))
+                .bind(&e.leaf_hash[..])
+                .bind(e.category());
         }
-        let mut rest = plan.commands.as_slice();
-        for (size, shape) in chunks(rest.len()) {
-            let (chunk, tail) = rest.split_at(size);
-            rest = tail;
-            let mut q = sqlx::query(INSERT_COMMANDS[shape]);
-            for (id, result) in chunk {
-                q = q
-                    .bind(*id)
-                    .bind(serde_json::to_string(result).expect("results serialise"))
-                    .bind(to_micros(result.recorded_at));
-            }
-            q.execute(&mut self.conn).await?;
-        }
-        Ok(())
+        q.execute(&mut *conn).await?;
     }
+    let mut rest = plan.commands.as_slice();
+    for (size, shape) in chunks(rest.len()) {
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
+        let mut q = sqlx::query(INSERT_COMMANDS[shape]);
+        for (id, result) in chunk {
+            q = q
+                .bind(*id)
+                .bind(serde_json::to_string(result).expect("results serialise"))
+                .bind(to_micros(result.recorded_at));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -353,26 +403,16 @@ impl BatchBackend for SqliteWriter {
         reqs: &[&AppendRequest],
         now: DateTime<Utc>,
     ) -> Result<Committed> {
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.conn)
-            .await?;
-        let work = async {
-            let snap = self.snapshot(reqs).await?;
+        self.in_transaction(async |conn| {
+            let snap = snapshot(conn, reqs).await?;
             let plan = plan::plan(reqs, snap, now);
-            self.insert(&plan).await?;
-            sqlx::query("COMMIT").execute(&mut self.conn).await?;
-            Ok::<_, StoreError>(Committed {
+            insert(conn, &plan).await?;
+            Ok(Committed {
                 outcomes: plan.outcomes,
                 events: plan.events,
             })
-        }
-        .await;
-        if work.is_err() {
-            // The transaction may already be gone (COMMIT failed); a failing ROLLBACK then
-            // tells us nothing new.
-            let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-        }
-        work
+        })
+        .await
     }
 
     async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
@@ -381,11 +421,28 @@ impl BatchBackend for SqliteWriter {
             "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))",
         )
         .bind(serde_json::to_string(&hexes).expect("strings serialise"))
-        .fetch_all(&mut self.conn)
+        .fetch_all(self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| r.try_get(0).map_err(StoreError::from))
             .collect()
+    }
+
+    async fn probe(&mut self) -> Result<()> {
+        self.in_transaction(async |conn| {
+            sqlx::query(
+                "INSERT INTO consumer_checkpoints (name, position, updated_at) \
+                 VALUES (?1, (SELECT COALESCE(MAX(position), 0) FROM events), ?2) \
+                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(writer::PROBE_ROW)
+            .bind(to_micros(Utc::now()))
+            .execute(conn)
+            .await?;
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -565,6 +622,7 @@ impl EventStore for SqliteStore {
             consumer,
             p.unwrap_or(0) as u64,
             ConsumerTxInner::Sqlite(tx),
+            None,
         ))
     }
 
@@ -593,6 +651,10 @@ impl EventStore for SqliteStore {
 
     fn options(&self) -> &StoreOptions {
         &self.options
+    }
+
+    fn health(&self) -> &Arc<Health> {
+        &self.health
     }
 
     fn backend(&self) -> &'static str {
