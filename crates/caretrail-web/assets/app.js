@@ -191,7 +191,7 @@
       for (const level of ["city", "county"]) {
         tasks.push(api(`/api/v1/regions?level=${level}`).then((r) => r.items.forEach((x) => S.regions.set(x.region_code, x.region_name))).catch(() => {}));
       }
-      tasks.push(api("/api/v1/directors?limit=500&include_ended=true").then((r) => r.items.forEach((d) => S.directors.set(d.director_id, shownText(d.name)))).catch(() => {}));
+      tasks.push(api("/api/v1/directors?limit=500").then((r) => r.items.forEach((d) => S.directors.set(d.director_id, shownText(d.name)))).catch(() => {}));
     }
     if (["admin", "auditor", "director"].includes(role())) {
       tasks.push(api("/api/v1/pairings?limit=500&include_ended=true").then((r) => r.items.forEach((p) => {
