@@ -114,7 +114,7 @@ async fn dashboards_show_the_numbers_counted_by_hand_from_the_article(h: &Harnes
     assert_eq!((o.goods_given_this_year, o.flowers_given_this_year), (1, 9));
     assert!(o.open_issues.is_empty(), "{:?}", o.open_issues);
 
-    // Visits and gifts per city, counted from DOMAIN.md's table.
+    // Visits and gifts per city, counted by hand from the article's visits (`demo.rs`).
     let by_city = rm.gifts(&gifts_by(GiftGrouping::City)).await.unwrap().items;
     let counted: Vec<(&str, i64, i64, i64, i64)> = by_city
         .iter()
