@@ -911,7 +911,7 @@ async fn an_sse_client_resumes_with_last_event_id_and_sees_every_event_once(h: &
 
 async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harness) {
     let t = spawn(h).await;
-    // What a person counts from DOMAIN.md's table: nine visits in October 2021, eight
+    // What a person counts by hand from the article's visits (`demo.rs`): nine visits in October 2021, eight
     // pairings, nine model workers in hardship (one visited ad hoc), cash on every visit.
     let o: Value = t
         .get(&t.admin, "/api/v1/dashboard/overview?as_of=2021-10-31")

@@ -1,4 +1,5 @@
-//! The October 2021 visits of the article, as commands (DOMAIN.md, "Demo data").
+//! The October 2021 visits of the article, as commands (`docs/domain.md`, section 1: only
+//! what the article states, every invented value labelled).
 //!
 //! Only what the article states is recorded: names, roles, honours, places, dates, who went
 //! along, what kind of gifts were given, the 2019 blocked-pipe issue, the benefits check and the

@@ -5,7 +5,7 @@
 //! (`Display`) and a Chinese one ([`Rejection::message_zh`]). Messages name fields, never values,
 //! so no personal data can leak into an error body or a log line.
 
-/// A refused command. Each variant is one rule of DOMAIN.md.
+/// A refused command. Each variant is one rule of `docs/domain.md` (section 6).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
     /// The command handler did not load a stream the decision needs (a defect, not user error).

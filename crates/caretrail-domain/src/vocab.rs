@@ -1,4 +1,4 @@
-//! The shared vocabulary of commands and events: enums and small records from DOMAIN.md.
+//! The shared vocabulary of commands and events: enums and small records (`docs/domain.md`, glossary).
 //!
 //! Enum values are snake_case on the wire and stable: read models and clients switch on them, so
 //! renaming one is a schema change that needs an upcaster.
@@ -130,7 +130,7 @@ pub struct VisitPolicy {
 }
 
 impl Default for VisitPolicy {
-    /// The article's practice as read by DOMAIN.md: about twice a year (an assumption).
+    /// The article's practice as read in `docs/domain.md`: about twice a year (an assumption).
     fn default() -> Self {
         VisitPolicy {
             max_days_between_visits: 183,

@@ -6,7 +6,7 @@
 //!   stopped, follows the log live through a subscription, reports its [`Lag`], and rebuilds
 //!   into shadow tables that replace the live ones atomically ([`Projector::rebuild`]).
 //! - [`model`] holds the tables (SQLite and PostgreSQL) and the event handlers.
-//! - [`ReadModels`] ([`query`]) answers the seven dashboards of DOMAIN.md with filters,
+//! - [`ReadModels`] ([`query`]) answers the seven dashboards of `docs/domain.md` (section 8) with filters,
 //!   sorting and pagination; personal names are opened per reader ([`Access`]).
 //! - [`replay`] rebuilds any read model as of a position, a record time or a business date in
 //!   a scratch database.

@@ -1184,7 +1184,11 @@ impl Applier {
                     if let Some(m) = c.medical_advice_given {
                         new.medical_advice = m;
                     }
-                    new.late_entry = e.late_entry;
+                    // The event's flag speaks of a corrected date only; a correction that
+                    // leaves the date alone leaves the visit's late entry as it was.
+                    if c.visited_on.is_some() {
+                        new.late_entry = e.late_entry;
+                    }
                     new.corrections += 1;
                     if !old.voided {
                         self.count_visit(&old, -1)?;

@@ -1,4 +1,4 @@
-//! Query functions the HTTP layer serves: the seven dashboards of DOMAIN.md, with filters,
+//! Query functions the HTTP layer serves: the seven dashboards of `docs/domain.md` (section 8), with filters,
 //! sorting and limit/offset pagination, answered from indexed read-model tables.
 //!
 //! Everything that depends on "today" is computed here against the caller's `as_of` date:
