@@ -673,6 +673,7 @@ impl<'a> Decider<'a> {
                 if info.voided {
                     return Err(Rejection::VisitVoided);
                 }
+                self.own_visit(info)?;
                 let event = VisitVoided {
                     visit_id: c.visit_id,
                     model_worker_id: info.model_worker_id,
@@ -884,6 +885,16 @@ impl<'a> Decider<'a> {
         Ok(())
     }
 
+    /// A director corrects or voids only the visits they led: another director's visit to
+    /// the same model worker (a co-visit they joined, or one from an earlier pairing) stays
+    /// as its leader recorded it. Administrators may correct any visit.
+    fn own_visit(&self, info: &VisitInfo) -> Result<(), Rejection> {
+        match self.ctx.actor.director {
+            Some(actor) if info.led_by != Some(actor) => Err(Rejection::VisitNotLedByActor),
+            _ => Ok(()),
+        }
+    }
+
     fn correct_visit(&mut self, c: &CorrectVisit) -> Result<(), Rejection> {
         let info = self
             .states
@@ -894,6 +905,7 @@ impl<'a> Decider<'a> {
         if info.voided {
             return Err(Rejection::VisitVoided);
         }
+        self.own_visit(info)?;
         if c.changes.is_empty() {
             return Err(Rejection::CorrectionEmpty);
         }

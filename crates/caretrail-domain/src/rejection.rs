@@ -136,6 +136,9 @@ pub enum Rejection {
     /// A visit recorded by a director is led by someone other than that director.
     #[error("a visit a director records must be led by that director")]
     VisitLeadNotActor,
+    /// A director corrects or voids a visit another director led.
+    #[error("a director may correct or void only the visits they led")]
+    VisitNotLedByActor,
     /// A cash gift has no amount.
     #[error("a cash gift needs an amount in fen")]
     CashGiftWithoutAmount,
@@ -237,6 +240,7 @@ impl Rejection {
             VisitWithoutParticipants => "visit_without_participants",
             VisitNeedsOneLead => "visit_needs_one_lead",
             VisitLeadNotActor => "visit_lead_not_actor",
+            VisitNotLedByActor => "visit_not_led_by_actor",
             CashGiftWithoutAmount => "cash_gift_without_amount",
             VisitVoided => "visit_voided",
             CorrectionEmpty => "correction_empty",
@@ -302,6 +306,7 @@ impl Rejection {
             VisitWithoutParticipants => "走访须至少有一名参与人",
             VisitNeedsOneLead => "走访须有且仅有一名带队人",
             VisitLeadNotActor => "理事记录的走访须由本人带队",
+            VisitNotLedByActor => "理事只能更正或作废本人带队的走访",
             CashGiftWithoutAmount => "慰问金须注明金额",
             VisitVoided => "该走访记录已作废",
             CorrectionEmpty => "更正须至少修改一项内容",

@@ -14,7 +14,7 @@ use crate::event::Event;
 use crate::ids::*;
 use crate::rejection::Rejection;
 use crate::stream::{Category, StreamName};
-use crate::vocab::{Term, VisitPolicy};
+use crate::vocab::{Participant, ParticipantRole, ParticipantWho, Term, VisitPolicy};
 
 /// One side's view of a pairing period, kept in both the director's and the model worker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +144,8 @@ pub struct VisitInfo {
     pub visited_on: NaiveDate,
     /// Whether voided.
     pub voided: bool,
+    /// The director who led it (as recorded or last corrected), when a director led it.
+    pub led_by: Option<DirectorId>,
 }
 
 /// A visit's stream.
@@ -314,11 +316,17 @@ pub fn evolve(mut state: State, event: &Event) -> State {
                 pairing_id: e.pairing_id,
                 visited_on: e.visited_on,
                 voided: false,
+                led_by: director_lead(&e.participants),
             })
         }
         (State::Visit(s), E::VisitCorrected(e)) => {
-            if let (Some(info), Some(date)) = (&mut s.info, e.changes.visited_on) {
-                info.visited_on = date;
+            if let Some(info) = &mut s.info {
+                if let Some(date) = e.changes.visited_on {
+                    info.visited_on = date;
+                }
+                if let Some(ps) = &e.changes.participants {
+                    info.led_by = director_lead(ps);
+                }
             }
         }
         (State::Visit(s), E::VisitVoided(_)) => {
@@ -471,4 +479,12 @@ impl States {
             }),
         }
     }
+}
+
+/// The director among `participants` who led, if a director led.
+fn director_lead(participants: &[Participant]) -> Option<DirectorId> {
+    participants.iter().find_map(|p| match (&p.role, &p.who) {
+        (ParticipantRole::Lead, ParticipantWho::Director { director_id }) => Some(*director_id),
+        _ => None,
+    })
 }

@@ -1057,6 +1057,70 @@ fn a_directors_visit_is_led_by_that_director() {
         .expect("participants unchanged");
 }
 
+/// Hardening (red-team finding): a director could correct or void another director's visit
+/// to their own model worker (authorisation only compared the model worker). A director now
+/// corrects or voids only the visits they led; an administrator any.
+#[test]
+fn a_director_corrects_or_voids_only_the_visits_they_led() {
+    let as_d = Actor {
+        id: D.0,
+        director: Some(D),
+    };
+    let world = with(paired(), [appoint(D2)]);
+    // Led by D2 on D's pairing (recorded by an administrator).
+    let by_d2 = with(
+        world.clone(),
+        [visit(V, P, MW, D2, date(2021, 10, 13)).into()],
+    );
+    let take_over = CorrectVisit {
+        visit_id: V,
+        reason: plain("更正"),
+        changes: VisitChanges {
+            participants: Some(vec![lead(D)]),
+            gifts: Some(vec![]),
+            ..Default::default()
+        },
+    };
+    given(history(by_d2.clone()))
+        .actor(as_d)
+        .when(take_over.clone())
+        .then_err("visit_not_led_by_actor");
+    let void = VoidVisit {
+        visit_id: V,
+        reason: plain("作废"),
+    };
+    given(history(by_d2.clone()))
+        .actor(as_d)
+        .when(void.clone())
+        .then_err("visit_not_led_by_actor");
+    given(history(by_d2.clone()))
+        .when(void.clone())
+        .result()
+        .expect("an administrator voids any visit");
+    // A visit D led: D may void it. After an administrator hands the lead to D2, D may not.
+    let by_d = with(world, [visit(V, P, MW, D, date(2021, 10, 13)).into()]);
+    given(history(by_d.clone()))
+        .actor(as_d)
+        .when(void.clone())
+        .result()
+        .expect("a director voids a visit they led");
+    let handed_over = with(
+        by_d,
+        [Command::from(CorrectVisit {
+            visit_id: V,
+            reason: plain("带队人录错"),
+            changes: VisitChanges {
+                participants: Some(vec![lead(D2)]),
+                ..Default::default()
+            },
+        })],
+    );
+    given(history(handed_over))
+        .actor(as_d)
+        .when(void)
+        .then_err("visit_not_led_by_actor");
+}
+
 #[test]
 fn correct_visit_is_accepted_and_moves_the_pairing_activity() {
     let changes = VisitChanges {

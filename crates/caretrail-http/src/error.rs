@@ -226,6 +226,11 @@ impl From<AppError> for ApiError {
                 if is_validation(r.code()) {
                     err.status = StatusCode::UNPROCESSABLE_ENTITY;
                 }
+                // A rule about what this caller may touch is a refusal of the caller, as the
+                // other director-scope refusals are.
+                if r.code() == "visit_not_led_by_actor" {
+                    err.status = StatusCode::FORBIDDEN;
+                }
                 err
             }
             AppError::PreconditionFailed { .. } => ApiError::new(
