@@ -196,10 +196,13 @@ pub async fn command(
     };
     if keyed {
         // Bind the key to this request before anything can run under it (see idempotency).
-        let claim =
-            crate::idempotency::claim(&state.app.store().database(), meta.command_id, &fingerprint)
-                .await
-                .map_err(|e| ApiError::unavailable(&e))?;
+        let claim = tokio::time::timeout(
+            crate::idempotency::CLAIM_DEADLINE,
+            crate::idempotency::claim(&state.app.store().database(), meta.command_id, &fingerprint),
+        )
+        .await
+        .map_err(|_| ApiError::unavailable(&"the Idempotency-Key claim did not finish in time"))?
+        .map_err(|e| ApiError::unavailable(&e))?;
         if claim == crate::idempotency::Claim::Other {
             let mut err = ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -87,6 +87,13 @@ pub enum Claim {
     Other,
 }
 
+/// Serialises the SQLite claims of this process (see [`claim`]).
+static SQLITE_CLAIMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The longest a claim may take before the command answers 503 `store_unavailable`: a claim
+/// is one small insert, so a longer wait means the database cannot serve.
+pub const CLAIM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Binds `command_id` to `fingerprint` unless it is bound already, and says which happened.
 pub async fn claim(
     db: &Database,
@@ -96,6 +103,11 @@ pub async fn claim(
     let now = chrono::Utc::now();
     let (inserted, stored): (u64, Option<Vec<u8>>) = match db {
         Database::Sqlite(p) => {
+            // SQLite has one write lock. A claim waiting for it holds a pooled connection, and
+            // a burst of keyed commands once held every one of them while a projector or
+            // audit transaction that held the lock waited for a pooled connection (a 30 s
+            // stall of every write). One claim at a time leaves the rest of the pool free.
+            let _one_at_a_time = SQLITE_CLAIMS.lock().await;
             let inserted = sqlx::query(
                 "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) \
                  VALUES (?1, ?2, ?3) ON CONFLICT (command_id) DO NOTHING",

@@ -24,6 +24,7 @@ caretrail_store::both_backends!(
     metrics_need_an_administrator_or_auditor_token,
     an_idempotency_key_reused_with_another_body_answers_422_and_writes_nothing,
     concurrent_requests_under_one_key_with_different_bodies_run_one_command,
+    a_burst_of_keyed_commands_never_stalls_the_store,
     a_stream_ends_within_the_cache_ttl_when_its_token_is_revoked_elsewhere,
     an_expired_token_gets_401_and_its_stream_ends_at_expiry,
     unauthenticated_requests_are_limited_per_address_with_retry_after,
@@ -429,6 +430,79 @@ async fn concurrent_requests_under_one_key_with_different_bodies_run_one_command
         t.service.app.store().head().await.unwrap().position,
         head + 1
     );
+}
+
+/// Hardening (red-team finding): on SQLite, 20 to 40 concurrent commands, each under its own
+/// Idempotency-Key, froze every write for 30 s in about half the runs: each key's claim held
+/// a pooled connection while it waited for the write lock, the pool ran dry, and a projector
+/// or audit transaction holding that lock waited for a pooled connection. Every command of
+/// such a burst, and an unkeyed one sent during it, answers within seconds.
+async fn a_burst_of_keyed_commands_never_stalls_the_store(h: &Harness) {
+    let t = Edge::start(h, |_| {}).await;
+    for round in 0..6 {
+        let started = Instant::now();
+        let burst = futures::future::join_all((0..48).map(|i| {
+            let t = &t;
+            async move {
+                // Visits read the streams they touch (the pairing, the director, the model
+                // worker) through the pool, as the red team's burst did.
+                let body = json!({
+                    "visit_id": Uuid::now_v7(),
+                    "model_worker_id": "20211000-0000-0000-0000-000000000e01",
+                    "pairing_id": "20211000-0000-0000-0000-000000001a01",
+                    "visited_on": "2025-01-15", "region_code": "330106",
+                    "participants": [{"who": {"kind": "director",
+                        "director_id": "20211000-0000-0000-0000-000000000d01"}, "role": "lead"}],
+                    "gifts": [{"kind": "flowers"}],
+                });
+                let at = Instant::now();
+                let status = t
+                    .client
+                    .post(t.url("/api/v1/commands/RecordVisit"))
+                    .bearer_auth(&t.admin)
+                    .header("Idempotency-Key", format!("burst-{round}-{i}"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                (status, at.elapsed())
+            }
+        }));
+        let unkeyed = async {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let at = Instant::now();
+            let res = t
+                .client
+                .post(t.url("/api/v1/commands/RegisterModelWorker"))
+                .bearer_auth(&t.admin)
+                .json(&register_worker(Uuid::now_v7(), "未带幂等键"))
+                .send()
+                .await
+                .unwrap();
+            (res.status(), at.elapsed())
+        };
+        let (answers, (status, took)) = tokio::join!(burst, unkeyed);
+        assert_eq!(
+            status,
+            StatusCode::CREATED,
+            "round {round}: the unkeyed command"
+        );
+        assert!(
+            took < Duration::from_secs(5),
+            "round {round}: the unkeyed command took {took:?}"
+        );
+        for (status, took) in &answers {
+            // Visits to one pairing race for its stream: a conflict is a fair answer, a
+            // stall or an unavailable store is not.
+            assert!(
+                [StatusCode::CREATED, StatusCode::CONFLICT].contains(status),
+                "round {round}: {answers:?}"
+            );
+            assert!(*took < Duration::from_secs(5), "round {round}: {answers:?}");
+        }
+        eprintln!("round {round}: burst answered in {:?}", started.elapsed());
+    }
 }
 
 /// Revokes `token_id` with SQL on the service's database, as `caretrail token revoke` in
