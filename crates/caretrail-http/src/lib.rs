@@ -410,6 +410,10 @@ pub fn api_routes() -> ApiRouter<AppState> {
                     "service",
                     "Prometheus metrics (text exposition format 0.0.4)",
                 )
+                .problem(
+                    403,
+                    "only administrators and auditors read metrics (forbidden)",
+                )
                 .answer(
                     200,
                     response(json!({
