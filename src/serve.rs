@@ -271,6 +271,7 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             projector: Some(projector),
             auditor: Some(auditor),
             checkpoint_every: Some(args.checkpoint_every),
+            metrics: Some(state.metrics.clone()),
         },
         stop_rx.clone(),
     );

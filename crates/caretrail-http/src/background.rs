@@ -1,5 +1,6 @@
 //! The service's background tasks, started one way for `caretrail serve` and the test service:
-//! the dashboards' projector, the audit tree follower and the checkpointer.
+//! the dashboards' projector, the audit tree follower and the checkpointer (and the periodic
+//! summary of refused requests in the log).
 //!
 //! Each task retries its own failures and reports into the store's health registry (see
 //! `caretrail_store::health`); what is left to this module is a task that panics. A panic is a
@@ -24,6 +25,8 @@ pub struct Tasks {
     pub auditor: Option<Arc<Auditor>>,
     /// The checkpointer runs (with the auditor) when an interval is given.
     pub checkpoint_every: Option<Duration>,
+    /// The server's metrics: their summary of refused requests is written every interval.
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// Starts the tasks; each stops when `stop` turns true (or its sender is dropped). The handles
@@ -53,6 +56,21 @@ pub fn spawn(tasks: Tasks, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
                 caretrail_audit::run_checkpointer(auditor.clone(), every)
             }));
         }
+    }
+    if let Some(metrics) = tasks.metrics {
+        let mut stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(crate::metrics::REFUSAL_LOG_EVERY);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        metrics.flush_refusals();
+                    }
+                    _ = stop.wait_for(|s| *s) => break,
+                }
+            }
+        }));
     }
     handles
 }

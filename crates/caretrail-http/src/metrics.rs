@@ -52,7 +52,7 @@ struct RefusalLog {
 }
 
 /// At most one log line per this interval sums up refused unauthenticated requests.
-const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+pub const REFUSAL_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Counts a live subscriber while it exists (owned: SSE streams outlive their handler).
 pub struct OwnedSubscriberGuard(std::sync::Arc<Metrics>);
@@ -100,18 +100,40 @@ impl Metrics {
             log.unauthenticated += 1;
         }
         if log.last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
-            tracing::warn!(
-                unauthenticated = log.unauthenticated,
-                throttled = log.throttled,
-                "refused requests without a valid token (summed up at most every 10 s)"
-            );
-            *log = RefusalLog {
-                last: Some(Instant::now()),
-                ..RefusalLog::default()
-            };
+            write_refusals(&mut log);
         }
     }
 
+    /// Writes the refusals not yet summed up, if the last summary is at least
+    /// [`REFUSAL_LOG_EVERY`] old, and returns what it wrote. A refusal only writes a summary
+    /// when one is due, so the tail of a flood would wait for the next refusal (forever, if
+    /// the flood ended): the background tasks call this every interval.
+    pub fn flush_refusals(&self) -> Option<(u64, u64)> {
+        let mut log = self.refusal_log.lock().unwrap_or_else(|e| e.into_inner());
+        let pending = (log.unauthenticated, log.throttled);
+        let due = log.last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY);
+        if pending == (0, 0) || !due {
+            return None;
+        }
+        write_refusals(&mut log);
+        Some(pending)
+    }
+}
+
+/// One summary line, then a fresh interval.
+fn write_refusals(log: &mut RefusalLog) {
+    tracing::warn!(
+        unauthenticated = log.unauthenticated,
+        throttled = log.throttled,
+        "refused requests without a valid token (summed up at most every 10 s)"
+    );
+    *log = RefusalLog {
+        last: Some(Instant::now()),
+        ..RefusalLog::default()
+    };
+}
+
+impl Metrics {
     /// Counts a request refused because its (valid) token is over its rate.
     pub fn rate_limited_token(&self) {
         self.token_limited_total.fetch_add(1, Ordering::Relaxed);
@@ -245,4 +267,25 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         started.elapsed().as_secs_f64(),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Red-team finding: the tail of a flood of requests without a valid token was summed up
+    /// in the log only at the next refusal (never, if the flood had ended). The background
+    /// tasks flush it once its interval is over.
+    #[test]
+    fn the_tail_of_a_flood_is_written_when_its_interval_ends_without_another_refusal() {
+        let m = Metrics::default();
+        // The first refusal of an interval is written at once; the next ones wait.
+        m.refused_unauthenticated(false);
+        m.refused_unauthenticated(false);
+        m.refused_unauthenticated(true);
+        assert_eq!(m.flush_refusals(), None, "not due yet");
+        m.refusal_log.lock().unwrap().last = Instant::now().checked_sub(REFUSAL_LOG_EVERY);
+        assert_eq!(m.flush_refusals(), Some((1, 1)));
+        assert_eq!(m.flush_refusals(), None, "nothing pending");
+    }
 }

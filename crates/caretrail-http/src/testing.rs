@@ -120,6 +120,7 @@ pub async fn demo_service_with(
             projector: Some(projector),
             auditor: options.tree_follower.then(|| auditor.clone()),
             checkpoint_every: options.checkpoint_every,
+            metrics: Some(state.metrics.clone()),
         },
         stop_tx.subscribe(),
     );
