@@ -134,14 +134,27 @@ fn rejection_codes_are_unique_snake_case_and_localised() {
 
 #[test]
 fn every_module_says_what_it_is_for() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(
-            text.starts_with("//! "),
-            "{} has no //! module doc",
-            path.display()
-        );
+    // Submodules (`decide/visit.rs`) are modules too: walk the whole tree.
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut checked = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                text.starts_with("//! "),
+                "{} has no //! module doc",
+                path.display()
+            );
+            checked += 1;
+        }
     }
+    assert!(checked > 15, "only {checked} modules found");
 }
