@@ -1,21 +1,16 @@
 //! `caretrail serve` and `caretrail token`: open the store, the key ring and the token table,
-//! and run the HTTP service (optionally seeded with the article's October 2021 visits).
+//! and run the HTTP service (optionally seeded with the article's October 2021 visits), built
+//! by `caretrail_http::Application`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
-use caretrail_audit::{AuditConfig, Auditor};
-use caretrail_domain::{Policy, demo};
+use caretrail_domain::demo;
+use caretrail_http::application::{self, Application, Config, MasterKeySource};
 use caretrail_http::auth::Revocation;
-use caretrail_http::dashboard::ReadSide;
-use caretrail_http::{
-    AppState, ConnectionLimits, Role, Server, TokenStore, background, router, shutdown_signal,
-};
-use caretrail_projections::Projector;
+use caretrail_http::{ConnectionLimits, Role, TokenStore, shutdown_signal};
 use caretrail_store::{ReadyBounds, StoreOptions, Timeouts, connect};
 use uuid::Uuid;
 
@@ -134,6 +129,13 @@ pub struct KeyArgs {
     master_key_file: PathBuf,
 }
 
+impl KeyArgs {
+    /// The master key source these flags name.
+    pub fn source(&self) -> MasterKeySource {
+        MasterKeySource::EnvOrFile(self.master_key_file.clone())
+    }
+}
+
 /// `token` subcommands.
 #[derive(clap::Subcommand)]
 pub enum TokenCommand {
@@ -166,125 +168,37 @@ pub enum TokenCommand {
 }
 
 /// The opened service parts.
-pub struct Opened {
-    pub app: Arc<App>,
-    pub tokens: Arc<TokenStore>,
-}
+pub use caretrail_http::application::Opened;
 
 /// Opens the store at `db` with `options`, its key ring and token table.
 pub async fn open(db: &str, keys: &KeyArgs, options: StoreOptions) -> anyhow::Result<Opened> {
-    let store = connect(db, options)
-        .await
-        .with_context(|| format!("cannot open the store at {db}"))?;
-    let master =
-        MasterKey::from_env_or_file(&keys.master_key_file).context("cannot load the master key")?;
-    let ring = KeyRing::open(store.database(), master)
-        .await
-        .context("cannot open the key ring")?;
-    let tokens = TokenStore::open(store.database())
-        .await
-        .context("cannot open the token table")?;
-    let app = App::new(
-        store,
-        Arc::new(ring),
-        Policy::default(),
-        Arc::new(SystemClock),
-    );
-    Ok(Opened {
-        app: Arc::new(app),
-        tokens: Arc::new(tokens),
-    })
-}
-
-/// Records the demo when the store is empty. The commands run with the demo's own "today"
-/// (2021-10-30) so that dates the article leaves open default as they would have then.
-async fn seed_demo(opened: &Opened) -> anyhow::Result<bool> {
-    let store = opened.app.store();
-    if store.head().await?.position > 0 {
-        return Ok(false);
-    }
-    let clock = demo::today()
-        .and_hms_opt(4, 0, 0)
-        .context("demo date")?
-        .and_utc();
-    let demo_app = App::new(
-        store.clone(),
-        opened.app.keys().clone(),
-        opened.app.policy().clone(),
-        Arc::new(FixedClock(clock)),
-    );
-    let actor = CommandMeta::new(Uuid::nil(), "system");
-    for cmd in demo::october_2021() {
-        let mut meta = actor.clone();
-        meta.command_id = Uuid::now_v7();
-        demo_app
-            .execute(&cmd, &meta)
-            .await
-            .with_context(|| format!("demo command {}", cmd.name()))?;
-    }
-    Ok(true)
+    Ok(application::open(db, keys.source(), options).await?)
 }
 
 pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
-    let opened = open(db, &args.keys, args.db.store_options()).await?;
-    // Seed before the projector and the audit tree start, so the first checkpoint covers it.
-    if args.demo && seed_demo(&opened).await? {
-        eprintln!(
-            "caretrail: recorded the article's October 2021 visits (cash amounts are labelled examples)"
-        );
-    }
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let mut state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx.clone());
-    if args.idle_timeout <= state.heartbeat {
-        anyhow::bail!(
-            "--idle-timeout must be longer than the event streams' {} s heartbeat",
-            state.heartbeat.as_secs()
-        );
-    }
-    let limits = ConnectionLimits {
+    let mut config = Config::new(db, args.keys.source());
+    config.store = args.db.store_options();
+    config.listen = args.listen;
+    config.limits = ConnectionLimits {
         header_read_timeout: args.header_read_timeout,
         idle_timeout: args.idle_timeout,
         max_connections: args.max_connections,
     };
-    let store = opened.app.store().clone();
-
-    // The dashboards' projector, the audit tree follower and the checkpointer run for as long
-    // as the server does, each retrying its own failures and reporting into the store's health
-    // registry (which `/readyz` and `/metrics` read).
-    let projector = Arc::new(
-        Projector::open(store.clone())
-            .await
-            .context("cannot open the dashboard projections")?,
-    );
-    state.read = Some(ReadSide::new(projector.clone()));
-    let auditor = Arc::new(
-        Auditor::open(store.clone(), AuditConfig::for_url(db))
-            .await
-            .context("cannot open the audit tree")?,
-    );
-    state.auditor = Some(auditor.clone());
-    state.ready = args.ready_bounds();
-    // Stopped with the server before the final flush: an unfinished batch rolls back with its
-    // checkpoint and is done again on the next start.
-    let tasks = background::spawn(
-        background::Tasks {
-            projector: Some(projector),
-            auditor: Some(auditor),
-            checkpoint_every: Some(args.checkpoint_every),
-            metrics: Some(state.metrics.clone()),
-        },
-        stop_rx.clone(),
-    );
+    config.ready = args.ready_bounds();
+    config.demo = args.demo;
+    config.checkpoint_every = Some(args.checkpoint_every);
+    let application = Application::build(config).await?;
+    if application.demo_recorded() {
+        eprintln!(
+            "caretrail: recorded the article's October 2021 visits (cash amounts are labelled examples)"
+        );
+    }
     // Installed before the address is announced: a SIGTERM sent right after stops gracefully.
     let stop = shutdown_signal();
-    let server = Server::bind(args.listen, router(state), stop_tx)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?
-        .with_limits(limits);
-    let addr = server.local_addr()?;
+    let addr = application.local_addr()?;
     if args.demo {
-        let (_, token) = opened
-            .tokens
+        let (_, token) = application
+            .tokens()
             .create(Role::Admin, None, "demo admin")
             .await
             .context("cannot create the demo token")?;
@@ -299,27 +213,8 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     } else {
         println!("caretrail listening on http://{addr}");
     }
-    tracing::info!(%addr, backend = opened.app.store().backend(), "serving");
-    server.run_until(stop).await?;
-    // Flush: wait for the background work to stop (it saw the same signal), close the
-    // connection pools, then fold the write-ahead log into the file so that the stopped
-    // database is one file.
-    for task in tasks {
-        if tokio::time::timeout(Duration::from_secs(10), task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a background task did not stop within 10 s");
-        }
-    }
-    // The audit tables share the store's pool: one close covers both.
-    match store.database().close().await {
-        Ok(true) => tracing::info!("stopped; the database file is complete"),
-        Ok(false) => {
-            tracing::warn!("stopped; another connection kept part of the write-ahead log")
-        }
-        Err(e) => tracing::warn!(error = %e, "stopped; the write-ahead log was not folded in"),
-    }
+    tracing::info!(%addr, backend = application.app().store().backend(), "serving");
+    application.run_until_stopped(stop).await?;
     Ok(())
 }
 

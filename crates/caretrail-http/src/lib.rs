@@ -11,6 +11,7 @@
 //! never here. Personal data leaves the server only through `caretrail_app::view` with the
 //! caller's role deciding the access.
 
+pub mod application;
 pub mod audit;
 pub mod auth;
 pub mod background;
@@ -25,6 +26,7 @@ pub mod openapi;
 pub mod operations;
 pub mod ops;
 pub mod server;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::sync::Arc;
@@ -40,6 +42,7 @@ use axum::{Extension, Router};
 use caretrail_app::App;
 use tokio::sync::watch;
 
+pub use application::{Application, BuildError, Config};
 pub use auth::{Principal, RateLimiter, Role, TokenStore};
 pub use error::{ApiError, ApiResult};
 pub use server::{ConnectionLimits, Server};

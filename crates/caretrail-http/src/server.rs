@@ -120,6 +120,21 @@ impl Server {
         })
     }
 
+    /// A server on a listener already bound (so its address can be known, and announced,
+    /// before the router is built), with the default limits.
+    pub fn from_listener(
+        listener: TcpListener,
+        router: Router,
+        shutdown: watch::Sender<bool>,
+    ) -> Self {
+        Self {
+            listener,
+            router,
+            shutdown,
+            limits: ConnectionLimits::default(),
+        }
+    }
+
     /// Serves with `limits` instead of the defaults.
     pub fn with_limits(mut self, limits: ConnectionLimits) -> Self {
         self.limits = limits;

@@ -1,24 +1,22 @@
 //! A running service for end-to-end tests: the article's October 2021 visits recorded through
 //! the real command path, the dashboard projector following the log, the audit tree, and the
-//! router served on a free port over a `caretrail_store::testing` database, wired the way
-//! `caretrail serve --demo` wires them (the background tasks through [`crate::background`]).
-//! Used by the HTTP tests, the resilience tests and the browser tests.
+//! router served on a free port over a `caretrail_store::testing` database, built by the same
+//! [`Application::build`] as `caretrail serve --demo`. Used by the HTTP tests, the resilience
+//! tests and the browser tests.
+//!
+//! Behind the `testing` feature: tests enable it through their dev-dependencies, and a service
+//! built without it does not carry it.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey, SystemClock};
-use caretrail_audit::{AuditConfig, Auditor, KeySource};
-use caretrail_domain::{Policy, demo};
-use caretrail_projections::Projector;
+use caretrail_app::{App, MasterKey};
+use caretrail_audit::{Auditor, KeySource};
 use caretrail_store::StoreOptions;
 use caretrail_store::testing::Harness;
-use tokio::sync::watch;
-use uuid::Uuid;
 
-use crate::dashboard::ReadSide;
+use crate::application::{Application, Config, MasterKeySource, Running};
 use crate::operations::Operations;
-use crate::{AppState, Server, TokenStore, router};
+use crate::{AppState, TokenStore};
 
 /// The service, alive until dropped.
 pub struct DemoService {
@@ -29,8 +27,8 @@ pub struct DemoService {
     pub auditor: Arc<Auditor>,
     /// The server's long operations (tests hold their starts to observe them running).
     pub operations: Arc<Operations>,
+    _running: Running,
     _keys: tempfile::TempDir,
-    _stop: watch::Sender<bool>,
 }
 
 /// How the test service is opened and which background tasks run.
@@ -65,84 +63,43 @@ pub async fn demo_service_with(
     tune: impl FnOnce(&mut AppState),
 ) -> DemoService {
     let url = options.url.clone().unwrap_or_else(|| h.url.clone());
-    let store = caretrail_store::connect(&url, options.store)
-        .await
-        .unwrap_or_else(|e| panic!("open {} store: {e}", h.backend));
-    let keys = Arc::new(
-        KeyRing::open(store.database(), master)
-            .await
-            .expect("key ring"),
-    );
-    let tokens = Arc::new(
-        TokenStore::open(store.database())
-            .await
-            .expect("token table"),
-    );
-    let today = demo::today().and_hms_opt(4, 0, 0).expect("noon").and_utc();
-    let seeder = App::new(
-        store.clone(),
-        keys.clone(),
-        Policy::default(),
-        Arc::new(FixedClock(today)),
-    );
-    for cmd in demo::october_2021() {
-        seeder
-            .execute(&cmd, &CommandMeta::new(Uuid::nil(), "system"))
-            .await
-            .expect("demo command");
-    }
-    let app = Arc::new(App::new(
-        store,
-        keys,
-        Policy::default(),
-        Arc::new(SystemClock),
-    ));
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut state = AppState::new(app.clone(), tokens.clone(), stop_rx);
-    let projector = Arc::new(
-        Projector::open(app.store().clone())
-            .await
-            .expect("projector"),
-    );
-    projector.catch_up().await.expect("projector catches up");
-    state.read = Some(ReadSide::new(projector.clone()));
     let key_dir = tempfile::tempdir().expect("key dir");
-    let mut config = AuditConfig::for_url(&url);
-    config.key = Some(KeySource::File(key_dir.path().join("audit.key")));
-    let auditor = Arc::new(
-        Auditor::open(app.store().clone(), config)
-            .await
-            .expect("auditor"),
-    );
-    state.auditor = Some(auditor.clone());
-    crate::background::spawn(
-        crate::background::Tasks {
-            projector: Some(projector),
-            auditor: options.tree_follower.then(|| auditor.clone()),
-            checkpoint_every: options.checkpoint_every,
-            metrics: Some(state.metrics.clone()),
-        },
-        stop_tx.subscribe(),
-    );
-    tune(&mut state);
-    let operations = state.operations.clone();
-    let (server_stop, _) = watch::channel(false);
-    let server = Server::bind(
-        "127.0.0.1:0".parse::<SocketAddr>().expect("address"),
-        router(state),
-        server_stop,
-    )
-    .await
-    .expect("bind");
-    let addr = server.local_addr().expect("bound address");
-    tokio::spawn(server.run_until(std::future::pending()));
+    let mut config = Config::new(url, MasterKeySource::Key(master));
+    config.store = options.store;
+    config.audit.key = Some(KeySource::File(key_dir.path().join("audit.key")));
+    config.demo = true;
+    // The tests read the dashboards from their first request on.
+    config.catch_up = true;
+    config.tree_follower = options.tree_follower;
+    config.checkpoint_every = options.checkpoint_every;
+    let mut application = Application::build(config)
+        .await
+        .unwrap_or_else(|e| panic!("build the {} service: {}", h.backend, error_chain(&e)));
+    let app = application.app().clone();
+    let tokens = application.tokens().clone();
+    let auditor = application.auditor().clone();
+    tune(application.state_mut());
+    let addr = application.local_addr().expect("bound address");
+    let operations = application.state_mut().operations.clone();
     DemoService {
         base: format!("http://{addr}"),
         app,
         tokens,
         auditor,
         operations,
+        _running: application.spawn(),
         _keys: key_dir,
-        _stop: stop_tx,
     }
+}
+
+/// An error and its sources on one line, as a panic message.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }

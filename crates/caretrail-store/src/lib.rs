@@ -131,6 +131,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// beside the log.
     fn database(&self) -> Database;
 
+    /// Closes the store's connection pools (waiting for connections in use to come back) and,
+    /// on SQLite, folds the write-ahead log into the database file, so that a stopped server
+    /// leaves one self-contained file; see [`Database::close`]. Every table that shares the
+    /// store's pool (read models, keys, tokens, audit) is closed with it. `Ok(false)` when
+    /// another connection kept part of the log.
+    async fn close(&self) -> Result<bool> {
+        self.database().close().await
+    }
+
     /// The in-process wake-up source for subscribers.
     fn notifier(&self) -> Arc<LogNotifier>;
 
