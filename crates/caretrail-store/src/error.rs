@@ -64,6 +64,21 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
+    /// A [`crate::TableSet`]'s name is not lowercase letters, digits and `_`.
+    #[error("invalid table set name {0:?}")]
+    InvalidTableSet(String),
+
+    /// A consumer transaction was asked for another backend's connection.
+    #[error("the consumer transaction is on {actual}, not {asked}")]
+    WrongBackend {
+        asked: &'static str,
+        actual: &'static str,
+    },
+
+    /// A direct connection ([`crate::bulk`]) refused or failed an operation.
+    #[error("database error (direct connection): {0}")]
+    Direct(#[from] rusqlite::Error),
+
     /// Applying the schema migrations failed.
     #[error("schema migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -83,6 +98,16 @@ impl StoreError {
         match self {
             Self::Closed | Self::Unresponsive(_) => true,
             Self::Database(e) => is_unavailable(e),
+            Self::Direct(e) => matches!(
+                e.sqlite_error_code(),
+                Some(
+                    rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::SystemIoFailure
+                        | rusqlite::ErrorCode::CannotOpen
+                )
+            ),
             _ => false,
         }
     }
@@ -99,7 +124,10 @@ impl StoreError {
             Self::Closed => "closed",
             Self::Unresponsive(_) => "unresponsive",
             Self::Database(e) => kind(e),
-            Self::Migrate(_) => "migration",
+            Self::Direct(_) if self.is_unavailable() => "unavailable",
+            Self::Direct(_) => "database",
+            Self::Migrate(_) | Self::InvalidTableSet(_) => "migration",
+            Self::WrongBackend { .. } => "wrong_backend",
         }
     }
 

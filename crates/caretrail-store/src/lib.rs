@@ -11,6 +11,7 @@
 //! payloads under stream ids and event types, and never logs payloads (they may hold ciphertext
 //! of personal data, and their size is the caller's business).
 
+pub mod bulk;
 pub mod error;
 pub mod health;
 pub mod leaf;
@@ -19,6 +20,7 @@ mod pool;
 pub mod postgres;
 pub mod sqlite;
 pub mod subscription;
+pub mod tables;
 pub mod testing;
 pub mod types;
 pub mod writer;
@@ -34,6 +36,7 @@ pub use error::{Result, StoreError};
 pub use health::{Backoff, Expect, Health, ReadyBounds, TaskHealth, TaskReport, TaskState};
 pub use pool::Timeouts;
 pub use subscription::Subscription;
+pub use tables::{PgTables, SqliteTables, TableSet, Tables};
 pub use types::{
     AppendRequest, AppendResult, EventFilter, ExpectedVersion, Head, LogQuery, Metadata, NewEvent,
     RecordedEvent, StreamAppend, StreamId, StreamResult, WrittenEvent,
@@ -127,8 +130,14 @@ pub trait EventStore: Send + Sync + 'static {
     /// might reject what the first one accepted).
     async fn command_result(&self, command_id: uuid::Uuid) -> Result<Option<AppendResult>>;
 
-    /// The database under the store, for read models, key tables and audit tables that live
-    /// beside the log.
+    /// Brings `set`'s tables up to date in the store's database (the first time this store is
+    /// asked for it) and hands out the typed handle on them: the extension point for other
+    /// crates' tables (see [`tables`]).
+    async fn tables(&self, set: &'static TableSet) -> Result<Tables>;
+
+    /// The raw pool under the store. On its way out: crates keep their tables through
+    /// [`EventStore::tables`], consumers write through [`ConsumerTx`], and the projection
+    /// rebuild reads the log through [`bulk::LogReader`]; only the read models still use it.
     fn database(&self) -> Database;
 
     /// Closes the store's connection pools (waiting for connections in use to come back) and,
@@ -138,6 +147,12 @@ pub trait EventStore: Send + Sync + 'static {
     /// another connection kept part of the log.
     async fn close(&self) -> Result<bool> {
         self.database().close().await
+    }
+
+    /// The database file of a SQLite store, when a second connection can open it (not an
+    /// in-memory database): what [`bulk::LogReader::open`] opens. `None` on PostgreSQL.
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        None
     }
 
     /// The in-process wake-up source for subscribers.
@@ -234,6 +249,30 @@ impl ConsumerTx {
     /// The transaction, to write effects in it.
     pub fn inner(&mut self) -> &mut ConsumerTxInner {
         &mut self.inner
+    }
+
+    /// The transaction's connection on a SQLite store, to write effects from code written
+    /// for SQLite ([`tables`]); [`StoreError::WrongBackend`] on PostgreSQL.
+    pub fn sqlite(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        match &mut self.inner {
+            ConsumerTxInner::Sqlite(tx) => Ok(&mut **tx),
+            ConsumerTxInner::Postgres(_) => Err(StoreError::WrongBackend {
+                asked: "sqlite",
+                actual: "postgres",
+            }),
+        }
+    }
+
+    /// The transaction's connection on a PostgreSQL store; [`StoreError::WrongBackend`] on
+    /// SQLite.
+    pub fn postgres(&mut self) -> Result<&mut sqlx::PgConnection> {
+        match &mut self.inner {
+            ConsumerTxInner::Postgres(tx) => Ok(&mut **tx),
+            ConsumerTxInner::Sqlite(_) => Err(StoreError::WrongBackend {
+                asked: "postgres",
+                actual: "sqlite",
+            }),
+        }
     }
 
     /// Stores `position` as the checkpoint and commits the effects with it.

@@ -54,6 +54,8 @@ pub struct PgStore {
     notifier: Arc<LogNotifier>,
     options: StoreOptions,
     health: Arc<Health>,
+    /// The table sets applied since the store was opened.
+    tables: crate::tables::Registered,
     listener: tokio::task::JoinHandle<()>,
 }
 
@@ -106,6 +108,7 @@ impl PgStore {
             notifier,
             options,
             health,
+            tables: Default::default(),
             listener,
         })
     }
@@ -603,6 +606,12 @@ impl EventStore for PgStore {
                 .transpose()
         })
         .await
+    }
+
+    async fn tables(&self, set: &'static crate::TableSet) -> Result<crate::Tables> {
+        Ok(crate::Tables::Postgres(
+            self.tables.postgres(&self.pool, set).await?,
+        ))
     }
 
     fn database(&self) -> crate::Database {

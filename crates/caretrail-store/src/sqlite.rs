@@ -195,6 +195,8 @@ pub struct SqliteStore {
     notifier: Arc<LogNotifier>,
     options: StoreOptions,
     health: Arc<Health>,
+    /// The table sets applied since the store was opened.
+    tables: crate::tables::Registered,
 }
 
 impl SqliteStore {
@@ -241,6 +243,7 @@ impl SqliteStore {
             notifier,
             options,
             health,
+            tables: Default::default(),
         })
     }
 
@@ -641,8 +644,22 @@ impl EventStore for SqliteStore {
             .transpose()
     }
 
+    async fn tables(&self, set: &'static crate::TableSet) -> Result<crate::Tables> {
+        Ok(crate::Tables::Sqlite(
+            self.tables.sqlite(&self.pool, set).await?,
+        ))
+    }
+
     fn database(&self) -> crate::Database {
         crate::Database::Sqlite(self.pool.clone())
+    }
+
+    fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let options = self.pool.connect_options();
+        let path = options.get_filename();
+        let name = path.to_string_lossy();
+        (!name.is_empty() && !name.contains(":memory:") && path.exists())
+            .then(|| path.to_path_buf())
     }
 
     fn notifier(&self) -> Arc<LogNotifier> {
@@ -681,6 +698,10 @@ pub(crate) async fn commit_checkpoint(
 /// connection (the projection rebuild's bulk path, which needs the engine's speed that sqlx's
 /// per-statement worker round trip cannot give). It lives here, beside the schema, and this
 /// module's own code uses the checkpoint statements too, so the two cannot drift apart.
+///
+/// `HEAD` and `READ_EVENTS` are on their way out: a consumer reads the log through
+/// [`crate::bulk::LogReader`] and keeps its checkpoint with [`crate::bulk::read_checkpoint`] and
+/// [`crate::bulk::write_checkpoint`].
 pub mod bulk {
     /// The head position.
     pub const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM events";

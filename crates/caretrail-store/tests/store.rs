@@ -56,6 +56,8 @@ both_backends!(
     consumers_commit_effects_and_checkpoint_together,
     the_database_refuses_to_change_or_remove_events,
     many_appenders_and_a_live_subscriber_agree_on_one_gapless_order,
+    other_crates_tables_are_migrated_once_and_written_in_consumer_transactions,
+    the_bulk_reader_reads_the_log_as_stored,
 );
 
 const CHILD_ENV: &str = "CARETRAIL_CRASH_CHILD_URL";
