@@ -300,7 +300,7 @@ async fn open_tokens(db: &str) -> anyhow::Result<TokenStore> {
     let store = connect(db, StoreOptions::default())
         .await
         .with_context(|| format!("cannot open the store at {db}"))?;
-    TokenStore::open(store.database())
+    TokenStore::open(store.as_ref())
         .await
         .context("cannot open the token table")
 }

@@ -341,7 +341,7 @@ async fn token_list_and_revoke_manage_tokens_without_sql(h: &caretrail_store::te
     // What a server sees: the revoked token authenticates nothing, the other one does and
     // carries its expiry.
     let store = h.open().await;
-    let tokens = caretrail_http::TokenStore::open(store.database())
+    let tokens = caretrail_http::TokenStore::open(store.as_ref())
         .await
         .unwrap();
     assert!(tokens.authenticate(&auditor).await.unwrap().is_none());

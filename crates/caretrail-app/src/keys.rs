@@ -18,10 +18,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use caretrail_domain::Sealed;
-use caretrail_store::Database;
+use caretrail_store::{EventStore, PgTables, SqliteTables, StoreError, TableSet, Tables};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use uuid::Uuid;
@@ -35,13 +36,11 @@ const CHECK_PLAINTEXT: &[u8] = b"caretrail master key check";
 /// How many unwrapped data keys are kept in memory before the cache is emptied.
 const CACHE_LIMIT: usize = 50_000;
 
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    table_name: std::borrow::Cow::Borrowed("_caretrail_keys_migrations"),
-    ..sqlx::migrate!("./migrations/sqlite")
-};
-static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    table_name: std::borrow::Cow::Borrowed("_caretrail_keys_migrations"),
-    ..sqlx::migrate!("./migrations/postgres")
+/// The key tables (`master_key_check`, `subject_keys`), registered with the store.
+static TABLES: TableSet = TableSet {
+    name: "keys",
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
 };
 
 /// What can go wrong with keys and sealed values. Messages name subjects by id only.
@@ -66,7 +65,7 @@ pub enum KeyError {
     Database(#[from] sqlx::Error),
     /// The key table's schema could not be applied.
     #[error("key storage schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Schema(#[source] StoreError),
     /// The operating system gave no random bytes.
     #[error("no randomness available: {0}")]
     Random(String),
@@ -76,7 +75,11 @@ impl KeyError {
     /// Whether the key table could not be reached (the database is unavailable), as opposed to
     /// a key that is wrong, erased or tampered with.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, KeyError::Database(e) if caretrail_store::error::is_unavailable(e))
+        match self {
+            KeyError::Database(e) => caretrail_store::error::is_unavailable(e),
+            KeyError::Schema(e) => e.is_unavailable(),
+            _ => false,
+        }
     }
 }
 
@@ -184,7 +187,7 @@ enum KeyState {
 /// Seals and unseals personal values; creates and destroys subjects' data keys.
 pub struct KeyRing {
     master: MasterKey,
-    db: Database,
+    db: Box<dyn KeyTables>,
     cache: Mutex<HashMap<Uuid, KeyState>>,
     /// Erasures made through this key ring, so that anything rendered with opened values can
     /// tell that it may be stale (see [`KeyRing::erasures`]).
@@ -200,76 +203,50 @@ fn aad(prefix: &[u8], parts: &[&Uuid]) -> Vec<u8> {
 }
 
 impl KeyRing {
-    /// Opens the key table in `db` (creating it), and checks that `master` is the key this
-    /// database's data keys are wrapped under.
+    /// Opens the key tables in `store`'s database (creating them), and checks that `master`
+    /// is the key this database's data keys are wrapped under.
     #[tracing::instrument(name = "keys.open", skip_all)]
-    pub async fn open(db: Database, master: MasterKey) -> Result<Self, KeyError> {
-        let stored: Option<Vec<u8>> = match &db {
-            Database::Sqlite(pool) => {
-                SQLITE_MIGRATOR.run(pool).await?;
-                sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                PG_MIGRATOR.run(pool).await?;
-                sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
-                    .fetch_optional(pool)
-                    .await?
-            }
+    pub async fn open(store: &dyn EventStore, master: MasterKey) -> Result<Self, KeyError> {
+        let db: Box<dyn KeyTables> = match store.tables(&TABLES).await.map_err(KeyError::Schema)? {
+            Tables::Sqlite(t) => Box::new(t),
+            Tables::Postgres(t) => Box::new(t),
         };
-        match stored {
-            Some(wrapped) => {
-                let (nonce, ct) = split_nonce(&wrapped).ok_or(KeyError::WrongMasterKey)?;
-                let opened = master
-                    .cipher()
-                    .decrypt(
-                        nonce,
-                        Payload {
-                            msg: ct,
-                            aad: CHECK_AAD,
-                        },
-                    )
-                    .map_err(|_| KeyError::WrongMasterKey)?;
-                if opened != CHECK_PLAINTEXT {
-                    return Err(KeyError::WrongMasterKey);
-                }
-            }
-            None => {
-                let nonce: [u8; 24] = random()?;
-                let ct = master
-                    .cipher()
-                    .encrypt(
-                        &XNonce::from(nonce),
-                        Payload {
-                            msg: CHECK_PLAINTEXT,
-                            aad: CHECK_AAD,
-                        },
-                    )
-                    .map_err(|_| KeyError::Random("encryption failed".into()))?;
-                let wrapped = [&nonce[..], &ct[..]].concat();
-                match &db {
-                    Database::Sqlite(pool) => {
-                        sqlx::query(
-                            "INSERT INTO master_key_check (id, wrapped) VALUES (1, ?1) \
-                             ON CONFLICT (id) DO NOTHING",
+        loop {
+            match db.master_check().await? {
+                Some(wrapped) => {
+                    let (nonce, ct) = split_nonce(&wrapped).ok_or(KeyError::WrongMasterKey)?;
+                    let opened = master
+                        .cipher()
+                        .decrypt(
+                            nonce,
+                            Payload {
+                                msg: ct,
+                                aad: CHECK_AAD,
+                            },
                         )
-                        .bind(wrapped)
-                        .execute(pool)
-                        .await?;
+                        .map_err(|_| KeyError::WrongMasterKey)?;
+                    if opened != CHECK_PLAINTEXT {
+                        return Err(KeyError::WrongMasterKey);
                     }
-                    Database::Postgres(pool) => {
-                        sqlx::query(
-                            "INSERT INTO master_key_check (id, wrapped) VALUES (1, $1) \
-                             ON CONFLICT (id) DO NOTHING",
-                        )
-                        .bind(wrapped)
-                        .execute(pool)
-                        .await?;
-                    }
+                    break;
                 }
-                // Another process may have won the insert with a different key: check again.
-                return Box::pin(Self::open(db, master)).await;
+                None => {
+                    let nonce: [u8; 24] = random()?;
+                    let ct = master
+                        .cipher()
+                        .encrypt(
+                            &XNonce::from(nonce),
+                            Payload {
+                                msg: CHECK_PLAINTEXT,
+                                aad: CHECK_AAD,
+                            },
+                        )
+                        .map_err(|_| KeyError::Random("encryption failed".into()))?;
+                    db.insert_master_check([&nonce[..], &ct[..]].concat())
+                        .await?;
+                    // Another process may have won the insert with a different key: check
+                    // again.
+                }
             }
         }
         Ok(Self {
@@ -306,20 +283,7 @@ impl KeyRing {
         if let Some(state) = self.cached(subject) {
             return Ok(Some(state));
         }
-        let row: Option<Option<Vec<u8>>> = match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = ?1")
-                    .bind(subject)
-                    .fetch_optional(pool)
-                    .await?
-            }
-            Database::Postgres(pool) => {
-                sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1")
-                    .bind(subject)
-                    .fetch_optional(pool)
-                    .await?
-            }
-        };
+        let row = self.db.wrapped_key(subject).await?;
         let state = match row {
             None => return Ok(None),
             Some(None) => KeyState::Erased,
@@ -374,30 +338,7 @@ impl KeyRing {
         let now = chrono::Utc::now();
         // Two writers may create a key for the same subject at once: the first insert wins and
         // both use the stored one.
-        match &self.db {
-            Database::Sqlite(pool) => {
-                sqlx::query(
-                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
-                     VALUES (?1, ?2, ?3) ON CONFLICT (subject_id) DO NOTHING",
-                )
-                .bind(subject)
-                .bind(wrapped)
-                .bind(now.timestamp_micros())
-                .execute(pool)
-                .await?;
-            }
-            Database::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
-                     VALUES ($1, $2, $3) ON CONFLICT (subject_id) DO NOTHING",
-                )
-                .bind(subject)
-                .bind(wrapped)
-                .bind(now)
-                .execute(pool)
-                .await?;
-            }
-        }
+        self.db.insert_key(subject, wrapped, now).await?;
         match self.load(subject).await? {
             Some(KeyState::Live(k)) => Ok(k),
             _ => Err(KeyError::SubjectErased(subject)),
@@ -470,39 +411,7 @@ impl KeyRing {
     /// bytes do not linger in the file.
     #[tracing::instrument(name = "keys.erase", skip_all, fields(subject = %subject))]
     pub async fn erase(&self, subject: Uuid) -> Result<(), KeyError> {
-        let now = chrono::Utc::now();
-        match &self.db {
-            Database::Sqlite(pool) => {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("PRAGMA secure_delete = ON")
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query(
-                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
-                     VALUES (?1, NULL, ?2, ?2) ON CONFLICT (subject_id) DO UPDATE \
-                     SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, ?2)",
-                )
-                .bind(subject)
-                .bind(now.timestamp_micros())
-                .execute(&mut *conn)
-                .await?;
-                // Best effort: a long-running reader can keep old frames alive until it ends.
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            Database::Postgres(pool) => {
-                sqlx::query(
-                    "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
-                     VALUES ($1, NULL, $2, $2) ON CONFLICT (subject_id) DO UPDATE \
-                     SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, $2)",
-                )
-                .bind(subject)
-                .bind(now)
-                .execute(pool)
-                .await?;
-            }
-        }
+        self.db.erase(subject, chrono::Utc::now()).await?;
         self.remember(subject, KeyState::Erased);
         self.erasures
             .fetch_add(1, std::sync::atomic::Ordering::Release);
@@ -524,4 +433,170 @@ fn split_nonce(wrapped: &[u8]) -> Option<(&XNonce, &[u8])> {
     }
     let (nonce, ct) = wrapped.split_at(24);
     Some((nonce.try_into().ok()?, ct))
+}
+
+/// The key tables' statements, once per backend; [`KeyRing::open`] picks the implementation.
+#[async_trait]
+trait KeyTables: Send + Sync {
+    /// The stored master key check, if there is one.
+    async fn master_check(&self) -> Result<Option<Vec<u8>>, KeyError>;
+    /// Stores the master key check unless one is stored.
+    async fn insert_master_check(&self, wrapped: Vec<u8>) -> Result<(), KeyError>;
+    /// The subject's row: `None` without one, `Some(None)` when its key was erased.
+    async fn wrapped_key(&self, subject: Uuid) -> Result<Option<Option<Vec<u8>>>, KeyError>;
+    /// Stores a subject's wrapped key unless the subject has a row already.
+    async fn insert_key(
+        &self,
+        subject: Uuid,
+        wrapped: Vec<u8>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError>;
+    /// Destroys the subject's key (a row without a key).
+    async fn erase(
+        &self,
+        subject: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError>;
+}
+
+/// SQLite: times as microseconds since the epoch.
+#[async_trait]
+impl KeyTables for SqliteTables {
+    async fn master_check(&self) -> Result<Option<Vec<u8>>, KeyError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn insert_master_check(&self, wrapped: Vec<u8>) -> Result<(), KeyError> {
+        sqlx::query(
+            "INSERT INTO master_key_check (id, wrapped) VALUES (1, ?1) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(wrapped)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn wrapped_key(&self, subject: Uuid) -> Result<Option<Option<Vec<u8>>>, KeyError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = ?1")
+                .bind(subject)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn insert_key(
+        &self,
+        subject: Uuid,
+        wrapped: Vec<u8>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
+             VALUES (?1, ?2, ?3) ON CONFLICT (subject_id) DO NOTHING",
+        )
+        .bind(subject)
+        .bind(wrapped)
+        .bind(now.timestamp_micros())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn erase(
+        &self,
+        subject: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        let mut conn = self.pool().acquire().await?;
+        sqlx::query("PRAGMA secure_delete = ON")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
+             VALUES (?1, NULL, ?2, ?2) ON CONFLICT (subject_id) DO UPDATE \
+             SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, ?2)",
+        )
+        .bind(subject)
+        .bind(now.timestamp_micros())
+        .execute(&mut *conn)
+        .await?;
+        // Best effort: a long-running reader can keep old frames alive until it ends.
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// PostgreSQL: times as `timestamptz`.
+#[async_trait]
+impl KeyTables for PgTables {
+    async fn master_check(&self) -> Result<Option<Vec<u8>>, KeyError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped FROM master_key_check WHERE id = 1")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn insert_master_check(&self, wrapped: Vec<u8>) -> Result<(), KeyError> {
+        sqlx::query(
+            "INSERT INTO master_key_check (id, wrapped) VALUES (1, $1) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(wrapped)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn wrapped_key(&self, subject: Uuid) -> Result<Option<Option<Vec<u8>>>, KeyError> {
+        Ok(
+            sqlx::query_scalar("SELECT wrapped_key FROM subject_keys WHERE subject_id = $1")
+                .bind(subject)
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn insert_key(
+        &self,
+        subject: Uuid,
+        wrapped: Vec<u8>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (subject_id) DO NOTHING",
+        )
+        .bind(subject)
+        .bind(wrapped)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn erase(
+        &self,
+        subject: Uuid,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        sqlx::query(
+            "INSERT INTO subject_keys (subject_id, wrapped_key, created_at, erased_at) \
+             VALUES ($1, NULL, $2, $2) ON CONFLICT (subject_id) DO UPDATE \
+             SET wrapped_key = NULL, erased_at = COALESCE(subject_keys.erased_at, $2)",
+        )
+        .bind(subject)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
 }

@@ -27,7 +27,7 @@ fn demo_clock() -> Arc<FixedClock> {
 
 async fn app_with(h: &Harness, master: MasterKey) -> Result<App, AppError> {
     let store = h.open().await;
-    let keys = KeyRing::open(store.database(), master).await?;
+    let keys = KeyRing::open(store.as_ref(), master).await?;
     Ok(App::new(
         store,
         Arc::new(keys),

@@ -24,7 +24,7 @@ use caretrail_store::{EventStore, Expect, LogQuery, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::db::{self, AuditDb, StoredCheckpoint};
+use crate::db::{AuditDb, StoredCheckpoint};
 use crate::key::KeySource;
 use crate::merkle::{self, Frontier, Hash, NodeId};
 use crate::note::{CheckpointBody, NoteSigner, NoteVerifier};
@@ -119,7 +119,7 @@ impl Auditor {
     /// or creates the signing key.
     #[tracing::instrument(name = "audit.open", skip_all)]
     pub async fn open(store: Arc<dyn EventStore>, config: AuditConfig) -> Result<Self> {
-        let db = AuditDb::open(&store.database()).await?;
+        let db = AuditDb::open(store.as_ref()).await?;
         let signer = match &config.key {
             Some(k) => Some(k.load(&config.origin)?),
             None => None,
@@ -217,9 +217,7 @@ impl Auditor {
                 Some(f) => f,
                 None => {
                     let ids = Frontier::node_ids(from);
-                    let found = self
-                        .read(async { Ok(db::nodes_in_tx(tx.inner(), &ids).await?) })
-                        .await?;
+                    let found = self.read(self.db.nodes_in_tx(&mut tx, &ids)).await?;
                     let hashes = ids
                         .iter()
                         .map(|id| found.get(id).copied().ok_or(AuditError::MissingNode(*id)))
@@ -249,8 +247,7 @@ impl Auditor {
                 }
                 frontier.push(e.leaf_hash, |id, h| nodes.push((id, *h)));
             }
-            self.read(async { Ok(db::insert_nodes(tx.inner(), &nodes).await?) })
-                .await?;
+            self.read(self.db.insert_nodes(&mut tx, &nodes)).await?;
             let to = frontier.size();
             tx.commit(to).await?;
             tracing::debug!(tree_size = to, "merkle tree advanced");
@@ -405,14 +402,12 @@ impl Auditor {
 
     /// The signed checkpoint with the largest tree size.
     pub async fn latest_checkpoint(&self) -> Result<Option<StoredCheckpoint>> {
-        self.read(async { Ok(self.db.latest_checkpoint().await?) })
-            .await
+        self.read(self.db.latest_checkpoint()).await
     }
 
     /// Every signed checkpoint, by tree size.
     pub async fn checkpoints(&self) -> Result<Vec<StoredCheckpoint>> {
-        self.read(async { Ok(self.db.all_checkpoints().await?) })
-            .await
+        self.read(self.db.all_checkpoints()).await
     }
 
     /// Brings the tree up to the head and signs a checkpoint of it, unless the latest
@@ -441,9 +436,7 @@ impl Auditor {
             signed_at,
             note,
         };
-        let stored = self
-            .read(async { Ok(self.db.insert_checkpoint(&checkpoint).await?) })
-            .await?;
+        let stored = self.read(self.db.insert_checkpoint(&checkpoint)).await?;
         tracing::info!(tree_size = size, "signed a checkpoint");
         Ok(stored)
     }

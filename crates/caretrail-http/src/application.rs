@@ -171,10 +171,10 @@ pub async fn open(
             source,
         })?;
     let master = master.load()?;
-    let ring = KeyRing::open(store.database(), master)
+    let ring = KeyRing::open(store.as_ref(), master)
         .await
         .map_err(BuildError::KeyRing)?;
-    let tokens = TokenStore::open(store.database())
+    let tokens = TokenStore::open(store.as_ref())
         .await
         .map_err(BuildError::Tokens)?;
     let app = App::new(

@@ -24,7 +24,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use caretrail_store::Database;
+use caretrail_store::EventStore;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,15 +32,6 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
-
-static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    table_name: std::borrow::Cow::Borrowed("_caretrail_http_migrations"),
-    ..sqlx::migrate!("./migrations/sqlite")
-};
-static PG_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate::Migrator {
-    table_name: std::borrow::Cow::Borrowed("_caretrail_http_migrations"),
-    ..sqlx::migrate!("./migrations/postgres")
-};
 
 /// How long a verified token is trusted without asking the database again: a revocation takes
 /// effect within this time, for requests and open streams alike. 5 s costs one indexed lookup
@@ -124,7 +115,7 @@ pub enum TokenError {
     #[error("token storage: {0}")]
     Database(#[from] sqlx::Error),
     #[error("token storage schema: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Schema(#[source] caretrail_store::StoreError),
     #[error("no randomness available")]
     Random,
     /// The token table did not answer a re-check in time.
@@ -167,7 +158,7 @@ const RECHECK_DEADLINE: Duration = Duration::from_millis(150);
 
 /// The token table.
 pub struct TokenStore {
-    db: Database,
+    db: std::sync::Arc<dyn crate::tables::HttpTables>,
     cache: Mutex<HashMap<[u8; 32], CachedLookup>>,
     /// Whether a token id is still valid (not revoked), as last read, for open streams.
     active: Mutex<HashMap<Uuid, (bool, Instant)>>,
@@ -184,24 +175,12 @@ fn expired(p: &Principal, now: DateTime<Utc>) -> bool {
     p.expires_at.is_some_and(|t| t <= now)
 }
 
-/// A microsecond timestamp as SQLite rows hold them.
-fn from_micros(us: i64) -> Result<DateTime<Utc>, TokenError> {
-    DateTime::from_timestamp_micros(us).ok_or(TokenError::Database(sqlx::Error::Decode(
-        "a token timestamp is out of range".into(),
-    )))
-}
-
-/// A row of the token table as `list` reads it: id, name, role, director, created, expires,
-/// revoked.
-type InfoRow<T> = (Uuid, String, String, Option<Uuid>, T, Option<T>, Option<T>);
-
 impl TokenStore {
-    /// Opens (creating) the token table in `db`.
-    pub async fn open(db: Database) -> Result<Self, TokenError> {
-        match &db {
-            Database::Sqlite(p) => SQLITE_MIGRATOR.run(p).await?,
-            Database::Postgres(p) => PG_MIGRATOR.run(p).await?,
-        }
+    /// Opens (creating) the token table in `store`'s database.
+    pub async fn open(store: &dyn EventStore) -> Result<Self, TokenError> {
+        let db = crate::tables::open(store)
+            .await
+            .map_err(TokenError::Schema)?;
         Ok(Self {
             db,
             cache: Mutex::new(HashMap::new()),
@@ -257,41 +236,17 @@ impl TokenStore {
             director_id,
             expires_at,
         };
-        let h = hash(&token).to_vec();
-        match &self.db {
-            Database::Sqlite(p) => {
-                sqlx::query(
-                    "INSERT INTO api_tokens \
-                     (token_hash, token_id, name, role, director_id, created_at, expires_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .bind(h)
-                .bind(principal.token_id)
-                .bind(name)
-                .bind(role.as_str())
-                .bind(director_id)
-                .bind(now.timestamp_micros())
-                .bind(expires_at.map(|t| t.timestamp_micros()))
-                .execute(p)
-                .await?;
-            }
-            Database::Postgres(p) => {
-                sqlx::query(
-                    "INSERT INTO api_tokens \
-                     (token_hash, token_id, name, role, director_id, created_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(h)
-                .bind(principal.token_id)
-                .bind(name)
-                .bind(role.as_str())
-                .bind(director_id)
-                .bind(now)
-                .bind(expires_at)
-                .execute(p)
-                .await?;
-            }
-        }
+        self.db
+            .insert_token(crate::tables::NewToken {
+                hash: &hash(&token),
+                token_id: principal.token_id,
+                name,
+                role: role.as_str(),
+                director_id,
+                created_at: now,
+                expires_at,
+            })
+            .await?;
         Ok((principal, token))
     }
 
@@ -357,48 +312,15 @@ impl TokenStore {
 
     /// The unrevoked token with hash `h`, from the database.
     async fn lookup(&self, h: &[u8; 32]) -> Result<Option<Principal>, TokenError> {
-        let principal = match &self.db {
-            Database::Sqlite(p) => {
-                type Row = (Uuid, String, String, Option<Uuid>, Option<i64>);
-                let row: Option<Row> = sqlx::query_as(
-                    "SELECT token_id, name, role, director_id, expires_at FROM api_tokens \
-                     WHERE token_hash = ?1 AND revoked_at IS NULL",
-                )
-                .bind(&h[..])
-                .fetch_optional(p)
-                .await?;
-                match row {
-                    None => None,
-                    Some((token_id, name, role, director_id, expires)) => Some((
-                        token_id,
-                        name,
-                        role,
-                        director_id,
-                        expires.map(from_micros).transpose()?,
-                    )),
-                }
-            }
-            Database::Postgres(p) => {
-                sqlx::query_as(
-                    "SELECT token_id, name, role, director_id, expires_at FROM api_tokens \
-                     WHERE token_hash = $1 AND revoked_at IS NULL",
-                )
-                .bind(&h[..])
-                .fetch_optional(p)
-                .await?
-            }
-        };
-        Ok(
-            principal.and_then(|(token_id, name, role, director_id, expires_at)| {
-                Some(Principal {
-                    token_id,
-                    name,
-                    role: Role::parse(&role)?,
-                    director_id,
-                    expires_at,
-                })
-            }),
-        )
+        Ok(self.db.unrevoked_token(h).await?.and_then(|row| {
+            Some(Principal {
+                token_id: row.token_id,
+                name: row.name,
+                role: Role::parse(&row.role)?,
+                director_id: row.director_id,
+                expires_at: row.expires_at,
+            })
+        }))
     }
 
     /// Whether the token `token_id` is still unrevoked, read from the database at most every
@@ -414,25 +336,7 @@ impl TokenStore {
         {
             return Ok(*active);
         }
-        let found: Option<i32> = match &self.db {
-            Database::Sqlite(p) => {
-                sqlx::query_scalar(
-                    "SELECT 1 FROM api_tokens WHERE token_id = ?1 AND revoked_at IS NULL",
-                )
-                .bind(token_id)
-                .fetch_optional(p)
-                .await?
-            }
-            Database::Postgres(p) => {
-                sqlx::query_scalar(
-                    "SELECT 1 FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(token_id)
-                .fetch_optional(p)
-                .await?
-            }
-        };
-        let active = found.is_some();
+        let active = self.db.is_unrevoked(token_id).await?;
         let mut cache = self.active.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() > 10_000 {
             cache.clear();
@@ -483,42 +387,20 @@ impl TokenStore {
 
     /// Every token, oldest first: ids, names, roles, times; never a secret or a hash.
     pub async fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
-        const SELECT: &str = "SELECT token_id, name, role, director_id, created_at, expires_at, \
-                              revoked_at FROM api_tokens ORDER BY created_at, token_id";
-        let rows: Vec<InfoRow<DateTime<Utc>>> = match &self.db {
-            Database::Sqlite(p) => {
-                let rows: Vec<InfoRow<i64>> = sqlx::query_as(SELECT).fetch_all(p).await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for (id, name, role, director, created, expires, revoked) in rows {
-                    out.push((
-                        id,
-                        name,
-                        role,
-                        director,
-                        from_micros(created)?,
-                        expires.map(from_micros).transpose()?,
-                        revoked.map(from_micros).transpose()?,
-                    ));
-                }
-                out
-            }
-            Database::Postgres(p) => sqlx::query_as(SELECT).fetch_all(p).await?,
-        };
-        Ok(rows
+        Ok(self
+            .db
+            .tokens()
+            .await?
             .into_iter()
-            .map(
-                |(token_id, name, role, director_id, created_at, expires_at, revoked_at)| {
-                    TokenInfo {
-                        token_id,
-                        name,
-                        role,
-                        director_id,
-                        created_at,
-                        expires_at,
-                        revoked_at,
-                    }
-                },
-            )
+            .map(|t| TokenInfo {
+                token_id: t.token_id,
+                name: t.name,
+                role: t.role,
+                director_id: t.director_id,
+                created_at: t.created_at,
+                expires_at: t.expires_at,
+                revoked_at: t.revoked_at,
+            })
             .collect())
     }
 
@@ -526,46 +408,7 @@ impl TokenStore {
     /// the cache time to live (at once in this process).
     pub async fn revoke(&self, token_id: Uuid) -> Result<Revocation, TokenError> {
         let now = Utc::now();
-        let (changed, before): (u64, Option<Option<DateTime<Utc>>>) = match &self.db {
-            Database::Sqlite(p) => {
-                let changed = sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = ?2 \
-                     WHERE token_id = ?1 AND revoked_at IS NULL",
-                )
-                .bind(token_id)
-                .bind(now.timestamp_micros())
-                .execute(p)
-                .await?
-                .rows_affected();
-                let before: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE token_id = ?1")
-                        .bind(token_id)
-                        .fetch_optional(p)
-                        .await?;
-                let before = match before {
-                    None => None,
-                    Some(t) => Some(t.map(from_micros).transpose()?),
-                };
-                (changed, before)
-            }
-            Database::Postgres(p) => {
-                let changed = sqlx::query(
-                    "UPDATE api_tokens SET revoked_at = $2 \
-                     WHERE token_id = $1 AND revoked_at IS NULL",
-                )
-                .bind(token_id)
-                .bind(now)
-                .execute(p)
-                .await?
-                .rows_affected();
-                let before: Option<Option<DateTime<Utc>>> =
-                    sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE token_id = $1")
-                        .bind(token_id)
-                        .fetch_optional(p)
-                        .await?;
-                (changed, before)
-            }
-        };
+        let (changed, after) = self.db.revoke(token_id, now).await?;
         // Forget what this process knew about the token.
         self.cache
             .lock()
@@ -575,8 +418,8 @@ impl TokenStore {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&token_id);
-        Ok(match (changed, before) {
-            (1, _) => Revocation::Revoked,
+        Ok(match (changed, after) {
+            (true, _) => Revocation::Revoked,
             (_, Some(Some(at))) => Revocation::AlreadyRevoked(at),
             // Unchanged but present and unrevoked cannot happen; no row means no such token.
             (_, _) => Revocation::Unknown,

@@ -512,15 +512,12 @@ mod tests {
     use super::*;
 
     async fn key_ring() -> KeyRing {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect("sqlite::memory:")
-            .await
-            .unwrap();
+        let h = caretrail_store::testing::sqlite().await.unwrap();
+        let store = h.open().await;
+        // The harness's directory must outlive the key ring's pool: keep it for the process.
+        std::mem::forget(h);
         let master = caretrail_app::MasterKey::generate().unwrap();
-        KeyRing::open(caretrail_store::Database::Sqlite(pool), master)
-            .await
-            .unwrap()
+        KeyRing::open(store.as_ref(), master).await.unwrap()
     }
 
     fn event(position: u64) -> RecordedEvent {

@@ -87,71 +87,27 @@ pub enum Claim {
     Other,
 }
 
-/// Serialises the SQLite claims of this process (see [`claim`]).
-static SQLITE_CLAIMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// The longest a claim may take before the command answers 503 `store_unavailable`: a claim
 /// is one small insert, so a longer wait means the database cannot serve.
 pub const CLAIM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Binds `command_id` to `fingerprint` unless it is bound already, and says which happened.
+/// On SQLite, claims of one process run one at a time (a claim waiting for the write lock
+/// holds a pooled connection; see `tables`). `db` is the store's database, whose HTTP tables
+/// the token table opened. (It takes the raw [`Database`] that is on its way out because its
+/// caller, the command handler, still hands that; the statements are the store-registered
+/// ones of `tables`.)
 pub async fn claim(
     db: &Database,
     command_id: Uuid,
     fingerprint: &[u8; 32],
 ) -> Result<Claim, sqlx::Error> {
-    let now = chrono::Utc::now();
-    let (inserted, stored): (u64, Option<Vec<u8>>) = match db {
-        Database::Sqlite(p) => {
-            // SQLite has one write lock. A claim waiting for it holds a pooled connection, and
-            // a burst of keyed commands once held every one of them while a projector or
-            // audit transaction that held the lock waited for a pooled connection (a 30 s
-            // stall of every write). One claim at a time leaves the rest of the pool free.
-            let _one_at_a_time = SQLITE_CLAIMS.lock().await;
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) \
-                 VALUES (?1, ?2, ?3) ON CONFLICT (command_id) DO NOTHING",
-            )
-            .bind(command_id)
-            .bind(&fingerprint[..])
-            .bind(now.timestamp_micros())
-            .execute(p)
-            .await?
-            .rows_affected();
-            let stored = if inserted == 1 {
-                None
-            } else {
-                sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE command_id = ?1")
-                    .bind(command_id)
-                    .fetch_optional(p)
-                    .await?
-            };
-            (inserted, stored)
-        }
-        Database::Postgres(p) => {
-            let inserted = sqlx::query(
-                "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) \
-                 VALUES ($1, $2, $3) ON CONFLICT (command_id) DO NOTHING",
-            )
-            .bind(command_id)
-            .bind(&fingerprint[..])
-            .bind(now)
-            .execute(p)
-            .await?
-            .rows_affected();
-            let stored = if inserted == 1 {
-                None
-            } else {
-                sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE command_id = $1")
-                    .bind(command_id)
-                    .fetch_optional(p)
-                    .await?
-            };
-            (inserted, stored)
-        }
-    };
+    let tables = crate::tables::handle(caretrail_store::Tables::from_database(db.clone()));
+    let (inserted, stored) = tables
+        .claim(command_id, fingerprint, chrono::Utc::now())
+        .await?;
     Ok(match (inserted, stored) {
-        (1, _) => Claim::First,
+        (true, _) => Claim::First,
         (_, Some(s)) if s.as_slice() == fingerprint.as_slice() => Claim::Same,
         (_, Some(_)) => Claim::Other,
         // Rows are never deleted, so a conflict without a row cannot happen; if it did, the

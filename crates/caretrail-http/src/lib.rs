@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod operations;
 pub mod ops;
 pub mod server;
+mod tables;
 #[cfg(feature = "testing")]
 pub mod testing;
 

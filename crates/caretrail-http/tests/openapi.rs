@@ -167,11 +167,11 @@ async fn service_router() -> axum::Router {
     let h = caretrail_store::testing::sqlite().await.unwrap();
     let store = h.open().await;
     let keys = Arc::new(
-        KeyRing::open(store.database(), MasterKey::generate().unwrap())
+        KeyRing::open(store.as_ref(), MasterKey::generate().unwrap())
             .await
             .unwrap(),
     );
-    let tokens = Arc::new(TokenStore::open(store.database()).await.unwrap());
+    let tokens = Arc::new(TokenStore::open(store.as_ref()).await.unwrap());
     let app = Arc::new(App::new(
         store,
         keys,

@@ -101,7 +101,7 @@ async fn app(url: &str) -> App {
     let store = caretrail_store::connect(url, Default::default())
         .await
         .unwrap();
-    let keys = KeyRing::open(store.database(), master()).await.unwrap();
+    let keys = KeyRing::open(store.as_ref(), master()).await.unwrap();
     let t = NaiveDate::from_ymd_opt(2026, 1, 1)
         .unwrap()
         .and_hms_opt(0, 0, 0)

@@ -48,7 +48,7 @@ async fn app_on(url: &str) -> App {
     let store = caretrail_store::connect(url, Default::default())
         .await
         .expect("open store");
-    let keys = KeyRing::open(store.database(), master_for(url))
+    let keys = KeyRing::open(store.as_ref(), master_for(url))
         .await
         .expect("key ring");
     let t = demo::today().and_hms_opt(4, 0, 0).unwrap().and_utc();

@@ -1,0 +1,369 @@
+//! The HTTP layer's own tables, `api_tokens` ([`crate::auth::TokenStore`]) and
+//! `idempotency_keys` ([`crate::idempotency`]), and their statements per backend.
+//!
+//! The tables are registered with the store as the table set `http` (`migrations/`, recorded
+//! in `_caretrail_http_migrations`). [`HttpTables`] holds every statement, implemented once for
+//! SQLite (times as microseconds since the epoch) and once for PostgreSQL (`timestamptz`);
+//! [`handle`] picks the implementation, the one place this crate tells the backends apart.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use caretrail_store::{EventStore, PgTables, SqliteTables, StoreError, TableSet, Tables};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+/// The HTTP layer's tables, registered with the store.
+static TABLES: TableSet = TableSet {
+    name: "http",
+    sqlite: sqlx::migrate!("./migrations/sqlite"),
+    postgres: sqlx::migrate!("./migrations/postgres"),
+};
+
+/// The HTTP tables in `store`'s database, created or brought up to date first.
+pub(crate) async fn open(store: &dyn EventStore) -> Result<Arc<dyn HttpTables>, StoreError> {
+    Ok(handle(store.tables(&TABLES).await?))
+}
+
+/// The statements for `tables`' backend.
+pub(crate) fn handle(tables: Tables) -> Arc<dyn HttpTables> {
+    match tables {
+        Tables::Sqlite(t) => Arc::new(t),
+        Tables::Postgres(t) => Arc::new(t),
+    }
+}
+
+/// A token as stored, without its hash.
+pub(crate) struct TokenRow {
+    pub token_id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub director_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A new token's row.
+pub(crate) struct NewToken<'a> {
+    pub hash: &'a [u8; 32],
+    pub token_id: Uuid,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub director_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Every statement of the HTTP tables.
+#[async_trait]
+pub(crate) trait HttpTables: Send + Sync {
+    /// Stores a new token.
+    async fn insert_token(&self, token: NewToken<'_>) -> Result<(), sqlx::Error>;
+    /// The unrevoked token with hash `hash` (its `created_at` and `revoked_at` are not read).
+    async fn unrevoked_token(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, sqlx::Error>;
+    /// Whether the token `token_id` exists and is not revoked.
+    async fn is_unrevoked(&self, token_id: Uuid) -> Result<bool, sqlx::Error>;
+    /// Every token, oldest first.
+    async fn tokens(&self) -> Result<Vec<TokenRow>, sqlx::Error>;
+    /// Revokes the token unless it was revoked before: whether a row changed, and the token's
+    /// revocation time after that (`None` when there is no such token).
+    async fn revoke(
+        &self,
+        token_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Option<DateTime<Utc>>>), sqlx::Error>;
+    /// Binds `command_id` to `fingerprint` unless it is bound: whether this call bound it, and
+    /// otherwise the stored fingerprint.
+    async fn claim(
+        &self,
+        command_id: Uuid,
+        fingerprint: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Vec<u8>>), sqlx::Error>;
+}
+
+/// A microsecond timestamp as SQLite rows hold them, refused when out of range.
+fn from_micros(us: i64) -> Result<DateTime<Utc>, sqlx::Error> {
+    DateTime::from_timestamp_micros(us).ok_or(sqlx::Error::Decode(
+        "a token timestamp is out of range".into(),
+    ))
+}
+
+/// Serialises the SQLite claims of this process (see `claim` below).
+static SQLITE_CLAIMS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Every token, oldest first, with the columns in [`TokenRow`]'s order (never the hash).
+const LIST_TOKENS: &str = "SELECT token_id, name, role, director_id, created_at, expires_at, \
+    revoked_at FROM api_tokens ORDER BY created_at, token_id";
+
+#[async_trait]
+impl HttpTables for SqliteTables {
+    async fn insert_token(&self, t: NewToken<'_>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO api_tokens \
+             (token_hash, token_id, name, role, director_id, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&t.hash[..])
+        .bind(t.token_id)
+        .bind(t.name)
+        .bind(t.role)
+        .bind(t.director_id)
+        .bind(t.created_at.timestamp_micros())
+        .bind(t.expires_at.map(|t| t.timestamp_micros()))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn unrevoked_token(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, sqlx::Error> {
+        type Row = (Uuid, String, String, Option<Uuid>, Option<i64>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT token_id, name, role, director_id, expires_at FROM api_tokens \
+             WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|(token_id, name, role, director_id, expires)| {
+            Ok(TokenRow {
+                token_id,
+                name,
+                role,
+                director_id,
+                created_at: DateTime::UNIX_EPOCH,
+                expires_at: expires.map(from_micros).transpose()?,
+                revoked_at: None,
+            })
+        })
+        .transpose()
+    }
+
+    async fn is_unrevoked(&self, token_id: Uuid) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM api_tokens WHERE token_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, sqlx::Error> {
+        type Row = (
+            Uuid,
+            String,
+            String,
+            Option<Uuid>,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(LIST_TOKENS).fetch_all(self.pool()).await?;
+        rows.into_iter()
+            .map(
+                |(token_id, name, role, director_id, created, expires, revoked)| {
+                    Ok(TokenRow {
+                        token_id,
+                        name,
+                        role,
+                        director_id,
+                        created_at: from_micros(created)?,
+                        expires_at: expires.map(from_micros).transpose()?,
+                        revoked_at: revoked.map(from_micros).transpose()?,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn revoke(
+        &self,
+        token_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Option<DateTime<Utc>>>), sqlx::Error> {
+        let changed = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE token_id = ?1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .bind(now.timestamp_micros())
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        let after: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE token_id = ?1")
+                .bind(token_id)
+                .fetch_optional(self.pool())
+                .await?;
+        let after = match after {
+            None => None,
+            Some(t) => Some(t.map(from_micros).transpose()?),
+        };
+        Ok((changed == 1, after))
+    }
+
+    async fn claim(
+        &self,
+        command_id: Uuid,
+        fingerprint: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Vec<u8>>), sqlx::Error> {
+        // SQLite has one write lock. A claim waiting for it holds a pooled connection, and a
+        // burst of keyed commands once held every one of them while a projector or audit
+        // transaction that held the lock waited for a pooled connection (a 30 s stall of
+        // every write). One claim at a time leaves the rest of the pool free.
+        let _one_at_a_time = SQLITE_CLAIMS.lock().await;
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) \
+             VALUES (?1, ?2, ?3) ON CONFLICT (command_id) DO NOTHING",
+        )
+        .bind(command_id)
+        .bind(&fingerprint[..])
+        .bind(now.timestamp_micros())
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            return Ok((true, None));
+        }
+        let stored =
+            sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE command_id = ?1")
+                .bind(command_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok((false, stored))
+    }
+}
+
+#[async_trait]
+impl HttpTables for PgTables {
+    async fn insert_token(&self, t: NewToken<'_>) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO api_tokens \
+             (token_hash, token_id, name, role, director_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&t.hash[..])
+        .bind(t.token_id)
+        .bind(t.name)
+        .bind(t.role)
+        .bind(t.director_id)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn unrevoked_token(&self, hash: &[u8; 32]) -> Result<Option<TokenRow>, sqlx::Error> {
+        type Row = (Uuid, String, String, Option<Uuid>, Option<DateTime<Utc>>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT token_id, name, role, director_id, expires_at FROM api_tokens \
+             WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(
+            row.map(|(token_id, name, role, director_id, expires_at)| TokenRow {
+                token_id,
+                name,
+                role,
+                director_id,
+                created_at: DateTime::UNIX_EPOCH,
+                expires_at,
+                revoked_at: None,
+            }),
+        )
+    }
+
+    async fn is_unrevoked(&self, token_id: Uuid) -> Result<bool, sqlx::Error> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM api_tokens WHERE token_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(found.is_some())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRow>, sqlx::Error> {
+        type Row = (
+            Uuid,
+            String,
+            String,
+            Option<Uuid>,
+            DateTime<Utc>,
+            Option<DateTime<Utc>>,
+            Option<DateTime<Utc>>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(LIST_TOKENS).fetch_all(self.pool()).await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(token_id, name, role, director_id, created_at, expires_at, revoked_at)| {
+                    TokenRow {
+                        token_id,
+                        name,
+                        role,
+                        director_id,
+                        created_at,
+                        expires_at,
+                        revoked_at,
+                    }
+                },
+            )
+            .collect())
+    }
+
+    async fn revoke(
+        &self,
+        token_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Option<DateTime<Utc>>>), sqlx::Error> {
+        let changed = sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $2 WHERE token_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_id)
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        let after: Option<Option<DateTime<Utc>>> =
+            sqlx::query_scalar("SELECT revoked_at FROM api_tokens WHERE token_id = $1")
+                .bind(token_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok((changed == 1, after))
+    }
+
+    async fn claim(
+        &self,
+        command_id: Uuid,
+        fingerprint: &[u8; 32],
+        now: DateTime<Utc>,
+    ) -> Result<(bool, Option<Vec<u8>>), sqlx::Error> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (command_id) DO NOTHING",
+        )
+        .bind(command_id)
+        .bind(&fingerprint[..])
+        .bind(now)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            return Ok((true, None));
+        }
+        let stored =
+            sqlx::query_scalar("SELECT fingerprint FROM idempotency_keys WHERE command_id = $1")
+                .bind(command_id)
+                .fetch_optional(self.pool())
+                .await?;
+        Ok((false, stored))
+    }
+}
