@@ -511,11 +511,46 @@ macro_rules! commands {
         /// The names of all commands, as used in `POST /api/v1/commands/{CommandName}`.
         pub const COMMAND_NAMES: &[&str] = &[$(stringify!($name)),*];
 
+        /// Which command, without its body: what can be known from the name alone (who may
+        /// run it, [`CommandKind::issuers`]) before a body is read.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum CommandKind {
+            $(
+                #[allow(missing_docs)]
+                $name,
+            )*
+        }
+
+        impl CommandKind {
+            /// Every command kind, in the order of [`COMMAND_NAMES`].
+            pub const ALL: &[CommandKind] = &[$(CommandKind::$name),*];
+
+            /// The command's name, e.g. `RecordVisit`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(CommandKind::$name => stringify!($name),)*
+                }
+            }
+
+            /// The kind of the command named `name`; `None` when no command has that name.
+            pub fn from_name(name: &str) -> Option<CommandKind> {
+                match name {
+                    $(stringify!($name) => Some(CommandKind::$name),)*
+                    _ => None,
+                }
+            }
+        }
+
         impl Command {
             /// The command's name, e.g. `RecordVisit`.
             pub fn name(&self) -> &'static str {
+                self.kind().name()
+            }
+
+            /// Which command this is.
+            pub fn kind(&self) -> CommandKind {
                 match self {
-                    $(Command::$name(_) => stringify!($name),)*
+                    $(Command::$name(_) => CommandKind::$name,)*
                 }
             }
 
