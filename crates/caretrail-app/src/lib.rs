@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use caretrail_domain::{
-    Actor, Command, Context, DirectorId, Event, Personal, Policy, Rejection, State, States,
-    StreamName, decide, streams_to_load,
+    Actor, Command, Context, DirectorId, Event, Personal, Policy, Rejection, RejectionKind, State,
+    States, StreamName, decide, streams_to_load,
 };
 use caretrail_store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
@@ -64,18 +64,70 @@ pub enum AppError {
     Store(#[from] StoreError),
 }
 
+/// How a caller should read a failure: the HTTP layer answers each class with one status and
+/// every failure with [`AppError::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The command's input is wrong whatever the world holds (HTTP 422).
+    InvalidInput,
+    /// The world does not allow it now: a domain rule, or a concurrent change (HTTP 409).
+    Conflict,
+    /// This caller may not do it (HTTP 403).
+    NotPermitted,
+    /// The caller's expected stream version is not the current one (HTTP 412).
+    PreconditionFailed,
+    /// The database cannot serve now; a retry later may succeed (HTTP 503).
+    Unavailable,
+    /// A defect or corruption on the server's side (HTTP 500).
+    Internal,
+}
+
 impl AppError {
-    /// A stable machine-readable code for clients.
+    /// The stable machine-readable code clients see: the HTTP API answers every failure of a
+    /// command with exactly this code, so it is the one list of them. Server-side failures
+    /// share `internal_error` (their cause goes to the log, not to the client).
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Rejected(r) => r.code(),
             AppError::PreconditionFailed { .. } => "stream_version_mismatch",
-            AppError::Contention(_) => "concurrency_contention",
-            AppError::Unreadable { .. } => "stored_event_unreadable",
             AppError::Keys(KeyError::SubjectErased(_)) => "subject_erased",
-            AppError::Keys(_) => "key_storage_error",
-            AppError::Store(StoreError::InvalidAppend(_)) => "invalid_append",
-            AppError::Store(_) => "store_error",
+            AppError::Contention(_) => "concurrency_conflict",
+            AppError::Store(StoreError::WrongExpectedVersion { .. }) => "concurrency_conflict",
+            AppError::Store(StoreError::DuplicateEventId(_)) => "duplicate_event_id",
+            AppError::Store(StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_)) => {
+                "validation_failed"
+            }
+            e => match e.class() {
+                ErrorClass::Unavailable => "store_unavailable",
+                _ => "internal_error",
+            },
+        }
+    }
+
+    /// How a caller should read this failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AppError::Rejected(r) => match r.kind() {
+                RejectionKind::InvalidInput => ErrorClass::InvalidInput,
+                RejectionKind::StateConflict => ErrorClass::Conflict,
+                RejectionKind::NotPermitted => ErrorClass::NotPermitted,
+            },
+            AppError::PreconditionFailed { .. } => ErrorClass::PreconditionFailed,
+            AppError::Contention(_) | AppError::Keys(KeyError::SubjectErased(_)) => {
+                ErrorClass::Conflict
+            }
+            AppError::Store(StoreError::WrongExpectedVersion { .. })
+            | AppError::Store(StoreError::DuplicateEventId(_)) => ErrorClass::Conflict,
+            AppError::Store(StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_)) => {
+                ErrorClass::InvalidInput
+            }
+            // An unreachable or full database is "retry later"; anything else from it (a
+            // corrupt row, a constraint the code should have prevented) is a server fault.
+            AppError::Store(e) if e.is_unavailable() => ErrorClass::Unavailable,
+            AppError::Keys(e) if e.is_unavailable() => ErrorClass::Unavailable,
+            AppError::Store(_) | AppError::Keys(_) | AppError::Unreadable { .. } => {
+                ErrorClass::Internal
+            }
         }
     }
 }

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use caretrail_app::AppError;
+use caretrail_app::{AppError, ErrorClass};
 use caretrail_store::StoreError;
 use serde::Serialize;
 
@@ -198,82 +198,44 @@ pub const STORE_RETRY_AFTER_SECS: u32 = 2;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::WrongExpectedVersion { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
-            }
-            StoreError::DuplicateEventId(_) => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate_event_id", e.to_string())
-            }
-            StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_) => {
-                ApiError::validation(e.to_string(), Vec::new())
-            }
-            // An unreachable or full database is "retry later"; anything else from it (a
-            // corrupt row, a constraint the code should have prevented) is a server fault.
-            _ => ApiError::unavailable_or_internal(e.is_unavailable(), &e),
-        }
+        // One mapping for the store's failures, whether a command or a read met them.
+        AppError::Store(e).into()
     }
 }
 
+/// The answer to a failed command: the status from [`AppError::class`], the code from
+/// [`AppError::code`] (the one list of the codes commands answer with).
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
+        let code = e.code();
+        let status = match e.class() {
+            ErrorClass::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
+            ErrorClass::NotPermitted => StatusCode::FORBIDDEN,
+            ErrorClass::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            // The cause is logged; the client learns only the code and when to retry.
+            ErrorClass::Unavailable => {
+                return ApiError {
+                    code,
+                    ..ApiError::unavailable(&e)
+                };
+            }
+            ErrorClass::Internal => {
+                return ApiError {
+                    code,
+                    ..ApiError::internal(&e)
+                };
+            }
+        };
         match e {
             AppError::Rejected(r) => {
-                let mut err = ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string());
-                err.detail_zh = Some(r.message_zh().to_string());
-                // Rejections that are about the shape of the input rather than the state of
-                // the world are validation failures.
-                if is_validation(r.code()) {
-                    err.status = StatusCode::UNPROCESSABLE_ENTITY;
-                }
-                // A rule about what this caller may touch is a refusal of the caller, as the
-                // other director-scope refusals are.
-                if r.code() == "visit_not_led_by_actor" {
-                    err.status = StatusCode::FORBIDDEN;
-                }
+                let mut err = ApiError::new(status, code, r.to_string());
+                err.detail_zh = Some(r.message_zh());
                 err
             }
-            AppError::PreconditionFailed { .. } => ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stream_version_mismatch",
-                e.to_string(),
-            ),
-            AppError::Contention(_) => {
-                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
-            }
-            AppError::Keys(caretrail_app::KeyError::SubjectErased(_)) => {
-                ApiError::new(StatusCode::CONFLICT, "subject_erased", e.to_string())
-            }
-            AppError::Store(s) => s.into(),
-            AppError::Keys(k) if k.is_unavailable() => ApiError::unavailable(&k),
-            other => ApiError::internal(&other),
+            e => ApiError::new(status, code, e.to_string()),
         }
     }
-}
-
-/// Domain rejection codes that describe invalid input rather than a rule about the state of
-/// the world: these answer 422, the rest 409.
-fn is_validation(code: &str) -> bool {
-    matches!(
-        code,
-        "personal_data_not_plain"
-            | "required_text_empty"
-            | "date_in_future"
-            | "visit_date_in_future"
-            | "amount_overflow"
-            | "gift_amount_above_cap"
-            | "hardship_causes_empty"
-            | "term_invalid"
-            | "term_end_before_start"
-            | "visit_policy_invalid"
-            | "visit_needs_pairing_or_adhoc_reason"
-            | "visit_has_pairing_and_adhoc_reason"
-            | "visit_without_participants"
-            | "visit_needs_one_lead"
-            | "visit_lead_not_actor"
-            | "cash_gift_without_amount"
-            | "correction_empty"
-    )
 }
 
 impl ApiError {
