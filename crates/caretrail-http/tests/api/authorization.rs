@@ -4,15 +4,15 @@
 //! including records named only inside the command (the visit an issue is raised at, an
 //! existing issue or visit, whose model worker only its own stream names).
 
-use caretrail_app::MasterKey;
 use caretrail_domain::command::COMMAND_NAMES;
 use caretrail_domain::demo;
 use caretrail_http::Role;
-use caretrail_http::testing::DemoService;
 use caretrail_store::testing::Harness;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+use crate::common::{TestApp, spawn};
 
 caretrail_store::both_backends!(
     each_role_runs_exactly_its_commands,
@@ -32,69 +32,22 @@ const DIRECTOR_COMMANDS: &[&str] = &[
     "ConfirmResolution",
 ];
 
-fn master(h: &Harness) -> MasterKey {
-    use base64::Engine;
-    let mut bytes = [5u8; 32];
-    bytes[..8].copy_from_slice(&(h.url.len() as u64).to_le_bytes());
-    MasterKey::from_base64(&base64::engine::general_purpose::STANDARD.encode(bytes)).unwrap()
-}
-
 /// The status of an answer and its problem's code (`None` for an accepted command).
 type Answer = (StatusCode, Option<String>);
 
-struct T {
-    service: DemoService,
-    client: reqwest::Client,
-    admin: String,
-}
-
-impl T {
-    async fn start(h: &Harness) -> T {
-        let service = caretrail_http::testing::demo_service(h, master(h), |_| {}).await;
-        let admin = service
-            .tokens
-            .create(Role::Admin, None, "admin")
-            .await
-            .unwrap()
-            .1;
-        T {
-            service,
-            client: reqwest::Client::new(),
-            admin,
-        }
-    }
-
-    async fn token(&self, role: Role, director: Option<Uuid>) -> String {
-        self.service
-            .tokens
-            .create(role, director, "test")
-            .await
-            .unwrap()
-            .1
-    }
-
-    /// Posts a command.
-    async fn post(&self, token: &str, command: &str, body: &Value) -> Answer {
-        let res = self
-            .client
-            .post(format!("{}/api/v1/commands/{command}", self.service.base))
-            .bearer_auth(token)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        let status = res.status();
-        let body: Value = res.json().await.unwrap();
-        let code = body["code"].as_str().map(str::to_owned);
-        (status, code)
-    }
+/// Posts a command as `token`.
+async fn post(t: &TestApp, token: &str, command: &str, body: &Value) -> Answer {
+    let res = t.post(token, command, body.clone()).await;
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    (status, body["code"].as_str().map(str::to_owned))
 }
 
 /// Per command and role: an administrator and, for their commands, a director get past the
 /// role check (an empty body then fails validation, 422); everyone else is refused with 403
 /// before the body is read.
 async fn each_role_runs_exactly_its_commands(h: &Harness) {
-    let t = T::start(h).await;
+    let t = spawn(h).await;
     let director = t
         .token(Role::Director, Some(demo::directors::FENG_YALI.uuid()))
         .await;
@@ -114,7 +67,7 @@ async fn each_role_runs_exactly_its_commands(h: &Harness) {
                 Role::Director => DIRECTOR_COMMANDS.contains(&command),
                 Role::Auditor | Role::Integration => false,
             };
-            let answer = t.post(token, command, &json!({})).await;
+            let answer = post(&t, token, command, &json!({})).await;
             let expected = if allowed {
                 (
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -128,7 +81,7 @@ async fn each_role_runs_exactly_its_commands(h: &Harness) {
     }
     // A name that is no command's has no path: 404 to everyone.
     for (role, token) in &roles {
-        let (status, _) = t.post(token, "MakeCoffee", &json!({})).await;
+        let (status, _) = post(&t, token, "MakeCoffee", &json!({})).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{role:?}");
     }
 }
@@ -160,7 +113,7 @@ fn issue(issue: Uuid, worker: Uuid, at_visit: Option<Uuid>) -> Value {
 /// on Yang's, whether the command names the other pairing, its model worker, or an existing
 /// visit or issue about them, also when that is nested (the visit an issue is raised at).
 async fn a_director_acts_only_within_their_own_pairing(h: &Harness) {
-    let t = T::start(h).await;
+    let t = spawn(h).await;
     let feng = demo::directors::FENG_YALI.uuid();
     let yang = demo::directors::YANG_WEIWEI.uuid();
     let chen = demo::directors::CHEN_MEIFANG.uuid();
@@ -174,9 +127,9 @@ async fn a_director_acts_only_within_their_own_pairing(h: &Harness) {
     // The office records on Yang's pairing: a visit and an issue about Wang Meiwen.
     let (other_visit, other_issue) = (Uuid::now_v7(), Uuid::now_v7());
     let body = visit(other_visit, wang, other_pairing, yang, None);
-    assert_eq!(t.post(&t.admin, "RecordVisit", &body).await, created);
+    assert_eq!(post(&t, &t.admin, "RecordVisit", &body).await, created);
     let body = issue(other_issue, wang, None);
-    assert_eq!(t.post(&t.admin, "RaiseIssue", &body).await, created);
+    assert_eq!(post(&t, &t.admin, "RaiseIssue", &body).await, created);
 
     let (own_visit, own_issue) = (Uuid::now_v7(), Uuid::now_v7());
     let reason = "更正";
@@ -300,7 +253,7 @@ async fn a_director_acts_only_within_their_own_pairing(h: &Harness) {
         ),
     ];
     for (i, (command, body, expected)) in table.iter().enumerate() {
-        let answer = t.post(&director, command, body).await;
+        let answer = post(&t, &director, command, body).await;
         assert_eq!(&answer, expected, "row {i}: {command} {body}");
     }
 
@@ -308,11 +261,11 @@ async fn a_director_acts_only_within_their_own_pairing(h: &Harness) {
     // correct it: the domain's refusal of the caller, also 403.
     let led_by_chen = Uuid::now_v7();
     let body = visit(led_by_chen, yu, own_pairing, chen, None);
-    assert_eq!(t.post(&t.admin, "RecordVisit", &body).await, created);
+    assert_eq!(post(&t, &t.admin, "RecordVisit", &body).await, created);
     let correction = json!({ "visit_id": led_by_chen, "reason": reason,
                              "changes": { "region_code": "330102" } });
     assert_eq!(
-        t.post(&director, "CorrectVisit", &correction).await,
+        post(&t, &director, "CorrectVisit", &correction).await,
         (
             StatusCode::FORBIDDEN,
             Some("visit_not_led_by_actor".to_owned())
@@ -321,10 +274,10 @@ async fn a_director_acts_only_within_their_own_pairing(h: &Harness) {
 
     // The office acts on any pairing.
     let body = visit(Uuid::now_v7(), wang, other_pairing, yang, None);
-    assert_eq!(t.post(&t.admin, "RecordVisit", &body).await, created);
+    assert_eq!(post(&t, &t.admin, "RecordVisit", &body).await, created);
 
     // A director without an active pairing acts on nothing.
     let unpaired = t.token(Role::Director, Some(Uuid::now_v7())).await;
     let body = visit(Uuid::now_v7(), yu, own_pairing, feng, None);
-    assert_eq!(t.post(&unpaired, "RecordVisit", &body).await, forbidden);
+    assert_eq!(post(&t, &unpaired, "RecordVisit", &body).await, forbidden);
 }
