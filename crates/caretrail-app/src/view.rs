@@ -98,12 +98,8 @@ pub async fn view(
         causation_id: e.causation_id,
         business_date: e.business_date,
         recorded_at: e.recorded_at,
-        leaf_hash: hex_lower(&e.leaf_hash),
+        leaf_hash: hex::encode(e.leaf_hash),
     })
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn as_sealed(map: &Map<String, Value>) -> Option<Sealed> {

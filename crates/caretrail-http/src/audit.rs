@@ -63,15 +63,11 @@ pub async fn checkpoint(
         .ok_or_else(|| ApiError::not_found("no checkpoint has been signed yet"))?;
     Ok(Json(Checkpoint {
         tree_size: cp.tree_size,
-        root_hash: hex(&cp.root_hash),
+        root_hash: hex::encode(cp.root_hash),
         signed_at: cp.signed_at,
         note: cp.note,
         public_key: a.verifier().map(|v| v.to_string()),
     }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Which inclusion proof.
