@@ -3,6 +3,10 @@
 //! retries, concurrency conflicts, every error status with its problem+json body, the role
 //! matrix, and an SSE client that disconnects and resumes with Last-Event-ID.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
