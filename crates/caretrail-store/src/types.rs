@@ -169,7 +169,7 @@ impl NewEvent {
 /// Who caused an append and why. It applies to every event of the append.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// Who did it: a director's or token's id, or `system`.
+    /// Who did it: a director's or token's id; the nil UUID for the server itself (role `system`).
     pub actor_id: String,
     /// In which role they acted (`admin`, `director`, `auditor`, `system`, ...).
     pub actor_role: String,
