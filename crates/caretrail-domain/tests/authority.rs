@@ -2,6 +2,10 @@
 //! issuers and its subjects (nested ones included), and a director's scope covers their own
 //! pairing only.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use caretrail_domain::authority::model_worker_of;
