@@ -46,8 +46,11 @@ pub enum AppError {
     /// its current version.
     #[error("stream {stream} is at version {actual}, not the expected {expected}")]
     PreconditionFailed {
+        /// The stream the precondition was about.
         stream: String,
+        /// The version the caller expected.
         expected: u64,
+        /// The stream's version when the command was decided.
         actual: u64,
     },
     /// Other commands kept changing the same streams; the caller may retry.
@@ -55,7 +58,12 @@ pub enum AppError {
     Contention(u32),
     /// A stored event could not be read back into the domain.
     #[error("stored event at position {position} cannot be read: {reason}")]
-    Unreadable { position: u64, reason: String },
+    Unreadable {
+        /// The event's position in the log (0 for an event just decided, not yet stored).
+        position: u64,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// Personal data could not be sealed (e.g. the subject was erased).
     #[error(transparent)]
     Keys(#[from] KeyError),
@@ -170,6 +178,7 @@ impl CommandMeta {
 
 /// Where "now" comes from; tests and the demo pin it.
 pub trait Clock: Send + Sync {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -208,6 +217,8 @@ pub struct App {
 }
 
 impl App {
+    /// A command handler over `store`, sealing personal values with `keys`, deciding under
+    /// `policy`, with "now" from `clock`.
     pub fn new(
         store: Arc<dyn EventStore>,
         keys: Arc<KeyRing>,
@@ -223,18 +234,22 @@ impl App {
         }
     }
 
+    /// The event store commands are appended to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }
 
+    /// The key ring that seals and opens personal values.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
 
+    /// The configurable rules commands are decided under.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// Where "now" comes from.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

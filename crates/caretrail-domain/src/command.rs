@@ -626,7 +626,12 @@ pub enum CommandParseError {
     /// schema defines; the message is built from fixed text and the schema, never from the
     /// values or keys sent.
     #[error("invalid command body at {field}: {message}")]
-    InvalidBody { field: String, message: String },
+    InvalidBody {
+        /// The path of the offending value (`gifts[0].amount_fen`, `.` for the body).
+        field: String,
+        /// What is wrong there, from fixed text and the schema.
+        message: String,
+    },
 }
 
 impl CommandParseError {

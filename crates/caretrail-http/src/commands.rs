@@ -29,21 +29,29 @@ use crate::error::{ApiError, ApiResult, FieldError};
 /// Where one written event landed.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WrittenEvent {
+    /// The event's position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The event's id.
     pub event_id: Uuid,
+    /// The stream it was appended to (`category-uuid`).
     pub stream_id: String,
+    /// Its version within that stream (the stream's event count after it).
     pub stream_version: u64,
 }
 
 /// The answer to an accepted command.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CommandAccepted {
+    /// The command's id: derived from the `Idempotency-Key` when one was sent, so a retry
+    /// answers the same id.
     pub command_id: Uuid,
     /// The command's aggregate stream (the first one written).
     pub stream_id: Option<String>,
     /// That stream's version after the command.
     pub stream_version: Option<u64>,
+    /// Where each event the command produced landed, in log order.
     pub events: Vec<WrittenEvent>,
+    /// When the events were recorded (UTC).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -92,6 +100,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a st
     }
 }
 
+/// `POST /api/v1/commands/{CommandName}`: authorises, parses, runs the command and answers
+/// 201 with where its events landed (or the stored answer for a retried idempotency key).
 pub async fn command(
     State(state): State<AppState>,
     principal: Principal,

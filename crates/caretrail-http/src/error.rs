@@ -44,10 +44,15 @@ pub struct FieldError {
 /// The API's error type.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The stable machine code clients switch on (`director_already_paired`).
     pub code: &'static str,
+    /// The English explanation; never a personal value or a value the client sent.
     pub detail: Option<String>,
+    /// The zh-CN explanation, for the domain's rejections.
     pub detail_zh: Option<String>,
+    /// The fields at fault, for validation failures.
     pub errors: Vec<FieldError>,
     /// Headers the answer carries besides its content type (`Retry-After`, `Allow`,
     /// `WWW-Authenticate`); boxed and rare, so a `Result<_, ApiError>` stays small.
@@ -55,6 +60,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error answer with `status`, `code` and an English `detail`.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
@@ -111,18 +117,22 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden`.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 
+    /// 404 `not_found`.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
+    /// 400 with its own `code`.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// 422 `validation_failed`, naming the fields at fault.
     pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Self {
             errors,

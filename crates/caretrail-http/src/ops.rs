@@ -30,6 +30,7 @@ pub struct Health {
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
+    /// The process answers.
     Ok,
 }
 
