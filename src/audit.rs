@@ -229,10 +229,7 @@ pub async fn run(cmd: AuditCommand, db_url: &str) -> anyhow::Result<()> {
                     r.checkpoints,
                     r.latest_checkpoint
                         .map_or_else(|| "(none)".to_owned(), |s| s.to_string()),
-                    r.root
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect::<String>()
+                    hex::encode(r.root)
                 ),
                 Err(e) => bail!("verification failed: {}", describe(&e)),
             }

@@ -1,6 +1,10 @@
 //! End-to-end tests of `caretrail audit ...`: the real executable on a real SQLite file, with
 //! events appended through the store library beforehand.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -1,5 +1,9 @@
 //! End-to-end tests of the `caretrail` binary: the real executable, a real database file.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::process::Command;
 
 fn caretrail() -> Command {

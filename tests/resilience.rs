@@ -5,6 +5,10 @@
 //! - Hardening #6: PostgreSQL behind a TCP proxy written here that the test turns into a
 //!   blackhole (accepts, never forwards: the hang case) and into a refusing port.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -18,8 +18,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use caretrail_domain::{
-    Actor, Command, Context, DirectorId, Event, Personal, Policy, Rejection, State, States,
-    StreamName, decide, streams_to_load,
+    Actor, Command, Context, DirectorId, Event, Personal, Policy, Rejection, RejectionKind, State,
+    States, StreamName, decide, streams_to_load,
 };
 use caretrail_store::{
     AppendRequest, AppendResult, EventStore, ExpectedVersion, Metadata, NewEvent, StoreError,
@@ -46,8 +46,11 @@ pub enum AppError {
     /// its current version.
     #[error("stream {stream} is at version {actual}, not the expected {expected}")]
     PreconditionFailed {
+        /// The stream the precondition was about.
         stream: String,
+        /// The version the caller expected.
         expected: u64,
+        /// The stream's version when the command was decided.
         actual: u64,
     },
     /// Other commands kept changing the same streams; the caller may retry.
@@ -55,7 +58,12 @@ pub enum AppError {
     Contention(u32),
     /// A stored event could not be read back into the domain.
     #[error("stored event at position {position} cannot be read: {reason}")]
-    Unreadable { position: u64, reason: String },
+    Unreadable {
+        /// The event's position in the log (0 for an event just decided, not yet stored).
+        position: u64,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// Personal data could not be sealed (e.g. the subject was erased).
     #[error(transparent)]
     Keys(#[from] KeyError),
@@ -64,18 +72,70 @@ pub enum AppError {
     Store(#[from] StoreError),
 }
 
+/// How a caller should read a failure: the HTTP layer answers each class with one status and
+/// every failure with [`AppError::code`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The command's input is wrong whatever the world holds (HTTP 422).
+    InvalidInput,
+    /// The world does not allow it now: a domain rule, or a concurrent change (HTTP 409).
+    Conflict,
+    /// This caller may not do it (HTTP 403).
+    NotPermitted,
+    /// The caller's expected stream version is not the current one (HTTP 412).
+    PreconditionFailed,
+    /// The database cannot serve now; a retry later may succeed (HTTP 503).
+    Unavailable,
+    /// A defect or corruption on the server's side (HTTP 500).
+    Internal,
+}
+
 impl AppError {
-    /// A stable machine-readable code for clients.
+    /// The stable machine-readable code clients see: the HTTP API answers every failure of a
+    /// command with exactly this code, so it is the one list of them. Server-side failures
+    /// share `internal_error` (their cause goes to the log, not to the client).
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Rejected(r) => r.code(),
             AppError::PreconditionFailed { .. } => "stream_version_mismatch",
-            AppError::Contention(_) => "concurrency_contention",
-            AppError::Unreadable { .. } => "stored_event_unreadable",
             AppError::Keys(KeyError::SubjectErased(_)) => "subject_erased",
-            AppError::Keys(_) => "key_storage_error",
-            AppError::Store(StoreError::InvalidAppend(_)) => "invalid_append",
-            AppError::Store(_) => "store_error",
+            AppError::Contention(_) => "concurrency_conflict",
+            AppError::Store(StoreError::WrongExpectedVersion { .. }) => "concurrency_conflict",
+            AppError::Store(StoreError::DuplicateEventId(_)) => "duplicate_event_id",
+            AppError::Store(StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_)) => {
+                "validation_failed"
+            }
+            e => match e.class() {
+                ErrorClass::Unavailable => "store_unavailable",
+                _ => "internal_error",
+            },
+        }
+    }
+
+    /// How a caller should read this failure.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            AppError::Rejected(r) => match r.kind() {
+                RejectionKind::InvalidInput => ErrorClass::InvalidInput,
+                RejectionKind::StateConflict => ErrorClass::Conflict,
+                RejectionKind::NotPermitted => ErrorClass::NotPermitted,
+            },
+            AppError::PreconditionFailed { .. } => ErrorClass::PreconditionFailed,
+            AppError::Contention(_) | AppError::Keys(KeyError::SubjectErased(_)) => {
+                ErrorClass::Conflict
+            }
+            AppError::Store(StoreError::WrongExpectedVersion { .. })
+            | AppError::Store(StoreError::DuplicateEventId(_)) => ErrorClass::Conflict,
+            AppError::Store(StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_)) => {
+                ErrorClass::InvalidInput
+            }
+            // An unreachable or full database is "retry later"; anything else from it (a
+            // corrupt row, a constraint the code should have prevented) is a server fault.
+            AppError::Store(e) if e.is_unavailable() => ErrorClass::Unavailable,
+            AppError::Keys(e) if e.is_unavailable() => ErrorClass::Unavailable,
+            AppError::Store(_) | AppError::Keys(_) | AppError::Unreadable { .. } => {
+                ErrorClass::Internal
+            }
         }
     }
 }
@@ -118,6 +178,7 @@ impl CommandMeta {
 
 /// Where "now" comes from; tests and the demo pin it.
 pub trait Clock: Send + Sync {
+    /// The current instant.
     fn now(&self) -> DateTime<Utc>;
 }
 
@@ -156,6 +217,8 @@ pub struct App {
 }
 
 impl App {
+    /// A command handler over `store`, sealing personal values with `keys`, deciding under
+    /// `policy`, with "now" from `clock`.
     pub fn new(
         store: Arc<dyn EventStore>,
         keys: Arc<KeyRing>,
@@ -171,18 +234,22 @@ impl App {
         }
     }
 
+    /// The event store commands are appended to.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }
 
+    /// The key ring that seals and opens personal values.
     pub fn keys(&self) -> &Arc<KeyRing> {
         &self.keys
     }
 
+    /// The configurable rules commands are decided under.
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
 
+    /// Where "now" comes from.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
     }

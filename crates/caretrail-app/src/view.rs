@@ -39,31 +39,53 @@ impl Access {
 /// An event as served to readers.
 #[derive(Clone, Debug, Serialize)]
 pub struct EventView {
+    /// Position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The stream the event belongs to.
     pub stream_id: String,
+    /// The event's version within its stream (1 for the stream's first event).
     pub stream_version: u64,
+    /// The event's id.
     pub event_id: uuid::Uuid,
+    /// The event's type name (`VisitRecorded`, ...).
     pub event_type: String,
     /// The schema version of `data` after upcasting (the current one).
     pub schema_version: u32,
     /// The version the event was stored with.
     pub stored_schema_version: u32,
+    /// The payload in the current schema, each sealed value replaced by its plaintext (a JSON
+    /// string), `{"erased": true}` or `{"redacted": true}` as the reader's [`Access`] allows.
     pub data: Value,
+    /// Who recorded the event.
     pub actor_id: String,
+    /// The role they acted in (`admin`, `director`, `system`, ...).
     pub actor_role: String,
+    /// The command that produced the event, if any.
     pub command_id: Option<uuid::Uuid>,
+    /// The id shared by everything one user action set off, if any.
     pub correlation_id: Option<uuid::Uuid>,
+    /// The event or command that directly caused this one, if any.
     pub causation_id: Option<uuid::Uuid>,
+    /// The calendar date the event is about (Asia/Shanghai), if any.
     pub business_date: Option<chrono::NaiveDate>,
+    /// Record time (UTC, microsecond precision, never decreasing along positions).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
+    /// Lowercase hex of the event's RFC 6962 leaf hash.
     pub leaf_hash: String,
 }
 
 /// Why an event could not be shown.
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
+    /// The stored payload is not JSON, or does not upcast to the current schema.
     #[error("stored event at position {position} is not readable: {reason}")]
-    Unreadable { position: u64, reason: String },
+    Unreadable {
+        /// The event's position.
+        position: u64,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// A sealed value could not be opened: its key could not be read, or it did not open.
     #[error(transparent)]
     Keys(#[from] KeyError),
 }
@@ -98,12 +120,8 @@ pub async fn view(
         causation_id: e.causation_id,
         business_date: e.business_date,
         recorded_at: e.recorded_at,
-        leaf_hash: hex_lower(&e.leaf_hash),
+        leaf_hash: hex::encode(e.leaf_hash),
     })
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn as_sealed(map: &Map<String, Value>) -> Option<Sealed> {

@@ -5,6 +5,10 @@
 //! `cargo bench -p caretrail-audit --bench verify` (N defaults to 1,000,000; set
 //! `CARETRAIL_BENCH_EVENTS` to change it).
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;

@@ -38,47 +38,68 @@ pub const VERSION: u32 = 1;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Line<'a> {
+    /// The first line: what the file is and how much it holds.
     Header(Header),
+    /// One event, in position order.
     #[serde(borrow)]
     Event(EventRecord<'a>),
+    /// A signed checkpoint, right after the event whose position equals its tree size (after the
+    /// last event when it is larger than the log).
     Checkpoint(CheckpointRecord),
+    /// The last line: without it the export was cut off.
     End(End),
 }
 
 /// The first line.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Header {
+    /// Always [`FORMAT`].
     pub format: String,
+    /// The export format version, [`VERSION`].
     pub version: u32,
+    /// The log's name, the first line of its checkpoint notes (`caretrail/log` by default).
     pub origin: String,
     /// The exporting service's verifier key, for information only.
     pub public_key: Option<String>,
+    /// Events the export holds: the audit tree's size when the export began.
     pub events: u64,
+    /// Checkpoint lines the export holds.
     pub checkpoints: u64,
 }
 
 /// An event with every field its leaf hash commits to, and the stored leaf hash.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EventRecord<'a> {
+    /// Position in the global log (1-based, gapless).
     pub position: u64,
+    /// The stream the event belongs to.
     #[serde(borrow)]
     pub stream_id: Cow<'a, str>,
+    /// The event's version within its stream (1 for the stream's first event).
     pub stream_version: u64,
+    /// The event's id (hyphenated UUID).
     pub event_id: Uuid,
+    /// The event's type name.
     #[serde(borrow)]
     pub event_type: Cow<'a, str>,
+    /// Version of the payload's shape as stored (not upcast).
     pub schema_version: u32,
     /// `YYYY-MM-DD`; kept as text, because the leaf encodes the text.
     #[serde(borrow)]
     pub business_date: Option<Cow<'a, str>>,
     /// Microseconds since 1970-01-01T00:00:00Z, exactly as encoded in the leaf.
     pub recorded_at_us: i64,
+    /// Who caused the event.
     #[serde(borrow)]
     pub actor_id: Cow<'a, str>,
+    /// The role they acted in.
     #[serde(borrow)]
     pub actor_role: Cow<'a, str>,
+    /// The command that produced the event, if any.
     pub command_id: Option<Uuid>,
+    /// The id shared by everything one user action set off, if any.
     pub correlation_id: Option<Uuid>,
+    /// The event or command that directly caused this one, if any.
     pub causation_id: Option<Uuid>,
     /// The payload's JSON text embedded verbatim as a JSON value, when that keeps its bytes
     /// exact (it is valid JSON with no line breaks and no surrounding whitespace).
@@ -210,6 +231,7 @@ fn verbatim(data: &str) -> Option<&RawValue> {
 /// A signed checkpoint and the consistency proof from the previous one in the export.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CheckpointRecord {
+    /// Leaves (events) the checkpoint commits to: positions 1 to `tree_size`.
     pub tree_size: u64,
     /// The signed note, exactly as signed.
     pub note: String,
@@ -221,14 +243,18 @@ pub struct CheckpointRecord {
 /// The last line.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct End {
+    /// Event lines written.
     pub events: u64,
+    /// Checkpoint lines written.
     pub checkpoints: u64,
 }
 
 /// What an export wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExportSummary {
+    /// Events written.
     pub events: u64,
+    /// Checkpoints written.
     pub checkpoints: u64,
 }
 

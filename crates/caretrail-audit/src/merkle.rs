@@ -20,7 +20,9 @@ pub type Hash = [u8; 32];
 /// A complete subtree: `2^level` leaves starting at leaf `index << level`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct NodeId {
+    /// Height: the subtree covers `2^level` leaves (0 is a single leaf).
     pub level: u8,
+    /// Which subtree of that height, counted from the left: its first leaf is `index << level`.
     pub index: u64,
 }
 
@@ -87,7 +89,9 @@ pub fn fold(hashes: &[Hash]) -> Hash {
 /// A contiguous range of leaves `[start, end)` whose subtree hash is one element of a proof.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span {
+    /// First leaf of the range (0-based leaf index, inclusive).
     pub start: u64,
+    /// One past its last leaf (exclusive).
     pub end: u64,
 }
 
@@ -179,10 +183,20 @@ pub fn hash_spans(spans: &[Span], lookup: impl Fn(NodeId) -> Option<Hash>) -> Op
 pub enum ProofError {
     /// The leaf index is not below the tree size.
     #[error("leaf index {index} is not below tree size {size}")]
-    IndexOutOfRange { index: u64, size: u64 },
+    IndexOutOfRange {
+        /// The leaf index asked for (0-based).
+        index: u64,
+        /// The tree size (number of leaves).
+        size: u64,
+    },
     /// The sizes cannot have a consistency proof (old size 0, or old above new).
     #[error("no consistency proof exists from size {old} to size {new}")]
-    BadSizes { old: u64, new: u64 },
+    BadSizes {
+        /// The older tree size.
+        old: u64,
+        /// The newer tree size.
+        new: u64,
+    },
     /// A hash has the wrong length.
     #[error("a hash is not 32 bytes")]
     BadHashLength,

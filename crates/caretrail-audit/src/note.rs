@@ -260,8 +260,11 @@ impl std::fmt::Display for NoteVerifier {
 /// The signed content of a checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CheckpointBody {
+    /// The log's name, the note's first line (`caretrail/log` by default).
     pub origin: String,
+    /// Leaves (events) the tree holds: the checkpoint commits to positions 1 to `tree_size`.
     pub tree_size: u64,
+    /// The tree's RFC 6962 root hash (standard base64 in the note's text).
     pub root_hash: Hash,
     /// When it was signed (the `time` extension line), if present.
     pub time: Option<DateTime<Utc>>,

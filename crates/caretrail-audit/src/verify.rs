@@ -30,35 +30,75 @@ pub enum VerifyError {
     /// The event's content does not hash to its leaf hash: its data, metadata or position was
     /// changed, or it was moved.
     #[error("position {position}: the event does not hash to its leaf hash")]
-    LeafHashMismatch { position: u64 },
+    LeafHashMismatch {
+        /// The position of the event that does not hash.
+        position: u64,
+    },
     /// A position is missing from the log (an event was deleted).
     #[error("position {position}: the event is missing (the log continues at {found})")]
-    MissingPosition { position: u64, found: u64 },
+    MissingPosition {
+        /// The first missing position.
+        position: u64,
+        /// The position the log continues at.
+        found: u64,
+    },
     /// A position appears again or out of order.
     #[error("position {position}: expected next, but found position {found}")]
-    UnexpectedPosition { position: u64, found: u64 },
+    UnexpectedPosition {
+        /// The position expected next.
+        position: u64,
+        /// The position found instead, a lower one (repeated or out of order).
+        found: u64,
+    },
     /// A checkpoint's signature does not verify with the pinned key.
     #[error("checkpoint at tree size {tree_size}: {reason}")]
-    BadSignature { tree_size: u64, reason: NoteError },
+    BadSignature {
+        /// The checkpoint's tree size.
+        tree_size: u64,
+        /// Why its note does not verify.
+        reason: NoteError,
+    },
     /// The signed root differs from the root of the log's leaves: the log was rewritten (or
     /// forked) somewhere in `first_position..=tree_size`, after the last checkpoint that held.
     #[error(
         "checkpoint at tree size {tree_size}: the log's root differs from the signed root; \
          the log was changed at or after position {first_position}"
     )]
-    RootMismatch { tree_size: u64, first_position: u64 },
+    RootMismatch {
+        /// The checkpoint's tree size.
+        tree_size: u64,
+        /// The first position that may have changed: one past the last checkpoint that held
+        /// (1 when none did).
+        first_position: u64,
+    },
     /// A signed checkpoint covers more events than the log has: signed events are gone.
     #[error(
         "checkpoint at tree size {tree_size}: the log has only {log_size} events; \
          position {} onwards is missing", log_size + 1
     )]
-    CheckpointBeyondLog { tree_size: u64, log_size: u64 },
+    CheckpointBeyondLog {
+        /// The checkpoint's tree size.
+        tree_size: u64,
+        /// How many events the log has.
+        log_size: u64,
+    },
     /// The consistency proof between two checkpoints does not verify.
     #[error("checkpoint at tree size {to}: the consistency proof from tree size {from} is invalid")]
-    InconsistentCheckpoints { from: u64, to: u64 },
+    InconsistentCheckpoints {
+        /// The earlier checkpoint's tree size.
+        from: u64,
+        /// The later checkpoint's tree size.
+        to: u64,
+    },
     /// A line of an export file is not in the documented format.
     #[error("line {line}: {reason}")]
-    Malformed { line: u64, reason: String },
+    Malformed {
+        /// The line of the export file, from 1; 0 when the fault is on no line (a trusted
+        /// checkpoint).
+        line: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// The export file ends without its `end` line, or counts disagree with it.
     #[error("the export is truncated or incomplete: {0}")]
     Truncated(String),
@@ -106,7 +146,9 @@ pub struct VerifyOptions {
 /// What a successful verification covered.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Events verified: the size of the log.
     pub events: u64,
+    /// Checkpoints verified, trusted ones included.
     pub checkpoints: u64,
     /// The root of all verified leaves.
     pub root: Hash,

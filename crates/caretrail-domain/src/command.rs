@@ -511,11 +511,46 @@ macro_rules! commands {
         /// The names of all commands, as used in `POST /api/v1/commands/{CommandName}`.
         pub const COMMAND_NAMES: &[&str] = &[$(stringify!($name)),*];
 
+        /// Which command, without its body: what can be known from the name alone (who may
+        /// run it, [`CommandKind::issuers`]) before a body is read.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum CommandKind {
+            $(
+                #[allow(missing_docs)]
+                $name,
+            )*
+        }
+
+        impl CommandKind {
+            /// Every command kind, in the order of [`COMMAND_NAMES`].
+            pub const ALL: &[CommandKind] = &[$(CommandKind::$name),*];
+
+            /// The command's name, e.g. `RecordVisit`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(CommandKind::$name => stringify!($name),)*
+                }
+            }
+
+            /// The kind of the command named `name`; `None` when no command has that name.
+            pub fn from_name(name: &str) -> Option<CommandKind> {
+                match name {
+                    $(stringify!($name) => Some(CommandKind::$name),)*
+                    _ => None,
+                }
+            }
+        }
+
         impl Command {
             /// The command's name, e.g. `RecordVisit`.
             pub fn name(&self) -> &'static str {
+                self.kind().name()
+            }
+
+            /// Which command this is.
+            pub fn kind(&self) -> CommandKind {
                 match self {
-                    $(Command::$name(_) => stringify!($name),)*
+                    $(Command::$name(_) => CommandKind::$name,)*
                 }
             }
 
@@ -591,7 +626,12 @@ pub enum CommandParseError {
     /// schema defines; the message is built from fixed text and the schema, never from the
     /// values or keys sent.
     #[error("invalid command body at {field}: {message}")]
-    InvalidBody { field: String, message: String },
+    InvalidBody {
+        /// The path of the offending value (`gifts[0].amount_fen`, `.` for the body).
+        field: String,
+        /// What is wrong there, from fixed text and the schema.
+        message: String,
+    },
 }
 
 impl CommandParseError {

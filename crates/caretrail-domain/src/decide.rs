@@ -70,7 +70,7 @@ impl Default for Policy {
 }
 
 /// Who is acting. Authorisation (which role may run which command, on whose pairing) happens
-/// before deciding; the domain records the actor where an event names one
+/// before deciding, by the tables of [`crate::authority`]; the domain records the actor where an event names one
 /// (`HardshipAssessed.by`) and applies the rules that depend on who acts (a director's visit is
 /// led by that director).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

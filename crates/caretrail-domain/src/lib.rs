@@ -44,6 +44,7 @@
 //! be stored by mistake. Decisions never depend on personal values, so erasure never changes
 //! what a replay decides.
 
+pub mod authority;
 pub mod command;
 pub mod decide;
 pub mod demo;
@@ -62,7 +63,8 @@ pub mod text;
 pub mod upcast;
 pub mod vocab;
 
-pub use command::{Command, CommandParseError};
+pub use authority::{Reach, Relation, Role, Scope, Subject, Touch};
+pub use command::{Command, CommandKind, CommandParseError};
 pub use decide::{
     Actor, Context, DEFAULT_MAX_GIFT_FEN, Decision, Policy, decide, stream_created, streams_to_load,
 };
@@ -71,7 +73,7 @@ pub use ids::*;
 pub use money::{Fen, MoneyError};
 pub use personal::{Personal, PersonalRef, Sealed};
 pub use region::{RegionCode, RegionError};
-pub use rejection::Rejection;
+pub use rejection::{Rejection, RejectionKind};
 pub use state::{State, States, evolve};
 pub use stream::{Category, StreamName};
 pub use upcast::{UpcastError, upcast};

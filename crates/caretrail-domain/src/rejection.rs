@@ -3,7 +3,9 @@
 //! One enum for the whole domain, because the HTTP layer maps every refusal the same way: a
 //! stable snake_case [`Rejection::code`] that clients switch on, an English message
 //! (`Display`) and a Chinese one ([`Rejection::message_zh`]). Messages name fields, never values,
-//! so no personal data can leak into an error body or a log line.
+//! so no personal data can leak into an error body or a log line. [`Rejection::kind`] says
+//! whose fault a refusal is (the input, the state of the world, or the caller), which is all
+//! the HTTP layer needs to pick a status.
 
 /// A refused command. Each variant is one rule of `docs/domain.md` (section 6).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -198,7 +200,90 @@ pub enum Rejection {
     PersonalDataAlreadyErased,
 }
 
+/// What a refusal says about the command: that its input is wrong whatever the world holds,
+/// that the world does not allow it now, or that this caller may not do it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectionKind {
+    /// The command is malformed or contradicts itself: no state of the world would accept it
+    /// as sent (HTTP 422).
+    InvalidInput,
+    /// A rule about the state of the world refuses it now: something does not exist, already
+    /// exists, or is in the wrong step (HTTP 409).
+    StateConflict,
+    /// The caller may not do this to this record, although another caller may (HTTP 403).
+    NotPermitted,
+}
+
 impl Rejection {
+    /// What kind of refusal this is.
+    pub fn kind(&self) -> RejectionKind {
+        use Rejection::*;
+        use RejectionKind::*;
+        match self {
+            PersonalDataNotPlain { .. }
+            | RequiredTextEmpty { .. }
+            | DateInFuture { .. }
+            | VisitDateInFuture
+            | AmountOverflow
+            | GiftAmountAboveCap { .. }
+            | HardshipCausesEmpty
+            | TermInvalid
+            | TermEndBeforeStart
+            | VisitPolicyInvalid
+            | VisitNeedsPairingOrAdhocReason
+            | VisitHasPairingAndAdhocReason
+            | VisitWithoutParticipants
+            | VisitNeedsOneLead
+            // The command itself names someone else as the lead of the caller's visit.
+            | VisitLeadNotActor
+            | CashGiftWithoutAmount
+            | CorrectionEmpty => InvalidInput,
+            // The visit exists and is the caller's pairing's, but another director led it.
+            VisitNotLedByActor => NotPermitted,
+            // A defect of the command handler rather than a rule; it has always answered as a
+            // refusal by the state it found.
+            StateNotLoaded { .. }
+            | ModelWorkerAlreadyRegistered
+            | UnknownModelWorker
+            | ModelWorkerDeceased
+            | ModelWorkerNotInHardship
+            | DirectorAlreadyAppointed
+            | UnknownDirector
+            | DirectorNotInTerm
+            | BodyAlreadyRegistered
+            | UnknownBody
+            | PairingAlreadyExists
+            | UnknownPairing
+            | DirectorAlreadyPaired
+            | ModelWorkerAlreadyPaired
+            | PairingPeriodOverlaps
+            | PairingAlreadyEnded
+            | PairEndBeforeStart
+            | PairEndBeforeLastActivity
+            | PairingNotActiveOnDate
+            | VisitAlreadyRecorded
+            | UnknownVisit
+            | VisitModelWorkerMismatch
+            | VisitVoided
+            | IssueAlreadyRaised
+            | UnknownIssue
+            | IssueNotAcknowledged
+            | IssueAlreadyAcknowledged
+            | IssueNotEscalated
+            | IssueAlreadyResolved
+            | IssueNotResolved
+            | IssueAlreadyConfirmed
+            | IssueNotConfirmed
+            | IssueClosed
+            | IssueDateOutOfOrder
+            | DueDateBeforeStep
+            | BodyNotEscalatedTo
+            | RedirectTargetInvalid
+            | ContactAlreadyRecorded
+            | PersonalDataAlreadyErased => StateConflict,
+        }
+    }
+
     /// The stable machine code, e.g. `director_already_paired`.
     pub fn code(&self) -> &'static str {
         use Rejection::*;

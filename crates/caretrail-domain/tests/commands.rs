@@ -1,6 +1,10 @@
 //! Given/when/then tests of every command: the exact events when accepted, and the exact code
 //! of every refusal.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use caretrail_domain::Category::*;

@@ -1,6 +1,10 @@
 //! Given/when/then tests of the issue lifecycle: raised → (resolved on the spot | acknowledged →
 //! escalated… → resolved) → confirmed → closed, and reopening.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use caretrail_domain::Category::*;

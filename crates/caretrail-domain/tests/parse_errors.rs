@@ -8,6 +8,10 @@
 //! values holding a marker number inside quotes, backticks, backslashes and newlines, and
 //! keys the schema does not define added to every object.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use caretrail_domain::command::{COMMAND_NAMES, command_schemas};
 use caretrail_domain::{Command, CommandParseError};
 use serde_json::{Map, Value, json};

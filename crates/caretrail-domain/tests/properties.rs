@@ -4,6 +4,10 @@
 //! was not in force on the visit's date. The invariants are recomputed from the event log
 //! alone, independently of the aggregate states the decision used.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

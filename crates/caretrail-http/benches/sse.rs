@@ -10,6 +10,10 @@
 //! The server is the release binary (`target/release/caretrail`, or `CARETRAIL_BIN`) in its own
 //! process on loopback; this program is the clients.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

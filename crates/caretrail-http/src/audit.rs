@@ -43,6 +43,7 @@ pub struct Checkpoint {
     /// The tree's root hash, lowercase hex.
     #[schemars(regex(pattern = "^[0-9a-f]{64}$"))]
     pub root_hash: String,
+    /// When it was signed (UTC), as in the note's `time` line.
     pub signed_at: chrono::DateTime<chrono::Utc>,
     /// The signed note (C2SP tlog-checkpoint text; its root hash is base64).
     pub note: String,
@@ -50,6 +51,7 @@ pub struct Checkpoint {
     pub public_key: Option<String>,
 }
 
+/// `GET /api/v1/audit/checkpoint`: the latest signed checkpoint (administrators and auditors).
 pub async fn checkpoint(
     State(state): State<AppState>,
     p: Principal,
@@ -63,15 +65,11 @@ pub async fn checkpoint(
         .ok_or_else(|| ApiError::not_found("no checkpoint has been signed yet"))?;
     Ok(Json(Checkpoint {
         tree_size: cp.tree_size,
-        root_hash: hex(&cp.root_hash),
+        root_hash: hex::encode(cp.root_hash),
         signed_at: cp.signed_at,
         note: cp.note,
         public_key: a.verifier().map(|v| v.to_string()),
     }))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Which inclusion proof.
@@ -86,6 +84,8 @@ pub struct InclusionParams {
     pub tree_size: u64,
 }
 
+/// `GET /api/v1/audit/proof/inclusion`: the RFC 6962 inclusion proof of the event at
+/// `position` in the tree of `tree_size` events.
 pub async fn inclusion(
     State(state): State<AppState>,
     p: Principal,
@@ -112,6 +112,8 @@ pub struct ConsistencyParams {
     pub to: u64,
 }
 
+/// `GET /api/v1/audit/proof/consistency`: the RFC 6962 consistency proof from tree size `from`
+/// to tree size `to`.
 pub async fn consistency(
     State(state): State<AppState>,
     p: Principal,
@@ -134,6 +136,8 @@ pub struct LeafPath {
     pub position: u64,
 }
 
+/// `GET /api/v1/audit/leaf/{position}`: the event's raw leaf encoding and its leaf hash, so a
+/// client can recompute the hash itself.
 pub async fn leaf(
     State(state): State<AppState>,
     p: Principal,

@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use caretrail_store::EventStore;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -38,36 +38,8 @@ use crate::error::ApiError;
 /// per token in use every 5 s and keeps a revoked token's window short (it was 30 s).
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(5);
 
-/// What a principal may do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Director,
-    Auditor,
-    Integration,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "admin",
-            Role::Director => "director",
-            Role::Auditor => "auditor",
-            Role::Integration => "integration",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "admin" => Some(Role::Admin),
-            "director" => Some(Role::Director),
-            "auditor" => Some(Role::Auditor),
-            "integration" => Some(Role::Integration),
-            _ => None,
-        }
-    }
-}
+/// The four roles are the domain's, which also says which commands each may run.
+pub use caretrail_domain::Role;
 
 /// An authenticated caller.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 /// Which tasks to run.
 pub struct Tasks {
+    /// The dashboards' projector, followed live when given.
     pub projector: Option<Arc<Projector>>,
     /// The audit tree follower runs when an auditor is given.
     pub auditor: Option<Arc<Auditor>>,

@@ -13,7 +13,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use caretrail_app::CommandMeta;
-use caretrail_domain::{Category, Command, CommandParseError, State as DomainState, StreamName};
+use caretrail_domain::authority::model_worker_of;
+use caretrail_domain::{
+    Category, Command, CommandKind, CommandParseError, DirectorId, Reach, Relation, Scope,
+    State as DomainState, StreamName,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -22,36 +26,32 @@ use crate::AppState;
 use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult, FieldError};
 
-/// Commands a director may run, and only about their own pairing.
-const DIRECTOR_COMMANDS: &[&str] = &[
-    "RecordVisit",
-    "CorrectVisit",
-    "VoidVisit",
-    "RecordContact",
-    "RaiseIssue",
-    "ResolveOnSpot",
-    "NoteIssueProgress",
-    "ConfirmResolution",
-];
-
 /// Where one written event landed.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct WrittenEvent {
+    /// The event's position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The event's id.
     pub event_id: Uuid,
+    /// The stream it was appended to (`category-uuid`).
     pub stream_id: String,
+    /// Its version within that stream (the stream's event count after it).
     pub stream_version: u64,
 }
 
 /// The answer to an accepted command.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct CommandAccepted {
+    /// The command's id: derived from the `Idempotency-Key` when one was sent, so a retry
+    /// answers the same id.
     pub command_id: Uuid,
     /// The command's aggregate stream (the first one written).
     pub stream_id: Option<String>,
     /// That stream's version after the command.
     pub stream_version: Option<u64>,
+    /// Where each event the command produced landed, in log order.
     pub events: Vec<WrittenEvent>,
+    /// When the events were recorded (UTC).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -100,6 +100,8 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a st
     }
 }
 
+/// `POST /api/v1/commands/{CommandName}`: authorises, parses, runs the command and answers
+/// 201 with where its events landed (or the stored answer for a retried idempotency key).
 pub async fn command(
     State(state): State<AppState>,
     principal: Principal,
@@ -107,18 +109,19 @@ pub async fn command(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<CommandAccepted>)> {
-    // Who may run what is known from the token and the name alone: refuse before reading the
-    // body, so a caller without the right learns nothing from validation messages.
-    // The name is client text: it is repeated back only once it is known to be a command's.
-    let known = caretrail_domain::command::COMMAND_NAMES.contains(&name.as_str());
-    match principal.role {
-        Role::Admin => {}
-        Role::Auditor | Role::Integration => return Err(principal.deny("run commands")),
-        Role::Director if !known => return Err(unknown_command()),
-        Role::Director if !DIRECTOR_COMMANDS.contains(&name.as_str()) => {
+    // Who may run what is known from the token and the name alone (the domain's table of
+    // issuers): refuse before reading the body, so a caller without the right learns nothing
+    // from validation messages. The name is client text: it is repeated back only once it is
+    // known to be a command's.
+    if !principal.role.runs_commands() {
+        return Err(principal.deny("run commands"));
+    }
+    match CommandKind::from_name(&name) {
+        None => return Err(unknown_command()),
+        Some(kind) if !principal.role.may_run(kind) => {
             return Err(principal.deny(&format!("run {name}")));
         }
-        Role::Director => {}
+        Some(_) => {}
     }
     if !is_json(&headers) {
         return Err(ApiError::new(
@@ -152,10 +155,6 @@ pub async fn command(
         )
     })?;
     let fingerprint = crate::idempotency::fingerprint(&name, &json);
-    let fields = match &json {
-        serde_json::Value::Object(m) => m.clone(),
-        _ => serde_json::Map::new(),
-    };
     // The domain's error names the field and what its schema expects there, never a value or
     // a key that was sent, so it is passed on as it is.
     let command = Command::parse(&name, json).map_err(|e| match e {
@@ -165,7 +164,7 @@ pub async fn command(
             vec![FieldError { field, message }],
         ),
     })?;
-    authorize(&state, &principal, &command, &fields).await?;
+    authorize(&state, &principal, &command).await?;
 
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
     if principal.role == Role::Director {
@@ -261,46 +260,42 @@ fn unknown_command() -> ApiError {
     ApiError::not_found("there is no command of that name")
 }
 
-/// Decides whether `principal` may run `command`.
-async fn authorize(
-    state: &AppState,
-    principal: &Principal,
-    command: &Command,
-    body: &serde_json::Map<String, serde_json::Value>,
-) -> ApiResult<()> {
-    match principal.role {
-        Role::Admin => Ok(()),
-        Role::Auditor | Role::Integration => Err(principal.deny("run commands")),
-        Role::Director => {
-            if !DIRECTOR_COMMANDS.contains(&command.name()) {
-                return Err(principal.deny(&format!("run {}", command.name())));
-            }
+/// Decides whether `principal` may run `command`: the domain says which roles may issue it,
+/// how far each role reaches and which records the command is about; this only reads the
+/// states those answers need (the director's pairing, the model worker of an existing issue or
+/// visit).
+async fn authorize(state: &AppState, principal: &Principal, command: &Command) -> ApiResult<()> {
+    if !principal.role.may_run(command.kind()) {
+        return Err(principal.deny(&format!("run {}", command.name())));
+    }
+    match principal.role.reach() {
+        Reach::Everything => Ok(()),
+        Reach::Nothing => Err(principal.deny("run commands")),
+        Reach::OwnPairing => {
             let Some(director) = principal.director_id else {
                 return Err(principal.deny("run commands without a director"));
             };
-            let (pairing, worker) = own_pairing(state, director).await?;
-            let refers_to_own = |field: &str, own: Option<Uuid>| match body.get(field) {
-                None | Some(serde_json::Value::Null) => true,
-                Some(v) => own.is_some() && v.as_str().and_then(|s| s.parse::<Uuid>().ok()) == own,
+            let director = DirectorId(director);
+            let (_, director_state) = state
+                .app
+                .state(&StreamName::new(Category::Director, director))
+                .await?;
+            let Some(scope) = Scope::of(director, &director_state) else {
+                return Err(principal.deny("act on another director's pairing"));
             };
-            let mut ok =
-                refers_to_own("pairing_id", pairing) && refers_to_own("model_worker_id", worker);
-            // Issues and visits name their model worker only through their own stream.
-            for (field, category) in [("issue_id", Category::Issue), ("visit_id", Category::Visit)]
-            {
-                if let Some(id) = body.get(field).and_then(|v| v.as_str())
-                    && let Ok(id) = id.parse::<Uuid>()
-                {
-                    let owner = subject_of(state, StreamName::new(category, id)).await?;
-                    // A new issue or visit has no state yet: its model worker field decides.
-                    ok &= owner.is_none() || owner == worker;
+            for touch in command.subjects() {
+                if touch.relation != Relation::About {
+                    continue;
+                }
+                let owner = match touch.subject.owner_stream() {
+                    Some(stream) => model_worker_of(&state.app.state(&stream).await?.1),
+                    None => None,
+                };
+                if !scope.covers(touch.subject, owner) {
+                    return Err(principal.deny("act on another director's pairing"));
                 }
             }
-            if ok && worker.is_some() {
-                Ok(())
-            } else {
-                Err(principal.deny("act on another director's pairing"))
-            }
+            Ok(())
         }
     }
 }
@@ -319,16 +314,6 @@ pub(crate) async fn own_pairing(
             (Some(p.pairing_id.uuid()), Some(p.counterpart))
         }),
         _ => (None, None),
-    })
-}
-
-/// The model worker an issue or visit is about, if it exists.
-async fn subject_of(state: &AppState, stream: StreamName) -> ApiResult<Option<Uuid>> {
-    let (_, s) = state.app.state(&stream).await?;
-    Ok(match s {
-        DomainState::Issue(i) => i.info.map(|i| i.model_worker_id.uuid()),
-        DomainState::Visit(v) => v.info.map(|v| v.model_worker_id.uuid()),
-        _ => None,
     })
 }
 

@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use caretrail_app::AppError;
+use caretrail_app::{AppError, ErrorClass};
 use caretrail_store::StoreError;
 use serde::Serialize;
 
@@ -44,10 +44,15 @@ pub struct FieldError {
 /// The API's error type.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The HTTP status.
     pub status: StatusCode,
+    /// The stable machine code clients switch on (`director_already_paired`).
     pub code: &'static str,
+    /// The English explanation; never a personal value or a value the client sent.
     pub detail: Option<String>,
+    /// The zh-CN explanation, for the domain's rejections.
     pub detail_zh: Option<String>,
+    /// The fields at fault, for validation failures.
     pub errors: Vec<FieldError>,
     /// Headers the answer carries besides its content type (`Retry-After`, `Allow`,
     /// `WWW-Authenticate`); boxed and rare, so a `Result<_, ApiError>` stays small.
@@ -55,6 +60,7 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// An error answer with `status`, `code` and an English `detail`.
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
         Self {
             status,
@@ -111,18 +117,22 @@ impl ApiError {
         )
     }
 
+    /// 403 `forbidden`.
     pub fn forbidden(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 
+    /// 404 `not_found`.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", detail)
     }
 
+    /// 400 with its own `code`.
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, detail)
     }
 
+    /// 422 `validation_failed`, naming the fields at fault.
     pub fn validation(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Self {
             errors,
@@ -198,82 +208,44 @@ pub const STORE_RETRY_AFTER_SECS: u32 = 2;
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::WrongExpectedVersion { .. } => {
-                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
-            }
-            StoreError::DuplicateEventId(_) => {
-                ApiError::new(StatusCode::CONFLICT, "duplicate_event_id", e.to_string())
-            }
-            StoreError::InvalidAppend(_) | StoreError::InvalidStreamId(_) => {
-                ApiError::validation(e.to_string(), Vec::new())
-            }
-            // An unreachable or full database is "retry later"; anything else from it (a
-            // corrupt row, a constraint the code should have prevented) is a server fault.
-            _ => ApiError::unavailable_or_internal(e.is_unavailable(), &e),
-        }
+        // One mapping for the store's failures, whether a command or a read met them.
+        AppError::Store(e).into()
     }
 }
 
+/// The answer to a failed command: the status from [`AppError::class`], the code from
+/// [`AppError::code`] (the one list of the codes commands answer with).
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
+        let code = e.code();
+        let status = match e.class() {
+            ErrorClass::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorClass::Conflict => StatusCode::CONFLICT,
+            ErrorClass::NotPermitted => StatusCode::FORBIDDEN,
+            ErrorClass::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            // The cause is logged; the client learns only the code and when to retry.
+            ErrorClass::Unavailable => {
+                return ApiError {
+                    code,
+                    ..ApiError::unavailable(&e)
+                };
+            }
+            ErrorClass::Internal => {
+                return ApiError {
+                    code,
+                    ..ApiError::internal(&e)
+                };
+            }
+        };
         match e {
             AppError::Rejected(r) => {
-                let mut err = ApiError::new(StatusCode::CONFLICT, r.code(), r.to_string());
-                err.detail_zh = Some(r.message_zh().to_string());
-                // Rejections that are about the shape of the input rather than the state of
-                // the world are validation failures.
-                if is_validation(r.code()) {
-                    err.status = StatusCode::UNPROCESSABLE_ENTITY;
-                }
-                // A rule about what this caller may touch is a refusal of the caller, as the
-                // other director-scope refusals are.
-                if r.code() == "visit_not_led_by_actor" {
-                    err.status = StatusCode::FORBIDDEN;
-                }
+                let mut err = ApiError::new(status, code, r.to_string());
+                err.detail_zh = Some(r.message_zh());
                 err
             }
-            AppError::PreconditionFailed { .. } => ApiError::new(
-                StatusCode::PRECONDITION_FAILED,
-                "stream_version_mismatch",
-                e.to_string(),
-            ),
-            AppError::Contention(_) => {
-                ApiError::new(StatusCode::CONFLICT, "concurrency_conflict", e.to_string())
-            }
-            AppError::Keys(caretrail_app::KeyError::SubjectErased(_)) => {
-                ApiError::new(StatusCode::CONFLICT, "subject_erased", e.to_string())
-            }
-            AppError::Store(s) => s.into(),
-            AppError::Keys(k) if k.is_unavailable() => ApiError::unavailable(&k),
-            other => ApiError::internal(&other),
+            e => ApiError::new(status, code, e.to_string()),
         }
     }
-}
-
-/// Domain rejection codes that describe invalid input rather than a rule about the state of
-/// the world: these answer 422, the rest 409.
-fn is_validation(code: &str) -> bool {
-    matches!(
-        code,
-        "personal_data_not_plain"
-            | "required_text_empty"
-            | "date_in_future"
-            | "visit_date_in_future"
-            | "amount_overflow"
-            | "gift_amount_above_cap"
-            | "hardship_causes_empty"
-            | "term_invalid"
-            | "term_end_before_start"
-            | "visit_policy_invalid"
-            | "visit_needs_pairing_or_adhoc_reason"
-            | "visit_has_pairing_and_adhoc_reason"
-            | "visit_without_participants"
-            | "visit_needs_one_lead"
-            | "visit_lead_not_actor"
-            | "cash_gift_without_amount"
-            | "correction_empty"
-    )
 }
 
 impl ApiError {

@@ -37,16 +37,26 @@ pub const MAX_PAGE: usize = 1000;
 /// An event as the API shows it.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EventOut {
+    /// Position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The event's id.
     pub event_id: Uuid,
+    /// The stream it belongs to: its category, a dash and the aggregate's id (`visit-0195...`).
     pub stream_id: String,
+    /// The event's version within its stream (1 for the stream's first event).
     pub stream_version: u64,
+    /// The event's type (`VisitRecorded`, `IssueRaised`, ...); it decides the shape of `data`.
     pub event_type: String,
+    /// The schema version of `data`: the event type's current one (older data is upcast).
     pub schema_version: u32,
+    /// The payload in the current schema. Each personal value is its plaintext (a string) when
+    /// the token may see it, `{"erased": true}` once erased, otherwise `{"redacted": true}`.
     pub data: serde_json::Value,
+    /// Who recorded the event and why.
     pub metadata: MetadataOut,
     /// The business date the event is about (Asia/Shanghai), if any.
     pub occurred_at: Option<chrono::NaiveDate>,
+    /// When the event was stored (UTC, microsecond precision, never decreasing along positions).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
     /// Lowercase hex SHA-256 leaf hash (RFC 6962 leaf of the audit tree).
     pub leaf_hash: String,
@@ -55,10 +65,15 @@ pub struct EventOut {
 /// Who recorded an event and why.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MetadataOut {
+    /// Who recorded it: the director's id for a director's token, otherwise the token's id.
     pub actor_id: String,
+    /// The role it was recorded in (`admin`, `director`, or `system` for the server itself).
     pub actor_role: String,
+    /// The command that wrote the event (shared by every event it wrote); null if none.
     pub command_id: Option<Uuid>,
+    /// Shared by everything one user action set off (by default the command's id).
     pub correlation_id: Option<Uuid>,
+    /// The event or command that directly caused this one, if any.
     pub causation_id: Option<Uuid>,
 }
 
@@ -263,11 +278,14 @@ async fn show(
 /// A page of the log.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct EventsPage {
+    /// The events, in position order (at most `limit`).
     pub events: Vec<EventOut>,
     /// Pass as `after` for the next page; equal to the request's `after` when nothing is newer.
     pub next_after: u64,
 }
 
+/// `GET /api/v1/events`: a page of the global log in position order, filtered by type and
+/// category (administrators, auditors and integrations).
 pub async fn page(
     State(state): State<AppState>,
     principal: Principal,
@@ -307,9 +325,11 @@ pub async fn page(
 /// One stream's events.
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct StreamPage {
+    /// The stream's id.
     pub stream_id: String,
     /// The stream's current version (0 when it does not exist).
     pub version: u64,
+    /// Its events in version order, from `from_version`, at most `limit`.
     pub events: Vec<EventOut>,
 }
 
@@ -343,6 +363,8 @@ fn stream_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     })
 }
 
+/// `GET /api/v1/streams/{id}`: one stream's events in version order. A director reads only
+/// their own stream, their pairing's and their model worker's; any other answers 404.
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -404,6 +426,9 @@ fn concerns(e: &caretrail_store::RecordedEvent, ids: &[String]) -> bool {
         .any(|v| ids.iter().any(|id| id == v))
 }
 
+/// `GET /api/v1/events/subscribe`: the log as Server-Sent Events, stored events after `after`
+/// (or `Last-Event-ID`) and then live ones, each once. A director gets only the events that name
+/// them, their pairing or their model worker.
 pub async fn subscribe(
     State(state): State<AppState>,
     principal: Principal,

@@ -33,6 +33,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::response::sse::Sse;
 use axum::response::{IntoResponse, Response as HttpResponse};
+use caretrail_domain::{CommandKind, Reach};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::Serialize;
@@ -408,6 +409,21 @@ pub fn command<'t>(mut op: TransformOperation<'t>, name: &str) -> TransformOpera
             extensions: Default::default(),
         }));
     }
+    // Who may run it, and how far, from the domain's tables (the ones the handler asks).
+    let issuers = CommandKind::from_name(name).map_or(&[][..], CommandKind::issuers);
+    let names: Vec<&str> = issuers.iter().map(|r| r.as_str()).collect();
+    let mut forbidden = format!(
+        "the token's role may not run this command (only {} may)",
+        names.join(" and ")
+    );
+    if issuers.iter().any(|r| r.reach() == Reach::OwnPairing) {
+        forbidden.push_str(
+            ", or a director's command is about another pairing than their own (forbidden), \
+             or a rule refuses this caller (the rule's code, e.g. visit_not_led_by_actor)",
+        );
+    } else {
+        forbidden.push_str(" (forbidden)");
+    }
     op.describe(&format!("command{name}"), "commands", &format!("Run {name}"))
         .header(
             "Idempotency-Key",
@@ -436,8 +452,8 @@ pub fn command<'t>(mut op: TransformOperation<'t>, name: &str) -> TransformOpera
             ),
         )
         .problem(400, "malformed JSON or a malformed header (malformed_json, invalid_header, invalid_idempotency_key, invalid_if_match)")
-        .problem(403, "the token's role may not run this command, or not about this pairing (forbidden)")
-        .problem(409, "a domain rule refused the command (its rule code), or a concurrent write (concurrency_conflict)")
+        .problem(403, &forbidden)
+        .problem(409, "a domain rule refused the command (its rule code), or a concurrent write (concurrency_conflict, duplicate_event_id), or the subject's personal data is erased (subject_erased)")
         .problem(412, "If-Match does not match the stream's version (stream_version_mismatch)")
         .problem(413, "the body is larger than the limit (body_too_large)")
         .problem(415, "the body is not declared as JSON (unsupported_media_type)")

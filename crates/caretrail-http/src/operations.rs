@@ -74,8 +74,11 @@ impl OperationKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OperationState {
+    /// Still working: poll again.
     Running,
+    /// Finished; `result` holds what it produced.
     Succeeded,
+    /// Ended in failure; `error` says why.
     Failed,
 }
 
@@ -85,19 +88,24 @@ pub enum OperationState {
 pub struct OperationError {
     /// `rebuild_failed`, `export_failed` or `operation_aborted`.
     pub code: String,
+    /// An English sentence for people; the cause itself is only in the server's log.
     pub detail: String,
 }
 
 /// The answer of `GET /api/v1/operations/{id}` (and of the `202` that starts one).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct OperationStatus {
+    /// The operation's id, as in the `Location` of the answer that started it.
     pub operation_id: Uuid,
+    /// What the operation does.
     pub kind: OperationKind,
+    /// Where it stands.
     pub state: OperationState,
     /// Events done so far: applied to the new generation (rebuild) or written (export).
     pub done: u64,
     /// Events to do: the head of the log (0 while not yet known).
     pub total: u64,
+    /// When it started (UTC).
     pub started_at: DateTime<Utc>,
     /// When it succeeded or failed; null while running.
     pub finished_at: Option<DateTime<Utc>>,
@@ -564,7 +572,6 @@ fn visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<Arc<Operation
     Ok(op)
 }
 
-/// `GET /api/v1/operations/{id}`.
 /// The operation a path names.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct OperationPath {
@@ -573,6 +580,8 @@ pub struct OperationPath {
     pub id: String,
 }
 
+/// `GET /api/v1/operations/{id}`: an operation's state and progress, for the roles that may
+/// start its kind.
 pub async fn status(
     State(state): State<AppState>,
     p: Principal,

@@ -3,6 +3,10 @@
 //! 3 s. These tests drive `caretrail_http::Server` with raw TCP connections (the limits are
 //! about connections, not about the API, so most use a two-route router and no database).
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

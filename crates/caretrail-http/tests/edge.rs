@@ -3,6 +3,10 @@
 //! connection limits and the treatment of unauthenticated callers. The real router is served
 //! on port 0 over a real database (SQLite and PostgreSQL) by `testing::demo_service`.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use caretrail_app::MasterKey;
 use caretrail_http::Role;
 use caretrail_http::testing::DemoService;

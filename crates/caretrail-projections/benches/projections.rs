@@ -6,6 +6,10 @@
 //! live phases). The generated log is kept in
 //! `target/proj-bench-EVENTS.db` and reused by later runs.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,10 @@
 //! saturated or rounded number. A property test checks that live and rebuilt totals agree
 //! for random histories with amounts near the cap and beyond it.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey};

@@ -4,6 +4,10 @@
 //! pool still holding SQLite's write lock, and every later write waited out its busy timeout
 //! and failed, until a restart.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use caretrail_projections::Projector;

@@ -12,6 +12,10 @@
 //! `--max-wait-us N` (group commit wait, default 0), `--phases a,b` (any of baseline, appends,
 //! growth, read, live; default all), `--db-dir D` (SQLite: keep the database in D and reuse it).
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};

@@ -30,7 +30,9 @@ use tokio::sync::watch;
 /// that tasks (and processes) failing together do not retry in lockstep.
 #[derive(Clone, Copy, Debug)]
 pub struct Backoff {
+    /// Delay after the first failure (before jitter); it doubles with each further one.
     pub first: Duration,
+    /// The cap: no delay is longer than this, however many failures.
     pub max: Duration,
 }
 
@@ -69,10 +71,16 @@ pub enum Expect {
     OnDemand,
     /// Follows the log and reports its position at least every `every`, idle or not; it is
     /// held to [`ReadyBounds`] for lag and silence.
-    FollowsLog { every: Duration },
+    FollowsLog {
+        /// The longest a healthy task goes between two position reports.
+        every: Duration,
+    },
     /// Succeeds every `every` (the checkpointer); silent for longer than that plus
     /// [`ReadyBounds::max_lag`] means it is stuck.
-    Periodic { every: Duration },
+    Periodic {
+        /// How often it is meant to succeed.
+        every: Duration,
+    },
 }
 
 /// How far behind, and how long quiet, a task may be while the service counts as ready.
@@ -151,14 +159,19 @@ pub enum TaskState {
 /// What a task looks like now.
 #[derive(Clone, Debug, Serialize)]
 pub struct TaskReport {
+    /// The task's registered name (`store.writer`, `projector`, `audit.tree`, ...).
     pub task: &'static str,
+    /// Where the task stands.
     pub state: TaskState,
+    /// When its last unit of work succeeded (UTC); `None` if none has yet.
     pub last_success: Option<DateTime<Utc>>,
     /// The kind of the most recent failure (kept after a recovery, for the record).
     pub last_error: Option<&'static str>,
+    /// Failures since its last success (0 unless it is failing).
     pub consecutive_failures: u32,
     /// For consumers: every event up to here has been handled.
     pub position: Option<u64>,
+    /// For consumers: how many events the committed head is past `position`.
     pub behind_events: Option<u64>,
     /// How long the consumer has been behind without reaching the head it first saw.
     pub behind_seconds: Option<f64>,
@@ -183,6 +196,7 @@ impl Health {
         self.register_with(name, expect, Backoff::default())
     }
 
+    /// Like [`Health::register`], retrying with `backoff` instead of [`Backoff::default`].
     pub fn register_with(
         &self,
         name: &'static str,

@@ -40,19 +40,33 @@ pub const LEAF_FORMAT_VERSION: u8 = 1;
 /// Borrowed view of every field the leaf commits to.
 #[derive(Clone, Copy, Debug)]
 pub struct LeafFields<'a> {
+    /// Position in the global log (1-based).
     pub position: u64,
+    /// The stream the event belongs to.
     pub stream_id: &'a str,
+    /// The event's version within its stream (1 for the stream's first event).
     pub stream_version: u64,
+    /// The event's id (encoded as its 16 bytes).
     pub event_id: Uuid,
+    /// The event's type name.
     pub event_type: &'a str,
+    /// Version of the payload's shape as stored.
     pub schema_version: u32,
+    /// The business date, if any (encoded as `YYYY-MM-DD` text).
     pub business_date: Option<NaiveDate>,
+    /// Record time (encoded as whole microseconds since 1970-01-01T00:00:00Z).
     pub recorded_at: DateTime<Utc>,
+    /// Who caused the event.
     pub actor_id: &'a str,
+    /// The role they acted in.
     pub actor_role: &'a str,
+    /// The command that produced the event, if any.
     pub command_id: Option<Uuid>,
+    /// The id shared by everything one user action set off, if any.
     pub correlation_id: Option<Uuid>,
+    /// The event or command that directly caused this one, if any.
     pub causation_id: Option<Uuid>,
+    /// The payload's JSON text, byte for byte as stored.
     pub data: &'a str,
 }
 

@@ -36,6 +36,7 @@ impl StreamId {
         category_of(&self.0)
     }
 
+    /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -120,9 +121,14 @@ impl fmt::Display for ExpectedVersion {
 /// hash commits to them, so whoever serialises the payload decides its canonical form.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEvent {
+    /// The event's id, unique in the whole log: an append repeating a stored id is refused.
     pub event_id: Uuid,
+    /// The event's type name (`VisitRecorded`, ...): at most 200 bytes, no whitespace or
+    /// control characters.
     pub event_type: String,
+    /// Version of the payload's shape for this event type, from 1; readers upcast older ones.
     pub schema_version: u32,
+    /// The payload: JSON text, stored and hashed byte for byte as given.
     pub data: String,
     /// The business date the event is about (the visit date, in Asia/Shanghai), if any.
     pub business_date: Option<NaiveDate>,
@@ -163,7 +169,7 @@ impl NewEvent {
 /// Who caused an append and why. It applies to every event of the append.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Metadata {
-    /// Who did it: a director's or token's id, or `system`.
+    /// Who did it: a director's or token's id; the nil UUID for the server itself (role `system`).
     pub actor_id: String,
     /// In which role they acted (`admin`, `director`, `auditor`, `system`, ...).
     pub actor_role: String,
@@ -198,8 +204,11 @@ impl Metadata {
 /// change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamAppend {
+    /// The stream to append to.
     pub stream: StreamId,
+    /// What the stream's version must be before the append.
     pub expected: ExpectedVersion,
+    /// The events to append to it, in order; empty for a guard.
     pub events: Vec<NewEvent>,
 }
 
@@ -207,7 +216,9 @@ pub struct StreamAppend {
 /// is written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppendRequest {
+    /// The streams the append touches, each at most once; at least one.
     pub streams: Vec<StreamAppend>,
+    /// Who caused the append and why, recorded with each of its events.
     pub metadata: Metadata,
 }
 
@@ -295,6 +306,7 @@ pub(crate) fn stored_result(command_id: Uuid, text: &str) -> Result<AppendResult
 /// Where one stream stands after an append.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamResult {
+    /// The stream's id.
     pub stream_id: String,
     /// The stream's version after the append (unchanged for a guard-only entry).
     pub version: u64,
@@ -303,9 +315,13 @@ pub struct StreamResult {
 /// Where one written event landed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrittenEvent {
+    /// The event's id.
     pub event_id: Uuid,
+    /// The stream it was appended to.
     pub stream_id: String,
+    /// Its version within that stream (1 for a stream's first event).
     pub stream_version: u64,
+    /// Its position in the global log (1-based, gapless, in commit order).
     pub position: u64,
 }
 
@@ -313,8 +329,11 @@ pub struct WrittenEvent {
 /// `deduplicated` set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AppendResult {
+    /// Every stream of the append with its version after it, in the request's order.
     pub streams: Vec<StreamResult>,
+    /// Where each event of the append landed, in position order.
     pub events: Vec<WrittenEvent>,
+    /// Record time of every event of the append (UTC, microsecond precision).
     pub recorded_at: DateTime<Utc>,
     /// True when this result was stored by an earlier append with the same command id and
     /// nothing was written now.
@@ -345,19 +364,31 @@ impl AppendResult {
 /// An event as stored, with everything the leaf hash commits to.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordedEvent {
+    /// Position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The stream the event belongs to.
     pub stream_id: String,
+    /// The event's version within its stream: 1 for the stream's first event, then 2, 3, ...
     pub stream_version: u64,
+    /// The event's id, unique in the whole log.
     pub event_id: Uuid,
+    /// The event's type name (`VisitRecorded`, ...).
     pub event_type: String,
+    /// Version of the payload's shape as written, from 1 (not upcast).
     pub schema_version: u32,
     /// The payload's JSON text, byte for byte as appended.
     pub data: String,
+    /// Who caused the event (see [`Metadata::actor_id`]).
     pub actor_id: String,
+    /// The role they acted in (see [`Metadata::actor_role`]).
     pub actor_role: String,
+    /// The command that produced the event, if any (see [`Metadata::command_id`]).
     pub command_id: Option<Uuid>,
+    /// The id shared by everything one user action set off, if any.
     pub correlation_id: Option<Uuid>,
+    /// The event or command that directly caused this one, if any.
     pub causation_id: Option<Uuid>,
+    /// The calendar date the event is about (Asia/Shanghai for caretrail's events), if any.
     pub business_date: Option<NaiveDate>,
     /// When the event was stored (UTC, microsecond precision, never decreasing along positions).
     pub recorded_at: DateTime<Utc>,
@@ -430,10 +461,13 @@ impl EventFilter {
 /// position order, at most `limit` of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogQuery {
+    /// Lower bound (exclusive): only events after this position; 0 reads from the start.
     pub after: u64,
     /// Upper bound (inclusive): an "as of position" read. `None` means the current head.
     pub up_to: Option<u64>,
+    /// Which events to return.
     pub filter: EventFilter,
+    /// Most events to return.
     pub limit: usize,
 }
 
@@ -452,7 +486,9 @@ impl LogQuery {
 /// The head of the log: its last position (0 when empty) and that event's record time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Head {
+    /// The last position (0 when the log is empty).
     pub position: u64,
+    /// Record time of the event at `position` (`None` when the log is empty).
     pub recorded_at: Option<DateTime<Utc>>,
 }
 

@@ -6,6 +6,10 @@
 //! audit tree stopped until a restart. Here the transaction is ended behind sqlx's back, which
 //! makes its COMMIT and ROLLBACK fail exactly as they do after a full disk.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use caretrail_store::testing::Harness;
 use caretrail_store::{ConsumerTxInner, StoreOptions};
 

@@ -14,6 +14,10 @@
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,0 +1,157 @@
+//! The role matrix: what an administrator, a director, an auditor and an integration may run,
+//! read and follow live, and that a director sees only their own pairing's personal data.
+
+use caretrail_domain::demo;
+use caretrail_http::Role;
+use caretrail_store::testing::Harness;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::common::*;
+
+caretrail_store::both_backends!(the_role_matrix_holds,);
+
+async fn the_role_matrix_holds(h: &Harness) {
+    let t = spawn(h).await;
+    let feng = demo::directors::FENG_YALI.uuid();
+    let yang = demo::directors::YANG_WEIWEI.uuid();
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let wang = demo::workers::WANG_MEIWEN.uuid();
+    let director = t.token(Role::Director, Some(feng)).await;
+    let auditor = t.token(Role::Auditor, None).await;
+    let integration = t.token(Role::Integration, None).await;
+
+    // Commands: a director records a visit for their own pairing...
+    let own = t
+        .post(
+            &director,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+        )
+        .await;
+    assert_eq!(own.status(), StatusCode::CREATED);
+    let own: Value = own.json().await.unwrap();
+    let recorded = t
+        .get(
+            &t.admin,
+            &format!(
+                "/api/v1/events?after={}&limit=1",
+                own["events"][0]["position"].as_u64().unwrap() - 1
+            ),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded["events"][0]["metadata"]["actor_id"],
+        json!(feng.to_string()),
+        "the actor comes from the token"
+    );
+    // ...but not for another director's pairing, nor an administrative command.
+    let other = t
+        .post(
+            &director,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), wang, demo::pairing(2).uuid(), yang),
+        )
+        .await;
+    let body = problem(other, StatusCode::FORBIDDEN, "forbidden").await;
+    assert!(!body.to_string().contains("王美文"));
+    problem(
+        t.post(
+            &director,
+            "RegisterBody",
+            json!({ "body_id": Uuid::now_v7(), "kind": "other", "name": "x" }),
+        )
+        .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    for token in [&auditor, &integration] {
+        problem(
+            t.post(
+                token,
+                "RecordVisit",
+                visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+            )
+            .await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        )
+        .await;
+    }
+
+    // The log: admin, auditor and integration read it; a director does not (but follows a live
+    // stream of their own pairing's events, below).
+    for token in [&t.admin, &auditor, &integration] {
+        assert_eq!(
+            t.get(token, "/api/v1/events?limit=5").await.status(),
+            StatusCode::OK
+        );
+    }
+    problem(
+        t.get(&director, "/api/v1/events").await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    )
+    .await;
+    // A director's live stream carries only events about their own pairing.
+    let feed = t.get(&director, "/api/v1/events/subscribe").await;
+    assert_eq!(feed.status(), StatusCode::OK);
+    let head = t.app.store().head().await.unwrap().position;
+    let theirs = t
+        .post(
+            &t.admin,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), wang, demo::pairing(2).uuid(), yang),
+        )
+        .await;
+    assert_eq!(theirs.status(), StatusCode::CREATED);
+    let theirs: Value = theirs.json().await.unwrap();
+    let mine = t
+        .post(
+            &t.admin,
+            "RecordVisit",
+            visit_body(Uuid::now_v7(), yu, demo::pairing(1).uuid(), feng),
+        )
+        .await;
+    assert_eq!(mine.status(), StatusCode::CREATED);
+    let mine: Value = mine.json().await.unwrap();
+    let positions = |v: &Value| -> Vec<u64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["position"].as_u64().unwrap())
+            .collect()
+    };
+    let (own, other) = (positions(&mine), positions(&theirs));
+    let seen = read_sse_all_until(feed, *own.last().unwrap()).await;
+    let live: Vec<u64> = seen.iter().map(|(p, _)| *p).filter(|p| *p > head).collect();
+    assert_eq!(live, own, "only the director's own new events, in order");
+    assert!(other.iter().all(|p| !live.contains(p)));
+
+    // Personal data: opened for the administrator, withheld from auditor and integration.
+    let path = format!("/api/v1/streams/modelworker-{yu}");
+    let as_admin: Value = t.get(&t.admin, &path).await.json().await.unwrap();
+    assert_eq!(as_admin["events"][0]["data"]["name"], json!("俞培叶"));
+    for token in [&auditor, &integration] {
+        let seen: Value = t.get(token, &path).await.json().await.unwrap();
+        assert_eq!(
+            seen["events"][0]["data"]["name"],
+            json!({ "redacted": true })
+        );
+        assert!(!seen.to_string().contains("俞培叶"));
+    }
+    // A director sees their own model worker's name, and nothing of another's.
+    let mine: Value = t.get(&director, &path).await.json().await.unwrap();
+    assert_eq!(mine["events"][0]["data"]["name"], json!("俞培叶"));
+    let theirs = t
+        .get(&director, &format!("/api/v1/streams/modelworker-{wang}"))
+        .await;
+    let body = problem(theirs, StatusCode::NOT_FOUND, "not_found").await;
+    assert!(!body.to_string().contains("王美文"));
+}
