@@ -109,7 +109,9 @@ pub enum BuildError {
     /// The store could not be opened or migrated.
     #[error("cannot open the store at {url}")]
     Store {
+        /// The URL as given.
         url: String,
+        /// Why.
         #[source]
         source: StoreError,
     },
@@ -122,10 +124,12 @@ pub enum BuildError {
     /// The token table could not be opened.
     #[error("cannot open the token table")]
     Tokens(#[source] TokenError),
-    /// Reading the log head or recording a demo command failed.
+    /// A demo command failed.
     #[error("demo command {command}")]
     Demo {
+        /// The command's name.
         command: &'static str,
+        /// Why.
         #[source]
         source: caretrail_app::AppError,
     },
@@ -140,11 +144,16 @@ pub enum BuildError {
     Audit(#[source] AuditError),
     /// The idle timeout would close healthy event streams between heartbeats.
     #[error("--idle-timeout must be longer than the event streams' {} s heartbeat", .heartbeat.as_secs())]
-    IdleTimeout { heartbeat: Duration },
+    IdleTimeout {
+        /// The heartbeat interval of event streams.
+        heartbeat: Duration,
+    },
     /// The address could not be bound.
     #[error("cannot listen on {addr}")]
     Listen {
+        /// The address asked for.
         addr: SocketAddr,
+        /// Why.
         #[source]
         source: std::io::Error,
     },
@@ -152,7 +161,9 @@ pub enum BuildError {
 
 /// The command side of the service: the application and the token table over one store.
 pub struct Opened {
+    /// Commands, the store and the key ring.
     pub app: Arc<App>,
+    /// The token table.
     pub tokens: Arc<TokenStore>,
 }
 

@@ -22,8 +22,11 @@ use crate::{AppState, TokenStore};
 pub struct DemoService {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// Commands, the store and the key ring the service runs on.
     pub app: Arc<App>,
+    /// The service's token table (tests create their tokens here).
     pub tokens: Arc<TokenStore>,
+    /// The audit tree and checkpoints.
     pub auditor: Arc<Auditor>,
     /// The server's long operations (tests hold their starts to observe them running).
     pub operations: Arc<Operations>,
@@ -37,6 +40,7 @@ pub struct DemoOptions {
     /// The database URL the service opens (default: the harness's); a test points it through
     /// a proxy it controls, or at a small file system it fills.
     pub url: Option<String>,
+    /// The store's tuning and timeouts.
     pub store: StoreOptions,
     /// Run the audit tree follower (the projector always runs).
     pub tree_follower: bool,

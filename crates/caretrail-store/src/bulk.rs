@@ -34,15 +34,23 @@ const BUSY: Duration = Duration::from_secs(30);
 /// nothing is copied that the consumer does not keep.
 #[derive(Clone, Copy, Debug)]
 pub struct LogRow<'r> {
+    /// The global position.
     pub position: u64,
+    /// The event's id.
     pub event_id: Uuid,
+    /// The stream the event belongs to.
     pub stream_id: &'r str,
+    /// The event type.
     pub event_type: &'r str,
+    /// The payload's schema version.
     pub schema_version: u32,
     /// The payload, the JSON text exactly as appended.
     pub data: &'r str,
+    /// Who recorded it.
     pub actor_id: &'r str,
+    /// In which role.
     pub actor_role: &'r str,
+    /// The business date the event is about, if it has one.
     pub business_date: Option<NaiveDate>,
     /// Microseconds since the Unix epoch, UTC.
     pub recorded_at_us: i64,

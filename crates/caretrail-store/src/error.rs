@@ -71,7 +71,9 @@ pub enum StoreError {
     /// A consumer transaction was asked for another backend's connection.
     #[error("the consumer transaction is on {actual}, not {asked}")]
     WrongBackend {
+        /// The backend whose connection was asked for.
         asked: &'static str,
+        /// The store's backend.
         actual: &'static str,
     },
 

@@ -141,7 +141,9 @@ impl Registered {
 /// backend. Match on it once.
 #[derive(Clone, Debug)]
 pub enum Tables {
+    /// The store is SQLite.
     Sqlite(SqliteTables),
+    /// The store is PostgreSQL.
     Postgres(PgTables),
 }
 
