@@ -138,6 +138,14 @@ pub struct TokenStore {
     ttl_ms: AtomicU64,
 }
 
+impl TokenStore {
+    /// The HTTP layer's tables, opened with the token store: the idempotency keys live beside
+    /// the tokens, so a command's key claim uses the same handle instead of opening its own.
+    pub(crate) fn tables(&self) -> &std::sync::Arc<dyn crate::tables::HttpTables> {
+        &self.db
+    }
+}
+
 fn hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }

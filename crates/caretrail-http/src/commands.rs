@@ -197,7 +197,11 @@ pub async fn command(
         // Bind the key to this request before anything can run under it (see idempotency).
         let claim = tokio::time::timeout(
             crate::idempotency::CLAIM_DEADLINE,
-            crate::idempotency::claim(&state.app.store().database(), meta.command_id, &fingerprint),
+            crate::idempotency::claim(
+                state.tokens.tables().as_ref(),
+                meta.command_id,
+                &fingerprint,
+            ),
         )
         .await
         .map_err(|_| ApiError::unavailable(&"the Idempotency-Key claim did not finish in time"))?

@@ -20,7 +20,6 @@
 //! a corrected request needs a new key. Releasing a key after a refusal would race with a
 //! concurrent retry of the same body that may have been stored meanwhile.
 
-use caretrail_store::Database;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -97,12 +96,11 @@ pub const CLAIM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3
 /// the token table opened. (It takes the raw [`Database`] that is on its way out because its
 /// caller, the command handler, still hands that; the statements are the store-registered
 /// ones of `tables`.)
-pub async fn claim(
-    db: &Database,
+pub(crate) async fn claim(
+    tables: &dyn crate::tables::HttpTables,
     command_id: Uuid,
     fingerprint: &[u8; 32],
 ) -> Result<Claim, sqlx::Error> {
-    let tables = crate::tables::handle(caretrail_store::Tables::from_database(db.clone()));
     let (inserted, stored) = tables
         .claim(command_id, fingerprint, chrono::Utc::now())
         .await?;
