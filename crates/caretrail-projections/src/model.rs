@@ -829,9 +829,10 @@ impl Applier {
         let mut pending: Vec<(Uuid, NaiveDate)> = self.contacts.drain().collect();
         pending.sort_unstable();
         let t = sql::physical(self.generation, DirRow::DEF.name);
+        let (on_p, id_p) = (conn.backend().param(1), conn.backend().param(2));
         let stmt = format!(
             "UPDATE {t} SET last_contact_on = CASE WHEN last_contact_on IS NULL \
-             OR last_contact_on < ?1 THEN ?1 ELSE last_contact_on END WHERE id = ?2"
+             OR last_contact_on < {on_p} THEN {on_p} ELSE last_contact_on END WHERE id = {id_p}"
         );
         for (id, on) in pending {
             conn.execute(
@@ -959,15 +960,19 @@ impl Applier {
         }
         self.visit.flush(conn, self.generation).await?;
         let t = sql::physical(self.generation, VisitRow::DEF.name);
+        let id_p = conn.backend().param(1);
         let rows = conn
             .fetch(
-                &format!("SELECT MAX(visited_on) FROM {t} WHERE {column} = ?1 AND voided = 0"),
+                &format!("SELECT MAX(visited_on) FROM {t} WHERE {column} = {id_p} AND voided = 0"),
                 &[Val::Text(id.to_string())],
                 &[ColType::Text],
                 &[ColType::Text],
             )
             .await?;
-        Ok(first_date(rows))
+        match rows.into_iter().next() {
+            Some(mut row) => sql::cell(&mut row, 0, VisitRow::DEF.name, "visited_on"),
+            None => Ok(None),
+        }
     }
 
     async fn apply(&mut self, conn: &mut Conn<'_>, env: &Envelope) -> Result<()> {
@@ -1474,13 +1479,6 @@ fn settled_last_visit(
         Some(new)
     } else {
         None
-    }
-}
-
-fn first_date(rows: Vec<Vec<Val>>) -> Option<NaiveDate> {
-    match rows.into_iter().next().and_then(|r| r.into_iter().next()) {
-        Some(Val::Text(s)) => s.parse().ok(),
-        _ => None,
     }
 }
 
