@@ -870,13 +870,13 @@ impl From<sqlx::Error> for ProjectionError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Indexes, PairRow, create_tables};
+    use crate::model::{Indexes, PairingRow, create_tables};
     use futures::FutureExt as _;
 
     /// A pairing row with every required value set.
-    fn pairing(id: Uuid) -> PairRow {
+    fn pairing(id: Uuid) -> PairingRow {
         let day = NaiveDate::from_ymd_opt(2021, 10, 1).unwrap();
-        PairRow {
+        PairingRow {
             id,
             director_id: Uuid::from_u128(2),
             model_worker_id: Uuid::from_u128(3),
@@ -886,7 +886,7 @@ mod tests {
             due_soon_from: day,
             max_days: 183,
             active: true,
-            ..PairRow::default()
+            ..PairingRow::default()
         }
     }
 
@@ -905,7 +905,7 @@ mod tests {
             .now_or_never()
             .unwrap()
             .unwrap();
-        let back = load_by_id::<PairRow>(&mut Conn::Lite(&mut db), 1, &[id])
+        let back = load_by_id::<PairingRow>(&mut Conn::Lite(&mut db), 1, &[id])
             .now_or_never()
             .unwrap()
             .unwrap();
@@ -929,7 +929,7 @@ mod tests {
                 .unwrap();
             db.execute_batch(&format!("UPDATE rm1_pairings SET {column} = {value}"))
                 .unwrap();
-            let err = load_by_id::<PairRow>(&mut Conn::Lite(&mut db), 1, &[id])
+            let err = load_by_id::<PairingRow>(&mut Conn::Lite(&mut db), 1, &[id])
                 .now_or_never()
                 .unwrap()
                 .unwrap_err();
