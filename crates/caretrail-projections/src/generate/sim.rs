@@ -51,7 +51,7 @@ pub(super) struct Sim {
     pub(super) policy: Policy,
     pub(super) actor: Uuid,
     pub(super) rng: Rng,
-    pub(super) states: HashMap<StreamName, (u64, State)>,
+    pub(super) states: HashMap<StreamName, Folded>,
     pub(super) pending: Vec<StreamAppend>,
     pub(super) index: HashMap<String, usize>,
     pub(super) flushed: u64,
@@ -60,11 +60,17 @@ pub(super) struct Sim {
     pub(super) rejected: BTreeMap<String, u64>,
 }
 
+/// A stream as the simulation has folded it: its version (its event count) and state.
+pub(super) struct Folded {
+    pub(super) version: u64,
+    pub(super) state: State,
+}
+
 impl Sim {
     pub(super) fn state(&self, s: &StreamName) -> State {
         self.states
             .get(s)
-            .map(|(_, st)| st.clone())
+            .map(|f| f.state.clone())
             .unwrap_or_else(|| State::initial(s.category))
     }
 
@@ -101,16 +107,16 @@ impl Sim {
         };
         let mut appends: Vec<StreamAppend> = Vec::new();
         for (stream, mut event) in decision {
-            let entry = self
-                .states
-                .entry(stream)
-                .or_insert_with(|| (0, State::initial(stream.category)));
-            let before = entry.0;
-            entry.1 = evolve(
-                std::mem::replace(&mut entry.1, State::initial(stream.category)),
+            let entry = self.states.entry(stream).or_insert_with(|| Folded {
+                version: 0,
+                state: State::initial(stream.category),
+            });
+            let before = entry.version;
+            entry.state = evolve(
+                std::mem::replace(&mut entry.state, State::initial(stream.category)),
                 &event,
             );
-            entry.0 += 1;
+            entry.version += 1;
             let event_id = self.rng.uuid();
             caretrail_app::seal_event(&self.keys, &mut event, event_id).await?;
             let data = event.to_data().map_err(|e| {
