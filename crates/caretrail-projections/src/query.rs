@@ -304,10 +304,30 @@ fn sum_fen(column: &str, alias: &str) -> String {
     )
 }
 
-/// Whether a name's owner was erased, from a column of a `LEFT JOIN`: a missing row (no
-/// director or model worker row for the id) has nothing to show, and reads as not erased.
-fn erased(flag: Option<Flag>) -> bool {
-    flag.is_some_and(|Flag(f)| f)
+/// A value of a row read through a `LEFT JOIN`: `None` when there is no row for the id
+/// (`found`, the joined row's id, is NULL: nothing to show), the value when the row is there,
+/// and an error when the row is there but the value is NULL (a corrupt row is not an absent one).
+fn joined<T>(
+    table: &'static str,
+    column: &'static str,
+    found: &Option<Text<Uuid>>,
+    value: Option<T>,
+) -> Result<Option<T>> {
+    match (found, value) {
+        (None, _) => Ok(None),
+        (Some(_), Some(v)) => Ok(Some(v)),
+        (Some(_), None) => Err(crate::sql::corrupt(
+            table,
+            column,
+            crate::sql::NULL_IN_REQUIRED,
+        )),
+    }
+}
+
+/// Whether a name's owner was erased, from a `LEFT JOIN` (see [`joined`]): a missing row
+/// reads as not erased.
+fn erased(table: &'static str, found: &Option<Text<Uuid>>, flag: Option<Flag>) -> Result<bool> {
+    Ok(joined(table, "erased", found, flag)?.is_some_and(|Flag(f)| f))
 }
 
 fn minus(d: NaiveDate, days: u64) -> NaiveDate {
@@ -493,12 +513,16 @@ query_row! {
             director_name_sealed ("name_sealed"): Option<String>,
             director_name_event ("name_event"): Option<Text<Uuid>>,
             director_erased ("erased"): Option<Flag>,
+            /// The director row's id: NULL when the pairing's director has no row.
+            director_row ("id"): Option<Text<Uuid>>,
         },
         "model_workers" => {
             model_worker_name_sealed ("name_sealed"): Option<String>,
             model_worker_name_event ("name_event"): Option<Text<Uuid>>,
             model_worker_erased ("erased"): Option<Flag>,
-            open_issues: Int,
+            open_issues: Option<Int>,
+            /// The model worker row's id: NULL when the pairing's model worker has no row.
+            model_worker_row ("id"): Option<Text<Uuid>>,
         },
         "visits" => { visits_this_year ("id"): Int },
     }
@@ -681,13 +705,14 @@ impl ReadModels {
         let sql = format!(
             "SELECT p.id AS pairing_id, p.director_id, d.name_sealed AS director_name_sealed, \
              d.name_event AS director_name_event, d.erased AS director_erased, \
+             d.id AS director_row, m.id AS model_worker_row, \
              p.model_worker_id, m.name_sealed AS model_worker_name_sealed, \
              m.name_event AS model_worker_name_event, m.erased AS model_worker_erased, \
              p.city_code, p.county_code, p.effective_from, p.ended_on, p.last_visit_on, \
              p.due_on, p.due_soon_from, \
              (SELECT COUNT(*) FROM {visits} v WHERE v.pairing_id = p.id AND v.voided = 0 \
               AND v.visited_on >= {year_start} AND v.visited_on <= {a}) AS visits_this_year, \
-             COALESCE(m.open_issues, 0) AS open_issues \
+             m.open_issues \
              FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
              LEFT JOIN {mw} m ON m.id = p.model_worker_id \
              WHERE 1 = 1{filter} ORDER BY p.due_on, p.id{lim}"
@@ -706,7 +731,7 @@ impl ReadModels {
                     "directors",
                     r.director_name_sealed,
                     opt(r.director_name_event),
-                    erased(r.director_erased),
+                    erased("directors", &r.director_row, r.director_erased)?,
                 )
                 .await?,
                 model_worker_id: r.model_worker_id.0,
@@ -716,7 +741,7 @@ impl ReadModels {
                     "model_workers",
                     r.model_worker_name_sealed,
                     opt(r.model_worker_name_event),
-                    erased(r.model_worker_erased),
+                    erased("model_workers", &r.model_worker_row, r.model_worker_erased)?,
                 )
                 .await?,
                 city_code: r.city_code,
@@ -728,7 +753,13 @@ impl ReadModels {
                 status: status_of(last, due, r.due_soon_from.0, as_of),
                 days_overdue: (as_of - due).num_days(),
                 visits_this_year: r.visits_this_year.0,
-                open_issues: r.open_issues.0,
+                open_issues: joined(
+                    "model_workers",
+                    "open_issues",
+                    &r.model_worker_row,
+                    r.open_issues,
+                )?
+                .map_or(0, |Int(n)| n),
             });
         }
         Ok(page_of(items, query.page))

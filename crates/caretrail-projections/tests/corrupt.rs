@@ -239,6 +239,26 @@ async fn a_corrupt_read_model_value_is_an_error_naming_its_table_and_column(h: &
     let undo = corrupt(&rm, "issues", "raised_on", "'yesterday'").await;
     assert_corrupt(rm.issues(&issues).await, "issues", "raised_on");
     sql(&db, &undo).await;
+    // A NULL in a row read through a LEFT JOIN: the pairing's director row is there, so its
+    // flag is required (only a missing row reads as "nothing to show").
+    let g = rm.generation().await.unwrap();
+    let first_pairing_director =
+        format!("(SELECT director_id FROM rm{g}_pairings ORDER BY id LIMIT 1)");
+    sql(
+        &db,
+        &format!("UPDATE rm{g}_directors SET erased = NULL WHERE id = {first_pairing_director}"),
+    )
+    .await;
+    assert_corrupt(
+        rm.visit_status(&keys, &Access::Personal, &status()).await,
+        "directors",
+        "erased",
+    );
+    sql(
+        &db,
+        &format!("UPDATE rm{g}_directors SET erased = 0 WHERE id = {first_pairing_director}"),
+    )
+    .await;
     if matches!(db, Database::Sqlite(_)) {
         // Only SQLite can store text in an integer column.
         let undo = corrupt(&rm, "visits", "participants", "'many'").await;

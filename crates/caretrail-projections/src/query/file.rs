@@ -88,6 +88,8 @@ query_row! {
             director_name_sealed ("name_sealed"): Option<String>,
             director_name_event ("name_event"): Option<Text<Uuid>>,
             director_erased ("erased"): Option<Flag>,
+            /// The director row's id: NULL when the pairing's director has no row.
+            director_row ("id"): Option<Text<Uuid>>,
         },
     }
 }
@@ -137,6 +139,7 @@ impl ReadModels {
                     "SELECT p.id AS pairing_id, p.director_id, \
                      d.name_sealed AS director_name_sealed, \
                      d.name_event AS director_name_event, d.erased AS director_erased, \
+                     d.id AS director_row, \
                      p.effective_from, p.ended_on, p.end_reason, p.last_visit_on \
                      FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
                      WHERE p.model_worker_id = {id} ORDER BY p.effective_from, p.id"
@@ -186,7 +189,7 @@ impl ReadModels {
                     "directors",
                     p.director_name_sealed,
                     opt(p.director_name_event),
-                    erased(p.director_erased),
+                    erased("directors", &p.director_row, p.director_erased)?,
                 )
                 .await?,
                 effective_from: p.effective_from.0,
