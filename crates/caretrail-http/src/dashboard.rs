@@ -401,6 +401,27 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
                 "a total amount is too large to answer as a 64-bit number of fen",
             )
         }
+        // A read-model value that does not decode: the log names the table, the column and
+        // what is wrong (never the value); the client learns only the stable code, so the
+        // dashboard shows an error instead of a plausible wrong number.
+        P::CorruptRow {
+            table,
+            column,
+            reason,
+        } => {
+            tracing::error!(
+                code = "read_model_corrupt",
+                table = %table,
+                column = %column,
+                reason = %reason,
+                "a read-model row cannot be read"
+            );
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "read_model_corrupt",
+                "the read model holds a value that cannot be read; it has been logged",
+            )
+        }
         other => ApiError::unavailable_or_internal(other.is_unavailable(), &other),
     }
 }

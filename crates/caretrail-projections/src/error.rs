@@ -36,9 +36,16 @@ pub enum ProjectionError {
     /// but answers in `i64`): an error rather than a wrapped or rounded number.
     #[error("a total amount is too large to answer as a 64-bit number of fen")]
     AmountNotRepresentable,
-    /// A read-model column holds a value of the wrong type (e.g. a non-integer amount).
-    #[error("the read model holds a malformed value: {0}")]
-    Malformed(&'static str),
+    /// A read-model row holds a value its column's type cannot have: a NULL where a value is
+    /// required, text that is not a UUID or a date, a non-integer count or amount. A corrupt
+    /// or mis-migrated row is an error, never read as a plausible default. The reason says
+    /// what is wrong, never the value.
+    #[error("read-model table {table}, column {column}: {reason}")]
+    CorruptRow {
+        table: &'static str,
+        column: String,
+        reason: String,
+    },
     /// Event generation failed in the domain or the command handler.
     #[error("generator: {0}")]
     Generator(String),
@@ -57,7 +64,7 @@ impl ProjectionError {
             ProjectionError::Generator(_) => "generator_error",
             ProjectionError::Worker(_) => "rebuild_worker_failed",
             ProjectionError::AmountNotRepresentable => "amount_not_representable",
-            ProjectionError::Malformed(_) => "read_model_malformed",
+            ProjectionError::CorruptRow { .. } => "read_model_corrupt",
         }
     }
 

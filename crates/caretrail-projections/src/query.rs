@@ -12,10 +12,13 @@
 mod file;
 mod gifts;
 mod issues;
+mod lists;
+mod row;
 
 pub use file::*;
 pub use gifts::*;
 pub use issues::*;
+pub use lists::*;
 
 use caretrail_app::KeyRing;
 use caretrail_app::view::Access;
@@ -31,7 +34,8 @@ use uuid::Uuid;
 use crate::error::{ProjectionError, Result};
 use crate::model::OPEN_STATES;
 use crate::runner::read_meta;
-use crate::sql::{ColType, Conn, Val, physical};
+use crate::sql::{Backend, ColType, Conn, Val, physical};
+use row::{Flag, Int, QueryRow, Text, decode_error, opt, query_row};
 
 /// Handle on a set of read-model tables: the live ones (following the generation pointer) or
 /// a fixed generation (an as-of replay's scratch database), and the log they were built from
@@ -58,12 +62,59 @@ enum ReadTx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
+/// A sqlx query of `$sql` decoding `$row`s, with the arguments of `$args` bound.
+macro_rules! bound_as {
+    ($row:ty, $sql:expr, $args:expr) => {{
+        let mut q = sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe($sql));
+        for (v, t) in $args.vals.iter().zip(&$args.types) {
+            q = match (v, t) {
+                (Val::Int(i), _) => q.bind(*i),
+                (Val::Text(s), _) => q.bind(s.clone()),
+                (Val::Null, ColType::Int) => q.bind(None::<i64>),
+                (Val::Null, ColType::Text) => q.bind(None::<String>),
+            };
+        }
+        q
+    }};
+}
+
 impl ReadTx {
     fn conn(&mut self) -> Conn<'_> {
         match self {
             ReadTx::Sqlite(t) => Conn::Sqlite(&mut *t),
             ReadTx::Postgres(t) => Conn::Postgres(&mut *t),
         }
+    }
+
+    fn backend(&self) -> Backend {
+        match self {
+            ReadTx::Sqlite(_) => Backend::Sqlite,
+            ReadTx::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Arguments for a statement on this transaction's backend.
+    fn args(&self) -> Args {
+        Args::new(self.backend())
+    }
+
+    /// Runs `sql` with `args` bound and decodes every row as an `R`: a value that does not
+    /// decode is [`ProjectionError::CorruptRow`], naming its table and column.
+    async fn rows<R: QueryRow>(&mut self, sql: &str, args: &Args) -> Result<Vec<R>> {
+        match self {
+            ReadTx::Sqlite(t) => bound_as!(R, sql, args).fetch_all(&mut **t).await,
+            ReadTx::Postgres(t) => bound_as!(R, sql, args).fetch_all(&mut **t).await,
+        }
+        .map_err(decode_error::<R>)
+    }
+
+    /// [`ReadTx::rows`] for a query that answers exactly one row (an aggregate).
+    async fn one<R: QueryRow>(&mut self, sql: &str, args: &Args) -> Result<R> {
+        self.rows(sql, args)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| ProjectionError::Database(sqlx::Error::RowNotFound))
     }
 }
 
@@ -119,9 +170,12 @@ impl JsonSchema for Shown {
     }
 }
 
+/// A name as `access` may see it, from the sealed value `table` keeps in `name_sealed` (JSON
+/// that does not parse is a corrupt row of `table`).
 async fn show(
     keys: &KeyRing,
     access: &Access,
+    table: &'static str,
     sealed: Option<String>,
     event: Option<Uuid>,
     erased: bool,
@@ -133,7 +187,7 @@ async fn show(
         return Ok(Shown::Missing);
     };
     let sealed: Sealed = serde_json::from_str(&sealed)
-        .map_err(|_| ProjectionError::InvalidQuery("a stored sealed value is malformed".into()))?;
+        .map_err(|_| crate::sql::corrupt(table, "name_sealed", "not a sealed value's JSON"))?;
     if !access.may_open(sealed.subject) {
         return Ok(Shown::Redacted);
     }
@@ -193,15 +247,18 @@ pub struct Paged<T> {
     pub next_offset: Option<u32>,
 }
 
-/// A statement under construction: numbered placeholders and their values.
-struct Q {
+/// The arguments of a statement under construction, for one backend: each added value
+/// answers the placeholder to write in the SQL text (`?n` on SQLite, `$n` on PostgreSQL).
+struct Args {
+    backend: Backend,
     vals: Vec<Val>,
     types: Vec<ColType>,
 }
 
-impl Q {
-    fn new() -> Q {
-        Q {
+impl Args {
+    fn new(backend: Backend) -> Args {
+        Args {
+            backend,
             vals: Vec::new(),
             types: Vec::new(),
         }
@@ -209,12 +266,12 @@ impl Q {
     fn text(&mut self, s: impl Into<String>) -> String {
         self.vals.push(Val::Text(s.into()));
         self.types.push(ColType::Text);
-        format!("?{}", self.vals.len())
+        self.backend.param(self.vals.len())
     }
     fn int(&mut self, i: i64) -> String {
         self.vals.push(Val::Int(i));
         self.types.push(ColType::Int);
-        format!("?{}", self.vals.len())
+        self.backend.param(self.vals.len())
     }
     fn region(&mut self, filter: &RegionFilter, prefix: &str) -> Result<String> {
         let (city, county) = filter.resolved()?;
@@ -229,56 +286,48 @@ impl Q {
         }
         Ok(sql)
     }
-    async fn fetch(
-        &self,
-        conn: &mut Conn<'_>,
-        sql: &str,
-        out: &[ColType],
-    ) -> Result<Vec<Vec<Val>>> {
-        conn.fetch(sql, &self.vals, &self.types, out).await
-    }
-}
-
-fn int(v: &Val) -> i64 {
-    match v {
-        Val::Int(i) => *i,
-        _ => 0,
-    }
-}
-/// A stored integer that must be there (an amount's part, a sum): anything else is an error,
-/// never a default.
-fn strict_int(v: &Val, what: &'static str) -> Result<i64> {
-    match v {
-        Val::Int(i) => Ok(*i),
-        _ => Err(ProjectionError::Malformed(what)),
-    }
 }
 
 /// An amount of fen from its two stored parts (or their sums, see [`crate::sql::FEN_SPLIT`]):
 /// an error when it does not fit `i64`.
-fn fen(hi: &Val, lo: &Val) -> Result<i64> {
-    let fen = crate::sql::join_fen(strict_int(hi, "amount")?, strict_int(lo, "amount")?);
+fn fen(Int(hi): Int, Int(lo): Int) -> Result<i64> {
+    let fen = crate::sql::join_fen(hi, lo);
     i64::try_from(fen).map_err(|_| ProjectionError::AmountNotRepresentable)
 }
 
-/// `CAST(COALESCE(SUM(..), 0) AS BIGINT)` of both parts of a money column, for [`fen`].
-fn sum_fen(column: &str) -> String {
+/// `CAST(COALESCE(SUM(..), 0) AS BIGINT)` of both parts of a money column, for [`fen`], as
+/// `{alias}_hi` and `{alias}_lo`.
+fn sum_fen(column: &str, alias: &str) -> String {
     format!(
-        "CAST(COALESCE(SUM({column}_hi), 0) AS BIGINT), CAST(COALESCE(SUM({column}_lo), 0) AS BIGINT)"
+        "CAST(COALESCE(SUM({column}_hi), 0) AS BIGINT) AS {alias}_hi, \
+         CAST(COALESCE(SUM({column}_lo), 0) AS BIGINT) AS {alias}_lo"
     )
 }
 
-fn text(v: &Val) -> Option<String> {
-    match v {
-        Val::Text(s) => Some(s.clone()),
-        _ => None,
+/// A value of a row read through a `LEFT JOIN`: `None` when there is no row for the id
+/// (`found`, the joined row's id, is NULL: nothing to show), the value when the row is there,
+/// and an error when the row is there but the value is NULL (a corrupt row is not an absent one).
+fn joined<T>(
+    table: &'static str,
+    column: &'static str,
+    found: &Option<Text<Uuid>>,
+    value: Option<T>,
+) -> Result<Option<T>> {
+    match (found, value) {
+        (None, _) => Ok(None),
+        (Some(_), Some(v)) => Ok(Some(v)),
+        (Some(_), None) => Err(crate::sql::corrupt(
+            table,
+            column,
+            crate::sql::NULL_IN_REQUIRED,
+        )),
     }
 }
-fn date(v: &Val) -> Option<NaiveDate> {
-    text(v).and_then(|s| s.parse().ok())
-}
-fn uuid(v: &Val) -> Option<Uuid> {
-    text(v).and_then(|s| s.parse().ok())
+
+/// Whether a name's owner was erased, from a `LEFT JOIN` (see [`joined`]): a missing row
+/// reads as not erased.
+fn erased(table: &'static str, found: &Option<Text<Uuid>>, flag: Option<Flag>) -> Result<bool> {
+    Ok(joined(table, "erased", found, flag)?.is_some_and(|Flag(f)| f))
 }
 
 fn minus(d: NaiveDate, days: u64) -> NaiveDate {
@@ -297,7 +346,7 @@ fn page_of<T>(mut items: Vec<T>, page: Page) -> Paged<T> {
     }
 }
 
-fn limit_sql(q: &mut Q, page: Page) -> String {
+fn limit_sql(q: &mut Args, page: Page) -> String {
     let limit = i64::from(page.limit.clamp(1, 500)) + 1;
     let l = q.int(limit);
     let o = q.int(i64::from(page.offset));
@@ -314,7 +363,7 @@ pub fn yuan(fen: i64) -> String {
 /// Issue age buckets, by days since the issue was raised.
 pub const AGE_BUCKETS: [&str; 4] = ["0-7", "8-30", "31-90", ">90"];
 
-fn bucket_sql(q: &mut Q, as_of: NaiveDate) -> String {
+fn bucket_sql(q: &mut Args, as_of: NaiveDate) -> String {
     let d7 = q.text(minus(as_of, 7).to_string());
     let d30 = q.text(minus(as_of, 30).to_string());
     let d90 = q.text(minus(as_of, 90).to_string());
@@ -402,117 +451,6 @@ pub struct PairingStatus {
     pub open_issues: i64,
 }
 
-/// Dashboard 3's filters.
-#[derive(Clone, Debug, Deserialize, Serialize)]
-pub struct CaseloadQuery {
-    pub as_of: NaiveDate,
-    pub role: Option<String>,
-    #[serde(default)]
-    pub sort: CaseloadSort,
-    #[serde(default)]
-    pub page: Page,
-}
-
-/// Orders of the caseload list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum CaseloadSort {
-    /// Fewest visits this year first: who needs a nudge.
-    #[default]
-    LeastEngaged,
-    MostEngaged,
-    /// By id: stable for exports.
-    Id,
-}
-
-/// Dashboard 3: a director's caseload and engagement in the year of `as_of`.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct DirectorCaseload {
-    pub director_id: Uuid,
-    pub name: Shown,
-    pub role: String,
-    pub term_ended_on: Option<NaiveDate>,
-    pub pairing_id: Option<Uuid>,
-    pub model_worker_id: Option<Uuid>,
-    pub visits_this_year: i64,
-    pub joint_visits_this_year: i64,
-    pub contacts_this_year: i64,
-    pub last_contact_on: Option<NaiveDate>,
-    pub issues_raised_this_year: i64,
-    pub issues_closed_this_year: i64,
-}
-
-/// The model workers list: filters by region, hardship and pairing.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct ModelWorkersQuery {
-    #[serde(default)]
-    pub region: RegionFilter,
-    pub in_hardship: Option<bool>,
-    pub paired: Option<bool>,
-    #[serde(default)]
-    pub page: Page,
-}
-
-/// One row of the model workers list.
-#[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
-pub struct ModelWorkerItem {
-    pub model_worker_id: Uuid,
-    pub name: Shown,
-    pub honour: String,
-    pub county_code: String,
-    pub city_code: Option<String>,
-    pub in_hardship: bool,
-    pub hardship_tier: Option<String>,
-    pub died_on: Option<NaiveDate>,
-    pub pairing_id: Option<Uuid>,
-    pub director_id: Option<Uuid>,
-    pub last_visit_on: Option<NaiveDate>,
-    pub visits: i64,
-    pub open_issues: i64,
-}
-
-/// The visits list: filters by region, date range, pairing and model worker.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-pub struct VisitsQuery {
-    #[serde(default)]
-    pub region: RegionFilter,
-    pub from: Option<NaiveDate>,
-    pub to: Option<NaiveDate>,
-    pub pairing_id: Option<Uuid>,
-    pub model_worker_id: Option<Uuid>,
-    pub director_id: Option<Uuid>,
-    #[serde(default)]
-    pub include_voided: bool,
-    #[serde(default)]
-    pub page: Page,
-}
-
-/// One visit with its gift totals.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
-pub struct VisitItem {
-    pub visit_id: Uuid,
-    pub visited_on: NaiveDate,
-    pub model_worker_id: Uuid,
-    pub pairing_id: Option<Uuid>,
-    pub director_id: Option<Uuid>,
-    pub region_code: String,
-    pub county_code: String,
-    pub city_code: Option<String>,
-    pub cash_fen: i64,
-    pub cash_yuan: String,
-    pub goods_fen: i64,
-    pub goods_count: i64,
-    pub flowers_count: i64,
-    pub participants: i64,
-    pub joint: bool,
-    pub medical_advice: bool,
-    pub late_entry: bool,
-    pub voided: bool,
-    pub corrections: i64,
-    /// The log position of the visit's recording event.
-    pub position: i64,
-}
-
 fn status_of(
     last: Option<NaiveDate>,
     due_on: NaiveDate,
@@ -527,6 +465,66 @@ fn status_of(
         VisitStatus::DueSoon
     } else {
         VisitStatus::OnTrack
+    }
+}
+
+query_row! {
+    /// The overview's counts of model workers in hardship.
+    CoverageCounts { "model_workers" => { in_hardship: Int, paired ("pairing_id"): Int } }
+}
+
+query_row! {
+    /// The overview's count of active pairings.
+    ActivePairings { "pairings" => { active ("id"): Int } }
+}
+
+query_row! {
+    /// The overview's sums over the year so far.
+    YearSums {
+        "gifts_by_month" => {
+            visits_this_year ("visits"): Int,
+            visits_this_month ("visits"): Int,
+            cash_hi ("cash_fen_hi"): Int,
+            cash_lo ("cash_fen_lo"): Int,
+            goods_hi ("goods_fen_hi"): Int,
+            goods_lo ("goods_fen_lo"): Int,
+            goods_count: Int,
+            flowers_count: Int,
+        }
+    }
+}
+
+query_row! {
+    /// A row of dashboard 2.
+    PairingStatusRow {
+        "pairings" => {
+            pairing_id ("id"): Text<Uuid>,
+            director_id: Text<Uuid>,
+            model_worker_id: Text<Uuid>,
+            city_code: Option<String>,
+            county_code: Text<String>,
+            effective_from: Text<NaiveDate>,
+            ended_on: Option<Text<NaiveDate>>,
+            last_visit_on: Option<Text<NaiveDate>>,
+            due_on: Text<NaiveDate>,
+            due_soon_from: Text<NaiveDate>,
+        },
+        "directors" => {
+            director_name_sealed ("name_sealed"): Option<String>,
+            director_name_event ("name_event"): Option<Text<Uuid>>,
+            director_erased ("erased"): Option<Flag>,
+            /// The director row's id: NULL when the pairing's director has no row.
+            director_row ("id"): Option<Text<Uuid>>,
+        },
+        "model_workers" => {
+            model_worker_name_sealed ("name_sealed"): Option<String>,
+            model_worker_name_event ("name_event"): Option<Text<Uuid>>,
+            model_worker_erased ("erased"): Option<Flag>,
+            open_issues: Option<Int>,
+            /// The model worker row's id: NULL when the pairing's model worker has no row.
+            model_worker_row ("id"): Option<Text<Uuid>>,
+        },
+        "visits" => { visits_this_year ("id"): Int },
     }
 }
 
@@ -592,69 +590,57 @@ impl ReadModels {
     #[tracing::instrument(name = "projections.overview", skip_all)]
     pub async fn overview(&self, as_of: NaiveDate, region: &RegionFilter) -> Result<Overview> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let (mw, pairs, months, issues) = (
             physical(g, "model_workers"),
             physical(g, "pairings"),
             physical(g, "gifts_by_month"),
             physical(g, "issues"),
         );
-        let mut q = Q::new();
+        let mut q = tx.args();
         let r = q.region(region, "")?;
-        let row = q
-            .fetch(
-                &mut conn,
+        let coverage: CoverageCounts = tx
+            .one(
                 &format!(
-                    "SELECT COUNT(*), CAST(COALESCE(SUM(CASE WHEN pairing_id IS NOT NULL \
-                     THEN 1 ELSE 0 END), 0) AS BIGINT) FROM {mw} \
+                    "SELECT COUNT(*) AS in_hardship, CAST(COALESCE(SUM(CASE WHEN pairing_id \
+                     IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) AS paired FROM {mw} \
                      WHERE in_hardship = 1 AND died_on IS NULL{r}"
                 ),
-                &[ColType::Int, ColType::Int],
+                &q,
             )
             .await?;
-        let (hardship, paired) = row.first().map_or((0, 0), |r| (int(&r[0]), int(&r[1])));
-        let mut q = Q::new();
+        let (Int(hardship), Int(paired)) = (coverage.in_hardship, coverage.paired);
+        let mut q = tx.args();
         let r = q.region(region, "")?;
-        let active = q
-            .fetch(
-                &mut conn,
-                &format!("SELECT COUNT(*) FROM {pairs} WHERE active = 1{r}"),
-                &[ColType::Int],
+        let Int(active) = tx
+            .one::<ActivePairings>(
+                &format!("SELECT COUNT(*) AS active FROM {pairs} WHERE active = 1{r}"),
+                &q,
             )
             .await?
-            .first()
-            .map_or(0, |r| int(&r[0]));
+            .active;
         let this_month = format!("{:04}-{:02}", as_of.year(), as_of.month());
-        let mut q = Q::new();
+        let mut q = tx.args();
         let from = q.text(format!("{:04}-01", as_of.year()));
         let to = q.text(this_month.clone());
         let m = q.text(this_month);
         let r = q.region(region, "")?;
-        let (cash, goods) = (sum_fen("cash_fen"), sum_fen("goods_fen"));
-        let sums = q
-            .fetch(
-                &mut conn,
+        let (cash, goods) = (sum_fen("cash_fen", "cash"), sum_fen("goods_fen", "goods"));
+        let sums: YearSums = tx
+            .one(
                 &format!(
-                    "SELECT CAST(COALESCE(SUM(visits), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(CASE WHEN month = {m} THEN visits ELSE 0 END), 0) AS BIGINT), \
-                     {cash}, {goods}, \
-                     CAST(COALESCE(SUM(goods_count), 0) AS BIGINT), \
-                     CAST(COALESCE(SUM(flowers_count), 0) AS BIGINT) \
+                    "SELECT CAST(COALESCE(SUM(visits), 0) AS BIGINT) AS visits_this_year, \
+                     CAST(COALESCE(SUM(CASE WHEN month = {m} THEN visits ELSE 0 END), 0) \
+                     AS BIGINT) AS visits_this_month, {cash}, {goods}, \
+                     CAST(COALESCE(SUM(goods_count), 0) AS BIGINT) AS goods_count, \
+                     CAST(COALESCE(SUM(flowers_count), 0) AS BIGINT) AS flowers_count \
                      FROM {months} WHERE month >= {from} AND month <= {to}{r}"
                 ),
-                &[ColType::Int; 8],
+                &q,
             )
             .await?;
-        let row = sums.first().ok_or(ProjectionError::Malformed("no sums"))?;
-        let s: Vec<i64> = vec![
-            strict_int(&row[0], "visits")?,
-            strict_int(&row[1], "visits")?,
-            fen(&row[2], &row[3])?,
-            fen(&row[4], &row[5])?,
-            strict_int(&row[6], "goods")?,
-            strict_int(&row[7], "flowers")?,
-        ];
-        let open_issues = open_issue_counts(&mut conn, &issues, as_of, region).await?;
+        let cash = fen(sums.cash_hi, sums.cash_lo)?;
+        let goods = fen(sums.goods_hi, sums.goods_lo)?;
+        let open_issues = open_issue_counts(&mut tx, &issues, as_of, region).await?;
         let coverage_percent = if hardship == 0 {
             0.0
         } else {
@@ -667,13 +653,13 @@ impl ReadModels {
             unpaired: hardship - paired,
             coverage_percent,
             active_pairings: active,
-            visits_this_month: s[1],
-            visits_this_year: s[0],
-            cash_fen_this_year: s[2],
-            cash_yuan_this_year: yuan(s[2]),
-            goods_fen_this_year: s[3],
-            goods_given_this_year: s[4],
-            flowers_given_this_year: s[5],
+            visits_this_month: sums.visits_this_month.0,
+            visits_this_year: sums.visits_this_year.0,
+            cash_fen_this_year: cash,
+            cash_yuan_this_year: yuan(cash),
+            goods_fen_this_year: goods,
+            goods_given_this_year: sums.goods_count.0,
+            flowers_given_this_year: sums.flowers_count.0,
             open_issues,
         })
     }
@@ -687,7 +673,6 @@ impl ReadModels {
         query: &VisitStatusQuery,
     ) -> Result<Paged<PairingStatus>> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let (pairs, mw, dirs, visits) = (
             physical(g, "pairings"),
             physical(g, "model_workers"),
@@ -695,7 +680,7 @@ impl ReadModels {
             physical(g, "visits"),
         );
         let as_of = query.as_of;
-        let mut q = Q::new();
+        let mut q = tx.args();
         let a = q.text(as_of.to_string());
         let year_start = q.text(format!("{:04}-01-01", as_of.year()));
         let mut filter = String::new();
@@ -718,241 +703,65 @@ impl ReadModels {
         }
         let lim = limit_sql(&mut q, query.page);
         let sql = format!(
-            "SELECT p.id, p.director_id, d.name_sealed, d.name_event, d.erased, p.model_worker_id, \
-             m.name_sealed, m.name_event, m.erased, p.city_code, p.county_code, p.effective_from, \
-             p.ended_on, p.last_visit_on, p.due_on, p.due_soon_from, \
+            "SELECT p.id AS pairing_id, p.director_id, d.name_sealed AS director_name_sealed, \
+             d.name_event AS director_name_event, d.erased AS director_erased, \
+             d.id AS director_row, m.id AS model_worker_row, \
+             p.model_worker_id, m.name_sealed AS model_worker_name_sealed, \
+             m.name_event AS model_worker_name_event, m.erased AS model_worker_erased, \
+             p.city_code, p.county_code, p.effective_from, p.ended_on, p.last_visit_on, \
+             p.due_on, p.due_soon_from, \
              (SELECT COUNT(*) FROM {visits} v WHERE v.pairing_id = p.id AND v.voided = 0 \
-              AND v.visited_on >= {year_start} AND v.visited_on <= {a}), \
-             COALESCE(m.open_issues, 0) \
+              AND v.visited_on >= {year_start} AND v.visited_on <= {a}) AS visits_this_year, \
+             m.open_issues \
              FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
              LEFT JOIN {mw} m ON m.id = p.model_worker_id \
              WHERE 1 = 1{filter} ORDER BY p.due_on, p.id{lim}"
         );
-        use ColType::{Int as I, Text as T};
-        let rows = q
-            .fetch(
-                &mut conn,
-                &sql,
-                &[T, T, T, T, I, T, T, T, I, T, T, T, T, T, T, T, I, I],
-            )
-            .await?;
+        let rows: Vec<PairingStatusRow> = tx.rows(&sql, &q).await?;
         drop(tx);
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
-            let due = date(&r[14]).unwrap_or_default();
-            let last = date(&r[13]);
+            let (Text(due), last) = (r.due_on, opt(r.last_visit_on));
             items.push(PairingStatus {
-                pairing_id: uuid(&r[0]).unwrap_or_default(),
-                director_id: uuid(&r[1]).unwrap_or_default(),
-                director_name: show(keys, access, text(&r[2]), uuid(&r[3]), int(&r[4]) != 0)
-                    .await?,
-                model_worker_id: uuid(&r[5]).unwrap_or_default(),
-                model_worker_name: show(keys, access, text(&r[6]), uuid(&r[7]), int(&r[8]) != 0)
-                    .await?,
-                city_code: text(&r[9]),
-                county_code: text(&r[10]).unwrap_or_default(),
-                effective_from: date(&r[11]).unwrap_or_default(),
-                ended_on: date(&r[12]),
+                pairing_id: r.pairing_id.0,
+                director_id: r.director_id.0,
+                director_name: show(
+                    keys,
+                    access,
+                    "directors",
+                    r.director_name_sealed,
+                    opt(r.director_name_event),
+                    erased("directors", &r.director_row, r.director_erased)?,
+                )
+                .await?,
+                model_worker_id: r.model_worker_id.0,
+                model_worker_name: show(
+                    keys,
+                    access,
+                    "model_workers",
+                    r.model_worker_name_sealed,
+                    opt(r.model_worker_name_event),
+                    erased("model_workers", &r.model_worker_row, r.model_worker_erased)?,
+                )
+                .await?,
+                city_code: r.city_code,
+                county_code: r.county_code.0,
+                effective_from: r.effective_from.0,
+                ended_on: opt(r.ended_on),
                 last_visit_on: last,
                 next_due_on: due,
-                status: status_of(last, due, date(&r[15]).unwrap_or(due), as_of),
+                status: status_of(last, due, r.due_soon_from.0, as_of),
                 days_overdue: (as_of - due).num_days(),
-                visits_this_year: int(&r[16]),
-                open_issues: int(&r[17]),
+                visits_this_year: r.visits_this_year.0,
+                open_issues: joined(
+                    "model_workers",
+                    "open_issues",
+                    &r.model_worker_row,
+                    r.open_issues,
+                )?
+                .map_or(0, |Int(n)| n),
             });
         }
-        Ok(page_of(items, query.page))
-    }
-
-    /// Dashboard 3.
-    #[tracing::instrument(name = "projections.caseload", skip_all)]
-    pub async fn director_caseload(
-        &self,
-        keys: &KeyRing,
-        access: &Access,
-        query: &CaseloadQuery,
-    ) -> Result<Paged<DirectorCaseload>> {
-        let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
-        let (dirs, years) = (physical(g, "directors"), physical(g, "director_years"));
-        let mut q = Q::new();
-        let y = q.int(i64::from(query.as_of.year()));
-        let mut filter = String::new();
-        if let Some(role) = &query.role {
-            let p = q.text(role.clone());
-            filter.push_str(&format!(" AND d.role = {p}"));
-        }
-        let order = match query.sort {
-            CaseloadSort::LeastEngaged => "COALESCE(y.visits, 0), d.id",
-            CaseloadSort::MostEngaged => "COALESCE(y.visits, 0) DESC, d.id",
-            CaseloadSort::Id => "d.id",
-        };
-        let lim = limit_sql(&mut q, query.page);
-        let sql = format!(
-            "SELECT d.id, d.name_sealed, d.name_event, d.erased, d.role, d.term_ended_on, \
-             d.pairing_id, d.model_worker_id, COALESCE(y.visits, 0), COALESCE(y.joint_visits, 0), \
-             COALESCE(y.contacts, 0), d.last_contact_on, COALESCE(y.issues_raised, 0), \
-             COALESCE(y.issues_closed, 0) \
-             FROM {dirs} d LEFT JOIN {years} y ON y.director_id = d.id AND y.year = {y} \
-             WHERE 1 = 1{filter} ORDER BY {order}{lim}"
-        );
-        use ColType::{Int as I, Text as T};
-        let rows = q
-            .fetch(&mut conn, &sql, &[T, T, T, I, T, T, T, T, I, I, I, T, I, I])
-            .await?;
-        drop(tx);
-        let mut items = Vec::with_capacity(rows.len());
-        for r in rows {
-            items.push(DirectorCaseload {
-                director_id: uuid(&r[0]).unwrap_or_default(),
-                name: show(keys, access, text(&r[1]), uuid(&r[2]), int(&r[3]) != 0).await?,
-                role: text(&r[4]).unwrap_or_default(),
-                term_ended_on: date(&r[5]),
-                pairing_id: uuid(&r[6]),
-                model_worker_id: uuid(&r[7]),
-                visits_this_year: int(&r[8]),
-                joint_visits_this_year: int(&r[9]),
-                contacts_this_year: int(&r[10]),
-                last_contact_on: date(&r[11]),
-                issues_raised_this_year: int(&r[12]),
-                issues_closed_this_year: int(&r[13]),
-            });
-        }
-        Ok(page_of(items, query.page))
-    }
-
-    /// The model workers list, by id, from the model worker table's indexes.
-    #[tracing::instrument(name = "projections.model_workers", skip_all)]
-    pub async fn model_workers(
-        &self,
-        keys: &KeyRing,
-        access: &Access,
-        query: &ModelWorkersQuery,
-    ) -> Result<Paged<ModelWorkerItem>> {
-        let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
-        let mw = physical(g, "model_workers");
-        let mut q = Q::new();
-        let mut filter = q.region(&query.region, "")?;
-        if let Some(h) = query.in_hardship {
-            let p = q.int(i64::from(h));
-            filter.push_str(&format!(" AND in_hardship = {p}"));
-        }
-        match query.paired {
-            Some(true) => filter.push_str(" AND pairing_id IS NOT NULL"),
-            Some(false) => filter.push_str(" AND pairing_id IS NULL"),
-            None => {}
-        }
-        let lim = limit_sql(&mut q, query.page);
-        let sql = format!(
-            "SELECT id, name_sealed, name_event, erased, honour, county_code, city_code, \
-             in_hardship, hardship_tier, died_on, pairing_id, director_id, last_visit_on, \
-             visits, open_issues FROM {mw} WHERE 1 = 1{filter} ORDER BY id{lim}"
-        );
-        use ColType::{Int as I, Text as T};
-        let rows = q
-            .fetch(
-                &mut conn,
-                &sql,
-                &[T, T, T, I, T, T, T, I, T, T, T, T, T, I, I],
-            )
-            .await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for r in &rows {
-            items.push(ModelWorkerItem {
-                model_worker_id: uuid(&r[0]).unwrap_or_default(),
-                name: show(keys, access, text(&r[1]), uuid(&r[2]), int(&r[3]) != 0).await?,
-                honour: text(&r[4]).unwrap_or_default(),
-                county_code: text(&r[5]).unwrap_or_default(),
-                city_code: text(&r[6]),
-                in_hardship: int(&r[7]) != 0,
-                hardship_tier: text(&r[8]),
-                died_on: date(&r[9]),
-                pairing_id: uuid(&r[10]),
-                director_id: uuid(&r[11]),
-                last_visit_on: date(&r[12]),
-                visits: int(&r[13]),
-                open_issues: int(&r[14]),
-            });
-        }
-        Ok(page_of(items, query.page))
-    }
-
-    /// The visits list, newest first, from the visit table's date indexes.
-    #[tracing::instrument(name = "projections.visits", skip_all)]
-    pub async fn visits(&self, query: &VisitsQuery) -> Result<Paged<VisitItem>> {
-        let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
-        let visits = physical(g, "visits");
-        let mut q = Q::new();
-        let mut filter = q.region(&query.region, "")?;
-        if let Some(d) = query.from {
-            let p = q.text(d.to_string());
-            filter.push_str(&format!(" AND visited_on >= {p}"));
-        }
-        if let Some(d) = query.to {
-            let p = q.text(d.to_string());
-            filter.push_str(&format!(" AND visited_on <= {p}"));
-        }
-        for (column, id) in [
-            ("pairing_id", query.pairing_id),
-            ("model_worker_id", query.model_worker_id),
-            ("director_id", query.director_id),
-        ] {
-            if let Some(id) = id {
-                let p = q.text(id.to_string());
-                filter.push_str(&format!(" AND {column} = {p}"));
-            }
-        }
-        if !query.include_voided {
-            filter.push_str(" AND voided = 0");
-        }
-        let lim = limit_sql(&mut q, query.page);
-        let sql = format!(
-            "SELECT id, visited_on, model_worker_id, pairing_id, director_id, region_code, \
-             county_code, city_code, cash_fen_hi, cash_fen_lo, goods_fen_hi, goods_fen_lo, \
-             goods_count, flowers_count, \
-             participants, joint, medical_advice, late_entry, voided, corrections, position \
-             FROM {visits} WHERE 1 = 1{filter} ORDER BY visited_on DESC, id{lim}"
-        );
-        use ColType::{Int as I, Text as T};
-        let rows = q
-            .fetch(
-                &mut conn,
-                &sql,
-                &[
-                    T, T, T, T, T, T, T, T, I, I, I, I, I, I, I, I, I, I, I, I, I,
-                ],
-            )
-            .await?;
-        let items = rows
-            .iter()
-            .map(|r| {
-                let (cash, goods) = (fen(&r[8], &r[9])?, fen(&r[10], &r[11])?);
-                Ok(VisitItem {
-                    visit_id: uuid(&r[0]).unwrap_or_default(),
-                    visited_on: date(&r[1]).unwrap_or_default(),
-                    model_worker_id: uuid(&r[2]).unwrap_or_default(),
-                    pairing_id: uuid(&r[3]),
-                    director_id: uuid(&r[4]),
-                    region_code: text(&r[5]).unwrap_or_default(),
-                    county_code: text(&r[6]).unwrap_or_default(),
-                    city_code: text(&r[7]),
-                    cash_fen: cash,
-                    cash_yuan: yuan(cash),
-                    goods_fen: goods,
-                    goods_count: int(&r[12]),
-                    flowers_count: int(&r[13]),
-                    participants: int(&r[14]),
-                    joint: int(&r[15]) != 0,
-                    medical_advice: int(&r[16]) != 0,
-                    late_entry: int(&r[17]) != 0,
-                    voided: int(&r[18]) != 0,
-                    corrections: int(&r[19]),
-                    position: int(&r[20]),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         Ok(page_of(items, query.page))
     }
 }

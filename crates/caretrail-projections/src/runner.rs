@@ -40,7 +40,7 @@ use tokio::sync::Mutex;
 use crate::error::{ProjectionError, Result};
 use crate::model::{self, Applier, Envelope, Indexes};
 use crate::query::ReadModels;
-use crate::sql::{Backend, ColType, Conn, PoolConn, Val};
+use crate::sql::{Backend, ColType, Conn, PoolConn, Val, cell};
 
 /// The name of the dashboard projection.
 pub const PROJECTION: &str = "dashboards";
@@ -88,25 +88,29 @@ pub struct Meta {
 }
 
 pub(crate) async fn read_meta(conn: &mut Conn<'_>) -> Result<Option<Meta>> {
+    let sql = format!(
+        "SELECT live_generation, live_version, building_generation, building_version, \
+         next_generation FROM projection_meta WHERE name = {}",
+        conn.backend().param(1)
+    );
     let rows = conn
         .fetch(
-            "SELECT live_generation, live_version, building_generation, building_version, \
-             next_generation FROM projection_meta WHERE name = ?1",
+            &sql,
             &[Val::Text(PROJECTION.into())],
             &[ColType::Text],
             &[ColType::Int; 5],
         )
         .await?;
-    let int = |v: &Val| match v {
-        Val::Int(i) => Some(*i),
-        _ => None,
+    let Some(mut row) = rows.into_iter().next() else {
+        return Ok(None);
     };
-    Ok(rows.first().map(|r| Meta {
-        live_generation: int(&r[0]).unwrap_or(1),
-        live_version: int(&r[1]).unwrap_or(0),
-        building_generation: int(&r[2]),
-        building_version: int(&r[3]),
-        next_generation: int(&r[4]).unwrap_or(2),
+    const TABLE: &str = "projection_meta";
+    Ok(Some(Meta {
+        live_generation: cell(&mut row, 0, TABLE, "live_generation")?,
+        live_version: cell(&mut row, 1, TABLE, "live_version")?,
+        building_generation: cell(&mut row, 2, TABLE, "building_generation")?,
+        building_version: cell(&mut row, 3, TABLE, "building_version")?,
+        next_generation: cell(&mut row, 4, TABLE, "next_generation")?,
     }))
 }
 
@@ -188,10 +192,15 @@ impl Projector {
         if let Err(e) = conn.ddl(META_DDL).await {
             tracing::debug!(error = %e, "projection_meta creation raced");
         }
+        let b = conn.backend();
         let inserted = conn
             .execute(
-                "INSERT INTO projection_meta (name, live_generation, live_version, \
-                 next_generation) VALUES (?1, 1, ?2, 2) ON CONFLICT (name) DO NOTHING",
+                &format!(
+                    "INSERT INTO projection_meta (name, live_generation, live_version, \
+                     next_generation) VALUES ({}, 1, {}, 2) ON CONFLICT (name) DO NOTHING",
+                    b.param(1),
+                    b.param(2)
+                ),
                 &[Val::Text(PROJECTION.into()), Val::Int(CODE_VERSION)],
                 &[ColType::Text, ColType::Int],
             )
@@ -338,9 +347,15 @@ impl Projector {
             }
             slot.applier.apply_batch(&mut conn, todo).await?;
             if switch {
+                let b = conn.backend();
                 conn.execute(
-                    "UPDATE projection_meta SET live_generation = ?1, live_version = ?2, \
-                     building_generation = NULL, building_version = NULL WHERE name = ?3",
+                    &format!(
+                        "UPDATE projection_meta SET live_generation = {}, live_version = {}, \
+                         building_generation = NULL, building_version = NULL WHERE name = {}",
+                        b.param(1),
+                        b.param(2),
+                        b.param(3)
+                    ),
                     &[
                         Val::Int(generation),
                         Val::Int(CODE_VERSION),
@@ -584,9 +599,16 @@ impl Projector {
                     return Ok((g, meta.live_generation, None));
                 }
                 let g = meta.next_generation;
+                let b = conn.backend();
                 conn.execute(
-                    "UPDATE projection_meta SET building_generation = ?1, building_version = ?2, \
-                     next_generation = ?3 WHERE name = ?4",
+                    &format!(
+                        "UPDATE projection_meta SET building_generation = {}, \
+                         building_version = {}, next_generation = {} WHERE name = {}",
+                        b.param(1),
+                        b.param(2),
+                        b.param(3),
+                        b.param(4)
+                    ),
                     &[
                         Val::Int(g),
                         Val::Int(CODE_VERSION),

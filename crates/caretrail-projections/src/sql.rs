@@ -6,15 +6,19 @@
 //! backends' SQL identical except for placeholders (`?N` on SQLite, `$N` on PostgreSQL) and the
 //! integer type name, and lets the crash test compare every row of every table without knowing
 //! the tables one by one. Dates are stored as ISO-8601 text and booleans as 0/1 integers on both
-//! backends, so comparisons and sorting behave the same everywhere.
+//! backends, so comparisons and sorting behave the same everywhere. A column's types and their
+//! strict reading (an error naming the table and column, never a default) are in `column.rs`.
 
 use std::fmt::Write as _;
 
 use caretrail_store::Database;
-use chrono::NaiveDate;
 use uuid::Uuid;
 
 use crate::error::{ProjectionError, Result};
+
+mod column;
+
+pub use column::*;
 
 /// Which SQL dialect to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,189 +42,13 @@ impl Backend {
         }
     }
 
-    /// Rewrites `?N` placeholders into this backend's form.
-    pub fn sql(self, sql: &str) -> String {
+    /// The `n`-th (from 1) numbered parameter in this backend's SQL: `?n` on SQLite, `$n` on
+    /// PostgreSQL. Every statement is written for the backend it runs on; none is rewritten
+    /// afterwards (a rewrite would also change a `?` inside a string literal).
+    pub fn param(self, n: usize) -> String {
         match self {
-            Backend::Sqlite => sql.to_owned(),
-            Backend::Postgres => sql.replace('?', "$"),
-        }
-    }
-}
-
-/// The type of a column, as both backends store it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ColType {
-    Int,
-    Text,
-}
-
-/// One stored value.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Val {
-    Null,
-    Int(i64),
-    Text(String),
-}
-
-/// A Rust type that maps to one column.
-pub trait Col: Sized {
-    const TYPE: ColType;
-    fn to_val(&self) -> Val;
-    fn from_val(v: Val) -> Self;
-    /// Binds the value as parameter `i` of a direct SQLite statement without building a
-    /// [`Val`] (no allocation for text that the row already holds).
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        st.raw_bind_parameter(i, self.to_val())
-    }
-    /// Reads the value from a column of a direct SQLite row without building a [`Val`] (no
-    /// string allocated for ids and dates, which a rebuild reads back for every cache miss).
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        Self::from_val(lite_val(v))
-    }
-}
-
-impl Col for i64 {
-    const TYPE: ColType = ColType::Int;
-    fn to_val(&self) -> Val {
-        Val::Int(*self)
-    }
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        st.raw_bind_parameter(i, *self)
-    }
-    fn from_val(v: Val) -> Self {
-        match v {
-            Val::Int(i) => i,
-            _ => 0,
-        }
-    }
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        v.as_i64().unwrap_or(0)
-    }
-}
-
-impl Col for bool {
-    const TYPE: ColType = ColType::Int;
-    fn to_val(&self) -> Val {
-        Val::Int(i64::from(*self))
-    }
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        st.raw_bind_parameter(i, i64::from(*self))
-    }
-    fn from_val(v: Val) -> Self {
-        matches!(v, Val::Int(i) if i != 0)
-    }
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        v.as_i64().is_ok_and(|i| i != 0)
-    }
-}
-
-impl Col for String {
-    const TYPE: ColType = ColType::Text;
-    fn to_val(&self) -> Val {
-        Val::Text(self.clone())
-    }
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        st.raw_bind_parameter(i, self.as_str())
-    }
-    fn from_val(v: Val) -> Self {
-        match v {
-            Val::Text(s) => s,
-            _ => String::new(),
-        }
-    }
-}
-
-impl Col for Uuid {
-    const TYPE: ColType = ColType::Text;
-    fn to_val(&self) -> Val {
-        Val::Text(self.to_string())
-    }
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        let mut buf = Uuid::encode_buffer();
-        st.raw_bind_parameter(i, &*self.as_hyphenated().encode_lower(&mut buf))
-    }
-    fn from_val(v: Val) -> Self {
-        match v {
-            Val::Text(s) => s.parse().unwrap_or_default(),
-            _ => Uuid::nil(),
-        }
-    }
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        match v {
-            rusqlite::types::ValueRef::Text(t) => Uuid::try_parse_ascii(t).unwrap_or_default(),
-            _ => Uuid::nil(),
-        }
-    }
-}
-
-impl Col for NaiveDate {
-    const TYPE: ColType = ColType::Text;
-    fn to_val(&self) -> Val {
-        Val::Text(self.to_string())
-    }
-    /// Writes `YYYY-MM-DD` into a stack buffer: every row a rebuild writes carries dates, and
-    /// formatting through `Display` allocated a string per bound date.
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        use chrono::Datelike;
-        let (y, m, d) = (self.year(), self.month(), self.day());
-        if !(0..=9999).contains(&y) {
-            return st.raw_bind_parameter(i, self.to_string());
-        }
-        let y = y as u32;
-        let digit = |n: u32| b'0' + (n % 10) as u8;
-        let buf = [
-            digit(y / 1000),
-            digit(y / 100),
-            digit(y / 10),
-            digit(y),
-            b'-',
-            digit(m / 10),
-            digit(m),
-            b'-',
-            digit(d / 10),
-            digit(d),
-        ];
-        // ASCII digits and dashes only, so the buffer is valid UTF-8.
-        st.raw_bind_parameter(i, std::str::from_utf8(&buf).unwrap_or_default())
-    }
-    fn from_val(v: Val) -> Self {
-        match v {
-            Val::Text(s) => s.parse().unwrap_or_default(),
-            _ => NaiveDate::default(),
-        }
-    }
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        v.as_str()
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_default()
-    }
-}
-
-impl<T: Col> Col for Option<T> {
-    const TYPE: ColType = T::TYPE;
-    fn to_val(&self) -> Val {
-        match self {
-            Some(v) => v.to_val(),
-            None => Val::Null,
-        }
-    }
-    fn bind(&self, st: &mut rusqlite::Statement<'_>, i: usize) -> rusqlite::Result<()> {
-        match self {
-            Some(v) => v.bind(st, i),
-            None => st.raw_bind_parameter(i, rusqlite::types::Null),
-        }
-    }
-    fn from_val(v: Val) -> Self {
-        match v {
-            Val::Null => None,
-            v => Some(T::from_val(v)),
-        }
-    }
-    fn from_ref(v: rusqlite::types::ValueRef<'_>) -> Self {
-        match v {
-            rusqlite::types::ValueRef::Null => None,
-            v => Some(T::from_ref(v)),
+            Backend::Sqlite => format!("?{n}"),
+            Backend::Postgres => format!("${n}"),
         }
     }
 }
@@ -280,12 +108,14 @@ pub fn add_fen(hi: &mut i64, lo: &mut i64, delta: i128) -> Result<()> {
 pub trait Row: Clone + Default + Send + Sync + 'static {
     const DEF: TableDef;
     fn to_vals(&self) -> Vec<Val>;
-    fn from_vals(v: Vec<Val>) -> Self;
+    /// Reads a row selected with every column in declaration order; a value that does not
+    /// decode is a [`ProjectionError::CorruptRow`] naming the table and column.
+    fn from_vals(v: Vec<Val>) -> Result<Self>;
     /// Binds every column, in declaration order, to a direct SQLite statement.
     fn bind(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()>;
     /// Reads a row selected with every column in declaration order from a direct SQLite
-    /// statement.
-    fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+    /// statement, as strictly as [`Row::from_vals`].
+    fn from_lite(row: &rusqlite::Row<'_>) -> Result<Self>;
 }
 
 /// Declares a row struct and its table description.
@@ -316,10 +146,12 @@ macro_rules! table {
                 use $crate::sql::Col;
                 vec![$(self.$f.to_val()),+]
             }
-            fn from_vals(v: Vec<$crate::sql::Val>) -> Self {
-                use $crate::sql::Col;
-                let mut it = v.into_iter();
-                $name { $($f: <$t>::from_val(it.next().unwrap_or($crate::sql::Val::Null))),+ }
+            fn from_vals(mut v: Vec<$crate::sql::Val>) -> $crate::Result<Self> {
+                let mut i = 0;
+                Ok($name { $($f: {
+                    i += 1;
+                    $crate::sql::cell::<$t>(&mut v, i - 1, $table, stringify!($f))?
+                }),+ })
             }
             fn bind(&self, st: &mut rusqlite::Statement<'_>) -> rusqlite::Result<()> {
                 use $crate::sql::Col;
@@ -328,10 +160,14 @@ macro_rules! table {
                 let _ = i;
                 Ok(())
             }
-            fn from_lite(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+            fn from_lite(row: &rusqlite::Row<'_>) -> $crate::Result<Self> {
                 use $crate::sql::Col;
                 let mut i = 0;
-                Ok($name { $($f: { i += 1; <$t>::from_ref(row.get_ref(i - 1)?) }),+ })
+                Ok($name { $($f: {
+                    i += 1;
+                    <$t>::from_ref(row.get_ref(i - 1)?)
+                        .map_err(|reason| $crate::sql::corrupt($table, stringify!($f), reason))?
+                }),+ })
             }
         }
     };
@@ -398,13 +234,14 @@ impl rusqlite::ToSql for Val {
     }
 }
 
-/// Reads one column of a rusqlite row as a [`Val`].
+/// Reads one column of a rusqlite row as a [`Val`], keeping what kind of value it is (a float
+/// as its text, so that reading it as an integer fails), for [`cell`] to decode strictly.
 fn lite_val(v: rusqlite::types::ValueRef<'_>) -> Val {
     use rusqlite::types::ValueRef;
     match v {
         ValueRef::Null => Val::Null,
         ValueRef::Integer(i) => Val::Int(i),
-        ValueRef::Real(f) => Val::Int(f as i64),
+        ValueRef::Real(f) => Val::Text(f.to_string()),
         ValueRef::Text(t) | ValueRef::Blob(t) => Val::Text(String::from_utf8_lossy(t).into_owned()),
     }
 }
@@ -433,13 +270,13 @@ impl Conn<'_> {
         }
     }
 
-    /// Runs a statement written with `?N` placeholders; `types` gives the type of each bound
-    /// value so that NULLs are bound with the column's type (PostgreSQL insists).
+    /// Runs a statement written with this backend's placeholders ([`Backend::param`]);
+    /// `types` gives the type of each bound value so that NULLs are bound with the column's
+    /// type (PostgreSQL insists).
     pub async fn execute(&mut self, sql: &str, vals: &[Val], types: &[ColType]) -> Result<u64> {
-        let sql = self.backend().sql(sql);
         Ok(match self {
             Conn::Lite(c) => {
-                let mut st = c.prepare_cached(&sql)?;
+                let mut st = c.prepare_cached(sql)?;
                 st.execute(rusqlite::params_from_iter(vals.iter()))? as u64
             }
             Conn::Sqlite(c) => bound!(sql, vals, types)
@@ -453,7 +290,10 @@ impl Conn<'_> {
         })
     }
 
-    /// Runs a query and decodes each row as `out` describes.
+    /// Runs a query written with this backend's placeholders and reads each row as the
+    /// values `out` describes. A value of another type than `out` says is kept as what it is
+    /// (not an error and not a default here): the caller decodes it with [`cell`], which names
+    /// the table and column it fails on.
     pub async fn fetch(
         &mut self,
         sql: &str,
@@ -462,7 +302,6 @@ impl Conn<'_> {
         out: &[ColType],
     ) -> Result<Vec<Vec<Val>>> {
         use sqlx::Row as _;
-        let sql = self.backend().sql(sql);
         macro_rules! run {
             ($c:expr) => {{
                 let rows = bound!(sql, vals, types).fetch_all(&mut **$c).await?;
@@ -470,17 +309,31 @@ impl Conn<'_> {
                 for row in rows {
                     let mut vals = Vec::with_capacity(out.len());
                     for (i, ty) in out.iter().enumerate() {
-                        vals.push(match ty {
-                            // Integer literals are INT4 on PostgreSQL; accept both widths.
-                            ColType::Int => match row.try_get::<Option<i64>, _>(i) {
-                                Ok(v) => v,
-                                Err(_) => row.try_get::<Option<i32>, _>(i)?.map(i64::from),
-                            }
-                            .map_or(Val::Null, Val::Int),
-                            ColType::Text => row
-                                .try_get::<Option<String>, _>(i)?
-                                .map_or(Val::Null, Val::Text),
-                        });
+                        // Integer literals are INT4 on PostgreSQL; accept both widths.
+                        let int = || match row.try_get::<Option<i64>, _>(i) {
+                            Ok(v) => Some(v.map_or(Val::Null, Val::Int)),
+                            Err(_) => row
+                                .try_get::<Option<i32>, _>(i)
+                                .ok()
+                                .map(|v| v.map_or(Val::Null, |v| Val::Int(v.into()))),
+                        };
+                        let text = || {
+                            row.try_get::<Option<String>, _>(i)
+                                .ok()
+                                .map(|v| v.map_or(Val::Null, Val::Text))
+                        };
+                        let val = match ty {
+                            ColType::Int => int().or_else(text),
+                            ColType::Text => text().or_else(int),
+                        }
+                        // Neither an integer nor text: no read-model column holds that.
+                        .ok_or_else(|| {
+                            ProjectionError::Database(sqlx::Error::ColumnDecode {
+                                index: i.to_string(),
+                                source: "neither an integer nor text".into(),
+                            })
+                        })?;
+                        vals.push(val);
                     }
                     result.push(vals);
                 }
@@ -492,7 +345,7 @@ impl Conn<'_> {
             Conn::Postgres(c) => run!(c),
             Conn::Lite(c) => {
                 let _ = types;
-                let mut st = c.prepare_cached(&sql)?;
+                let mut st = c.prepare_cached(sql)?;
                 let mut rows = st.query(rusqlite::params_from_iter(vals.iter()))?;
                 let mut result = Vec::new();
                 while let Some(row) = rows.next()? {
@@ -525,7 +378,7 @@ impl Conn<'_> {
 fn placeholder(backend: Backend, n: usize) -> String {
     match backend {
         Backend::Sqlite => "?".to_owned(),
-        Backend::Postgres => format!("?{n}"),
+        Backend::Postgres => backend.param(n),
     }
 }
 
@@ -649,15 +502,15 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
 /// decoding each row with `lite` on a direct connection (bound and read in place, no `Val`
 /// per column: a rebuild whose population outgrows its row budget reads rows back on every
 /// miss) or with `generic` from the columns `types` describe; a row either decodes to `None`
-/// is skipped.
+/// is skipped, a row either fails on is the error.
 async fn select_by_ids<T>(
     conn: &mut Conn<'_>,
     select: &str,
     table: &str,
     ids: &[Uuid],
     types: &[ColType],
-    mut lite: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<Option<T>>,
-    mut generic: impl FnMut(Vec<Val>) -> Option<T>,
+    mut lite: impl FnMut(&rusqlite::Row<'_>) -> Result<Option<T>>,
+    mut generic: impl FnMut(Vec<Val>) -> Result<Option<T>>,
 ) -> Result<Vec<T>> {
     let mut out = Vec::with_capacity(ids.len());
     let mut done = 0;
@@ -684,7 +537,7 @@ async fn select_by_ids<T>(
         let vals: Vec<Val> = chunk.iter().map(Col::to_val).collect();
         let in_types = vec![ColType::Text; size];
         for row in conn.fetch(&sql, &vals, &in_types, types).await? {
-            out.extend(generic(row));
+            out.extend(generic(row)?);
         }
     }
     Ok(out)
@@ -706,24 +559,25 @@ pub async fn load_by_id<R: Row>(
         &physical(generation, def.name),
         ids,
         &types,
-        |row| Ok(Some((Uuid::from_ref(row.get_ref(0)?), R::from_lite(row)?))),
         |row| {
-            let id = match row.first() {
-                Some(Val::Text(s)) => s.parse().unwrap_or_default(),
-                _ => Uuid::nil(),
-            };
-            Some((id, R::from_vals(row)))
+            let id = Uuid::from_ref(row.get_ref(0)?).map_err(|r| corrupt(def.name, "id", r))?;
+            Ok(Some((id, R::from_lite(row)?)))
+        },
+        |row| {
+            let id = Uuid::from_val(row.first().cloned().unwrap_or_default())
+                .map_err(|r| corrupt(def.name, "id", r))?;
+            Ok(Some((id, R::from_vals(row)?)))
         },
     )
     .await
 }
 
-/// Reads one uuid `column` of the rows of the `id`-keyed table `table` whose ids are in
-/// `ids`: (id, value) for each row found with a value.
+/// Reads one required uuid `column` of the rows of the `id`-keyed table `table` whose ids
+/// are in `ids`: (id, value) for each row found.
 pub async fn load_uuid_column(
     conn: &mut Conn<'_>,
     generation: i64,
-    table: &str,
+    table: &'static str,
     column: &str,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, Uuid)>> {
@@ -734,15 +588,15 @@ pub async fn load_uuid_column(
         ids,
         &[ColType::Text, ColType::Text],
         |row| {
-            let id = Uuid::from_ref(row.get_ref(0)?);
-            Ok(Option::<Uuid>::from_ref(row.get_ref(1)?).map(|v| (id, v)))
+            let id = Uuid::from_ref(row.get_ref(0)?).map_err(|r| corrupt(table, "id", r))?;
+            let value = Uuid::from_ref(row.get_ref(1)?).map_err(|r| corrupt(table, column, r))?;
+            Ok(Some((id, value)))
         },
-        |row| match &row[..] {
-            [Val::Text(id), Val::Text(v)] => Some((
-                id.parse().unwrap_or_default(),
-                v.parse().unwrap_or_default(),
-            )),
-            _ => None,
+        |mut row| {
+            Ok(Some((
+                cell(&mut row, 0, table, "id")?,
+                cell(&mut row, 1, table, column)?,
+            )))
         },
     )
     .await
@@ -793,8 +647,125 @@ impl From<sqlx::Error> for ProjectionError {
 
 #[cfg(test)]
 mod tests {
-    use super::Col;
+    use super::*;
+    use crate::model::{Indexes, PairingRow, create_tables};
     use chrono::NaiveDate;
+    use futures::FutureExt as _;
+
+    /// A pairing row with every required value set.
+    fn pairing(id: Uuid) -> PairingRow {
+        let day = NaiveDate::from_ymd_opt(2021, 10, 1).unwrap();
+        PairingRow {
+            id,
+            director_id: Uuid::from_u128(2),
+            model_worker_id: Uuid::from_u128(3),
+            county_code: "330106".into(),
+            effective_from: day,
+            due_on: day,
+            due_soon_from: day,
+            max_days: 183,
+            active: true,
+            ..PairingRow::default()
+        }
+    }
+
+    /// The bulk rebuild reads rows back on a direct connection (`Row::from_lite`, a cache
+    /// miss): a value that does not decode is an error naming the table and column, where it
+    /// was once a nil UUID, `0`, `false` or 0001-01-01 written back over the row.
+    #[test]
+    fn a_corrupt_row_read_back_on_a_direct_connection_names_its_table_and_column() {
+        let mut db = rusqlite::Connection::open_in_memory().unwrap();
+        create_tables(&mut Conn::Lite(&mut db), 1, Indexes::All)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let id = Uuid::from_u128(1);
+        upsert(&mut Conn::Lite(&mut db), 1, &[pairing(id)])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let back = load_by_id::<PairingRow>(&mut Conn::Lite(&mut db), 1, &[id])
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        assert_eq!(back, vec![(id, pairing(id))]);
+        for (column, value, reason) in [
+            ("due_on", "'2021-02-30'", NOT_A_DATE),
+            ("director_id", "'not-a-uuid'", NOT_A_UUID),
+            ("county_code", "NULL", NULL_IN_REQUIRED),
+            ("max_days", "NULL", NULL_IN_REQUIRED),
+            ("max_days", "'ten'", "not an integer"),
+            ("max_days", "1.5", "not an integer"),
+            ("active", "2", "a flag that is neither 0 nor 1"),
+            ("ended_on", "'soon'", NOT_A_DATE),
+        ] {
+            let restore = db
+                .query_row(
+                    &format!("SELECT quote({column}) FROM rm1_pairings"),
+                    [],
+                    |r| r.get::<_, String>(0),
+                )
+                .unwrap();
+            db.execute_batch(&format!("UPDATE rm1_pairings SET {column} = {value}"))
+                .unwrap();
+            let err = load_by_id::<PairingRow>(&mut Conn::Lite(&mut db), 1, &[id])
+                .now_or_never()
+                .unwrap()
+                .unwrap_err();
+            match err {
+                ProjectionError::CorruptRow {
+                    table,
+                    column: c,
+                    reason: r,
+                } => assert_eq!(
+                    (table, c.as_str(), r.as_str()),
+                    ("pairings", column, reason)
+                ),
+                other => panic!("{column} = {value}: {other:?}"),
+            }
+            db.execute_batch(&format!("UPDATE rm1_pairings SET {column} = {restore}"))
+                .unwrap();
+        }
+        // The narrow read of a pairing's model worker is as strict.
+        db.execute_batch("UPDATE rm1_pairings SET model_worker_id = 'x'")
+            .unwrap();
+        let err = load_uuid_column(
+            &mut Conn::Lite(&mut db),
+            1,
+            "pairings",
+            "model_worker_id",
+            &[id],
+        )
+        .now_or_never()
+        .unwrap()
+        .unwrap_err();
+        assert!(
+            matches!(&err, ProjectionError::CorruptRow { table: "pairings", column, .. } if column == "model_worker_id"),
+            "{err:?}"
+        );
+        assert_eq!(err.code(), "read_model_corrupt");
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_is_never_read_as_a_default() {
+        assert_eq!(i64::from_val(Val::Null), Err(NULL_IN_REQUIRED));
+        assert_eq!(i64::from_val(Val::Text("1".into())), Err("not an integer"));
+        assert_eq!(String::from_val(Val::Int(1)), Err("not text"));
+        assert_eq!(Uuid::from_val(Val::Text(String::new())), Err(NOT_A_UUID));
+        assert_eq!(
+            NaiveDate::from_val(Val::Text("2021-13-01".into())),
+            Err(NOT_A_DATE)
+        );
+        assert_eq!(
+            bool::from_val(Val::Int(-1)),
+            Err("a flag that is neither 0 nor 1")
+        );
+        assert_eq!(Option::<Uuid>::from_val(Val::Null), Ok(None));
+        assert_eq!(
+            Option::<Uuid>::from_val(Val::Text("x".into())),
+            Err(NOT_A_UUID)
+        );
+    }
 
     #[test]
     fn a_date_bound_on_a_direct_connection_reads_back_as_its_iso_text() {
@@ -812,7 +783,7 @@ mod tests {
             let mut rows = st.raw_query();
             let text: String = rows.next().unwrap().unwrap().get(0).unwrap();
             assert_eq!(text, date.to_string(), "{date:?}");
-            assert_eq!(NaiveDate::from_val(super::Val::Text(text)), date);
+            assert_eq!(NaiveDate::from_val(super::Val::Text(text)), Ok(date));
         }
     }
 }

@@ -35,7 +35,7 @@ caretrail_store::both_backends!(
     hardening_7_totals_beyond_64_bits_are_an_error_never_a_wrapped_number,
 );
 
-fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+fn date(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
@@ -228,8 +228,8 @@ fn recorded(visit: VisitId, on: NaiveDate, county: &str, gifts: Vec<Gift>) -> Ev
 
 fn gifts_query(group_by: GiftGrouping) -> GiftsQuery {
     GiftsQuery {
-        from: d(2021, 1, 1),
-        to: d(2021, 12, 31),
+        from: date(2021, 1, 1),
+        to: date(2021, 12, 31),
         region: RegionFilter::default(),
         group_by,
         page: Page::default(),
@@ -259,7 +259,7 @@ async fn hardening_7_totals_beyond_64_bits_are_an_error_never_a_wrapped_number(h
     let app = app_on(&h.url).await;
     let store = app.store().clone();
     let (huge, small) = (VisitId::from_u128(0x51), VisitId::from_u128(0x52));
-    let on = d(2021, 10, 13);
+    let on = date(2021, 10, 13);
     append(
         &store,
         Category::Visit,
@@ -286,7 +286,8 @@ async fn hardening_7_totals_beyond_64_bits_are_an_error_never_a_wrapped_number(h
         Err("amount_not_representable".into())
     );
     assert!(matches!(
-        rm.overview(d(2021, 10, 31), &RegionFilter::default()).await,
+        rm.overview(date(2021, 10, 31), &RegionFilter::default())
+            .await,
         Err(ProjectionError::AmountNotRepresentable)
     ));
     let live = rm.dump().await.unwrap();
@@ -320,7 +321,7 @@ async fn hardening_7_totals_beyond_64_bits_are_an_error_never_a_wrapped_number(h
     ]);
     assert_eq!(cash_totals(&rm).await, expected);
     let o = rm
-        .overview(d(2021, 10, 31), &RegionFilter::default())
+        .overview(date(2021, 10, 31), &RegionFilter::default())
         .await
         .unwrap();
     assert_eq!(
@@ -410,7 +411,7 @@ async fn live_and_rebuilt_agree(h: &Harness, steps: &[Step]) {
                     &store,
                     Category::Visit,
                     id.0,
-                    recorded(id, d(2021, *month, 10), COUNTIES[*county], gifts),
+                    recorded(id, date(2021, *month, 10), COUNTIES[*county], gifts),
                 )
                 .await;
                 let sum = |v: &[i64]| v.iter().map(|&a| i128::from(a)).sum();

@@ -33,7 +33,7 @@ caretrail_store::both_backends!(
     a_correction_that_keeps_the_date_keeps_the_late_entry_flag,
 );
 
-fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+fn date(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()
 }
 
@@ -86,8 +86,8 @@ fn status_query(as_of: NaiveDate, status: Option<VisitStatus>) -> VisitStatusQue
 
 fn gifts_by(group_by: GiftGrouping) -> GiftsQuery {
     GiftsQuery {
-        from: d(2021, 1, 1),
-        to: d(2021, 12, 31),
+        from: date(2021, 1, 1),
+        to: date(2021, 12, 31),
         region: RegionFilter::default(),
         group_by,
         page: Page::default(),
@@ -164,7 +164,7 @@ async fn dashboards_show_the_numbers_counted_by_hand_from_the_article(h: &Harnes
     // Hangzhou pairings visited 10-13 (due 2022-04-14) and 夏汝清 visited 10-18 (due 04-19);
     // the other four are due soon.
     let keys = app.keys();
-    let as_of = d(2022, 4, 20);
+    let as_of = date(2022, 4, 20);
     let overdue = rm
         .visit_status(
             keys,
@@ -382,7 +382,7 @@ async fn erased_names_read_as_erased_and_auditors_see_them_redacted(h: &Harness)
 /// Every dashboard answer that does not depend on keys, as JSON, for comparisons.
 async fn snapshot(rm: &ReadModels, keys: &KeyRing) -> Value {
     let all = RegionFilter::default();
-    let as_of = d(2022, 4, 20);
+    let as_of = date(2022, 4, 20);
     json!({
         "overview": rm.overview(as_of, &all).await.unwrap(),
         "status": rm.visit_status(keys, &Access::Personal, &status_query(as_of, None)).await.unwrap(),
@@ -464,12 +464,12 @@ async fn a_late_event_changes_as_known_at_answers_but_not_earlier_ones(h: &Harne
     assert_eq!((o.visits_this_year, o.cash_fen_this_year), (10, 950_000));
     // For business date 2021-10-16 (as known now): the late visit and the first three
     // Hangzhou visits happened by then.
-    let by_date = replay(app.store().clone(), AsOf::BusinessDate(d(2021, 10, 16)))
+    let by_date = replay(app.store().clone(), AsOf::BusinessDate(date(2021, 10, 16)))
         .await
         .unwrap();
     let o = by_date
         .read_models
-        .overview(d(2021, 10, 16), &all)
+        .overview(date(2021, 10, 16), &all)
         .await
         .unwrap();
     assert_eq!(o.visits_this_month, 4);
@@ -540,12 +540,12 @@ async fn generated_logs_are_valid_and_project_identically_live_and_rebuilt(h: &H
     let p2 = Projector::open(app2.store().clone()).await.unwrap();
     p2.catch_up().await.unwrap();
     let o1 = rm
-        .overview(d(2020, 6, 30), &RegionFilter::default())
+        .overview(date(2020, 6, 30), &RegionFilter::default())
         .await
         .unwrap();
     let o2 = p2
         .read_models()
-        .overview(d(2020, 6, 30), &RegionFilter::default())
+        .overview(date(2020, 6, 30), &RegionFilter::default())
         .await
         .unwrap();
     assert_eq!(o1, o2);

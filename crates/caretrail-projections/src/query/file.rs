@@ -50,6 +50,55 @@ pub struct TimelineEntry {
     pub actor_role: String,
 }
 
+query_row! {
+    /// The profile part of a model worker's file.
+    ModelWorkerFileRow {
+        "model_workers" => {
+            name_sealed: Option<String>,
+            name_event: Option<Text<Uuid>>,
+            erased: Flag,
+            honour: Text<String>,
+            region_code: Text<String>,
+            county_code: Text<String>,
+            city_code: Option<String>,
+            registered_on: Text<NaiveDate>,
+            in_hardship: Flag,
+            hardship_tier: Option<String>,
+            hardship_since: Option<Text<NaiveDate>>,
+            died_on: Option<Text<NaiveDate>>,
+            last_visit_on: Option<Text<NaiveDate>>,
+            visits: Int,
+            open_issues: Int,
+        }
+    }
+}
+
+query_row! {
+    /// One pairing of a model worker's history.
+    PairingHistoryRow {
+        "pairings" => {
+            pairing_id ("id"): Text<Uuid>,
+            director_id: Text<Uuid>,
+            effective_from: Text<NaiveDate>,
+            ended_on: Option<Text<NaiveDate>>,
+            end_reason: Option<String>,
+            last_visit_on: Option<Text<NaiveDate>>,
+        },
+        "directors" => {
+            director_name_sealed ("name_sealed"): Option<String>,
+            director_name_event ("name_event"): Option<Text<Uuid>>,
+            director_erased ("erased"): Option<Flag>,
+            /// The director row's id: NULL when the pairing's director has no row.
+            director_row ("id"): Option<Text<Uuid>>,
+        },
+    }
+}
+
+query_row! {
+    /// A position of a model worker's timeline.
+    TimelinePosition { "timeline" => { position: Int } }
+}
+
 impl ReadModels {
     /// Dashboard 4: the file of one model worker, with one page of the timeline (events after
     /// position `after`, in log order).
@@ -63,63 +112,61 @@ impl ReadModels {
         limit: u32,
     ) -> Result<Option<ModelWorkerFile>> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let (mw, pairs, dirs, timeline) = (
             physical(g, "model_workers"),
             physical(g, "pairings"),
             physical(g, "directors"),
             physical(g, "timeline"),
         );
-        use ColType::{Int as I, Text as T};
-        let mut q = Q::new();
+        let mut q = tx.args();
         let id = q.text(model_worker_id.to_string());
-        let rows = q
-            .fetch(
-                &mut conn,
+        let rows: Vec<ModelWorkerFileRow> = tx
+            .rows(
                 &format!(
                     "SELECT name_sealed, name_event, erased, honour, region_code, county_code, \
                      city_code, registered_on, in_hardship, hardship_tier, hardship_since, \
                      died_on, last_visit_on, visits, open_issues FROM {mw} WHERE id = {id}"
                 ),
-                &[T, T, I, T, T, T, T, T, I, T, T, T, T, I, I],
+                &q,
             )
             .await?;
         let Some(m) = rows.into_iter().next() else {
             return Ok(None);
         };
-        let pairings = q
-            .fetch(
-                &mut conn,
+        let pairings: Vec<PairingHistoryRow> = tx
+            .rows(
                 &format!(
-                    "SELECT p.id, p.director_id, d.name_sealed, d.name_event, d.erased, \
+                    "SELECT p.id AS pairing_id, p.director_id, \
+                     d.name_sealed AS director_name_sealed, \
+                     d.name_event AS director_name_event, d.erased AS director_erased, \
+                     d.id AS director_row, \
                      p.effective_from, p.ended_on, p.end_reason, p.last_visit_on \
                      FROM {pairs} p LEFT JOIN {dirs} d ON d.id = p.director_id \
                      WHERE p.model_worker_id = {id} ORDER BY p.effective_from, p.id"
                 ),
-                &[T, T, T, T, I, T, T, T, T],
+                &q,
             )
             .await?;
         let page = Page {
             limit: limit.clamp(1, 500),
             offset: 0,
         };
-        let mut q2 = Q::new();
-        let id2 = q2.text(model_worker_id.to_string());
-        let after_p = q2.int(after);
-        let l = q2.int(i64::from(page.limit) + 1);
-        let positions = q2
-            .fetch(
-                &mut conn,
+        let mut q = tx.args();
+        let id = q.text(model_worker_id.to_string());
+        let after_p = q.int(after);
+        let l = q.int(i64::from(page.limit) + 1);
+        let positions: Vec<TimelinePosition> = tx
+            .rows(
                 &format!(
                     "SELECT position FROM {timeline} \
-                     WHERE model_worker_id = {id2} AND position > {after_p} \
+                     WHERE model_worker_id = {id} AND position > {after_p} \
                      ORDER BY position LIMIT {l}"
                 ),
-                &[I],
+                &q,
             )
             .await?;
         drop(tx);
-        let positions: Vec<u64> = positions.iter().map(|r| int(&r[0]) as u64).collect();
+        let positions: Vec<u64> = positions.iter().map(|r| r.position.0 as u64).collect();
         let events = self.log.read_positions(&positions).await?;
         if let Some(&missing) = positions
             .iter()
@@ -134,14 +181,21 @@ impl ReadModels {
         let mut history = Vec::new();
         for p in pairings {
             history.push(PairingHistory {
-                pairing_id: uuid(&p[0]).unwrap_or_default(),
-                director_id: uuid(&p[1]).unwrap_or_default(),
-                director_name: show(keys, access, text(&p[2]), uuid(&p[3]), int(&p[4]) != 0)
-                    .await?,
-                effective_from: date(&p[5]).unwrap_or_default(),
-                ended_on: date(&p[6]),
-                end_reason: text(&p[7]),
-                last_visit_on: date(&p[8]),
+                pairing_id: p.pairing_id.0,
+                director_id: p.director_id.0,
+                director_name: show(
+                    keys,
+                    access,
+                    "directors",
+                    p.director_name_sealed,
+                    opt(p.director_name_event),
+                    erased("directors", &p.director_row, p.director_erased)?,
+                )
+                .await?,
+                effective_from: p.effective_from.0,
+                ended_on: opt(p.ended_on),
+                end_reason: p.end_reason,
+                last_visit_on: opt(p.last_visit_on),
             });
         }
         let mut entries: Vec<TimelineEntry> = events
@@ -162,20 +216,28 @@ impl ReadModels {
         let next = more.then(|| entries.last().map_or(0, |e| e.position));
         Ok(Some(ModelWorkerFile {
             model_worker_id,
-            name: show(keys, access, text(&m[0]), uuid(&m[1]), int(&m[2]) != 0).await?,
-            honour: text(&m[3]).unwrap_or_default(),
-            region_code: text(&m[4]).unwrap_or_default(),
-            county_code: text(&m[5]).unwrap_or_default(),
-            city_code: text(&m[6]),
-            registered_on: date(&m[7]).unwrap_or_default(),
-            in_hardship: int(&m[8]) != 0,
-            hardship_tier: text(&m[9]),
-            hardship_since: date(&m[10]),
-            died_on: date(&m[11]),
-            erased: int(&m[2]) != 0,
-            last_visit_on: date(&m[12]),
-            visits: int(&m[13]),
-            open_issues: int(&m[14]),
+            name: show(
+                keys,
+                access,
+                "model_workers",
+                m.name_sealed,
+                opt(m.name_event),
+                m.erased.0,
+            )
+            .await?,
+            honour: m.honour.0,
+            region_code: m.region_code.0,
+            county_code: m.county_code.0,
+            city_code: m.city_code,
+            registered_on: m.registered_on.0,
+            in_hardship: m.in_hardship.0,
+            hardship_tier: m.hardship_tier,
+            hardship_since: opt(m.hardship_since),
+            died_on: opt(m.died_on),
+            erased: m.erased.0,
+            last_visit_on: opt(m.last_visit_on),
+            visits: m.visits.0,
+            open_issues: m.open_issues.0,
             pairings: history,
             timeline: Paged {
                 items: entries,

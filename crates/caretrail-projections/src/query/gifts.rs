@@ -63,32 +63,60 @@ pub struct CoverageRow {
     pub visited_last_183_days: i64,
 }
 
+query_row! {
+    /// Gifts summed over one group of dashboard 6.
+    GiftTotalsRow {
+        "gifts_by_month" => {
+            /// The month, region code or director id.
+            group_key ("month, county_code, city_code or director_id"): Text<String>,
+            /// The year for the director grouping, else NULL.
+            year: Option<Int>,
+            visits: Int,
+            cash_hi ("cash_fen_hi"): Int,
+            cash_lo ("cash_fen_lo"): Int,
+            goods_hi ("goods_fen_hi"): Int,
+            goods_lo ("goods_fen_lo"): Int,
+            goods_count: Int,
+            flowers_count: Int,
+        }
+    }
+}
+
+query_row! {
+    /// Coverage counts of one city or county (dashboard 7).
+    CoverageRowCounts {
+        "model_workers" => {
+            region_code ("county_code"): Text<String>,
+            city_code: Option<String>,
+            in_hardship: Int,
+            paired ("pairing_id"): Int,
+            visited_last_183_days ("last_visit_on"): Int,
+        }
+    }
+}
+
 impl ReadModels {
     /// Dashboard 6.
     #[tracing::instrument(name = "projections.gifts", skip_all)]
     pub async fn gifts(&self, query: &GiftsQuery) -> Result<Paged<GiftTotals>> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let sums = format!(
-            "CAST(SUM(visits) AS BIGINT), {}, {}, CAST(SUM(goods_count) AS BIGINT), \
-             CAST(SUM(flowers_count) AS BIGINT)",
-            sum_fen("cash_fen"),
-            sum_fen("goods_fen")
+            "CAST(SUM(visits) AS BIGINT) AS visits, {}, {}, \
+             CAST(SUM(goods_count) AS BIGINT) AS goods_count, \
+             CAST(SUM(flowers_count) AS BIGINT) AS flowers_count",
+            sum_fen("cash_fen", "cash"),
+            sum_fen("goods_fen", "goods")
         );
-        let mut q = Q::new();
-        use ColType::{Int as I, Text as T};
-        let (sql, director) = if query.group_by == GiftGrouping::Director {
+        let mut q = tx.args();
+        let sql = if query.group_by == GiftGrouping::Director {
             let from = q.int(i64::from(query.from.year()));
             let to = q.int(i64::from(query.to.year()));
             let lim = limit_sql(&mut q, query.page);
-            (
-                format!(
-                    "SELECT director_id, year, {sums} FROM {t} WHERE year >= {from} \
-                     AND year <= {to} GROUP BY director_id, year \
-                     ORDER BY director_id, year{lim}",
-                    t = physical(g, "director_years")
-                ),
-                true,
+            format!(
+                "SELECT director_id AS group_key, year, {sums} FROM {t} WHERE year >= {from} \
+                 AND year <= {to} GROUP BY director_id, year \
+                 ORDER BY director_id, year{lim}",
+                t = physical(g, "director_years")
             )
         } else {
             let key = match query.group_by {
@@ -104,23 +132,20 @@ impl ReadModels {
             let to = q.text(format!("{:04}-{:02}", query.to.year(), query.to.month()));
             let r = q.region(&query.region, "")?;
             let lim = limit_sql(&mut q, query.page);
-            (
-                format!(
-                    "SELECT {key}, 0, {sums} FROM {t} WHERE month >= {from} AND month <= {to}{r} \
-                     GROUP BY {key} ORDER BY {key}{lim}",
-                    t = physical(g, "gifts_by_month")
-                ),
-                false,
+            format!(
+                "SELECT {key} AS group_key, CAST(NULL AS BIGINT) AS year, {sums} FROM {t} \
+                 WHERE month >= {from} AND month <= {to}{r} \
+                 GROUP BY {key} ORDER BY {key}{lim}",
+                t = physical(g, "gifts_by_month")
             )
         };
-        let rows = q
-            .fetch(&mut conn, &sql, &[T, I, I, I, I, I, I, I, I])
-            .await?;
+        let rows: Vec<GiftTotalsRow> = tx.rows(&sql, &q).await?;
         let items = rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                let (cash, goods) = (fen(&r[3], &r[4])?, fen(&r[5], &r[6])?);
-                let key = text(&r[0]).unwrap_or_default();
+                let cash = fen(r.cash_hi, r.cash_lo)?;
+                let goods = fen(r.goods_hi, r.goods_lo)?;
+                let Text(key) = r.group_key;
                 let label = match query.group_by {
                     GiftGrouping::City | GiftGrouping::County => {
                         RegionCode::parse(&key).ok().map(|c| c.name().to_owned())
@@ -130,13 +155,13 @@ impl ReadModels {
                 Ok(GiftTotals {
                     key,
                     label,
-                    year: director.then(|| int(&r[1])),
-                    visits: int(&r[2]),
+                    year: r.year.map(|Int(y)| y),
+                    visits: r.visits.0,
                     cash_fen: cash,
                     cash_yuan: yuan(cash),
                     goods_fen: goods,
-                    goods_count: int(&r[7]),
-                    flowers_count: int(&r[8]),
+                    goods_count: r.goods_count.0,
+                    flowers_count: r.flowers_count.0,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -153,9 +178,8 @@ impl ReadModels {
         region: &RegionFilter,
     ) -> Result<Vec<CoverageRow>> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let mw = physical(g, "model_workers");
-        let mut q = Q::new();
+        let mut q = tx.args();
         let since = q.text(minus(as_of, 183).to_string());
         let a = q.text(as_of.to_string());
         let r = q.region(region, "")?;
@@ -166,39 +190,33 @@ impl ReadModels {
             ),
             CoverageLevel::County => ("county_code", "county_code, city_code"),
         };
-        let rows = q
-            .fetch(
-                &mut conn,
+        let rows: Vec<CoverageRowCounts> = tx
+            .rows(
                 &format!(
-                    "SELECT {key}, city_code, COUNT(*), \
-                     CAST(SUM(CASE WHEN pairing_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT), \
+                    "SELECT {key} AS region_code, city_code, COUNT(*) AS in_hardship, \
+                     CAST(SUM(CASE WHEN pairing_id IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) \
+                     AS paired, \
                      CAST(SUM(CASE WHEN last_visit_on >= {since} AND last_visit_on <= {a} \
-                     THEN 1 ELSE 0 END) AS BIGINT) \
+                     THEN 1 ELSE 0 END) AS BIGINT) AS visited_last_183_days \
                      FROM {mw} WHERE in_hardship = 1 AND died_on IS NULL{r} \
                      GROUP BY {group} ORDER BY 1"
                 ),
-                &[
-                    ColType::Text,
-                    ColType::Text,
-                    ColType::Int,
-                    ColType::Int,
-                    ColType::Int,
-                ],
+                &q,
             )
             .await?;
         Ok(rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                let code = text(&r[0]).unwrap_or_default();
+                let Text(code) = r.region_code;
                 CoverageRow {
                     region_name: RegionCode::parse(&code)
                         .map(|c| c.name().to_owned())
                         .unwrap_or_default(),
                     region_code: code,
-                    city_code: text(&r[1]),
-                    in_hardship: int(&r[2]),
-                    paired: int(&r[3]),
-                    visited_last_183_days: int(&r[4]),
+                    city_code: r.city_code,
+                    in_hardship: r.in_hardship.0,
+                    paired: r.paired.0,
+                    visited_last_183_days: r.visited_last_183_days.0,
                 }
             })
             .collect())

@@ -62,14 +62,61 @@ pub struct BodyIssues {
     pub breached: i64,
 }
 
+query_row! {
+    /// A row of dashboard 5.
+    IssueItemRow {
+        "issues" => {
+            issue_id ("id"): Text<Uuid>,
+            model_worker_id: Text<Uuid>,
+            city_code: Option<String>,
+            county_code: Text<String>,
+            category: Text<String>,
+            urgency: Text<String>,
+            state: Text<String>,
+            raised_on: Text<NaiveDate>,
+            age_bucket ("raised_on"): Text<String>,
+            body_id: Option<Text<Uuid>>,
+            due_by: Option<Text<NaiveDate>>,
+            respond_by: Option<Text<NaiveDate>>,
+            breached ("state"): Flag,
+            resolved_on: Option<Text<NaiveDate>>,
+        },
+        "bodies" => { body_name ("name"): Option<String> },
+    }
+}
+
+query_row! {
+    /// Open issues escalated to one body, as the summary reads them.
+    BodyIssuesRow {
+        "issues" => { body_id: Text<Uuid>, open ("id"): Int, breached ("due_by"): Int },
+        "bodies" => { name: Option<String> },
+    }
+}
+
+query_row! {
+    /// How many issues have been resolved.
+    ResolvedCount { "issues" => { resolved ("days_to_resolve"): Int } }
+}
+
+query_row! {
+    /// One of the middle values for the median time to resolve.
+    DaysToResolve { "issues" => { days_to_resolve: Int } }
+}
+
+query_row! {
+    /// Open issues in one state and age bucket.
+    IssueCountRow {
+        "issues" => { state: Text<String>, age_bucket ("raised_on"): Text<String>, count ("id"): Int }
+    }
+}
+
 impl ReadModels {
     /// Dashboard 5: the issues board, oldest first.
     #[tracing::instrument(name = "projections.issues", skip_all)]
     pub async fn issues(&self, query: &IssuesQuery) -> Result<Paged<IssueItem>> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let (issues, bodies) = (physical(g, "issues"), physical(g, "bodies"));
-        let mut q = Q::new();
+        let mut q = tx.args();
         let bucket = bucket_sql(&mut q, query.as_of);
         let a = q.text(query.as_of.to_string());
         let mut filter = match query.state.as_deref() {
@@ -101,44 +148,41 @@ impl ReadModels {
             ));
         }
         let lim = limit_sql(&mut q, query.page);
+        // The breach flag is cast: a bare integer literal is INT4 on PostgreSQL, and flags
+        // are read as BIGINT like the stored ones.
         let sql = format!(
-            "SELECT i.id, i.model_worker_id, i.city_code, i.county_code, i.category, i.urgency, \
-             i.state, i.raised_on, {bucket}, i.body_id, b.name, i.due_by, i.respond_by, \
-             CASE WHEN i.state IN {open} AND {breach} THEN 1 ELSE 0 END, i.resolved_on \
+            "SELECT i.id AS issue_id, i.model_worker_id, i.city_code, i.county_code, \
+             i.category, i.urgency, i.state, i.raised_on, {bucket} AS age_bucket, i.body_id, \
+             b.name AS body_name, i.due_by, i.respond_by, \
+             CAST(CASE WHEN i.state IN {open} AND {breach} THEN 1 ELSE 0 END AS BIGINT) \
+             AS breached, i.resolved_on \
              FROM {issues} i LEFT JOIN {bodies} b ON b.id = i.body_id \
              WHERE 1 = 1{filter} ORDER BY i.raised_on, i.id{lim}",
             bucket = bucket.replace("raised_on", "i.raised_on"),
             open = open_states_sql(),
         );
-        use ColType::{Int as I, Text as T};
-        let rows = q
-            .fetch(
-                &mut conn,
-                &sql,
-                &[T, T, T, T, T, T, T, T, T, T, T, T, T, I, T],
-            )
-            .await?;
+        let rows: Vec<IssueItemRow> = tx.rows(&sql, &q).await?;
         let items = rows
-            .iter()
+            .into_iter()
             .map(|r| {
-                let raised = date(&r[7]).unwrap_or_default();
+                let Text(raised) = r.raised_on;
                 IssueItem {
-                    issue_id: uuid(&r[0]).unwrap_or_default(),
-                    model_worker_id: uuid(&r[1]).unwrap_or_default(),
-                    city_code: text(&r[2]),
-                    county_code: text(&r[3]).unwrap_or_default(),
-                    category: text(&r[4]).unwrap_or_default(),
-                    urgency: text(&r[5]).unwrap_or_default(),
-                    state: text(&r[6]).unwrap_or_default(),
+                    issue_id: r.issue_id.0,
+                    model_worker_id: r.model_worker_id.0,
+                    city_code: r.city_code,
+                    county_code: r.county_code.0,
+                    category: r.category.0,
+                    urgency: r.urgency.0,
+                    state: r.state.0,
                     raised_on: raised,
                     age_days: (query.as_of - raised).num_days(),
-                    age_bucket: text(&r[8]).unwrap_or_default(),
-                    escalated_to: uuid(&r[9]),
-                    escalated_to_name: text(&r[10]),
-                    due_by: date(&r[11]),
-                    respond_by: date(&r[12]),
-                    breached: int(&r[13]) != 0,
-                    resolved_on: date(&r[14]),
+                    age_bucket: r.age_bucket.0,
+                    escalated_to: opt(r.body_id),
+                    escalated_to_name: r.body_name,
+                    due_by: opt(r.due_by),
+                    respond_by: opt(r.respond_by),
+                    breached: r.breached.0,
+                    resolved_on: opt(r.resolved_on),
                 }
             })
             .collect();
@@ -153,65 +197,64 @@ impl ReadModels {
         region: &RegionFilter,
     ) -> Result<IssueSummary> {
         let (mut tx, g) = self.begin().await?;
-        let mut conn = tx.conn();
         let (issues, bodies) = (physical(g, "issues"), physical(g, "bodies"));
-        let open_by_state_and_age = open_issue_counts(&mut conn, &issues, as_of, region).await?;
-        let mut q = Q::new();
+        let open_by_state_and_age = open_issue_counts(&mut tx, &issues, as_of, region).await?;
+        let mut q = tx.args();
         let a = q.text(as_of.to_string());
         let r = q.region(region, "i.")?;
-        let by_body = q
-            .fetch(
-                &mut conn,
+        let by_body = tx
+            .rows::<BodyIssuesRow>(
                 &format!(
-                    "SELECT i.body_id, b.name, COUNT(*), CAST(COALESCE(SUM(CASE WHEN \
+                    "SELECT i.body_id, b.name, COUNT(*) AS open, CAST(COALESCE(SUM(CASE WHEN \
                      COALESCE(i.due_by, i.respond_by) < {a} THEN 1 ELSE 0 END), 0) AS BIGINT) \
+                     AS breached \
                      FROM {issues} i LEFT JOIN {bodies} b ON b.id = i.body_id \
                      WHERE i.body_id IS NOT NULL AND i.state IN {open}{r} \
                      GROUP BY i.body_id, b.name ORDER BY COUNT(*) DESC, i.body_id",
                     open = open_states_sql()
                 ),
-                &[ColType::Text, ColType::Text, ColType::Int, ColType::Int],
+                &q,
             )
             .await?
-            .iter()
+            .into_iter()
             .map(|r| BodyIssues {
-                body_id: uuid(&r[0]).unwrap_or_default(),
-                name: text(&r[1]),
-                open: int(&r[2]),
-                breached: int(&r[3]),
+                body_id: r.body_id.0,
+                name: r.name,
+                open: r.open.0,
+                breached: r.breached.0,
             })
             .collect();
         // The median through the `days_to_resolve` index: count, then one or two rows at the
         // middle offset.
-        let mut q = Q::new();
+        let mut q = tx.args();
         let r = q.region(region, "")?;
-        let resolved = q
-            .fetch(
-                &mut conn,
-                &format!("SELECT COUNT(*) FROM {issues} WHERE days_to_resolve IS NOT NULL{r}"),
-                &[ColType::Int],
+        let Int(resolved) = tx
+            .one::<ResolvedCount>(
+                &format!(
+                    "SELECT COUNT(*) AS resolved FROM {issues} \
+                     WHERE days_to_resolve IS NOT NULL{r}"
+                ),
+                &q,
             )
             .await?
-            .first()
-            .map_or(0, |r| int(&r[0]));
+            .resolved;
         let median = if resolved == 0 {
             None
         } else {
-            let mut q = Q::new();
+            let mut q = tx.args();
             let r = q.region(region, "")?;
             let off = q.int((resolved - 1) / 2);
             let n = q.int(if resolved % 2 == 0 { 2 } else { 1 });
-            let mid = q
-                .fetch(
-                    &mut conn,
+            let mid = tx
+                .rows::<DaysToResolve>(
                     &format!(
                         "SELECT days_to_resolve FROM {issues} WHERE days_to_resolve IS NOT NULL{r} \
                          ORDER BY days_to_resolve LIMIT {n} OFFSET {off}"
                     ),
-                    &[ColType::Int],
+                    &q,
                 )
                 .await?;
-            let vals: Vec<i64> = mid.iter().map(|r| int(&r[0])).collect();
+            let vals: Vec<i64> = mid.iter().map(|r| r.days_to_resolve.0).collect();
             (!vals.is_empty()).then(|| vals.iter().sum::<i64>() as f64 / vals.len() as f64)
         };
         Ok(IssueSummary {
@@ -225,31 +268,30 @@ impl ReadModels {
 }
 
 pub(super) async fn open_issue_counts(
-    conn: &mut Conn<'_>,
+    tx: &mut ReadTx,
     issues: &str,
     as_of: NaiveDate,
     region: &RegionFilter,
 ) -> Result<Vec<IssueCount>> {
-    let mut q = Q::new();
+    let mut q = tx.args();
     let bucket = bucket_sql(&mut q, as_of);
     let r = q.region(region, "")?;
-    let rows = q
-        .fetch(
-            conn,
+    let rows: Vec<IssueCountRow> = tx
+        .rows(
             &format!(
-                "SELECT state, {bucket}, COUNT(*) FROM {issues} \
+                "SELECT state, {bucket} AS age_bucket, COUNT(*) AS count FROM {issues} \
                  WHERE state IN {open}{r} GROUP BY 1, 2 ORDER BY 1, 2",
                 open = open_states_sql()
             ),
-            &[ColType::Text, ColType::Text, ColType::Int],
+            &q,
         )
         .await?;
     Ok(rows
-        .iter()
+        .into_iter()
         .map(|r| IssueCount {
-            state: text(&r[0]).unwrap_or_default(),
-            age_bucket: text(&r[1]).unwrap_or_default(),
-            count: int(&r[2]),
+            state: r.state.0,
+            age_bucket: r.age_bucket.0,
+            count: r.count.0,
         })
         .collect())
 }
