@@ -4,6 +4,10 @@
 //! integer column. Each case corrupts one value of the demo's read models through plain SQL
 //! and asks the dashboard that reads it.
 
+// A test that unwraps fails with the error, which is what a test should do; the lint is for
+// the service's own code.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use caretrail_app::view::Access;
@@ -33,7 +37,7 @@ async fn demo_read_models(h: &Harness) -> (App, ReadModels, Database) {
     let store = caretrail_store::connect(&h.url, Default::default())
         .await
         .expect("open store");
-    let keys = KeyRing::open(store.database(), master())
+    let keys = KeyRing::open(store.as_ref(), master())
         .await
         .expect("key ring");
     let t = demo::today().and_hms_opt(4, 0, 0).unwrap().and_utc();
