@@ -26,31 +26,14 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use caretrail_store::Database;
-use caretrail_store::sqlite::bulk as store_sql;
-use chrono::NaiveDate;
+use caretrail_store::bulk::LogReader;
 use futures::FutureExt;
-use rusqlite::{OpenFlags, OptionalExtension, params};
-use uuid::Uuid;
+use rusqlite::OpenFlags;
 
 use crate::error::{ProjectionError, Result};
 use crate::model::{self, Applier, Envelope};
 use crate::runner::consumer_name;
 use crate::sql::Conn;
-
-/// The SQLite file behind `db`, when a second connection can open it (not an in-memory one).
-pub(crate) fn sqlite_file(db: &Database) -> Option<PathBuf> {
-    match db {
-        Database::Sqlite(pool) => {
-            let options = pool.connect_options();
-            let path = options.get_filename();
-            let name = path.to_string_lossy();
-            (!name.is_empty() && !name.contains(":memory:") && path.exists())
-                .then(|| path.to_path_buf())
-        }
-        Database::Postgres(_) => None,
-    }
-}
 
 /// How long either connection waits for the store's writer before giving up.
 const BUSY: Duration = Duration::from_secs(30);
@@ -247,10 +230,7 @@ pub(crate) fn drop_generation(path: &std::path::Path, generation: i64) -> Result
 }
 
 fn stored_checkpoint(conn: &rusqlite::Connection, name: &str) -> Result<u64> {
-    Ok(conn
-        .query_row(store_sql::READ_CHECKPOINT, [name], |r| r.get::<_, i64>(0))
-        .optional()?
-        .unwrap_or(0) as u64)
+    Ok(caretrail_store::bulk::read_checkpoint(conn, name)?)
 }
 
 /// Writes what the open transaction's batches changed, advances the checkpoint to `last` and
@@ -265,10 +245,7 @@ fn commit(
         .flush(&mut Conn::Lite(conn))
         .now_or_never()
         .ok_or_else(|| ProjectionError::Worker("bulk flush did not complete".into()))??;
-    conn.execute(
-        store_sql::WRITE_CHECKPOINT,
-        params![name, last as i64, chrono::Utc::now().timestamp_micros()],
-    )?;
+    caretrail_store::bulk::write_checkpoint(conn, name, last)?;
     conn.execute_batch("COMMIT")?;
     // Everything the transaction wrote is now in the WAL; the pages it left in the cache are
     // mostly cold (appended timeline and visit rows), and keeping them until the cache's bound
@@ -286,73 +263,38 @@ fn read_loop(
     batch: usize,
     tx: &mpsc::SyncSender<Result<Vec<Envelope>>>,
 ) -> Result<()> {
-    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-    conn.execute_batch("PRAGMA cache_size = -4096;")?;
+    let mut reader = LogReader::open(path)?;
     let mut after = start;
     loop {
-        let head: i64 = conn.query_row(store_sql::HEAD, [], |r| r.get(0))?;
-        if (head.max(0) as u64).saturating_sub(after) <= stop_within {
+        if reader.head()?.saturating_sub(after) <= stop_within {
             return Ok(());
         }
-        let mut st = conn.prepare_cached(store_sql::READ_EVENTS)?;
-        let mut rows = st.query(params![after as i64, batch as i64])?;
         let mut out = Vec::with_capacity(batch);
-        while let Some(r) = rows.next()? {
-            let position = r.get::<_, i64>(0)? as u64;
-            let unreadable = |reason: &str| ProjectionError::Unreadable {
-                position,
-                reason: reason.to_owned(),
-            };
-            let event_id = r
-                .get_ref(1)?
-                .as_blob()
-                .ok()
-                .and_then(|b| Uuid::from_slice(b).ok())
-                .ok_or_else(|| unreadable("event id is not 16 bytes"))?;
-            let event_type: String = r.get(3)?;
-            let schema_version = r.get::<_, i64>(4)?;
+        let last = reader.read(after, batch, |row| {
             let event = model::decode_event(
-                position,
-                &event_type,
-                u32::try_from(schema_version).map_err(|_| unreadable("schema version"))?,
-                r.get_ref(5)?
-                    .as_str()
-                    .map_err(|_| unreadable("payload is not text"))?,
+                row.position,
+                row.event_type,
+                row.schema_version,
+                row.data,
             )?;
-            let business_date = match r
-                .get_ref(8)?
-                .as_str_or_null()
-                .map_err(|_| unreadable("business date"))?
-            {
-                Some(d) => Some(
-                    d.parse::<NaiveDate>()
-                        .map_err(|_| unreadable("business date"))?,
-                ),
-                None => None,
-            };
             out.push(Envelope {
-                position,
-                event_id,
-                stream_id: r.get(2)?,
-                event_type,
-                business_date,
-                recorded_at_us: r.get(9)?,
-                actor_id: r.get(6)?,
-                actor_role: r.get(7)?,
+                position: row.position,
+                event_id: row.event_id,
+                stream_id: row.stream_id.to_owned(),
+                event_type: row.event_type.to_owned(),
+                business_date: row.business_date,
+                recorded_at_us: row.recorded_at_us,
+                actor_id: row.actor_id.to_owned(),
+                actor_role: row.actor_role.to_owned(),
                 event,
             });
-        }
-        let Some(last) = out.last().map(|e| e.position) else {
+            Ok::<_, ProjectionError>(())
+        })?;
+        let Some(last) = last else {
             return Ok(());
         };
         after = last;
-        drop(rows);
-        drop(st);
-        // A sequential scan reads each page once. Measured: in WAL mode, with the applier
-        // committing beside it, this connection's cache held 54 MB at 2.2M events despite a
-        // 16 MiB bound (27 MB with 4 MiB), so its pages are released after every batch, once
-        // the statement is reset and no longer pins any.
-        conn.execute_batch("PRAGMA shrink_memory")?;
+        reader.release_memory()?;
         if tx.send(Ok(out)).is_err() {
             return Ok(());
         }

@@ -654,7 +654,7 @@ impl Projector {
         };
         let mut checkpoint = start;
         let mut bulk_index_seconds = 0.0;
-        if let Some(path) = crate::bulk::sqlite_file(&self.db) {
+        if let Some(path) = self.store.sqlite_file() {
             let applier = std::mem::replace(&mut slot.applier, self.applier(generation, false));
             let sizes = crate::bulk::Sizes {
                 read: self.bulk_batch.min(crate::bulk::READ_BATCH),
@@ -727,7 +727,7 @@ impl Projector {
             }
         }
         if previous != generation {
-            let dropped = match crate::bulk::sqlite_file(&self.db) {
+            let dropped = match self.store.sqlite_file() {
                 // On a SQLite file, a direct connection with a small cache drops the old
                 // generation and is then closed: dropping walks every page of its tables, and
                 // through a pooled connection that cost 17 MB of memory per 1M events of
