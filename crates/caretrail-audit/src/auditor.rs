@@ -58,9 +58,11 @@ impl AuditConfig {
 /// An inclusion proof for the event at `position` in the tree of `tree_size` leaves.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct InclusionProof {
+    /// Global log position of the event (1-based).
     pub position: u64,
     /// `position - 1`: the leaf's index in the tree.
     pub leaf_index: u64,
+    /// Number of leaves in the tree the proof is against.
     pub tree_size: u64,
     /// The leaf hash, lowercase hex.
     #[serde(with = "crate::hex_hash")]
@@ -75,7 +77,9 @@ pub struct InclusionProof {
 /// A consistency proof between two tree sizes (RFC 9162 §2.1.4).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct ConsistencyProof {
+    /// The older tree size (number of leaves).
     pub from: u64,
+    /// The newer tree size (number of leaves).
     pub to: u64,
     /// The proof's hashes, lowercase hex.
     #[serde(serialize_with = "crate::hex_hash::serialize_vec")]
@@ -87,6 +91,7 @@ pub struct ConsistencyProof {
 /// `SHA-256(0x00 || encoding)`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct LeafEncoding {
+    /// Global log position of the event (1-based).
     pub position: u64,
     /// The encoding's bytes, lowercase hex.
     #[serde(serialize_with = "hex_bytes")]

@@ -33,8 +33,11 @@ static TABLES: TableSet = TableSet {
 /// A checkpoint as stored: the signed note and the values it signs, for indexing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredCheckpoint {
+    /// Number of leaves (events) the checkpoint covers.
     pub tree_size: u64,
+    /// The tree's root hash at that size.
     pub root_hash: Hash,
+    /// When the checkpoint was signed (UTC).
     pub signed_at: DateTime<Utc>,
     /// The whole signed note (C2SP checkpoint text).
     pub note: String,

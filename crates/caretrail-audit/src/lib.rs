@@ -60,7 +60,9 @@ pub enum AuditError {
     /// The key file could not be read or written.
     #[error("audit key file {path}: {source}")]
     KeyFile {
+        /// The key file's path.
         path: std::path::PathBuf,
+        /// The I/O error on it.
         source: std::io::Error,
     },
     /// Writing an export failed.
@@ -80,10 +82,18 @@ pub enum AuditError {
     MissingNode(merkle::NodeId),
     /// The log skips a position: an event was removed behind the store's back.
     #[error("the log skips position {expected} (next stored is {found})")]
-    LogGap { expected: u64, found: u64 },
+    LogGap {
+        /// The position the tree needed next.
+        expected: u64,
+        /// The next position actually stored.
+        found: u64,
+    },
     /// A stored event no longer hashes to its stored leaf hash; the tree refuses to cover it.
     #[error("the event at position {position} does not hash to its stored leaf hash")]
-    LeafMismatch { position: u64 },
+    LeafMismatch {
+        /// Global log position of the event.
+        position: u64,
+    },
 }
 
 impl AuditError {

@@ -46,7 +46,9 @@ pub use caretrail_domain::Role;
 pub struct Principal {
     /// The token's id: the actor recorded for commands (a director token records the director).
     pub token_id: Uuid,
+    /// The label given to the token when it was created (`caretrail token create --name`).
     pub name: String,
+    /// What the caller may do and see.
     pub role: Role,
     /// For the director role: which director the token speaks for.
     pub director_id: Option<Uuid>,
@@ -80,14 +82,19 @@ impl Principal {
 /// Why a token could not be created or checked.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
+    /// A director token without a director id, or another role's token with one.
     #[error("a director token needs --director, and only a director token may have one")]
     DirectorMismatch,
+    /// The requested expiry is not after now.
     #[error("a token's expiry must be in the future")]
     ExpiryNotInFuture,
+    /// The token table could not be read or written.
     #[error("token storage: {0}")]
     Database(#[from] sqlx::Error),
+    /// The token table could not be opened or migrated.
     #[error("token storage schema: {0}")]
     Schema(#[source] caretrail_store::StoreError),
+    /// The operating system gave no random bytes for a new token's secret.
     #[error("no randomness available")]
     Random,
     /// The token table did not answer a re-check in time.
@@ -102,12 +109,19 @@ type CachedLookup = (Option<Principal>, Instant);
 /// A token as `caretrail token list` shows it: never its secret or its hash.
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenInfo {
+    /// The token's id.
     pub token_id: Uuid,
+    /// The label given to the token when it was created.
     pub name: String,
+    /// The role as stored: `admin`, `director`, `auditor` or `integration`.
     pub role: String,
+    /// For a director token: the director it speaks for.
     pub director_id: Option<Uuid>,
+    /// When the token was created (UTC).
     pub created_at: DateTime<Utc>,
+    /// When the token stops being valid; `None` = never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the token was revoked; `None` = not revoked.
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

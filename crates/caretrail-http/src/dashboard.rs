@@ -39,11 +39,13 @@ use crate::openapi::{Json, JsonBytes};
 /// The read side the dashboards answer from.
 #[derive(Clone)]
 pub struct ReadSide {
+    /// The projector whose live read models (and replays) answer.
     pub projector: Arc<Projector>,
     answers: Arc<AnswerCache>,
 }
 
 impl ReadSide {
+    /// A read side over `projector`, with an empty answer cache.
     pub fn new(projector: Arc<Projector>) -> Self {
         Self {
             projector,
@@ -131,32 +133,59 @@ fn answer_key(uri: &Uri, today: NaiveDate) -> String {
 /// it reads and converts into this.
 #[derive(Debug, Default)]
 pub struct Params {
+    /// The business date "today" is (default: today in Asia/Shanghai).
     pub as_of: Option<NaiveDate>,
+    /// Replay the log up to this global position instead of reading the live tables.
     pub as_of_position: Option<u64>,
+    /// Replay the log up to the last position stored by this time (UTC).
     pub as_of_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only this city (prefecture), by GB/T 2260 code.
     pub city: Option<RegionCode>,
+    /// Only this county, by GB/T 2260 code.
     pub county: Option<RegionCode>,
+    /// Only pairings with this visit status.
     pub status: Option<VisitStatus>,
+    /// Issue state filter: a state name, `open` (default) or `all`.
     pub state: Option<String>,
+    /// Only directors with this role (as appointed, e.g. `standing_director`).
     pub role: Option<String>,
+    /// Order of the director caseload (default: least engaged first).
     pub sort: Option<CaseloadSort>,
+    /// Only issues escalated to this body.
     pub body_id: Option<Uuid>,
+    /// Only this director's pairings or visits.
     pub director_id: Option<Uuid>,
+    /// Only this pairing's visits.
     pub pairing_id: Option<Uuid>,
+    /// Only visits to this model worker.
     pub model_worker_id: Option<Uuid>,
+    /// Only model workers in hardship (true) or not (false).
     pub in_hardship: Option<bool>,
+    /// Only model workers with an active pairing (true) or without (false).
     pub paired: Option<bool>,
+    /// Include voided visits.
     pub include_voided: bool,
+    /// First day of the range: a visit date, or for gifts any day of the first month.
     pub from: Option<NaiveDate>,
+    /// Last day of the range: a visit date, or for gifts any day of the last month.
     pub to: Option<NaiveDate>,
+    /// Issues raised on or after this date.
     pub raised_from: Option<NaiveDate>,
+    /// Issues raised on or before this date.
     pub raised_to: Option<NaiveDate>,
+    /// How the gifts dashboard groups (default: by month).
     pub group_by: Option<GiftGrouping>,
+    /// Coverage per city or per county (default: city).
     pub level: Option<CoverageLevel>,
+    /// Include ended pairings (default: active ones only).
     pub include_ended: bool,
+    /// Only open issues whose response is overdue.
     pub breached_only: bool,
+    /// Page size: 1–500, default 50 for lists; timeline entries, default 200, clamped to 1–500.
     pub limit: Option<u32>,
+    /// Opaque list cursor: a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Timeline entries after this log position (default 0: from the start).
     pub after: Option<i64>,
 }
 
@@ -345,6 +374,7 @@ pub struct WorkerPath {
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(rename = "{T}List")]
 pub struct List<T> {
+    /// This page's rows.
     pub items: Vec<T>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     pub next_cursor: Option<String>,
@@ -477,6 +507,7 @@ fn params<P: Into<Params>>(q: Result<Query<P>, ApiError>) -> ApiResult<Params> {
     q.map(|Query(p)| p.into())
 }
 
+/// `GET /dashboard/overview`: the programme's headline figures (administrators, auditors).
 pub async fn overview(
     State(state): State<AppState>,
     principal: Principal,
@@ -496,6 +527,7 @@ pub async fn overview(
         .await
 }
 
+/// `GET /pairings`: visit status per pairing, sorted by due date; a director sees only their own.
 pub async fn pairings(
     State(state): State<AppState>,
     principal: Principal,
@@ -533,6 +565,7 @@ pub async fn pairings(
     Ok(Json(List::from(page)))
 }
 
+/// `GET /directors`: each director's caseload for the year of `as_of` (administrators, auditors).
 pub async fn directors(
     State(state): State<AppState>,
     principal: Principal,
@@ -601,6 +634,7 @@ async fn worker_file(
     .ok_or_else(|| ApiError::not_found("no such model worker"))
 }
 
+/// `GET /model-workers/{id}`: a model worker's file with the first page of their timeline.
 pub async fn model_worker(
     State(state): State<AppState>,
     principal: Principal,
@@ -614,12 +648,14 @@ pub async fn model_worker(
 /// A page of a model worker's care timeline.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TimelinePage {
+    /// This page's entries, in log order.
     pub items: Vec<TimelineEntry>,
     /// The last entry's log position, to pass as `after` for the next page; absent on the
     /// last page.
     pub next_cursor: Option<String>,
 }
 
+/// `GET /model-workers/{id}/timeline`: a page of a model worker's care timeline.
 pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
@@ -639,6 +675,7 @@ pub async fn timeline(
     }))
 }
 
+/// `GET /issues`: the issues board, oldest first (administrators, auditors).
 pub async fn issues(
     State(state): State<AppState>,
     principal: Principal,
@@ -663,6 +700,7 @@ pub async fn issues(
     Ok(Json(List::from(page)))
 }
 
+/// `GET /dashboard/issues`: open issues by state and age, per body, and time to resolve.
 pub async fn issue_summary(
     State(state): State<AppState>,
     principal: Principal,
@@ -682,6 +720,7 @@ pub async fn issue_summary(
         .await
 }
 
+/// `GET /dashboard/gifts`: visits and gift totals grouped by month, region or director.
 pub async fn gifts(
     State(state): State<AppState>,
     principal: Principal,
@@ -707,6 +746,7 @@ pub async fn gifts(
     Ok(Json(List::from(page)))
 }
 
+/// `GET /regions`: coverage of model workers in hardship per city or county.
 pub async fn regions(
     State(state): State<AppState>,
     principal: Principal,

@@ -54,11 +54,15 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
+    /// The command handler, with the event store and the personal-data key ring under it.
     pub app: Arc<App>,
+    /// Bearer tokens and their verification cache.
     pub tokens: Arc<TokenStore>,
+    /// Requests per authenticated token.
     pub limiter: Arc<RateLimiter>,
     /// Requests without a valid token, per client address (`auth::limit_anonymous`).
     pub anonymous: Arc<RateLimiter<std::net::IpAddr>>,
+    /// The service's Prometheus metrics, served at `/metrics`.
     pub metrics: Arc<metrics::Metrics>,
     /// Flips to true when the server starts shutting down; live streams end on it.
     pub shutdown: watch::Receiver<bool>,

@@ -121,8 +121,11 @@ impl ReadTx {
 /// A personal value as a reader sees it: the text, or that it was erased or withheld.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Shown {
+    /// The plaintext.
     Text(String),
+    /// The subject's personal data was erased (their key is destroyed).
     Erased,
+    /// The reader's role or pairing may not see it.
     Redacted,
     /// Nothing was recorded.
     Missing,
@@ -201,7 +204,9 @@ async fn show(
 /// codes are accepted and mean their successor.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct RegionFilter {
+    /// Only this prefecture-level city (GB/T 2260 code).
     pub city: Option<String>,
+    /// Only this county (GB/T 2260 code).
     pub county: Option<String>,
 }
 
@@ -223,7 +228,9 @@ impl RegionFilter {
 /// Limit/offset pagination (limit 1..=500, default 50).
 #[derive(Clone, Copy, Debug, Deserialize, Serialize)]
 pub struct Page {
+    /// Rows per page (1..=500; out-of-range values are clamped).
     pub limit: u32,
+    /// Rows to skip before the page.
     pub offset: u32,
 }
 
@@ -240,8 +247,11 @@ impl Default for Page {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[schemars(rename = "{T}Page")]
 pub struct Paged<T> {
+    /// This page's rows.
     pub items: Vec<T>,
+    /// The page size used (after clamping to 1..=500).
     pub limit: u32,
+    /// The offset this page starts at.
     pub offset: u32,
     /// The offset of the next page, when there is one.
     pub next_offset: Option<u32>,
@@ -381,28 +391,46 @@ fn open_states_sql() -> String {
 /// Open issues counted by state and age bucket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct IssueCount {
+    /// The open state: `raised`, `acknowledged`, `escalated` or `reopened`.
     pub state: String,
+    /// Days since raised as of `as_of`: `0-7`, `8-30`, `31-90` or `>90`.
     pub age_bucket: String,
+    /// Number of issues.
     pub count: i64,
 }
 
 /// Dashboard 1: the overview.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct Overview {
+    /// The business date the figures are computed against.
     pub as_of: NaiveDate,
+    /// Living model workers in hardship (by current region).
     pub model_workers_in_hardship: i64,
+    /// Of those, the ones with an active pairing.
     pub paired: i64,
+    /// Of those, the ones without an active pairing.
     pub unpaired: i64,
     /// Paired share of model workers in hardship, in percent (one decimal).
     pub coverage_percent: f64,
+    /// Pairings not ended (the live state, whatever `as_of`), by the model worker's current region.
     pub active_pairings: i64,
+    /// Non-voided visits dated in `as_of`'s calendar month (the whole month), by where they took
+    /// place.
     pub visits_this_month: i64,
+    /// Non-voided visits dated from January to the end of `as_of`'s month (whole months), by where
+    /// they took place.
     pub visits_this_year: i64,
+    /// Condolence money given in those visits, in fen (1 yuan = 100 fen).
     pub cash_fen_this_year: i64,
+    /// `cash_fen_this_year` as yuan with two decimals (e.g. `1000.00`).
     pub cash_yuan_this_year: String,
+    /// The known value of goods given in those visits, in fen (flower values are not summed).
     pub goods_fen_this_year: i64,
+    /// Number of gifts of goods in those visits.
     pub goods_given_this_year: i64,
+    /// Number of gifts of flowers in those visits.
     pub flowers_given_this_year: i64,
+    /// Open issues counted by state and age bucket.
     pub open_issues: Vec<IssueCount>,
 }
 
@@ -410,22 +438,30 @@ pub struct Overview {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum VisitStatus {
+    /// No visit within the pairing yet.
     NeverVisited,
+    /// Visited, and `as_of` is before the due-soon window.
     OnTrack,
+    /// Visited, and `as_of` is within the due-soon window before the due date.
     DueSoon,
+    /// Visited, and `as_of` is after the due date.
     Overdue,
 }
 
 /// Dashboard 2's filters.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct VisitStatusQuery {
+    /// The business date statuses are computed against.
     pub as_of: NaiveDate,
+    /// Only pairings whose model worker's current region is in this city or county.
     #[serde(default)]
     pub region: RegionFilter,
+    /// Only pairings with this status.
     pub status: Option<VisitStatus>,
     /// Include ended pairings (default: active ones only).
     #[serde(default)]
     pub include_ended: bool,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -433,21 +469,38 @@ pub struct VisitStatusQuery {
 /// Dashboard 2: one pairing's visit status. The default order is most overdue first.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PairingStatus {
+    /// The pairing's id.
     pub pairing_id: Uuid,
+    /// The paired director.
     pub director_id: Uuid,
+    /// The director's name, as the reader may see it.
     pub director_name: Shown,
+    /// The paired model worker.
     pub model_worker_id: Uuid,
+    /// The model worker's name, as the reader may see it.
     pub model_worker_name: Shown,
+    /// The prefecture-level city of the model worker's region; null for a province-level region.
     pub city_code: Option<String>,
+    /// The model worker's region (GB/T 2260, current code; follows relocations while the pairing is
+    /// current).
     pub county_code: String,
+    /// The first day of the pairing.
     pub effective_from: NaiveDate,
+    /// The last day of the pairing (inclusive); null while it is active.
     pub ended_on: Option<NaiveDate>,
+    /// The date of the latest non-voided visit within the pairing; null when never visited.
     pub last_visit_on: Option<NaiveDate>,
+    /// The date after which the pairing is overdue: `last_visit_on` (or `effective_from` if
+    /// never visited) plus the pairing's maximum days between visits.
     pub next_due_on: NaiveDate,
+    /// The visit status on `as_of`.
     pub status: VisitStatus,
     /// Days past the due date (negative: days left).
     pub days_overdue: i64,
+    /// Non-voided visits within the pairing from 1 January of `as_of`'s year to `as_of`.
     pub visits_this_year: i64,
+    /// Open issues about the model worker (raised, acknowledged, escalated or reopened), not only
+    /// those raised within the pairing.
     pub open_issues: i64,
 }
 
@@ -547,6 +600,7 @@ impl ReadModels {
         }
     }
 
+    /// The database the read-model tables are in.
     pub fn database(&self) -> &Database {
         &self.db
     }

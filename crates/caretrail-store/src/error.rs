@@ -13,8 +13,11 @@ pub enum StoreError {
     /// the stream's version when the append was decided (0 = the stream does not exist).
     #[error("stream {stream} is at version {actual}, but the append expected {expected}")]
     WrongExpectedVersion {
+        /// The stream whose version did not match.
         stream: StreamId,
+        /// The version the append expected.
         expected: ExpectedVersion,
+        /// The stream's version (number of events) when the append was decided.
         actual: u64,
     },
 
@@ -37,8 +40,11 @@ pub enum StoreError {
     /// Another instance of a consumer moved its checkpoint first.
     #[error("checkpoint of consumer {name} is at {actual}, expected {expected}")]
     CheckpointConflict {
+        /// The consumer's name.
         name: String,
+        /// The checkpoint stored when the consumer's transaction began.
         expected: u64,
+        /// The position the commit asked to store, behind `expected`.
         actual: u64,
     },
 
@@ -48,7 +54,12 @@ pub enum StoreError {
 
     /// A stored row could not be decoded into an event.
     #[error("stored event at position {position} is malformed: {reason}")]
-    Corrupt { position: u64, reason: String },
+    Corrupt {
+        /// Global log position of the malformed row.
+        position: u64,
+        /// What could not be decoded.
+        reason: String,
+    },
 
     /// The store's writer has stopped (the store was closed or its task panicked).
     #[error("the event store is closed")]

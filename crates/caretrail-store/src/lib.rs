@@ -61,6 +61,7 @@ pub(crate) fn check_positions(positions: &[u64]) -> Result<()> {
 /// Tuning that works without configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreOptions {
+    /// How the writer batches appends into one transaction.
     pub group_commit: GroupCommit,
     /// Connections for reads and consumers (the writer has its own).
     pub read_connections: u32,
@@ -172,7 +173,9 @@ pub trait EventStore: Send + Sync + 'static {
 /// A handle on the database under a store: each backend's connection pool.
 #[derive(Clone, Debug)]
 pub enum Database {
+    /// The SQLite backend's pool.
     Sqlite(sqlx::SqlitePool),
+    /// The PostgreSQL backend's pool.
     Postgres(sqlx::PgPool),
 }
 
@@ -217,7 +220,9 @@ pub struct ConsumerTx {
 
 /// The backend transaction under a [`ConsumerTx`], for writing effects with backend SQL.
 pub enum ConsumerTxInner {
+    /// A transaction on a SQLite store (begun `IMMEDIATE`, holding the write lock).
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    /// A transaction on a PostgreSQL store.
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 

@@ -12,7 +12,9 @@ use crate::{EventStore, StoreOptions, connect};
 
 /// A fresh, empty database of one backend.
 pub struct Harness {
+    /// Database URL of the fresh database (`sqlite://…` or `postgres://…`).
     pub url: String,
+    /// Which backend it is: `"sqlite"` or `"postgres"`.
     pub backend: &'static str,
     _guard: Guard,
 }
@@ -53,6 +55,7 @@ impl Harness {
         self.open_with(StoreOptions::default()).await
     }
 
+    /// Opens a store on this harness's database with the given tuning.
     pub async fn open_with(&self, options: StoreOptions) -> Arc<dyn EventStore> {
         connect(&self.url, options)
             .await
@@ -60,6 +63,8 @@ impl Harness {
     }
 }
 
+/// A fresh SQLite database in a temporary directory, deleted when the harness drops. Always
+/// `Some`; the `Option` matches [`postgres`].
 pub async fn sqlite() -> Option<Harness> {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("events.db").display());
@@ -89,6 +94,8 @@ pub fn pg_url() -> Option<String> {
     }
 }
 
+/// A fresh PostgreSQL database on the `CARETRAIL_PG_URL` server, dropped when the harness
+/// drops; `None` when the variable is unset (see [`pg_url`]).
 pub async fn postgres() -> Option<Harness> {
     use sqlx::Connection;
     let admin_url = pg_url()?;

@@ -6,47 +6,82 @@ use super::*;
 /// Dashboard 4: a model worker's file.
 #[derive(Clone, Debug, Serialize, JsonSchema)]
 pub struct ModelWorkerFile {
+    /// The model worker's id.
     pub model_worker_id: Uuid,
+    /// The model worker's name, as the reader may see it.
     pub name: Shown,
+    /// The honour held (the domain's `Honour`, snake_case).
     pub honour: String,
+    /// The current region as recorded (GB/T 2260; may be a retired code).
     pub region_code: String,
+    /// `region_code`'s current code (a retired code reads as its successor).
     pub county_code: String,
+    /// The prefecture-level city of that region; null for a province-level region.
     pub city_code: Option<String>,
+    /// The day the file was opened.
     pub registered_on: NaiveDate,
+    /// Whether the model worker is in hardship now.
     pub in_hardship: bool,
+    /// The tier of the latest hardship assessment (snake_case); null if never assessed.
     pub hardship_tier: Option<String>,
+    /// The date of the latest hardship assessment; null if never assessed.
     pub hardship_since: Option<NaiveDate>,
+    /// The date of death, when recorded.
     pub died_on: Option<NaiveDate>,
+    /// Whether the model worker's personal data was erased.
     pub erased: bool,
+    /// The date of the latest non-voided visit, paired or ad hoc; null when never visited.
     pub last_visit_on: Option<NaiveDate>,
+    /// Non-voided visits to this model worker, paired and ad hoc, all time.
     pub visits: i64,
+    /// Open issues about this model worker (raised, acknowledged, escalated or reopened).
     pub open_issues: i64,
+    /// Every pairing the model worker has had, oldest first.
     pub pairings: Vec<PairingHistory>,
+    /// A page of the care timeline in log order; its `next_offset` is the last entry's log position
+    /// (pass it as `after`), not an offset.
     pub timeline: Paged<TimelineEntry>,
 }
 
 /// One pairing in a model worker's history.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct PairingHistory {
+    /// The pairing's id.
     pub pairing_id: Uuid,
+    /// The paired director.
     pub director_id: Uuid,
+    /// The director's name, as the reader may see it.
     pub director_name: Shown,
+    /// The first day of the pairing.
     pub effective_from: NaiveDate,
+    /// The last day of the pairing (inclusive); null while it is active.
     pub ended_on: Option<NaiveDate>,
+    /// Why it ended (snake_case, e.g. `hardship_exited`, `model_worker_died`,
+    /// `director_term_ended`); null while active.
     pub end_reason: Option<String>,
+    /// The date of the latest non-voided visit within the pairing; null when never visited.
     pub last_visit_on: Option<NaiveDate>,
 }
 
 /// One event of the care timeline, with who recorded it and when (both timestamps).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct TimelineEntry {
+    /// The event's global log position.
     pub position: i64,
+    /// The event's id.
     pub event_id: Uuid,
+    /// The event type (e.g. `VisitRecorded`).
     pub event_type: String,
+    /// The stream the event belongs to (e.g. `visit-<uuid>`).
     pub stream_id: String,
+    /// The Asia/Shanghai calendar day the event is about; null for undated events (corrections,
+    /// voids, ...).
     pub business_date: Option<NaiveDate>,
+    /// When the event was stored (UTC).
     pub recorded_at: chrono::DateTime<chrono::Utc>,
+    /// Who recorded it: a director's or token's id; the nil UUID for the server itself.
     pub actor_id: String,
+    /// The role they acted in (`admin`, `director`, `system`, ...).
     pub actor_role: String,
 }
 

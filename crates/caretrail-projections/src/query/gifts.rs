@@ -7,8 +7,11 @@ use super::*;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GiftGrouping {
+    /// By calendar month of the visit date.
     Month,
+    /// By the prefecture-level city where the visit took place.
     City,
+    /// By the county where the visit took place.
     County,
     /// By director and year (`from`/`to` select whole years).
     Director,
@@ -17,11 +20,16 @@ pub enum GiftGrouping {
 /// Dashboard 6's filters: months `from..=to` (any day in the month selects it).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct GiftsQuery {
+    /// Any day of the first month (of the first year for the director grouping).
     pub from: NaiveDate,
+    /// Any day of the last month (of the last year for the director grouping).
     pub to: NaiveDate,
+    /// Only visits that took place in this city or county (not applied to the director grouping).
     #[serde(default)]
     pub region: RegionFilter,
+    /// How to group.
     pub group_by: GiftGrouping,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -35,11 +43,17 @@ pub struct GiftTotals {
     pub label: Option<String>,
     /// For the director grouping: the year.
     pub year: Option<i64>,
+    /// Non-voided visits in the group (for the director grouping, within the director's pairings).
     pub visits: i64,
+    /// Condolence money given, in fen (1 yuan = 100 fen).
     pub cash_fen: i64,
+    /// `cash_fen` as yuan with two decimals (e.g. `1000.00`).
     pub cash_yuan: String,
+    /// The known value of goods given, in fen (flower values are not summed).
     pub goods_fen: i64,
+    /// Number of gifts of goods.
     pub goods_count: i64,
+    /// Number of gifts of flowers.
     pub flowers_count: i64,
 }
 
@@ -47,17 +61,24 @@ pub struct GiftTotals {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CoverageLevel {
+    /// One row per prefecture-level city.
     City,
+    /// One row per county.
     County,
 }
 
 /// Dashboard 7: coverage in one city or county.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct CoverageRow {
+    /// The city's or county's GB/T 2260 code (current code).
     pub region_code: String,
+    /// Its name (empty when the code is not in the region table).
     pub region_name: String,
+    /// The city the row belongs to; null for a province-level region.
     pub city_code: Option<String>,
+    /// Living model workers in hardship whose current region is here.
     pub in_hardship: i64,
+    /// Of those, the ones with an active pairing.
     pub paired: i64,
     /// In hardship and visited in the 183 days up to `as_of`.
     pub visited_last_183_days: i64,

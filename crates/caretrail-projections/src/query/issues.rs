@@ -6,17 +6,23 @@ use super::*;
 /// Dashboard 5's filters.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct IssuesQuery {
+    /// The business date ages and breaches are computed against.
     pub as_of: NaiveDate,
+    /// Only issues in this city or county (the model worker's region when the issue was raised).
     #[serde(default)]
     pub region: RegionFilter,
     /// A state (`raised`, `escalated`, ...) or `open` (the default) or `all`.
     pub state: Option<String>,
+    /// Only issues whose current body is this one.
     pub body_id: Option<Uuid>,
+    /// Raised on or after this date.
     pub raised_from: Option<NaiveDate>,
+    /// Raised on or before this date.
     pub raised_to: Option<NaiveDate>,
     /// Only issues whose response is overdue.
     #[serde(default)]
     pub breached_only: bool,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -24,21 +30,39 @@ pub struct IssuesQuery {
 /// Dashboard 5: one issue on the board (oldest first).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct IssueItem {
+    /// The issue's id.
     pub issue_id: Uuid,
+    /// The model worker the issue is about.
     pub model_worker_id: Uuid,
+    /// The prefecture-level city of the model worker's region when the issue was raised; null for
+    /// a province-level region.
     pub city_code: Option<String>,
+    /// The model worker's region when the issue was raised (GB/T 2260, current code).
     pub county_code: String,
+    /// The issue's category (snake_case).
     pub category: String,
+    /// The issue's urgency (snake_case).
     pub urgency: String,
+    /// `raised`, `acknowledged`, `escalated`, `reopened`, `resolved`, `confirmed` or `closed`.
     pub state: String,
+    /// The date the issue was raised.
     pub raised_on: NaiveDate,
+    /// Days from `raised_on` to `as_of`.
     pub age_days: i64,
+    /// `0-7`, `8-30`, `31-90` or `>90`, by days since raised as of `as_of`.
     pub age_bucket: String,
+    /// The body the issue was last escalated or redirected to, or the body recorded as solving it;
+    /// kept after a reopen.
     pub escalated_to: Option<Uuid>,
+    /// That body's name.
     pub escalated_to_name: Option<String>,
+    /// The date the current body is due to answer by; kept after a reopen.
     pub due_by: Option<NaiveDate>,
+    /// The respond-by date set when the issue was acknowledged.
     pub respond_by: Option<NaiveDate>,
+    /// Open, and `due_by` (else `respond_by`) is before `as_of`.
     pub breached: bool,
+    /// The date it was resolved; null while unresolved or after a reopen.
     pub resolved_on: Option<NaiveDate>,
 }
 
@@ -46,19 +70,28 @@ pub struct IssueItem {
 /// resolve.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct IssueSummary {
+    /// The business date ages and breaches are computed against.
     pub as_of: NaiveDate,
+    /// Open issues counted by state and age bucket.
     pub open_by_state_and_age: Vec<IssueCount>,
+    /// Open issues per current body, most first.
     pub by_body: Vec<BodyIssues>,
+    /// Issues with a resolution date (resolved, confirmed or closed, and not reopened since).
     pub resolved: i64,
+    /// Median days from raised to resolved over those issues; null when there are none.
     pub median_days_to_resolve: Option<f64>,
 }
 
 /// Open issues escalated to one body.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct BodyIssues {
+    /// The body's id.
     pub body_id: Uuid,
+    /// The body's name; null if the read model has no such body.
     pub name: Option<String>,
+    /// Open issues whose current body is this one.
     pub open: i64,
+    /// Of those, the ones whose `due_by` (else `respond_by`) is before `as_of`.
     pub breached: i64,
 }
 

@@ -6,10 +6,14 @@ use super::*;
 /// Dashboard 3's filters.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct CaseloadQuery {
+    /// The business date whose calendar year the figures are for.
     pub as_of: NaiveDate,
+    /// Only directors with this role (as appointed, e.g. `standing_director`).
     pub role: Option<String>,
+    /// The order (default: least engaged first).
     #[serde(default)]
     pub sort: CaseloadSort,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -21,6 +25,7 @@ pub enum CaseloadSort {
     /// Fewest visits this year first: who needs a nudge.
     #[default]
     LeastEngaged,
+    /// Most visits this year first.
     MostEngaged,
     /// By id: stable for exports.
     Id,
@@ -29,27 +34,46 @@ pub enum CaseloadSort {
 /// Dashboard 3: a director's caseload and engagement in the year of `as_of`.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct DirectorCaseload {
+    /// The director's id.
     pub director_id: Uuid,
+    /// The director's name, as the reader may see it.
     pub name: Shown,
+    /// The role the director was appointed to (e.g. `standing_director`).
     pub role: String,
+    /// The day the director's term ended; null while in term.
     pub term_ended_on: Option<NaiveDate>,
+    /// The director's current pairing; null when unpaired.
     pub pairing_id: Option<Uuid>,
+    /// The model worker of the current pairing; null when unpaired.
     pub model_worker_id: Option<Uuid>,
+    /// Non-voided visits in `as_of`'s calendar year (the whole year, dates after `as_of` included)
+    /// within this director's pairings; ad-hoc visits are not counted.
     pub visits_this_year: i64,
+    /// Of those visits, the ones with a union official among the participants.
     pub joint_visits_this_year: i64,
+    /// Contacts (calls, messages, meetings) recorded in `as_of`'s calendar year.
     pub contacts_this_year: i64,
+    /// The date of the director's latest contact; null when none.
     pub last_contact_on: Option<NaiveDate>,
+    /// Issues raised in `as_of`'s calendar year about the model worker this director was paired
+    /// with at the time.
     pub issues_raised_this_year: i64,
+    /// Issues closed in `as_of`'s calendar year about the model worker this director was paired
+    /// with at the time.
     pub issues_closed_this_year: i64,
 }
 
 /// The model workers list: filters by region, hardship and pairing.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct ModelWorkersQuery {
+    /// Only model workers whose current region is in this city or county.
     #[serde(default)]
     pub region: RegionFilter,
+    /// Only those in hardship (true) or not (false).
     pub in_hardship: Option<bool>,
+    /// Only those with an active pairing (true) or without (false).
     pub paired: Option<bool>,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -57,33 +81,54 @@ pub struct ModelWorkersQuery {
 /// One row of the model workers list.
 #[derive(Clone, Debug, PartialEq, Serialize, JsonSchema)]
 pub struct ModelWorkerItem {
+    /// The model worker's id.
     pub model_worker_id: Uuid,
+    /// The model worker's name, as the reader may see it.
     pub name: Shown,
+    /// The honour held (the domain's `Honour`, snake_case).
     pub honour: String,
+    /// The current region's GB/T 2260 code (a retired code reads as its successor).
     pub county_code: String,
+    /// The prefecture-level city of that region; null for a province-level region.
     pub city_code: Option<String>,
+    /// Whether the model worker is in hardship now.
     pub in_hardship: bool,
+    /// The tier of the latest hardship assessment (snake_case); null if never assessed.
     pub hardship_tier: Option<String>,
+    /// The date of death, when recorded.
     pub died_on: Option<NaiveDate>,
+    /// The current pairing; null when unpaired.
     pub pairing_id: Option<Uuid>,
+    /// The director of the current pairing; null when unpaired.
     pub director_id: Option<Uuid>,
+    /// The date of the latest non-voided visit, paired or ad hoc; null when never visited.
     pub last_visit_on: Option<NaiveDate>,
+    /// Non-voided visits to this model worker, paired and ad hoc, all time.
     pub visits: i64,
+    /// Open issues about this model worker (raised, acknowledged, escalated or reopened).
     pub open_issues: i64,
 }
 
 /// The visits list: filters by region, date range, pairing and model worker.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 pub struct VisitsQuery {
+    /// Only visits that took place in this city or county.
     #[serde(default)]
     pub region: RegionFilter,
+    /// Visited on or after this date.
     pub from: Option<NaiveDate>,
+    /// Visited on or before this date.
     pub to: Option<NaiveDate>,
+    /// Only this pairing's visits.
     pub pairing_id: Option<Uuid>,
+    /// Only visits to this model worker.
     pub model_worker_id: Option<Uuid>,
+    /// Only visits within this director's pairings (the pairing's director, not the lead).
     pub director_id: Option<Uuid>,
+    /// Include voided visits (default: not).
     #[serde(default)]
     pub include_voided: bool,
+    /// Which page.
     #[serde(default)]
     pub page: Page,
 }
@@ -91,24 +136,44 @@ pub struct VisitsQuery {
 /// One visit with its gift totals.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct VisitItem {
+    /// The visit's id.
     pub visit_id: Uuid,
+    /// The visit's date (as corrected).
     pub visited_on: NaiveDate,
+    /// The model worker visited.
     pub model_worker_id: Uuid,
+    /// The pairing the visit was made under; null for an ad-hoc visit.
     pub pairing_id: Option<Uuid>,
+    /// The pairing's director; null for an ad-hoc visit.
     pub director_id: Option<Uuid>,
+    /// Where the visit took place, as recorded (GB/T 2260).
     pub region_code: String,
+    /// `region_code`'s current code (a retired code reads as its successor).
     pub county_code: String,
+    /// The prefecture-level city of that region; null for a province-level region.
     pub city_code: Option<String>,
+    /// Condolence money given, in fen (1 yuan = 100 fen).
     pub cash_fen: i64,
+    /// `cash_fen` as yuan with two decimals (e.g. `1000.00`).
     pub cash_yuan: String,
+    /// The known value of goods given, in fen (flower values are not summed).
     pub goods_fen: i64,
+    /// Number of gifts of goods.
     pub goods_count: i64,
+    /// Number of gifts of flowers.
     pub flowers_count: i64,
+    /// Number of people who went.
     pub participants: i64,
+    /// Whether a union official took part.
     pub joint: bool,
+    /// Whether medical advice was given.
     pub medical_advice: bool,
+    /// Whether the visit was recorded more than the policy's late-entry days after its date (from
+    /// the latest correction; see `docs/domain.md` §8).
     pub late_entry: bool,
+    /// Whether the visit was voided.
     pub voided: bool,
+    /// Number of corrections applied.
     pub corrections: i64,
     /// The log position of the visit's recording event.
     pub position: i64,
