@@ -1,6 +1,13 @@
 //! The little SQL layer every read model shares: typed values, row descriptions, one backend
 //! switch for connections, and multi-row statements.
 //!
+//! This module (with `db.rs`) is the only place in the crate that matches on the backend:
+//! [`ReadModelDb`] opens connections and transactions on the store's pool (plain, `BEGIN
+//! IMMEDIATE` on SQLite for a write that reads first, or without the statement timeout for an
+//! index build) and hands out a [`Conn`], whose methods run a statement on either backend or
+//! on a direct SQLite connection. The rest of the crate writes SQL with [`Backend::param`]
+//! and never asks which backend it is on.
+//!
 //! Read-model tables are described once in Rust (the `table!` macro below) and their DDL, loads
 //! and upserts are generated for each backend from that description. This keeps the two
 //! backends' SQL identical except for placeholders (`?N` on SQLite, `$N` on PostgreSQL) and the
@@ -11,14 +18,15 @@
 
 use std::fmt::Write as _;
 
-use caretrail_store::Database;
 use uuid::Uuid;
 
 use crate::error::{ProjectionError, Result};
 
 mod column;
+mod db;
 
 pub use column::*;
+pub use db::*;
 
 /// Which SQL dialect to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,13 +36,6 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn of(db: &Database) -> Backend {
-        match db {
-            Database::Sqlite(_) => Backend::Sqlite,
-            Database::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     fn int_type(self) -> &'static str {
         match self {
             Backend::Sqlite => "INTEGER",
@@ -614,28 +615,6 @@ pub async fn dump(conn: &mut Conn<'_>, generation: i64, def: &TableDef) -> Resul
     );
     let rows = conn.fetch(&sql, &[], &[], &types).await?;
     Ok(rows.into_iter().map(|r| format!("{r:?}")).collect())
-}
-
-/// Acquires a pooled connection of either backend and runs `f` on it.
-pub enum PoolConn {
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
-}
-
-impl PoolConn {
-    pub async fn acquire(db: &Database) -> Result<PoolConn> {
-        Ok(match db {
-            Database::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
-            Database::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
-        })
-    }
-
-    pub fn conn(&mut self) -> Conn<'_> {
-        match self {
-            PoolConn::Sqlite(c) => Conn::Sqlite(&mut *c),
-            PoolConn::Postgres(c) => Conn::Postgres(&mut *c),
-        }
-    }
 }
 
 /// Turns a `sqlx` error into ours (kept here so every module maps errors the same way).
