@@ -34,7 +34,11 @@ pub enum AsOf {
 /// A replayed set of read models and the log position it reflects.
 #[derive(Clone, Debug)]
 pub struct Replayed {
+    /// The replayed read models, in their scratch database; queried like the live ones.
     pub read_models: ReadModels,
+    /// The log position the replay reflects: the events up to it were applied (for
+    /// [`AsOf::BusinessDate`] this is the head when the replay began, and events dated later
+    /// were left out).
     pub position: u64,
 }
 

@@ -79,10 +79,17 @@ pub fn consumer_name(generation: i64) -> String {
 /// What `projection_meta` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Meta {
+    /// The generation whose tables (`rm{g}_...`) answer queries.
     pub live_generation: i64,
+    /// The [`CODE_VERSION`] that built the live generation; another version makes the runner
+    /// rebuild.
     pub live_version: i64,
+    /// The generation a rebuild is building, if one is in progress (or was interrupted).
     pub building_generation: Option<i64>,
+    /// The [`CODE_VERSION`] of the rebuild in progress: a rebuild of the same version resumes
+    /// it, another one drops it and starts a new generation.
     pub building_version: Option<i64>,
+    /// The number the next rebuild claims for its generation (generations are never reused).
     pub next_generation: i64,
 }
 
@@ -123,10 +130,15 @@ struct Slot {
 /// How far the dashboards are behind the log.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lag {
+    /// The projection's name ([`PROJECTION`]).
     pub projection: &'static str,
+    /// The live generation.
     pub generation: i64,
+    /// The [`CODE_VERSION`] that built the live generation.
     pub code_version: i64,
+    /// The live generation's checkpoint: every event up to this position is applied.
     pub checkpoint: u64,
+    /// The log's head position as stored now.
     pub head: u64,
     /// Events stored but not yet applied.
     pub behind_events: u64,
@@ -142,10 +154,16 @@ pub struct Lag {
 /// What a rebuild did.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RebuildReport {
+    /// The generation built, live now.
     pub generation: i64,
+    /// The generation it replaced (its tables are dropped, or left behind with a warning when
+    /// a reader still held them).
     pub previous_generation: i64,
+    /// Events this run applied (fewer than the log's when it resumed an interrupted rebuild).
     pub events: u64,
+    /// Wall-clock seconds of the whole rebuild, switch included.
     pub seconds: f64,
+    /// `events / seconds`.
     pub events_per_second: f64,
     /// Of `seconds`: folding the log into the new tables (up to the last few events).
     pub apply_seconds: f64,
@@ -246,6 +264,7 @@ impl Projector {
         Applier::new(generation, fresh).with_budgets(self.budgets)
     }
 
+    /// The store whose log this runner follows.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }
@@ -266,6 +285,8 @@ impl Projector {
         ReadModels::live(self.store.clone())
     }
 
+    /// What `projection_meta` says now: the live generation, a rebuild in progress, the next
+    /// generation number. An error if the row is missing (the runner creates it when opened).
     pub async fn meta(&self) -> Result<Meta> {
         let mut pc = self.db.acquire().await?;
         read_meta(&mut pc.conn())

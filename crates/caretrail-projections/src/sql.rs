@@ -31,7 +31,9 @@ pub use db::*;
 /// Which SQL dialect to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite: `?N` placeholders, `INTEGER` columns.
     Sqlite,
+    /// PostgreSQL: `$N` placeholders, `BIGINT` columns.
     Postgres,
 }
 
@@ -59,8 +61,12 @@ impl Backend {
 pub struct TableDef {
     /// The name without the generation prefix.
     pub name: &'static str,
+    /// Every column's name and type, in declaration order: the order rows are written and
+    /// read in.
     pub columns: &'static [(&'static str, ColType)],
+    /// The primary key's columns.
     pub key: &'static [&'static str],
+    /// The secondary indexes, each as its columns in index order.
     pub indexes: &'static [&'static [&'static str]],
     /// Rows are deltas: an upsert adds integer columns instead of replacing them.
     pub additive: bool,
@@ -107,7 +113,9 @@ pub fn add_fen(hi: &mut i64, lo: &mut i64, delta: i128) -> Result<()> {
 
 /// A typed row of a read-model table.
 pub trait Row: Clone + Default + Send + Sync + 'static {
+    /// The table this row type is stored in.
     const DEF: TableDef;
+    /// Every column's value, in declaration order, to bind to a statement.
     fn to_vals(&self) -> Vec<Val>;
     /// Reads a row selected with every column in declaration order; a value that does not
     /// decode is a [`ProjectionError::CorruptRow`] naming the table and column.
@@ -218,7 +226,9 @@ pub fn create_statements(
 /// the engine's speed (sqlx sends every statement to a worker thread and back). Its futures
 /// never wait, so the async methods below complete on their first poll.
 pub enum Conn<'c> {
+    /// A sqlx connection to SQLite (pooled, or inside a transaction).
     Sqlite(&'c mut sqlx::SqliteConnection),
+    /// A sqlx connection to PostgreSQL (pooled, or inside a transaction).
     Postgres(&'c mut sqlx::PgConnection),
     /// Held mutably so that a `Conn` stays `Send` (a shared rusqlite connection is not `Sync`).
     Lite(&'c mut rusqlite::Connection),
@@ -264,6 +274,8 @@ macro_rules! bound {
 }
 
 impl Conn<'_> {
+    /// The SQL dialect to write statements for on this connection (a direct connection is
+    /// SQLite).
     pub fn backend(&self) -> Backend {
         match self {
             Conn::Sqlite(_) | Conn::Lite(_) => Backend::Sqlite,
