@@ -271,12 +271,8 @@ fn read_loop(
         }
         let mut out = Vec::with_capacity(batch);
         let last = reader.read(after, batch, |row| {
-            let event = model::decode_event(
-                row.position,
-                row.event_type,
-                row.schema_version,
-                row.data,
-            )?;
+            let event =
+                model::decode_event(row.position, row.event_type, row.schema_version, row.data)?;
             out.push(Envelope {
                 position: row.position,
                 event_id: row.event_id,

@@ -18,7 +18,13 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     /// A stored event could not be decoded into the domain.
     #[error("stored event at position {position} cannot be read: {reason}")]
-    Unreadable { position: u64, reason: String },
+    Unreadable {
+        /// The event's global position.
+        position: u64,
+        /// What failed to decode, as the decoder or upcaster put it (personal values in a
+        /// payload are sealed, so it can quote none in plain text).
+        reason: String,
+    },
     /// Sealed values could not be opened (a key-table failure or a tampered value).
     #[error(transparent)]
     Keys(#[from] KeyError),
@@ -28,7 +34,12 @@ pub enum ProjectionError {
     /// The log does not continue where the projection stopped (a subscription skipped ahead);
     /// the runner re-reads storage.
     #[error("events do not continue the checkpoint at {checkpoint} (next was {next})")]
-    Gap { checkpoint: u64, next: u64 },
+    Gap {
+        /// The checkpoint of the transaction: every event up to it is applied.
+        checkpoint: u64,
+        /// The position of the first event that was to be applied next.
+        next: u64,
+    },
     /// A rebuild's worker thread could not start or stopped abnormally.
     #[error("rebuild worker: {0}")]
     Worker(String),
@@ -42,8 +53,11 @@ pub enum ProjectionError {
     /// what is wrong, never the value.
     #[error("read-model table {table}, column {column}: {reason}")]
     CorruptRow {
+        /// The table's name without its generation prefix (`pairings`, not `rm3_pairings`).
         table: &'static str,
+        /// The column's name.
         column: String,
+        /// What is wrong with the value ([`crate::sql::Undecodable`] and the like).
         reason: String,
     },
     /// Event generation failed in the domain or the command handler.
@@ -103,4 +117,5 @@ impl ProjectionError {
     }
 }
 
+/// The result of the projection layer's operations: [`ProjectionError`] unless said otherwise.
 pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;

@@ -48,6 +48,7 @@ pub struct Size {
 }
 
 impl Size {
+    /// About `events` events.
     pub fn events(events: u64) -> Size {
         Size { events }
     }
@@ -56,14 +57,23 @@ impl Size {
 /// What the generator wrote.
 #[derive(Clone, Debug, Serialize)]
 pub struct GenerateReport {
+    /// The seed the simulation ran from: the same seed gives the same business content.
     pub seed: u64,
+    /// Events stored.
     pub events: u64,
+    /// Commands the domain accepted (each stored one or more events).
     pub commands: u64,
     /// Commands the domain refused, by rejection code (skipped, nothing stored).
     pub rejected: BTreeMap<String, u64>,
+    /// Model workers planned (about one per 150 events, at least 8); not all of them may
+    /// have been registered before the event count was reached.
     pub model_workers: u64,
+    /// The first simulated business day.
     pub first_day: NaiveDate,
+    /// The last simulated business day: where the event count was reached, or the end of
+    /// the simulated years.
     pub last_day: NaiveDate,
+    /// Wall-clock seconds the generation took.
     pub seconds: f64,
 }
 

@@ -190,6 +190,7 @@ impl Applier {
         self.cached_rows() >= self.budgets.rows
     }
 
+    /// The generation whose tables this applier writes.
     pub fn generation(&self) -> i64 {
         self.generation
     }

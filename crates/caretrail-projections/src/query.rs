@@ -34,7 +34,7 @@ use uuid::Uuid;
 use crate::error::{ProjectionError, Result};
 use crate::model::OPEN_STATES;
 use crate::runner::read_meta;
-use crate::sql::{Backend, ColType, Conn, Val, physical};
+use crate::sql::{Backend, ColType, Conn, ReadModelDb, Tx, Val, physical};
 use row::{Flag, Int, QueryRow, Text, decode_error, opt, query_row};
 
 /// Handle on a set of read-model tables: the live ones (following the generation pointer) or
@@ -42,7 +42,7 @@ use row::{Flag, Int, QueryRow, Text, decode_error, opt, query_row};
 /// (the timeline keeps positions and reads the events themselves from it).
 #[derive(Clone)]
 pub struct ReadModels {
-    db: Database,
+    db: ReadModelDb,
     fixed: Option<i64>,
     log: Arc<dyn EventStore>,
 }
@@ -57,40 +57,16 @@ impl std::fmt::Debug for ReadModels {
     }
 }
 
-enum ReadTx {
-    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
-    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
-}
-
-/// A sqlx query of `$sql` decoding `$row`s, with the arguments of `$args` bound.
-macro_rules! bound_as {
-    ($row:ty, $sql:expr, $args:expr) => {{
-        let mut q = sqlx::query_as::<_, $row>(sqlx::AssertSqlSafe($sql));
-        for (v, t) in $args.vals.iter().zip(&$args.types) {
-            q = match (v, t) {
-                (Val::Int(i), _) => q.bind(*i),
-                (Val::Text(s), _) => q.bind(s.clone()),
-                (Val::Null, ColType::Int) => q.bind(None::<i64>),
-                (Val::Null, ColType::Text) => q.bind(None::<String>),
-            };
-        }
-        q
-    }};
-}
+/// A query's read transaction (see the module documentation).
+struct ReadTx(Tx);
 
 impl ReadTx {
     fn conn(&mut self) -> Conn<'_> {
-        match self {
-            ReadTx::Sqlite(t) => Conn::Sqlite(&mut *t),
-            ReadTx::Postgres(t) => Conn::Postgres(&mut *t),
-        }
+        self.0.conn()
     }
 
     fn backend(&self) -> Backend {
-        match self {
-            ReadTx::Sqlite(_) => Backend::Sqlite,
-            ReadTx::Postgres(_) => Backend::Postgres,
-        }
+        self.0.backend()
     }
 
     /// Arguments for a statement on this transaction's backend.
@@ -101,11 +77,10 @@ impl ReadTx {
     /// Runs `sql` with `args` bound and decodes every row as an `R`: a value that does not
     /// decode is [`ProjectionError::CorruptRow`], naming its table and column.
     async fn rows<R: QueryRow>(&mut self, sql: &str, args: &Args) -> Result<Vec<R>> {
-        match self {
-            ReadTx::Sqlite(t) => bound_as!(R, sql, args).fetch_all(&mut **t).await,
-            ReadTx::Postgres(t) => bound_as!(R, sql, args).fetch_all(&mut **t).await,
-        }
-        .map_err(decode_error::<R>)
+        self.0
+            .fetch_as::<R>(sql, &args.vals, &args.types)
+            .await
+            .map_err(decode_error::<R>)
     }
 
     /// [`ReadTx::rows`] for a query that answers exactly one row (an aggregate).
@@ -585,14 +560,14 @@ impl ReadModels {
     /// The live read models beside `store`'s log.
     pub fn live(store: Arc<dyn EventStore>) -> ReadModels {
         ReadModels {
-            db: store.database(),
+            db: ReadModelDb::of_store(store.as_ref()),
             fixed: None,
             log: store,
         }
     }
 
     /// One generation in `db` (a replay's scratch database), built from `log`.
-    pub(crate) fn fixed(db: Database, generation: i64, log: Arc<dyn EventStore>) -> ReadModels {
+    pub(crate) fn fixed(db: ReadModelDb, generation: i64, log: Arc<dyn EventStore>) -> ReadModels {
         ReadModels {
             db,
             fixed: Some(generation),
@@ -602,14 +577,11 @@ impl ReadModels {
 
     /// The database the read-model tables are in.
     pub fn database(&self) -> &Database {
-        &self.db
+        self.db.database()
     }
 
     async fn begin(&self) -> Result<(ReadTx, i64)> {
-        let mut tx = match &self.db {
-            Database::Sqlite(p) => ReadTx::Sqlite(p.begin().await?),
-            Database::Postgres(p) => ReadTx::Postgres(p.begin().await?),
-        };
+        let mut tx = ReadTx(self.db.begin().await?);
         let generation = match self.fixed {
             Some(g) => g,
             None => read_meta(&mut tx.conn())

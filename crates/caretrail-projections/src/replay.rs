@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use caretrail_store::{Database, EventFilter, EventStore, LogQuery};
+use caretrail_store::{EventFilter, EventStore, LogQuery};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::model::{self, Applier};
 use crate::query::ReadModels;
-use crate::sql::Conn;
+use crate::sql::ReadModelDb;
 
 /// Which moment to reconstruct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -34,7 +34,11 @@ pub enum AsOf {
 /// A replayed set of read models and the log position it reflects.
 #[derive(Clone, Debug)]
 pub struct Replayed {
+    /// The replayed read models, in their scratch database; queried like the live ones.
     pub read_models: ReadModels,
+    /// The log position the replay reflects: the events up to it were applied (for
+    /// [`AsOf::BusinessDate`] this is the head when the replay began, and events dated later
+    /// were left out).
     pub position: u64,
 }
 
@@ -48,16 +52,10 @@ pub async fn replay(store: Arc<dyn EventStore>, as_of: AsOf) -> Result<Replayed>
         AsOf::RecordTime(t) => store.position_at(t).await?,
         AsOf::BusinessDate(_) => store.head().await?.position,
     };
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .min_connections(1)
-        .idle_timeout(None)
-        .max_lifetime(None)
-        .connect("sqlite::memory:")
-        .await?;
+    let db = ReadModelDb::scratch().await?;
     {
-        let mut c = pool.acquire().await?;
-        model::create_tables(&mut Conn::Sqlite(&mut c), 0, model::Indexes::WhileBuilding).await?;
+        let mut c = db.acquire().await?;
+        model::create_tables(&mut c.conn(), 0, model::Indexes::WhileBuilding).await?;
     }
     let mut applier = Applier::new(0, true);
     let mut after = 0;
@@ -83,19 +81,17 @@ pub async fn replay(store: Arc<dyn EventStore>, as_of: AsOf) -> Result<Replayed>
             }
             batch.push(model::decode(e)?);
         }
-        let mut tx = pool.begin().await?;
-        applier
-            .apply_batch(&mut Conn::Sqlite(&mut tx), &batch)
-            .await?;
+        let mut tx = db.begin().await?;
+        applier.apply_batch(&mut tx.conn(), &batch).await?;
         tx.commit().await?;
     }
     {
         // Sorted index builds once at the end, as a rebuild does.
-        let mut c = pool.acquire().await?;
-        model::create_indexes(&mut Conn::Sqlite(&mut c), 0).await?;
+        let mut c = db.acquire().await?;
+        model::create_indexes(&mut c.conn(), 0).await?;
     }
     Ok(Replayed {
-        read_models: ReadModels::fixed(Database::Sqlite(pool), 0, store),
+        read_models: ReadModels::fixed(db, 0, store),
         position: up_to,
     })
 }

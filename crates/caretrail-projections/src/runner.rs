@@ -30,8 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use caretrail_store::{
-    ConsumerTxInner, Database, EventFilter, EventStore, Expect, LogQuery, RecordedEvent,
-    StoreError, subscribe,
+    EventFilter, EventStore, Expect, LogQuery, RecordedEvent, StoreError, subscribe,
 };
 use futures::FutureExt;
 use serde::Serialize;
@@ -40,7 +39,7 @@ use tokio::sync::Mutex;
 use crate::error::{ProjectionError, Result};
 use crate::model::{self, Applier, Envelope, Indexes};
 use crate::query::ReadModels;
-use crate::sql::{Backend, ColType, Conn, PoolConn, Val, cell};
+use crate::sql::{ColType, Conn, ReadModelDb, Val, cell};
 
 /// The name of the dashboard projection.
 pub const PROJECTION: &str = "dashboards";
@@ -80,10 +79,17 @@ pub fn consumer_name(generation: i64) -> String {
 /// What `projection_meta` says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Meta {
+    /// The generation whose tables (`rm{g}_...`) answer queries.
     pub live_generation: i64,
+    /// The [`CODE_VERSION`] that built the live generation; another version makes the runner
+    /// rebuild.
     pub live_version: i64,
+    /// The generation a rebuild is building, if one is in progress (or was interrupted).
     pub building_generation: Option<i64>,
+    /// The [`CODE_VERSION`] of the rebuild in progress: a rebuild of the same version resumes
+    /// it, another one drops it and starts a new generation.
     pub building_version: Option<i64>,
+    /// The number the next rebuild claims for its generation (generations are never reused).
     pub next_generation: i64,
 }
 
@@ -114,13 +120,6 @@ pub(crate) async fn read_meta(conn: &mut Conn<'_>) -> Result<Option<Meta>> {
     }))
 }
 
-fn tx_conn(inner: &mut ConsumerTxInner) -> Conn<'_> {
-    match inner {
-        ConsumerTxInner::Sqlite(t) => Conn::Sqlite(t),
-        ConsumerTxInner::Postgres(t) => Conn::Postgres(t),
-    }
-}
-
 /// An applier and the checkpoint it last committed: if the stored checkpoint differs when the
 /// next batch starts, someone else wrote the tables and the cached rows are forgotten.
 struct Slot {
@@ -131,10 +130,15 @@ struct Slot {
 /// How far the dashboards are behind the log.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lag {
+    /// The projection's name ([`PROJECTION`]).
     pub projection: &'static str,
+    /// The live generation.
     pub generation: i64,
+    /// The [`CODE_VERSION`] that built the live generation.
     pub code_version: i64,
+    /// The live generation's checkpoint: every event up to this position is applied.
     pub checkpoint: u64,
+    /// The log's head position as stored now.
     pub head: u64,
     /// Events stored but not yet applied.
     pub behind_events: u64,
@@ -150,10 +154,16 @@ pub struct Lag {
 /// What a rebuild did.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct RebuildReport {
+    /// The generation built, live now.
     pub generation: i64,
+    /// The generation it replaced (its tables are dropped, or left behind with a warning when
+    /// a reader still held them).
     pub previous_generation: i64,
+    /// Events this run applied (fewer than the log's when it resumed an interrupted rebuild).
     pub events: u64,
+    /// Wall-clock seconds of the whole rebuild, switch included.
     pub seconds: f64,
+    /// `events / seconds`.
     pub events_per_second: f64,
     /// Of `seconds`: folding the log into the new tables (up to the last few events).
     pub apply_seconds: f64,
@@ -171,7 +181,7 @@ enum Step {
 /// The projection runner for one store.
 pub struct Projector {
     store: Arc<dyn EventStore>,
-    db: Database,
+    db: ReadModelDb,
     live: Mutex<Option<Slot>>,
     bulk_batch: usize,
     /// Events per transaction of the SQLite bulk rebuild.
@@ -184,8 +194,8 @@ impl Projector {
     /// Prepares the projection tables in the store's database (idempotent, safe to race).
     #[tracing::instrument(name = "projections.open", skip_all)]
     pub async fn open(store: Arc<dyn EventStore>) -> Result<Projector> {
-        let db = store.database();
-        let mut pc = PoolConn::acquire(&db).await?;
+        let db = ReadModelDb::of_store(store.as_ref());
+        let mut pc = db.acquire().await?;
         let mut conn = pc.conn();
         // Two processes may race to create the table on PostgreSQL; the loser's error is
         // harmless once the table exists.
@@ -254,6 +264,7 @@ impl Projector {
         Applier::new(generation, fresh).with_budgets(self.budgets)
     }
 
+    /// The store whose log this runner follows.
     pub fn store(&self) -> &Arc<dyn EventStore> {
         &self.store
     }
@@ -274,8 +285,10 @@ impl Projector {
         ReadModels::live(self.store.clone())
     }
 
+    /// What `projection_meta` says now: the live generation, a rebuild in progress, the next
+    /// generation number. An error if the row is missing (the runner creates it when opened).
     pub async fn meta(&self) -> Result<Meta> {
-        let mut pc = PoolConn::acquire(&self.db).await?;
+        let mut pc = self.db.acquire().await?;
         read_meta(&mut pc.conn())
             .await?
             .ok_or_else(|| ProjectionError::InvalidQuery("projection_meta is empty".into()))
@@ -304,24 +317,18 @@ impl Projector {
             .await?;
         let checkpoint = tx.position();
         let outcome: Result<Option<u64>> = async {
-            let mut conn = tx_conn(tx.inner());
-            if conn.backend() == Backend::Sqlite {
-                // Read-model writes touch B-tree pages all over the tables (keys are random
-                // UUIDs); SQLite's default 2 MB page cache re-reads them from the OS for every
-                // batch. The setting is per connection and costs nothing to repeat.
-                // A rebuild's steps get a small one: on a SQLite file they only apply what the
-                // bulk phase left (at most about `SWITCH_DISTANCE` events), and a 32 MiB cache
-                // there filled with the random pages those events touch, more of them the
-                // larger the tables: the tail added about 20 MB to the rebuild's memory at 1M
-                // events and 37 MB at 4.4M, on top of a bulk phase that stays flat (with
-                // 4 MiB: 9-12 MB at both sizes).
-                conn.ddl(if live {
-                    "PRAGMA cache_size = -32768"
-                } else {
-                    "PRAGMA cache_size = -4096"
-                })
+            let mut conn = self.db.consumer_conn(&mut tx)?;
+            // SQLite's page cache (PostgreSQL's buffers are the server's): read-model writes
+            // touch B-tree pages all over the tables (keys are random UUIDs); SQLite's default
+            // 2 MB page cache re-reads them from the OS for every batch.
+            // A rebuild's steps get a small one: on a SQLite file they only apply what the
+            // bulk phase left (at most about `SWITCH_DISTANCE` events), and a 32 MiB cache
+            // there filled with the random pages those events touch, more of them the
+            // larger the tables: the tail added about 20 MB to the rebuild's memory at 1M
+            // events and 37 MB at 4.4M, on top of a bulk phase that stays flat (with
+            // 4 MiB: 9-12 MB at both sizes).
+            conn.page_cache(if live { 32 * 1024 } else { 4 * 1024 })
                 .await?;
-            }
             if live {
                 let meta = read_meta(&mut conn).await?;
                 if meta.map(|m| m.live_generation) != Some(generation) {
@@ -570,26 +577,14 @@ impl Projector {
 
     /// Claims the generation to build: resumes one of this code version, or starts a new one.
     async fn claim_build(&self) -> Result<(i64, i64)> {
-        // A transaction sqlx knows about (not a BEGIN sent as a statement): if its COMMIT
-        // fails, the pool's release check sees it and closes the connection rather than pool
-        // it still inside the transaction, holding SQLite's write lock.
-        let mut tx = self
-            .unit(async {
-                Ok(match &self.db {
-                    Database::Sqlite(p) => {
-                        ConsumerTxInner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?)
-                    }
-                    Database::Postgres(p) => ConsumerTxInner::Postgres(p.begin().await?),
-                })
-            })
-            .await?;
+        // Holds SQLite's write lock from its `BEGIN IMMEDIATE`, and the meta row's lock on
+        // PostgreSQL, until the claim commits.
+        let mut tx = self.unit(self.db.begin_write()).await?;
         let claimed: (i64, i64, Option<i64>) = self
             .unit(async {
-                let mut conn = tx_conn(&mut tx);
-                if conn.backend() == Backend::Postgres {
-                    conn.ddl("SELECT 1 FROM projection_meta WHERE name = 'dashboards' FOR UPDATE")
-                        .await?;
-                }
+                tx.lock_rows("SELECT 1 FROM projection_meta WHERE name = 'dashboards'")
+                    .await?;
+                let mut conn = tx.conn();
                 let meta = read_meta(&mut conn).await?.ok_or_else(|| {
                     ProjectionError::InvalidQuery("projection_meta is empty".into())
                 })?;
@@ -621,16 +616,9 @@ impl Projector {
                 Ok((g, meta.live_generation, meta.building_generation))
             })
             .await?;
-        self.unit(async {
-            match tx {
-                ConsumerTxInner::Sqlite(t) => t.commit().await?,
-                ConsumerTxInner::Postgres(t) => t.commit().await?,
-            }
-            Ok(())
-        })
-        .await?;
+        self.unit(tx.commit()).await?;
         let (g, live, abandoned) = claimed;
-        let mut pc = PoolConn::acquire(&self.db).await?;
+        let mut pc = self.db.acquire().await?;
         let mut conn = pc.conn();
         if let Some(old) = abandoned {
             model::drop_tables(&mut conn, old).await?;
@@ -688,22 +676,11 @@ impl Projector {
         }
         let apply_seconds = started.elapsed().as_secs_f64() - bulk_index_seconds;
         // The secondary indexes left out while building, each in one sorted pass.
-        match &self.db {
-            // An index build over millions of rows may take longer than the statement timeout
-            // that keeps everything else from hanging; it lifts it for itself only.
-            Database::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                sqlx::query("SET LOCAL statement_timeout = 0")
-                    .execute(&mut *tx)
-                    .await?;
-                model::create_indexes(&mut Conn::Postgres(&mut tx), generation).await?;
-                tx.commit().await?;
-            }
-            Database::Sqlite(_) => {
-                let mut pc = PoolConn::acquire(&self.db).await?;
-                model::create_indexes(&mut pc.conn(), generation).await?;
-            }
-        }
+        // An index build over millions of rows may take longer than the statement timeout
+        // that keeps everything else from hanging; it lifts it for itself only.
+        let mut long = self.db.unbounded().await?;
+        model::create_indexes(&mut long.conn(), generation).await?;
+        long.finish().await?;
         // On a SQLite file the bulk phase built them (the call above found them) and timed it.
         let index_seconds = started.elapsed().as_secs_f64() - apply_seconds;
         // The tail and the switch in one transaction. The consumer transaction holds the
@@ -739,7 +716,7 @@ impl Projector {
                 .map_err(|e| ProjectionError::Worker(e.to_string()))
                 .and_then(|r| r),
                 None => {
-                    let mut pc = PoolConn::acquire(&self.db).await?;
+                    let mut pc = self.db.acquire().await?;
                     model::drop_tables(&mut pc.conn(), previous).await
                 }
             };

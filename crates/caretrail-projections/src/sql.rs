@@ -1,6 +1,13 @@
 //! The little SQL layer every read model shares: typed values, row descriptions, one backend
 //! switch for connections, and multi-row statements.
 //!
+//! This module (with `db.rs`) is the only place in the crate that matches on the backend:
+//! [`ReadModelDb`] opens connections and transactions on the store's pool (plain, `BEGIN
+//! IMMEDIATE` on SQLite for a write that reads first, or without the statement timeout for an
+//! index build) and hands out a [`Conn`], whose methods run a statement on either backend or
+//! on a direct SQLite connection. The rest of the crate writes SQL with [`Backend::param`]
+//! and never asks which backend it is on.
+//!
 //! Read-model tables are described once in Rust (the `table!` macro below) and their DDL, loads
 //! and upserts are generated for each backend from that description. This keeps the two
 //! backends' SQL identical except for placeholders (`?N` on SQLite, `$N` on PostgreSQL) and the
@@ -11,30 +18,26 @@
 
 use std::fmt::Write as _;
 
-use caretrail_store::Database;
 use uuid::Uuid;
 
 use crate::error::{ProjectionError, Result};
 
 mod column;
+mod db;
 
 pub use column::*;
+pub use db::*;
 
 /// Which SQL dialect to write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite: `?N` placeholders, `INTEGER` columns.
     Sqlite,
+    /// PostgreSQL: `$N` placeholders, `BIGINT` columns.
     Postgres,
 }
 
 impl Backend {
-    pub fn of(db: &Database) -> Backend {
-        match db {
-            Database::Sqlite(_) => Backend::Sqlite,
-            Database::Postgres(_) => Backend::Postgres,
-        }
-    }
-
     fn int_type(self) -> &'static str {
         match self {
             Backend::Sqlite => "INTEGER",
@@ -58,8 +61,12 @@ impl Backend {
 pub struct TableDef {
     /// The name without the generation prefix.
     pub name: &'static str,
+    /// Every column's name and type, in declaration order: the order rows are written and
+    /// read in.
     pub columns: &'static [(&'static str, ColType)],
+    /// The primary key's columns.
     pub key: &'static [&'static str],
+    /// The secondary indexes, each as its columns in index order.
     pub indexes: &'static [&'static [&'static str]],
     /// Rows are deltas: an upsert adds integer columns instead of replacing them.
     pub additive: bool,
@@ -106,7 +113,9 @@ pub fn add_fen(hi: &mut i64, lo: &mut i64, delta: i128) -> Result<()> {
 
 /// A typed row of a read-model table.
 pub trait Row: Clone + Default + Send + Sync + 'static {
+    /// The table this row type is stored in.
     const DEF: TableDef;
+    /// Every column's value, in declaration order, to bind to a statement.
     fn to_vals(&self) -> Vec<Val>;
     /// Reads a row selected with every column in declaration order; a value that does not
     /// decode is a [`ProjectionError::CorruptRow`] naming the table and column.
@@ -217,7 +226,9 @@ pub fn create_statements(
 /// the engine's speed (sqlx sends every statement to a worker thread and back). Its futures
 /// never wait, so the async methods below complete on their first poll.
 pub enum Conn<'c> {
+    /// A sqlx connection to SQLite (pooled, or inside a transaction).
     Sqlite(&'c mut sqlx::SqliteConnection),
+    /// A sqlx connection to PostgreSQL (pooled, or inside a transaction).
     Postgres(&'c mut sqlx::PgConnection),
     /// Held mutably so that a `Conn` stays `Send` (a shared rusqlite connection is not `Sync`).
     Lite(&'c mut rusqlite::Connection),
@@ -263,6 +274,8 @@ macro_rules! bound {
 }
 
 impl Conn<'_> {
+    /// The SQL dialect to write statements for on this connection (a direct connection is
+    /// SQLite).
     pub fn backend(&self) -> Backend {
         match self {
             Conn::Sqlite(_) | Conn::Lite(_) => Backend::Sqlite,
@@ -614,28 +627,6 @@ pub async fn dump(conn: &mut Conn<'_>, generation: i64, def: &TableDef) -> Resul
     );
     let rows = conn.fetch(&sql, &[], &[], &types).await?;
     Ok(rows.into_iter().map(|r| format!("{r:?}")).collect())
-}
-
-/// Acquires a pooled connection of either backend and runs `f` on it.
-pub enum PoolConn {
-    Sqlite(sqlx::pool::PoolConnection<sqlx::Sqlite>),
-    Postgres(sqlx::pool::PoolConnection<sqlx::Postgres>),
-}
-
-impl PoolConn {
-    pub async fn acquire(db: &Database) -> Result<PoolConn> {
-        Ok(match db {
-            Database::Sqlite(p) => PoolConn::Sqlite(p.acquire().await?),
-            Database::Postgres(p) => PoolConn::Postgres(p.acquire().await?),
-        })
-    }
-
-    pub fn conn(&mut self) -> Conn<'_> {
-        match self {
-            PoolConn::Sqlite(c) => Conn::Sqlite(&mut *c),
-            PoolConn::Postgres(c) => Conn::Postgres(&mut *c),
-        }
-    }
 }
 
 /// Turns a `sqlx` error into ours (kept here so every module maps errors the same way).

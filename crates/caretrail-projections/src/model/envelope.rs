@@ -5,14 +5,24 @@ use super::*;
 /// A stored event decoded for projection.
 #[derive(Debug)]
 pub struct Envelope {
+    /// Position in the global log (1-based, gapless, in commit order).
     pub position: u64,
+    /// The event's id, unique in the whole log.
     pub event_id: Uuid,
+    /// The stream the event belongs to (`category-uuid`).
     pub stream_id: String,
+    /// The event's type name (`VisitRecorded`, ...).
     pub event_type: String,
+    /// The calendar date the event is about, if any (Asia/Shanghai).
     pub business_date: Option<NaiveDate>,
+    /// When the event was stored, in microseconds since the Unix epoch (UTC): an integer, so
+    /// the bulk reader hands it over without building a timestamp.
     pub recorded_at_us: i64,
+    /// Who caused the event (see [`caretrail_store::Metadata::actor_id`]).
     pub actor_id: String,
+    /// The role they acted in (`admin`, `director`, `system`, ...).
     pub actor_role: String,
+    /// The domain event, upcast to its current shape; personal values still sealed.
     pub event: Event,
 }
 

@@ -11,16 +11,23 @@ use crate::error::{ProjectionError, Result};
 /// The type of a column, as both backends store it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColType {
+    /// A 64-bit integer (`INTEGER` on SQLite, `BIGINT` on PostgreSQL): counts, amounts of
+    /// fen, positions, and flags as 0 or 1.
     Int,
+    /// `TEXT`: ids as hyphenated UUIDs, dates as ISO-8601 (`YYYY-MM-DD`), codes and sealed
+    /// values.
     Text,
 }
 
 /// One value bound to a statement, or read back by [`Conn::fetch`] for a strict [`cell`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Val {
+    /// SQL `NULL` (bound with its column's type, which PostgreSQL requires).
     #[default]
     Null,
+    /// An integer ([`ColType::Int`]).
     Int(i64),
+    /// Text ([`ColType::Text`]).
     Text(String),
 }
 
@@ -35,8 +42,12 @@ pub const NULL_IN_REQUIRED: Undecodable = "NULL where a value is required";
 /// that does not parse, or a NULL in a column that is not an `Option` is an error, never a
 /// default (a corrupt or mis-migrated row must not show as a plausible number or date).
 pub trait Col: Sized {
+    /// The type of the column that holds the value.
     const TYPE: ColType;
+    /// The value as it is stored (a date as its ISO-8601 text, a flag as 0 or 1, `None` as
+    /// NULL).
     fn to_val(&self) -> Val;
+    /// Reads a stored value strictly: why it cannot be this type, never a default.
     fn from_val(v: Val) -> Result<Self, Undecodable>;
     /// Binds the value as parameter `i` of a direct SQLite statement without building a
     /// [`Val`] (no allocation for text that the row already holds).
