@@ -26,7 +26,7 @@ pub struct Health {
     pub status: HealthStatus,
 }
 
-/// See [`Health`].
+/// Whether the process answers: always `ok` (liveness, not readiness).
 #[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {

@@ -81,7 +81,7 @@ pub fn consumer_name(generation: i64) -> String {
 pub struct Meta {
     /// The generation whose tables (`rm{g}_...`) answer queries.
     pub live_generation: i64,
-    /// The [`CODE_VERSION`] that built the live generation; another version makes the runner
+    /// The version of the projection code (`CODE_VERSION`) that built the live generation. another version makes the runner
     /// rebuild.
     pub live_version: i64,
     /// The generation a rebuild is building, if one is in progress (or was interrupted).
@@ -130,11 +130,11 @@ struct Slot {
 /// How far the dashboards are behind the log.
 #[derive(Clone, Debug, Serialize, schemars::JsonSchema)]
 pub struct Lag {
-    /// The projection's name ([`PROJECTION`]).
+    /// The projection's name (`dashboards`).
     pub projection: &'static str,
     /// The live generation.
     pub generation: i64,
-    /// The [`CODE_VERSION`] that built the live generation.
+    /// The version of the projection code (`CODE_VERSION`) that built the live generation.
     pub code_version: i64,
     /// The live generation's checkpoint: every event up to this position is applied.
     pub checkpoint: u64,
