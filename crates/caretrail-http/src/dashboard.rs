@@ -355,7 +355,8 @@ view_params!(
         pairing_id: Option<Uuid>,
         /// Only visits to this model worker.
         model_worker_id: Option<Uuid>,
-        /// Only visits this director led (a director always sees only their own).
+        /// Only visits within this director's pairings (the pairing's director, not the visit's
+        /// lead); a director always sees only their own.
         director_id: Option<Uuid>,
         /// Include voided visits (default: not).
         #[serde(default)]
@@ -540,7 +541,18 @@ pub async fn pairings(
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
     let access = access_for(&state, &principal).await?;
-    let mut page = m
+    // A director sees their own pairings only; an explicit director filter narrows the rest.
+    // Both are filters of the query itself: filtering a page afterwards would answer short
+    // pages, or an empty one while the director's pairings sit on a later page.
+    let director_id = match principal.role {
+        Role::Director => Some(
+            principal
+                .director_id
+                .ok_or_else(|| principal.deny("read pairings without a director"))?,
+        ),
+        _ => q.director_id,
+    };
+    let page = m
         .visit_status(
             state.app.keys(),
             &access,
@@ -549,19 +561,12 @@ pub async fn pairings(
                 region: q.region(),
                 status: q.status,
                 include_ended: q.include_ended,
+                director_id,
                 page: q.page()?,
             },
         )
         .await
         .map_err(projection_error)?;
-    // A director sees their own pairings only; an explicit director filter narrows the rest.
-    let only = match principal.role {
-        Role::Director => principal.director_id,
-        _ => q.director_id,
-    };
-    if let Some(d) = only {
-        page.items.retain(|p| p.director_id == d);
-    }
     Ok(Json(List::from(page)))
 }
 
@@ -782,7 +787,30 @@ pub async fn model_workers(
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
     let access = access_for(&state, &principal).await?;
-    let mut page = m
+    let page = q.page()?;
+    // A director's list holds only the model worker they are paired with, as a filter of the
+    // query (not of a page afterwards, which would answer it on page one only if it sorted
+    // there); an unpaired director's list is empty.
+    let model_worker_id = if principal.role == Role::Director {
+        let own = match principal.director_id {
+            Some(d) => crate::commands::own_pairing(&state, d).await?.1,
+            None => None,
+        };
+        match own {
+            Some(id) => Some(id),
+            None => {
+                return Ok(Json(List::from(caretrail_projections::query::Paged {
+                    items: Vec::new(),
+                    limit: page.limit.clamp(1, 500),
+                    offset: page.offset,
+                    next_offset: None,
+                })));
+            }
+        }
+    } else {
+        None
+    };
+    let page = m
         .model_workers(
             state.app.keys(),
             &access,
@@ -790,18 +818,12 @@ pub async fn model_workers(
                 region: q.region(),
                 in_hardship: q.in_hardship,
                 paired: q.paired,
-                page: q.page()?,
+                model_worker_id,
+                page,
             },
         )
         .await
         .map_err(projection_error)?;
-    if principal.role == Role::Director {
-        let own = match principal.director_id {
-            Some(d) => crate::commands::own_pairing(&state, d).await?.1,
-            None => None,
-        };
-        page.items.retain(|w| Some(w.model_worker_id) == own);
-    }
     Ok(Json(List::from(page)))
 }
 

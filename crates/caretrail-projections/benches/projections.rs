@@ -213,6 +213,7 @@ fn main() {
             region,
             status,
             include_ended: false,
+            director_id: None,
             page: Page::default(),
         };
         time!("overview", rm.overview(as_of, &all));

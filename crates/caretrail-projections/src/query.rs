@@ -436,6 +436,10 @@ pub struct VisitStatusQuery {
     /// Include ended pairings (default: active ones only).
     #[serde(default)]
     pub include_ended: bool,
+    /// Only this director's pairings. Filtered in the query, so pages stay full and
+    /// `next_offset` counts only the matching pairings.
+    #[serde(default)]
+    pub director_id: Option<Uuid>,
     /// Which page.
     #[serde(default)]
     pub page: Page,
@@ -714,6 +718,10 @@ impl ReadModels {
             filter.push_str(" AND p.active = 1");
         }
         filter.push_str(&q.region(&query.region, "p.")?);
+        if let Some(d) = query.director_id {
+            let p = q.text(d.to_string());
+            filter.push_str(&format!(" AND p.director_id = {p}"));
+        }
         match query.status {
             None => {}
             Some(VisitStatus::NeverVisited) => filter.push_str(" AND p.last_visit_on IS NULL"),

@@ -156,6 +156,7 @@ fn status() -> VisitStatusQuery {
         region: RegionFilter::default(),
         status: None,
         include_ended: true,
+        director_id: None,
         page: Page::default(),
     }
 }

@@ -80,6 +80,7 @@ fn status_query(as_of: NaiveDate, status: Option<VisitStatus>) -> VisitStatusQue
         region: RegionFilter::default(),
         status,
         include_ended: false,
+        director_id: None,
         page: Page::default(),
     }
 }

@@ -8,7 +8,10 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-caretrail_store::both_backends!(dashboards_answer_with_the_articles_numbers_and_respect_roles,);
+caretrail_store::both_backends!(
+    dashboards_answer_with_the_articles_numbers_and_respect_roles,
+    a_directors_pairings_and_model_workers_are_filtered_in_the_query_not_on_a_page,
+);
 
 async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harness) {
     let t = spawn(h).await;
@@ -259,4 +262,57 @@ async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harne
             .status(),
         StatusCode::OK
     );
+}
+
+/// Review finding: `/pairings` for a director, or with an administrator's `director_id`
+/// filter, and `/model-workers` for a director took a page of everyone's rows and then kept
+/// the matching ones, so with `limit=1` a director whose pairing did not sort first saw an
+/// empty list. The filters are now part of the query: every director sees their own pairing
+/// and model worker at `limit=1`, and an administrator's filter finds any director's pairing.
+async fn a_directors_pairings_and_model_workers_are_filtered_in_the_query_not_on_a_page(
+    h: &Harness,
+) {
+    let t = spawn(h).await;
+    let all: Value = t
+        .get(&t.admin, "/api/v1/pairings?as_of=2022-06-30&limit=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pairings = all["items"].as_array().unwrap();
+    assert_eq!(pairings.len(), 8, "{all}");
+    for p in pairings {
+        let director = p["director_id"].as_str().unwrap();
+        let worker = p["model_worker_id"].as_str().unwrap();
+        let filtered: Value = t
+            .get(
+                &t.admin,
+                &format!("/api/v1/pairings?as_of=2022-06-30&limit=1&director_id={director}"),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(filtered["items"].as_array().unwrap().len(), 1, "{filtered}");
+        assert_eq!(filtered["items"][0]["director_id"], json!(director));
+        let token = t
+            .token(Role::Director, Some(director.parse().unwrap()))
+            .await;
+        let mine: Value = t
+            .get(&token, "/api/v1/pairings?as_of=2022-06-30&limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(mine["items"].as_array().unwrap().len(), 1, "{mine}");
+        assert_eq!(mine["items"][0]["director_id"], json!(director));
+        let workers: Value = t
+            .get(&token, "/api/v1/model-workers?limit=1")
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(workers["items"].as_array().unwrap().len(), 1, "{workers}");
+        assert_eq!(workers["items"][0]["model_worker_id"], json!(worker));
+    }
 }

@@ -73,6 +73,9 @@ pub struct ModelWorkersQuery {
     pub in_hardship: Option<bool>,
     /// Only those with an active pairing (true) or without (false).
     pub paired: Option<bool>,
+    /// Only this model worker (a director's list holds only the one they are paired with).
+    #[serde(default)]
+    pub model_worker_id: Option<Uuid>,
     /// Which page.
     #[serde(default)]
     pub page: Page,
@@ -332,6 +335,10 @@ impl ReadModels {
         let mw = physical(g, "model_workers");
         let mut q = tx.args();
         let mut filter = q.region(&query.region, "")?;
+        if let Some(id) = query.model_worker_id {
+            let p = q.text(id.to_string());
+            filter.push_str(&format!(" AND id = {p}"));
+        }
         if let Some(h) = query.in_hardship {
             let p = q.int(i64::from(h));
             filter.push_str(&format!(" AND in_hardship = {p}"));
