@@ -2,12 +2,18 @@
 # HTTP benchmarks with wrk (Debian package) from a second process on loopback:
 #   commands/s at 64 connections (every request a new, durable RegisterBody command), and
 #   overview dashboard latency at 100 connections on a generated log.
-# Usage: [RUNS=5] bench/http/run.sh [EVENTS_FOR_DASHBOARD (default 1000000)]
+# Usage: [RUNS=5] [CARETRAIL_BIN=path] [PHASES=commands,dashboard] bench/http/run.sh [EVENTS_FOR_DASHBOARD (default 1000000)]
+#   CARETRAIL_BIN runs a given binary (e.g. one built before a change) instead of building this tree's.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release -q
-bin=$PWD/target/release/caretrail
+if [ -n "${CARETRAIL_BIN:-}" ]; then
+  bin=$(realpath "$CARETRAIL_BIN")
+else
+  cargo build --release -q
+  bin=$PWD/target/release/caretrail
+fi
+phases=${PHASES:-commands,dashboard}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
 cd "$work"
@@ -22,6 +28,7 @@ serve() {
 # Identical runs spread widely on a shared virtual machine (fsync latency), so the command
 # phase runs RUNS times (default 5), each on a fresh database, and prints every rate.
 runs=${RUNS:-5}
+if [[ ",$phases," == *",commands,"* ]]; then
 echo "## commands over HTTP (64 connections, 20 s), $runs runs"
 for run in $(seq 1 "$runs"); do
   rm -f cmd.db cmd.db-wal cmd.db-shm
@@ -32,6 +39,8 @@ for run in $(seq 1 "$runs"); do
   wrk -t2 -c64 -d20s --latency -s "$OLDPWD/bench/http/register_body.lua" http://127.0.0.1:18555
   kill %1; wait %1 2>/dev/null || true
 done
+fi
+[[ ",$phases," == *",dashboard,"* ]] || exit 0
 
 echo "## overview dashboard (100 connections, 20 s) on $events generated events"
 "$bin" gen --db sqlite://dash.db --events "$events" --seed 1 >gen.json
