@@ -1,0 +1,1 @@
+//! Publication to NATS JetStream.

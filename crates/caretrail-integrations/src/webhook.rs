@@ -1,0 +1,1 @@
+//! Standard Webhooks 1.0 over HTTPS.
