@@ -11,6 +11,8 @@
 //! - [`webhook`]: Standard Webhooks 1.0 over HTTPS (signing, the SSRF guard checked after name
 //!   resolution on every attempt, one attempt's outcome).
 //! - [`nats`]: publication to a NATS JetStream stream, deduplicated by event id.
+//! - `testing` (feature `testing`): a real webhook receiver that checks deliveries with the
+//!   Standard Webhooks library and the CloudEvents SDK, for this crate's tests and others'.
 //!
 //! The log is the queue: nothing is copied out of it to be delivered, a subscription's cursor
 //! is the position of the last event its target acknowledged, and a resumed, rewound or
@@ -19,5 +21,8 @@
 pub mod cloudevent;
 pub mod nats;
 pub mod webhook;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use cloudevent::Outgoing;
