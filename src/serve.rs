@@ -51,6 +51,66 @@ pub struct ServeArgs {
     ready_max_lag: Duration,
     #[command(flatten)]
     keys: KeyArgs,
+    #[command(flatten)]
+    integrations: IntegrationArgs,
+}
+
+/// How subscriptions are delivered.
+#[derive(clap::Args, Clone)]
+pub struct IntegrationArgs {
+    /// Let webhooks go to plain http:// URLs and to loopback, private and link-local
+    /// addresses (tests, a demo on one machine). Off by default: a webhook URL that resolves to
+    /// such an address is refused, at creation and on every attempt (SSRF).
+    #[arg(long, env = "CARETRAIL_WEBHOOK_ALLOW_PRIVATE")]
+    webhook_allow_private: bool,
+    /// How long one webhook attempt may take, connecting included (e.g. 10s).
+    #[arg(long, env = "CARETRAIL_WEBHOOK_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    webhook_timeout: Duration,
+    /// The delays between a webhook's failed attempts, comma-separated; after the last the
+    /// subscription is disabled. Default: Standard Webhooks' schedule.
+    #[arg(long, env = "CARETRAIL_WEBHOOK_RETRY_SCHEDULE", default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = parse_schedule)]
+    webhook_retry_schedule: Schedule,
+    /// NATS server for subscriptions of kind `nats` (e.g. nats://127.0.0.1:4222).
+    #[arg(long, env = "CARETRAIL_NATS_URL")]
+    nats_url: Option<String>,
+    /// The JetStream stream NATS subscriptions publish into (created if missing).
+    #[arg(long, env = "CARETRAIL_NATS_STREAM", default_value = "CARETRAIL")]
+    nats_stream: String,
+    /// This node's name in subscription leases (default: a fresh id per start).
+    #[arg(long, env = "CARETRAIL_NODE")]
+    node: Option<String>,
+}
+
+/// A retry schedule.
+#[derive(Clone, Debug)]
+pub struct Schedule(Vec<Duration>);
+
+/// `5s,5m,30m`: durations as `parse_duration` reads them, at least one.
+fn parse_schedule(s: &str) -> Result<Schedule, String> {
+    let delays = s
+        .split(',')
+        .map(|d| parse_duration(d.trim()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() {
+        return Err("the schedule needs at least one delay".into());
+    }
+    Ok(Schedule(delays))
+}
+
+impl IntegrationArgs {
+    fn apply(&self, engine: &mut caretrail_integrations::EngineConfig) {
+        engine.webhook.allow_private = self.webhook_allow_private;
+        engine.webhook.timeout = self.webhook_timeout;
+        engine.retry = self.webhook_retry_schedule.0.clone();
+        if let Some(url) = &self.nats_url {
+            let mut nats = caretrail_integrations::nats::JetStreamConfig::new(url.clone());
+            nats.stream = self.nats_stream.clone();
+            engine.nats = Some(nats);
+        }
+        if let Some(node) = &self.node {
+            engine.node = node.clone();
+        }
+    }
 }
 
 impl ServeArgs {
@@ -187,6 +247,9 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     config.ready = args.ready_bounds();
     config.demo = args.demo;
     config.checkpoint_every = Some(args.checkpoint_every);
+    if let Some(engine) = config.integrations.as_mut() {
+        args.integrations.apply(engine);
+    }
     let application = Application::build(config).await?;
     if application.demo_recorded() {
         eprintln!(

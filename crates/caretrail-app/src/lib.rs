@@ -305,8 +305,12 @@ impl App {
     /// not happen for long: a crash in between is repaired by retrying the command, which
     /// finds the stored result and erases again (erasing is idempotent).
     async fn after_commit(&self, command: &Command) -> Result<(), AppError> {
-        if let Command::ErasePersonalData(c) = command {
-            self.keys.erase(c.subject_id).await?;
+        match command {
+            Command::ErasePersonalData(c) => self.keys.erase(c.subject_id).await?,
+            // A subscription's signing secrets are sealed under its own key
+            // (caretrail-integrations); destroying the key destroys every copy of them.
+            Command::DeleteSubscription(c) => self.keys.erase(c.subscription_id.uuid()).await?,
+            _ => {}
         }
         Ok(())
     }

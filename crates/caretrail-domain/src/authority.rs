@@ -102,6 +102,22 @@ const OFFICE: &[Role] = &[Role::Admin];
 const OFFICE_AND_DIRECTORS: &[Role] = &[Role::Admin, Role::Director];
 
 impl CommandKind {
+    /// Whether this command changes an integration's subscription. Those are run through the
+    /// subscriptions resource, which makes the signing secret the command relies on.
+    pub fn is_subscription(self) -> bool {
+        use CommandKind as K;
+        matches!(
+            self,
+            K::CreateSubscription
+                | K::PauseSubscription
+                | K::ResumeSubscription
+                | K::RewindSubscription
+                | K::RotateSubscriptionSecret
+                | K::DisableSubscription
+                | K::DeleteSubscription
+        )
+    }
+
     /// The roles that may issue this command. Directors record what happens within their
     /// pairing (visits, contacts, issues and the first steps of answering them); everything
     /// that registers, pairs, escalates or erases is the office's. Auditors and integrations
@@ -133,7 +149,15 @@ impl CommandKind {
             | K::ResolveIssue
             | K::CloseIssue
             | K::ReopenIssue
-            | K::ErasePersonalData => OFFICE,
+            | K::ErasePersonalData
+            // Who is sent which data where is the office's decision alone.
+            | K::CreateSubscription
+            | K::PauseSubscription
+            | K::ResumeSubscription
+            | K::RewindSubscription
+            | K::RotateSubscriptionSecret
+            | K::DisableSubscription
+            | K::DeleteSubscription => OFFICE,
         }
     }
 }
@@ -160,6 +184,10 @@ pub enum Subject {
     Person(PersonId),
     /// The data subject of an erasure: a model worker, director or person id.
     DataSubject(Uuid),
+    /// An integration's subscription.
+    Subscription(SubscriptionId),
+    /// An API token (the integration that may read a subscription's status).
+    Token(Uuid),
 }
 
 impl Subject {
@@ -175,6 +203,8 @@ impl Subject {
             Subject::Body(id) => id.uuid(),
             Subject::Person(id) => id.uuid(),
             Subject::DataSubject(id) => id,
+            Subject::Subscription(id) => id.uuid(),
+            Subject::Token(id) => id,
         }
     }
 
@@ -190,7 +220,9 @@ impl Subject {
             | Subject::Contact(_)
             | Subject::Body(_)
             | Subject::Person(_)
-            | Subject::DataSubject(_) => None,
+            | Subject::DataSubject(_)
+            | Subject::Subscription(_)
+            | Subject::Token(_) => None,
         }
     }
 }
@@ -335,6 +367,18 @@ impl Command {
                 out.push(about(S::Pairing(c.pairing_id)));
             }
             K::ErasePersonalData(c) => out.push(about(S::DataSubject(c.subject_id))),
+            K::CreateSubscription(c) => {
+                out.push(about(S::Subscription(c.subscription_id)));
+                out.extend(c.owner_token_id.map(|t| mentions(S::Token(t))));
+            }
+            K::PauseSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
+            K::ResumeSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
+            K::RewindSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
+            K::RotateSubscriptionSecret(c) => {
+                out.push(about(S::Subscription(c.subscription_id)))
+            }
+            K::DisableSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
+            K::DeleteSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
         }
         // One record can be named twice (a director listed twice, one body for several
         // participants); a record both about and mentioned counts as about.
@@ -385,6 +429,8 @@ impl Scope {
             Subject::Contact(_) => true,
             // A pairing holds no body, other person or erasure of its own to act on.
             Subject::Body(_) | Subject::Person(_) | Subject::DataSubject(_) => false,
+            // Integrations are the office's, never a pairing's.
+            Subject::Subscription(_) | Subject::Token(_) => false,
         }
     }
 }

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::ids::*;
 use crate::personal::Personal;
 use crate::region::RegionCode;
+use crate::subscription::{Delivery, Filter, SubscriptionDisableReason};
 use crate::vocab::*;
 
 /// Registers a model worker's file.
@@ -489,6 +490,88 @@ pub struct ErasePersonalData {
     pub legal_basis: LegalBasis,
 }
 
+/// Creates a subscription: a durable, filtered feed of the log to an integration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSubscription {
+    /// The new subscription's id.
+    pub subscription_id: SubscriptionId,
+    /// A name people recognise it by, e.g. `省总工会案件系统`.
+    pub name: String,
+    /// Which events it takes.
+    #[serde(default)]
+    pub filter: Filter,
+    /// Deliver the events after this log position (the head when the subscription was made,
+    /// unless its creator asked for an earlier start).
+    pub start_after: u64,
+    /// Where the events go.
+    pub delivery: Delivery,
+    /// The integration token that may read this subscription's status, if any.
+    #[serde(default)]
+    pub owner_token_id: Option<Uuid>,
+}
+
+/// Pauses a subscription: nothing is delivered until it is resumed; its cursor stays.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PauseSubscription {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
+/// Resumes a paused or disabled subscription from its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeSubscription {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
+/// Moves a subscription's cursor back (or forward), so the events after `after` are delivered
+/// again: for a downstream that was rebuilt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RewindSubscription {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// Deliver from the event after this position (0: from the first event).
+    pub after: u64,
+}
+
+/// Starts signing a webhook subscription's deliveries with a new secret; for a grace period
+/// the old secret signs too (Standard Webhooks allows several signatures).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSubscriptionSecret {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The new secret's generation: one more than the current one (the first secret is
+    /// generation 1), so two rotations at once cannot both win.
+    pub generation: u32,
+    /// How long the previous secret keeps signing, in seconds (default a day, at most a week).
+    #[serde(default)]
+    pub grace_seconds: Option<u32>,
+}
+
+/// Stops a subscription because its target cannot take deliveries (the receiver answered
+/// `410 Gone`, or failed for too long); resuming it delivers from its cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableSubscription {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// Why, in a few words (`gone`, `failing`), never a receiver's answer.
+    pub reason: SubscriptionDisableReason,
+}
+
+/// Deletes a subscription: nothing more is delivered and its signing secrets are destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSubscription {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
 macro_rules! commands {
     ($($name:ident),* $(,)?) => {
         /// Every command, as received.
@@ -612,6 +695,13 @@ commands!(
     ReopenIssue,
     RecordContact,
     ErasePersonalData,
+    CreateSubscription,
+    PauseSubscription,
+    ResumeSubscription,
+    RewindSubscription,
+    RotateSubscriptionSecret,
+    DisableSubscription,
+    DeleteSubscription,
 );
 
 /// Why a request body is not a command.

@@ -8,9 +8,11 @@
 //! makes the append fail and the handler re-decides on fresh state. States that only ever grow
 //! (a body or director exists) are read without being written.
 //!
-//! Visit decisions are in `decide/visit.rs`, issue decisions in `decide/issue.rs`.
+//! Visit decisions are in `decide/visit.rs`, issue decisions in `decide/issue.rs`, an
+//! integration's subscription in `decide/subscription.rs`.
 
 mod issue;
+mod subscription;
 mod visit;
 
 use chrono::NaiveDate;
@@ -117,6 +119,7 @@ pub fn stream_created(command: &Command) -> Option<StreamName> {
         K::AssignPair(c) => s(C::Pairing, c.pairing_id),
         K::RecordVisit(c) => s(C::Visit, c.visit_id),
         K::RaiseIssue(c) => s(C::Issue, c.issue_id),
+        K::CreateSubscription(c) => s(C::Subscription, c.subscription_id),
         _ => return None,
     })
 }
@@ -233,6 +236,13 @@ pub fn streams_to_load(command: &Command, states: &States) -> Vec<StreamName> {
             out.push(s(C::Pairing, c.pairing_id));
         }
         K::ErasePersonalData(c) => out.push(s(C::Privacy, c.subject_id)),
+        K::CreateSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::PauseSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::ResumeSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::RewindSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::RotateSubscriptionSecret(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::DisableSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::DeleteSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
     }
     out.sort();
     out.dedup();
@@ -679,6 +689,13 @@ impl<'a> Decider<'a> {
             | K::ConfirmResolution(_)
             | K::CloseIssue(_)
             | K::ReopenIssue(_) => self.decide_issue(command)?,
+            K::CreateSubscription(_)
+            | K::PauseSubscription(_)
+            | K::ResumeSubscription(_)
+            | K::RewindSubscription(_)
+            | K::RotateSubscriptionSecret(_)
+            | K::DisableSubscription(_)
+            | K::DeleteSubscription(_) => self.decide_subscription(command)?,
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ use crate::command::VisitChanges;
 use crate::ids::*;
 use crate::personal::{Personal, PersonalRef, PersonalVisitor};
 use crate::region::RegionCode;
+use crate::subscription::{Delivery, Filter, SubscriptionDisableReason};
 use crate::upcast::{self, UpcastError};
 use crate::vocab::*;
 
@@ -629,6 +630,77 @@ pub struct PersonalDataErased {
     pub erased_on: NaiveDate,
 }
 
+/// A subscription was created. Its signing secret is not in the log (it is kept sealed beside
+/// it and shown once to its creator).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionCreated {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// Its name.
+    pub name: String,
+    /// Which events it takes (normalised: sorted, without duplicates).
+    pub filter: Filter,
+    /// Delivery starts after this log position.
+    pub start_after: u64,
+    /// Where the events go.
+    pub delivery: Delivery,
+    /// The integration token that may read its status.
+    pub owner_token_id: Option<Uuid>,
+    /// Business date.
+    pub created_on: NaiveDate,
+}
+
+/// A subscription was paused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionPaused {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
+/// A paused or disabled subscription was resumed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionResumed {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
+/// A subscription's cursor was moved: delivery continues after `after`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionRewound {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The new cursor.
+    pub after: u64,
+}
+
+/// A subscription's signing secret was replaced by generation `generation`; the previous one
+/// keeps signing for `grace_seconds` after this event's record time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionSecretRotated {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// The new secret's generation.
+    pub generation: u32,
+    /// How long the previous secret still signs, in seconds.
+    pub grace_seconds: u32,
+}
+
+/// A subscription was disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionDisabled {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+    /// Why.
+    pub reason: SubscriptionDisableReason,
+}
+
+/// A subscription was deleted and its secrets destroyed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SubscriptionDeleted {
+    /// The subscription.
+    pub subscription_id: SubscriptionId,
+}
+
 macro_rules! events {
     (personal: [$($p:ident),* $(,)?], plain: [$($n:ident),* $(,)?], versions: {$($v:ident = $ver:expr),* $(,)?} $(,)?) => {
         /// Every event type.
@@ -731,7 +803,8 @@ events! {
         ModelWorkerDied, ModelWorkerPaired, ModelWorkerUnpaired, DirectorTermEnded,
         DirectorPaired, DirectorUnpaired, BodyRegistered, PairAssigned, PairActivityLogged,
         PairActivityWithdrawn, IssueAcknowledged, IssueEscalated, IssueResolutionConfirmed,
-        PersonalDataErased,
+        PersonalDataErased, SubscriptionCreated, SubscriptionPaused, SubscriptionResumed,
+        SubscriptionRewound, SubscriptionSecretRotated, SubscriptionDisabled, SubscriptionDeleted,
     ],
     versions: { VisitRecorded = 2 }
 }
@@ -770,7 +843,14 @@ impl Event {
             Event::IssueReopened(e) => Some(e.on),
             Event::ContactRecorded(e) => Some(e.on),
             Event::PersonalDataErased(e) => Some(e.erased_on),
-            Event::BodyRegistered(_)
+            Event::SubscriptionCreated(e) => Some(e.created_on),
+            Event::SubscriptionPaused(_)
+            | Event::SubscriptionResumed(_)
+            | Event::SubscriptionRewound(_)
+            | Event::SubscriptionSecretRotated(_)
+            | Event::SubscriptionDisabled(_)
+            | Event::SubscriptionDeleted(_)
+            | Event::BodyRegistered(_)
             | Event::VisitCorrected(_)
             | Event::VisitVoided(_)
             | Event::PairActivityWithdrawn(_) => None,

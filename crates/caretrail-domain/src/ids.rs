@@ -78,3 +78,7 @@ id_type!(
     /// person's name can be erased on its own.
     PersonId
 );
+id_type!(
+    /// A subscription: an integration's durable, filtered feed of the log.
+    SubscriptionId
+);

@@ -58,6 +58,7 @@ pub mod rejection;
 pub mod schema;
 pub mod state;
 pub mod stream;
+pub mod subscription;
 pub mod testing;
 pub mod text;
 pub mod upcast;

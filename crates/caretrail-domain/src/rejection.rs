@@ -198,6 +198,51 @@ pub enum Rejection {
     /// The subject's data is already erased.
     #[error("the personal data of this subject is already erased")]
     PersonalDataAlreadyErased,
+    /// A subscription filter names an event type or category that does not exist.
+    #[error("{field} is not a known event type or stream category")]
+    SubscriptionFilterUnknown {
+        /// The entry, e.g. `filter.types[2]`.
+        field: String,
+    },
+    /// A subscription filter lists too many types or categories.
+    #[error("a filter lists at most 64 event types and 64 categories")]
+    SubscriptionFilterTooLong,
+    /// A webhook URL is not an `https://` (or `http://`) URL with a host, of at most 2,048 bytes.
+    #[error("delivery.url must be an https:// URL with a host, at most 2048 bytes")]
+    SubscriptionUrlInvalid,
+    /// A webhook URL carries a user name or password, which would be written into the log.
+    #[error("delivery.url must not contain credentials; the signature authenticates deliveries")]
+    SubscriptionUrlCredentials,
+    /// A NATS subject prefix is not dot-separated plain tokens.
+    #[error("delivery.subject_prefix must be dot-separated tokens of letters, digits, '_' and '-'")]
+    SubscriptionSubjectPrefixInvalid,
+    /// A subscription's name is longer than 100 characters.
+    #[error("name must be at most 100 characters")]
+    SubscriptionNameTooLong,
+    /// A rotated secret's grace period is longer than a week.
+    #[error("grace_seconds must be at most 604800 (a week)")]
+    SubscriptionGraceTooLong,
+    /// The subscription id is taken.
+    #[error("this subscription already exists")]
+    SubscriptionAlreadyExists,
+    /// No subscription has this id (or it was deleted).
+    #[error("unknown subscription")]
+    UnknownSubscription,
+    /// The subscription is already paused.
+    #[error("the subscription is already paused")]
+    SubscriptionAlreadyPaused,
+    /// The subscription is neither paused nor disabled.
+    #[error("the subscription is not paused or disabled")]
+    SubscriptionNotStopped,
+    /// The subscription is already disabled.
+    #[error("the subscription is already disabled")]
+    SubscriptionAlreadyDisabled,
+    /// Only webhook subscriptions have a signing secret.
+    #[error("only webhook subscriptions have a signing secret")]
+    SubscriptionHasNoSecret,
+    /// The rotation's generation is not one more than the current secret's.
+    #[error("the secret was rotated in the meantime; read the subscription and try again")]
+    SubscriptionSecretGenerationStale,
 }
 
 /// What a refusal says about the command: that its input is wrong whatever the world holds,
@@ -237,7 +282,14 @@ impl Rejection {
             // The command itself names someone else as the lead of the caller's visit.
             | VisitLeadNotActor
             | CashGiftWithoutAmount
-            | CorrectionEmpty => InvalidInput,
+            | CorrectionEmpty
+            | SubscriptionFilterUnknown { .. }
+            | SubscriptionFilterTooLong
+            | SubscriptionUrlInvalid
+            | SubscriptionUrlCredentials
+            | SubscriptionSubjectPrefixInvalid
+            | SubscriptionNameTooLong
+            | SubscriptionGraceTooLong => InvalidInput,
             // The visit exists and is the caller's pairing's, but another director led it.
             VisitNotLedByActor => NotPermitted,
             // A defect of the command handler rather than a rule; it has always answered as a
@@ -280,7 +332,14 @@ impl Rejection {
             | BodyNotEscalatedTo
             | RedirectTargetInvalid
             | ContactAlreadyRecorded
-            | PersonalDataAlreadyErased => StateConflict,
+            | PersonalDataAlreadyErased
+            | SubscriptionAlreadyExists
+            | UnknownSubscription
+            | SubscriptionAlreadyPaused
+            | SubscriptionNotStopped
+            | SubscriptionAlreadyDisabled
+            | SubscriptionHasNoSecret
+            | SubscriptionSecretGenerationStale => StateConflict,
         }
     }
 
@@ -345,6 +404,20 @@ impl Rejection {
             RedirectTargetInvalid => "redirect_target_invalid",
             ContactAlreadyRecorded => "contact_already_recorded",
             PersonalDataAlreadyErased => "personal_data_already_erased",
+            SubscriptionFilterUnknown { .. } => "subscription_filter_unknown",
+            SubscriptionFilterTooLong => "subscription_filter_too_long",
+            SubscriptionUrlInvalid => "subscription_url_invalid",
+            SubscriptionUrlCredentials => "subscription_url_credentials",
+            SubscriptionSubjectPrefixInvalid => "subscription_subject_prefix_invalid",
+            SubscriptionNameTooLong => "subscription_name_too_long",
+            SubscriptionGraceTooLong => "subscription_grace_too_long",
+            SubscriptionAlreadyExists => "subscription_already_exists",
+            UnknownSubscription => "unknown_subscription",
+            SubscriptionAlreadyPaused => "subscription_already_paused",
+            SubscriptionNotStopped => "subscription_not_stopped",
+            SubscriptionAlreadyDisabled => "subscription_already_disabled",
+            SubscriptionHasNoSecret => "subscription_has_no_secret",
+            SubscriptionSecretGenerationStale => "subscription_secret_generation_stale",
         }
     }
 
@@ -411,6 +484,20 @@ impl Rejection {
             RedirectTargetInvalid => "转办须注明转至单位，其他答复不得注明",
             ContactAlreadyRecorded => "该联系记录已存在",
             PersonalDataAlreadyErased => "该当事人的个人信息已删除",
+            SubscriptionFilterUnknown { .. } => "筛选条件中有不存在的事件类型或类别",
+            SubscriptionFilterTooLong => "筛选条件最多列出64个事件类型和64个类别",
+            SubscriptionUrlInvalid => "推送地址须为带主机名的 https:// 地址，不超过2048字节",
+            SubscriptionUrlCredentials => "推送地址中不得包含用户名或密码",
+            SubscriptionSubjectPrefixInvalid => "NATS 主题前缀只能由字母、数字、下划线和连字符组成，以点分隔",
+            SubscriptionNameTooLong => "订阅名称不得超过100个字符",
+            SubscriptionGraceTooLong => "旧密钥的宽限期不得超过一周",
+            SubscriptionAlreadyExists => "该订阅已存在",
+            UnknownSubscription => "未找到该订阅",
+            SubscriptionAlreadyPaused => "该订阅已暂停",
+            SubscriptionNotStopped => "该订阅未暂停或停用",
+            SubscriptionAlreadyDisabled => "该订阅已停用",
+            SubscriptionHasNoSecret => "只有 Webhook 订阅有签名密钥",
+            SubscriptionSecretGenerationStale => "密钥已被他人轮换，请刷新后重试",
         };
         s.to_owned()
     }

@@ -216,6 +216,23 @@ pub struct PrivacyState {
     pub erased: bool,
 }
 
+/// A subscription's stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionState {
+    /// Whether created (and not deleted).
+    pub exists: bool,
+    /// Whether deleted: a deleted subscription's id is never reused.
+    pub deleted: bool,
+    /// Whether a webhook (only webhooks have secrets).
+    pub webhook: bool,
+    /// Paused by an administrator.
+    pub paused: bool,
+    /// Disabled (by its receiver or its failures).
+    pub disabled: bool,
+    /// The current secret's generation (1 after creation).
+    pub generation: u32,
+}
+
 /// The state of one stream, whatever its category.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
@@ -235,6 +252,8 @@ pub enum State {
     Contact(ContactState),
     /// `privacy-…`
     Privacy(PrivacyState),
+    /// `subscription-…`
+    Subscription(SubscriptionState),
 }
 
 impl State {
@@ -249,6 +268,7 @@ impl State {
             Category::Body => State::Body(Default::default()),
             Category::Contact => State::Contact(Default::default()),
             Category::Privacy => State::Privacy(Default::default()),
+            Category::Subscription => State::Subscription(Default::default()),
         }
     }
 
@@ -351,6 +371,22 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         (State::Body(s), E::BodyRegistered(_)) => s.registered = true,
         (State::Contact(s), E::ContactRecorded(_)) => s.recorded = true,
         (State::Privacy(s), E::PersonalDataErased(_)) => s.erased = true,
+        (State::Subscription(s), E::SubscriptionCreated(e)) => {
+            s.exists = true;
+            s.webhook = matches!(e.delivery, crate::subscription::Delivery::Webhook { .. });
+            s.generation = 1;
+        }
+        (State::Subscription(s), E::SubscriptionPaused(_)) => s.paused = true,
+        (State::Subscription(s), E::SubscriptionResumed(_)) => {
+            s.paused = false;
+            s.disabled = false;
+        }
+        (State::Subscription(s), E::SubscriptionDisabled(_)) => s.disabled = true,
+        (State::Subscription(s), E::SubscriptionSecretRotated(e)) => s.generation = e.generation,
+        (State::Subscription(s), E::SubscriptionDeleted(_)) => {
+            s.exists = false;
+            s.deleted = true;
+        }
         // Events of other streams do not change this stream's state.
         _ => {}
     }
@@ -468,6 +504,7 @@ impl States {
     accessor!(issue, IssueId, Issue, IssueState);
     accessor!(body, BodyId, Body, BodyState);
     accessor!(contact, ContactId, Contact, ContactState);
+    accessor!(subscription, SubscriptionId, Subscription, SubscriptionState);
 
     /// The loaded erasure state of a subject.
     pub fn privacy(&self, subject: Uuid) -> Result<&PrivacyState, Rejection> {

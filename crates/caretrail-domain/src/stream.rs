@@ -27,11 +27,13 @@ pub enum Category {
     Contact,
     /// Erasure requests for one data subject.
     Privacy,
+    /// An integration's subscription to the log (its target, filter and state changes).
+    Subscription,
 }
 
 impl Category {
     /// All categories.
-    pub const ALL: [Category; 8] = [
+    pub const ALL: [Category; 9] = [
         Category::ModelWorker,
         Category::Director,
         Category::Pairing,
@@ -40,6 +42,7 @@ impl Category {
         Category::Body,
         Category::Contact,
         Category::Privacy,
+        Category::Subscription,
     ];
 
     /// The prefix used in stream names.
@@ -53,6 +56,7 @@ impl Category {
             Category::Body => "body",
             Category::Contact => "contact",
             Category::Privacy => "privacy",
+            Category::Subscription => "subscription",
         }
     }
 }
@@ -132,6 +136,11 @@ impl From<crate::BodyId> for Uuid {
 }
 impl From<crate::ContactId> for Uuid {
     fn from(v: crate::ContactId) -> Uuid {
+        v.0
+    }
+}
+impl From<crate::SubscriptionId> for Uuid {
+    fn from(v: crate::SubscriptionId) -> Uuid {
         v.0
     }
 }

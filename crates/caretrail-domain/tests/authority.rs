@@ -95,6 +95,17 @@ fn example(kind: CommandKind) -> Value {
         K::RecordContact => json!({ "contact_id": id(32), "pairing_id": id(OWN_PAIRING),
             "on": "2021-10-02", "channel": "phone" }),
         K::ErasePersonalData => json!({ "subject_id": id(10), "legal_basis": "subject_request" }),
+        K::CreateSubscription => json!({ "subscription_id": id(40), "name": "省总工会",
+            "filter": { "types": ["VisitRecorded"], "categories": ["visit"] }, "start_after": 0,
+            "delivery": { "kind": "webhook", "url": "https://example.com/hook" },
+            "owner_token_id": id(41) }),
+        K::PauseSubscription => json!({ "subscription_id": id(40) }),
+        K::ResumeSubscription => json!({ "subscription_id": id(40) }),
+        K::RewindSubscription => json!({ "subscription_id": id(40), "after": 0 }),
+        K::RotateSubscriptionSecret => json!({ "subscription_id": id(40), "generation": 2,
+            "grace_seconds": 60 }),
+        K::DisableSubscription => json!({ "subscription_id": id(40), "reason": "gone" }),
+        K::DeleteSubscription => json!({ "subscription_id": id(40) }),
     }
 }
 

@@ -79,6 +79,8 @@ pub struct Config {
     /// request sees every event recorded so far (tests); a server starts serving at once and
     /// `/readyz` says when the dashboards have caught up.
     pub catch_up: bool,
+    /// Integrations' subscriptions and their delivery engine; `None` runs without them.
+    pub integrations: Option<caretrail_integrations::EngineConfig>,
 }
 
 impl Config {
@@ -86,8 +88,12 @@ impl Config {
     /// tree follower and a checkpoint a minute), listening on a free port of 127.0.0.1.
     pub fn new(db: impl Into<String>, master: MasterKeySource) -> Self {
         let db = db.into();
+        let audit = AuditConfig::for_url(&db);
+        // CloudEvents' `source`: the log's name, as its checkpoints carry it.
+        let source = format!("urn:caretrail:{}", audit.origin);
         Self {
-            audit: AuditConfig::for_url(&db),
+            integrations: Some(caretrail_integrations::EngineConfig::new(source)),
+            audit,
             db,
             store: StoreOptions::default(),
             master,
@@ -142,6 +148,9 @@ pub enum BuildError {
     /// The audit tree could not be opened.
     #[error("cannot open the audit tree")]
     Audit(#[source] AuditError),
+    /// The integrations' tables could not be opened or their client built.
+    #[error("cannot open the integrations")]
+    Integrations(#[source] caretrail_integrations::IntegrationError),
     /// The idle timeout would close healthy event streams between heartbeats.
     #[error("--idle-timeout must be longer than the event streams' {} s heartbeat", .heartbeat.as_secs())]
     IdleTimeout {
@@ -283,6 +292,25 @@ impl Application {
         );
         state.auditor = Some(auditor.clone());
         state.ready = config.ready;
+        let mut extra = Vec::new();
+        if let Some(engine) = config.integrations {
+            let integrations = caretrail_integrations::Integrations::open(
+                opened.app.store().clone(),
+                opened.app.keys().clone(),
+                opened.app.clone(),
+                engine,
+            )
+            .await
+            .map_err(BuildError::Integrations)?;
+            if config.catch_up {
+                integrations
+                    .catch_up()
+                    .await
+                    .map_err(BuildError::Integrations)?;
+            }
+            extra = integrations.spawn(stop_rx.clone());
+            state.integrations = Some(integrations);
+        }
         // Stopped with the server: an unfinished batch rolls back with its checkpoint and is
         // done again on the next start.
         let tasks = crate::background::spawn(
@@ -294,6 +322,8 @@ impl Application {
             },
             stop_rx,
         );
+        let mut tasks = tasks;
+        tasks.extend(extra);
         let listener =
             TcpListener::bind(config.listen)
                 .await

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod operations;
 pub mod ops;
 pub mod server;
+pub mod subscriptions;
 mod tables;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -78,6 +79,8 @@ pub struct AppState {
     pub renders: Arc<events::Renders>,
     /// How far behind (events and time) a background task may be while `/readyz` says ready.
     pub ready: caretrail_store::ReadyBounds,
+    /// Integrations' subscriptions (webhooks, NATS), when enabled.
+    pub integrations: Option<Arc<caretrail_integrations::Integrations>>,
 }
 
 impl AppState {
@@ -97,6 +100,7 @@ impl AppState {
             operations: Arc::new(operations::Operations::default()),
             renders: Arc::new(events::Renders::default()),
             ready: caretrail_store::ReadyBounds::default(),
+            integrations: None,
         }
     }
 }
@@ -112,6 +116,10 @@ pub fn api_routes() -> ApiRouter<AppState> {
     // One path per command: each has its own request schema, so clients and generated tests
     // see exactly the fields of the command they send.
     for &name in caretrail_domain::command::COMMAND_NAMES {
+        // Subscriptions are changed through their resource (below), which makes the secret.
+        if caretrail_domain::CommandKind::from_name(name).is_some_and(|k| k.is_subscription()) {
+            continue;
+        }
         commands = commands.api_route(
             &format!("/commands/{name}"),
             post_with(
@@ -330,6 +338,97 @@ pub fn api_routes() -> ApiRouter<AppState> {
                     "The raw leaf encoding of an event and its leaf hash",
                 ))
                 .problem(400, "no event at this position in the tree (out_of_range)")
+            }),
+        )
+        .api_route(
+            "/subscriptions",
+            post_with(subscriptions::create, |op| {
+                op.describe(
+                    "createSubscription",
+                    "subscriptions",
+                    "Create a subscription: a durable, filtered feed of the log delivered as signed webhooks or to NATS JetStream (administrators). The answer holds the webhook signing secret, this once",
+                )
+                .with(|op| openapi::json_body::<caretrail_integrations::CreateRequest>(op, true))
+                .answer(201, json_answer::<caretrail_integrations::Created>("created; Location names it", json!({
+                    "Location": { "description": "/api/v1/subscriptions/{id}", "schema": { "type": "string" } } })))
+                .problem(400, "the body is not JSON (malformed_json)")
+                .problem(403, "only administrators create subscriptions (forbidden)")
+                .problem(409, "NATS delivery is not configured on this server (nats_not_configured)")
+                .problem(422, "a field is invalid (validation_failed, subscription_* codes, webhook_url_* codes: a private address, plain http, credentials), or start_after is past the head (position_after_head)")
+                .problem(503, "integrations are not enabled on this server (integrations_unavailable)")
+            })
+            .get_with(subscriptions::list, |op| {
+                op.describe(
+                    "subscriptions",
+                    "subscriptions",
+                    "Every subscription with its delivery state and lag (administrators and auditors; an integration sees its own)",
+                )
+                .problem(403, "directors do not read subscriptions (forbidden)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}",
+            get_with(subscriptions::get, |op| {
+                op.describe("subscription", "subscriptions", "One subscription's delivery state and lag")
+                    .problem(403, "directors do not read subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+            })
+            .delete_with(subscriptions::delete, |op| {
+                op.describe(
+                    "deleteSubscription",
+                    "subscriptions",
+                    "Delete a subscription: delivery stops and its signing secrets are destroyed (administrators)",
+                )
+                .answer(204, response(json!({ "description": "deleted" })))
+                .problem(403, "only administrators delete subscriptions (forbidden)")
+                .problem(404, "no such subscription (not_found)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}/attempts",
+            get_with(subscriptions::attempts, |op| {
+                op.describe("subscriptionAttempts", "subscriptions", "The most recent delivery attempts, newest first")
+                    .problem(403, "directors do not read subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}/pause",
+            post_with(subscriptions::pause, |op| {
+                op.describe("pauseSubscription", "subscriptions", "Pause delivery; the cursor stays (administrators)")
+                    .problem(403, "only administrators change subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+                    .problem(409, "already paused (subscription_already_paused)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}/resume",
+            post_with(subscriptions::resume, |op| {
+                op.describe("resumeSubscription", "subscriptions", "Resume a paused or disabled subscription from its cursor (administrators)")
+                    .problem(403, "only administrators change subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+                    .problem(409, "neither paused nor disabled (subscription_not_stopped)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}/rewind",
+            post_with(subscriptions::rewind, |op| {
+                op.describe("rewindSubscription", "subscriptions", "Deliver again from the event after a position, for a rebuilt downstream (administrators)")
+                    .with(|op| openapi::json_body::<subscriptions::RewindRequest>(op, true))
+                    .problem(403, "only administrators change subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+                    .problem(422, "the body is invalid (validation_failed) or the position is past the head (position_after_head)")
+            }),
+        )
+        .api_route(
+            "/subscriptions/{id}/rotate-secret",
+            post_with(subscriptions::rotate, |op| {
+                op.describe("rotateSubscriptionSecret", "subscriptions", "Make a new signing secret; the previous one signs too for a grace period (administrators). The answer holds the new secret, this once")
+                    .with(|op| openapi::json_body::<subscriptions::RotateRequest>(op, false))
+                    .problem(403, "only administrators change subscriptions (forbidden)")
+                    .problem(404, "no such subscription (not_found)")
+                    .problem(409, "not a webhook (subscription_has_no_secret), or rotated meanwhile (subscription_secret_generation_stale)")
+                    .problem(422, "the body is invalid (validation_failed, subscription_grace_too_long)")
             }),
         )
         .api_route(

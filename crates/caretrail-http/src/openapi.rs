@@ -379,6 +379,24 @@ pub fn json_answer<T: JsonSchema>(description: &str, headers: Value) -> Response
     r
 }
 
+/// Documents a JSON request body of type `T` for a handler that reads the body as bytes (and
+/// parses it itself, with errors that repeat nothing that was sent).
+pub fn json_body<'t, T: schemars::JsonSchema>(
+    mut op: TransformOperation<'t>,
+    required: bool,
+) -> TransformOperation<'t> {
+    let schema = aide::generate::in_context(|ctx| ctx.schema.subschema_for::<T>());
+    op.inner_mut().request_body = Some(ReferenceOr::Item(RequestBody {
+        description: None,
+        content: [("application/json".into(), media(schema))]
+            .into_iter()
+            .collect(),
+        required,
+        extensions: Default::default(),
+    }));
+    op
+}
+
 /// Documents `POST /api/v1/commands/{name}`: its body is the command's schema, its headers
 /// `Idempotency-Key` and `If-Match`, its answers what the command handler answers.
 pub fn command<'t>(mut op: TransformOperation<'t>, name: &str) -> TransformOperation<'t> {

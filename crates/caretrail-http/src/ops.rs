@@ -110,9 +110,12 @@ pub async fn metrics(State(state): State<AppState>, principal: Principal) -> Res
     if let Err(denied) = principal.require(&[Role::Admin, Role::Auditor], "read metrics") {
         return denied.into_response();
     }
-    let text = state
+    let mut text = state
         .metrics
         .render(state.app.store().as_ref(), &state.ready);
+    if let Some(integrations) = &state.integrations {
+        integrations.metrics().encode(&mut text);
+    }
     let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -30,6 +30,8 @@ pub struct DemoService {
     pub auditor: Arc<Auditor>,
     /// The server's long operations (tests hold their starts to observe them running).
     pub operations: Arc<Operations>,
+    /// The integrations (subscriptions and their delivery).
+    pub integrations: Arc<caretrail_integrations::Integrations>,
     _running: Running,
     _keys: tempfile::TempDir,
 }
@@ -46,6 +48,28 @@ pub struct DemoOptions {
     pub tree_follower: bool,
     /// Run the checkpointer at this interval (it needs the tree follower's auditor).
     pub checkpoint_every: Option<std::time::Duration>,
+    /// The integrations' engine; `None` gives [`test_engine`]'s.
+    pub integrations: Option<caretrail_integrations::EngineConfig>,
+}
+
+/// The integrations' engine as tests run it: webhooks may go to the tests' receivers on
+/// 127.0.0.1 over plain HTTP, retries come after 50, 100 and 200 ms (then the subscription is
+/// disabled), attempts time out after 2 s, and the supervisor, the progress writer and the
+/// leases run on short periods so a test sees their effects quickly.
+pub fn test_engine() -> caretrail_integrations::EngineConfig {
+    use std::time::Duration;
+    let mut engine = caretrail_integrations::EngineConfig::new("urn:caretrail:test");
+    engine.webhook.allow_private = true;
+    engine.webhook.timeout = Duration::from_secs(2);
+    engine.retry = vec![
+        Duration::from_millis(50),
+        Duration::from_millis(100),
+        Duration::from_millis(200),
+    ];
+    engine.tick = Duration::from_millis(100);
+    engine.flush_every = Duration::from_millis(50);
+    engine.lease_ttl = Duration::from_secs(2);
+    engine
 }
 
 /// Records the demo on `h`'s database (with the demo's own "today"), then serves it on the
@@ -76,6 +100,7 @@ pub async fn demo_service_with(
     config.catch_up = true;
     config.tree_follower = options.tree_follower;
     config.checkpoint_every = options.checkpoint_every;
+    config.integrations = Some(options.integrations.clone().unwrap_or_else(test_engine));
     let mut application = Application::build(config)
         .await
         .unwrap_or_else(|e| panic!("build the {} service: {}", h.backend, error_chain(&e)));
@@ -85,12 +110,18 @@ pub async fn demo_service_with(
     tune(application.state_mut());
     let addr = application.local_addr().expect("bound address");
     let operations = application.state_mut().operations.clone();
+    let integrations = application
+        .state_mut()
+        .integrations
+        .clone()
+        .expect("the test service runs the integrations");
     DemoService {
         base: format!("http://{addr}"),
         app,
         tokens,
         auditor,
         operations,
+        integrations,
         _running: application.spawn(),
         _keys: key_dir,
     }

@@ -19,10 +19,19 @@
 //! restarted subscription delivers from its cursor.
 
 pub mod cloudevent;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod metrics;
 pub mod nats;
+pub mod registry;
+pub mod service;
 pub mod webhook;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cloudevent::Outgoing;
+pub use engine::EngineConfig;
+pub use error::{IntegrationError, Result};
+pub use service::{CreateRequest, Created, Integrations, Rotated, SubscriptionStatus};

@@ -302,6 +302,14 @@ impl Applier {
                 | E::DirectorAppointed(_)
                 | E::IssueProgressNoted(_)
                 | E::BodyRegistered(_) => {}
+                // Integrations' subscriptions are no dashboard's concern.
+                E::SubscriptionCreated(_)
+                | E::SubscriptionPaused(_)
+                | E::SubscriptionResumed(_)
+                | E::SubscriptionRewound(_)
+                | E::SubscriptionSecretRotated(_)
+                | E::SubscriptionDisabled(_)
+                | E::SubscriptionDeleted(_) => {}
             }
         }
         let g = self.generation;
@@ -446,6 +454,13 @@ impl Applier {
             | E::IssueResolutionConfirmed(_)
             | E::IssueClosed(_)
             | E::IssueReopened(_) => self.apply_issue_event(env),
+            E::SubscriptionCreated(_)
+            | E::SubscriptionPaused(_)
+            | E::SubscriptionResumed(_)
+            | E::SubscriptionRewound(_)
+            | E::SubscriptionSecretRotated(_)
+            | E::SubscriptionDisabled(_)
+            | E::SubscriptionDeleted(_) => Ok(()),
         }
     }
 

@@ -54,6 +54,12 @@ impl Subscription {
         self.scanned
     }
 
+    /// How many events are read and waiting: [`Subscription::next`] returns them without
+    /// waiting. Zero means every event up to [`Subscription::position`] has been returned.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
     /// The next event. Waits for one if the subscription has caught up.
     pub async fn next(&mut self) -> Result<RecordedEvent> {
         loop {

@@ -15,3 +15,4 @@ mod errors;
 mod events;
 mod operations;
 mod roles;
+mod subscriptions;
