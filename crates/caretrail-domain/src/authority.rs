@@ -374,9 +374,7 @@ impl Command {
             K::PauseSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::ResumeSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::RewindSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
-            K::RotateSubscriptionSecret(c) => {
-                out.push(about(S::Subscription(c.subscription_id)))
-            }
+            K::RotateSubscriptionSecret(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::DisableSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::DeleteSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
         }

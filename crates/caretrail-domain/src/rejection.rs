@@ -488,7 +488,9 @@ impl Rejection {
             SubscriptionFilterTooLong => "筛选条件最多列出64个事件类型和64个类别",
             SubscriptionUrlInvalid => "推送地址须为带主机名的 https:// 地址，不超过2048字节",
             SubscriptionUrlCredentials => "推送地址中不得包含用户名或密码",
-            SubscriptionSubjectPrefixInvalid => "NATS 主题前缀只能由字母、数字、下划线和连字符组成，以点分隔",
+            SubscriptionSubjectPrefixInvalid => {
+                "NATS 主题前缀只能由字母、数字、下划线和连字符组成，以点分隔"
+            }
             SubscriptionNameTooLong => "订阅名称不得超过100个字符",
             SubscriptionGraceTooLong => "旧密钥的宽限期不得超过一周",
             SubscriptionAlreadyExists => "该订阅已存在",

@@ -504,7 +504,12 @@ impl States {
     accessor!(issue, IssueId, Issue, IssueState);
     accessor!(body, BodyId, Body, BodyState);
     accessor!(contact, ContactId, Contact, ContactState);
-    accessor!(subscription, SubscriptionId, Subscription, SubscriptionState);
+    accessor!(
+        subscription,
+        SubscriptionId,
+        Subscription,
+        SubscriptionState
+    );
 
     /// The loaded erasure state of a subject.
     pub fn privacy(&self, subject: Uuid) -> Result<&PrivacyState, Rejection> {

@@ -54,7 +54,11 @@ impl Filter {
         if self.types.len() > MAX_FILTER_ENTRIES || self.categories.len() > MAX_FILTER_ENTRIES {
             return Err(Rejection::SubscriptionFilterTooLong);
         }
-        if let Some(i) = self.types.iter().position(|t| !EVENT_TYPES.contains(&t.as_str())) {
+        if let Some(i) = self
+            .types
+            .iter()
+            .position(|t| !EVENT_TYPES.contains(&t.as_str()))
+        {
             return Err(Rejection::SubscriptionFilterUnknown {
                 field: format!("filter.types[{i}]"),
             });
@@ -243,7 +247,11 @@ mod tests {
             })
         );
         let f = Filter {
-            types: vec!["VisitRecorded".into(), "IssueRaised".into(), "VisitRecorded".into()],
+            types: vec![
+                "VisitRecorded".into(),
+                "IssueRaised".into(),
+                "VisitRecorded".into(),
+            ],
             categories: vec!["visit".into()],
         };
         let checked = f.checked().unwrap();

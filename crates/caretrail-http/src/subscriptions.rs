@@ -108,11 +108,7 @@ fn object(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<String, Value>> 
 
 /// Parses `body` completed with `set` as the command `name`; the fields in `set` are the
 /// server's to choose, so a body that holds one is refused.
-fn command(
-    name: &str,
-    mut body: Map<String, Value>,
-    set: &[(&str, Value)],
-) -> ApiResult<Command> {
+fn command(name: &str, mut body: Map<String, Value>, set: &[(&str, Value)]) -> ApiResult<Command> {
     for (key, value) in set {
         if body.contains_key(*key) {
             return Err(ApiError::validation(
@@ -127,9 +123,10 @@ fn command(
     }
     Command::parse(name, Value::Object(body)).map_err(|e| match e {
         CommandParseError::UnknownCommand => ApiError::internal(&"unknown command"),
-        CommandParseError::InvalidBody { field, message } => {
-            ApiError::validation("the body is not valid here", vec![FieldError { field, message }])
-        }
+        CommandParseError::InvalidBody { field, message } => ApiError::validation(
+            "the body is not valid here",
+            vec![FieldError { field, message }],
+        ),
     })
 }
 
@@ -153,10 +150,7 @@ pub async fn create(
     let integrations = integrations(&state)?;
     let mut body = object(body)?;
     let head = state.app.store().head().await?.position;
-    let mut set = vec![(
-        "subscription_id",
-        Value::String(Uuid::now_v7().to_string()),
-    )];
+    let mut set = vec![("subscription_id", Value::String(Uuid::now_v7().to_string()))];
     if !body.contains_key("start_after") || body.get("start_after") == Some(&Value::Null) {
         body.remove("start_after");
         set.push(("start_after", Value::from(head)));
@@ -180,7 +174,9 @@ pub async fn list(
     principal.require(READERS, "read subscriptions")?;
     let all = integrations(&state)?.list().await?;
     Ok(Json(
-        all.into_iter().filter(|s| may_read(&principal, s)).collect(),
+        all.into_iter()
+            .filter(|s| may_read(&principal, s))
+            .collect(),
     ))
 }
 
@@ -234,7 +230,9 @@ pub async fn pause(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
-    Ok(Json(integrations(&state)?.pause(id, &meta(&principal)).await?))
+    Ok(Json(
+        integrations(&state)?.pause(id, &meta(&principal)).await?,
+    ))
 }
 
 /// `POST /api/v1/subscriptions/{id}/resume`.
@@ -244,7 +242,9 @@ pub async fn resume(
     Path(id): Path<Uuid>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
-    Ok(Json(integrations(&state)?.resume(id, &meta(&principal)).await?))
+    Ok(Json(
+        integrations(&state)?.resume(id, &meta(&principal)).await?,
+    ))
 }
 
 /// The body of a rewind (`{"after": N}`).
@@ -265,8 +265,7 @@ pub async fn rewind(
     principal.require(&[Role::Admin], "change subscriptions")?;
     let integrations = integrations(&state)?;
     let set = [("subscription_id", Value::String(id.to_string()))];
-    let Command::RewindSubscription(c) = command("RewindSubscription", object(body)?, &set)?
-    else {
+    let Command::RewindSubscription(c) = command("RewindSubscription", object(body)?, &set)? else {
         return Err(ApiError::internal(&"parsed another command"));
     };
     Ok(Json(

@@ -253,7 +253,9 @@ impl Db {
     pub async fn list(&self) -> Result<Vec<SubscriptionRow>> {
         let sql = format!("{SELECT} WHERE deleted = 0 ORDER BY created_position");
         Ok(on_pool!(self, |p| {
-            sqlx::query_as::<_, SubscriptionRow>(sqlx::AssertSqlSafe(sql.clone())).fetch_all(p).await?
+            sqlx::query_as::<_, SubscriptionRow>(sqlx::AssertSqlSafe(sql.clone()))
+                .fetch_all(p)
+                .await?
         }))
     }
 
@@ -361,7 +363,12 @@ impl Db {
         let sql = "UPDATE integration_subscriptions SET lease_owner = NULL, lease_until = NULL \
                    WHERE id = $1 AND lease_owner = $2";
         on_pool!(self, |p| {
-            sqlx::query(sql).bind(id).bind(node).execute(p).await?.rows_affected()
+            sqlx::query(sql)
+                .bind(id)
+                .bind(node)
+                .execute(p)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
@@ -487,7 +494,7 @@ impl Db {
                         .bind(signed(e.start_after)?)
                         .execute(c)
                         .await?
-                .rows_affected()
+                        .rows_affected()
                 });
             }
             E::SubscriptionPaused(e) => {
@@ -516,7 +523,7 @@ impl Db {
                         .bind(until)
                         .execute(c)
                         .await?
-                .rows_affected()
+                        .rows_affected()
                 });
             }
             E::SubscriptionDisabled(e) => {
@@ -529,7 +536,7 @@ impl Db {
                         .bind(reason)
                         .execute(c)
                         .await?
-                .rows_affected()
+                        .rows_affected()
                 });
             }
             E::SubscriptionDeleted(e) => {
@@ -539,7 +546,11 @@ impl Db {
                 set(tx, id, change, None).await?;
                 let sql = "DELETE FROM integration_secrets WHERE subscription_id = $1";
                 on_tx!(tx, |c| {
-                    sqlx::query(sql).bind(id.to_string()).execute(c).await?.rows_affected()
+                    sqlx::query(sql)
+                        .bind(id.to_string())
+                        .execute(c)
+                        .await?
+                        .rows_affected()
                 });
             }
             _ => {}
@@ -557,8 +568,7 @@ async fn set(tx: &mut ConsumerTx, id: Uuid, change: &str, value: Option<i64>) ->
             Some(v) => q.bind(v),
             None => q,
         };
-        q.execute(c).await?
-                .rows_affected()
+        q.execute(c).await?.rows_affected()
     });
     Ok(())
 }

@@ -154,12 +154,14 @@ impl Inner {
 
     /// The NATS publisher, connected on first use.
     async fn nats(&self) -> Result<Arc<NatsPublisher>> {
-        let cfg = self.cfg.nats.clone().ok_or(IntegrationError::NatsNotConfigured)?;
+        let cfg = self
+            .cfg
+            .nats
+            .clone()
+            .ok_or(IntegrationError::NatsNotConfigured)?;
         let publisher = self
             .nats
-            .get_or_try_init(|| async move {
-                NatsPublisher::connect(cfg).await.map(Arc::new)
-            })
+            .get_or_try_init(|| async move { NatsPublisher::connect(cfg).await.map(Arc::new) })
             .await?;
         Ok(publisher.clone())
     }
@@ -173,20 +175,21 @@ impl Inner {
             if !current && row.retire_at.is_some_and(|t| t <= now) {
                 continue;
             }
-            let sealed: Sealed = serde_json::from_str(&row.sealed).map_err(|_| {
-                IntegrationError::Corrupt {
+            let sealed: Sealed =
+                serde_json::from_str(&row.sealed).map_err(|_| IntegrationError::Corrupt {
                     table: "integration_secrets",
                     column: "sealed",
-                }
-            })?;
+                })?;
             let aad = secret_aad(row.generation);
             match self.keys.unseal(&sealed, aad).await? {
-                Some(text) => out.push(Secret::from_whsec(&text).map_err(|_| {
-                    IntegrationError::Corrupt {
-                        table: "integration_secrets",
-                        column: "sealed",
-                    }
-                })?),
+                Some(text) => {
+                    out.push(
+                        Secret::from_whsec(&text).map_err(|_| IntegrationError::Corrupt {
+                            table: "integration_secrets",
+                            column: "sealed",
+                        })?,
+                    )
+                }
                 None => return Err(IntegrationError::NoSecret(id)),
             }
         }
@@ -404,7 +407,10 @@ fn merge(pending: &mut Vec<Progress>, p: Progress) {
         old.delivered += p.delivered;
         old.failed += p.failed;
         old.attempts.extend(p.attempts);
-        let excess = old.attempts.len().saturating_sub(crate::db::ATTEMPTS_KEPT as usize);
+        let excess = old
+            .attempts
+            .len()
+            .saturating_sub(crate::db::ATTEMPTS_KEPT as usize);
         old.attempts.drain(..excess);
     } else {
         pending.push(p);
@@ -412,7 +418,11 @@ fn merge(pending: &mut Vec<Progress>, p: Progress) {
 }
 
 /// A worker: delivers one subscription's events until it ends or is stopped.
-async fn worker(inner: Arc<Inner>, row: SubscriptionRow, fenced: Arc<std::sync::atomic::AtomicBool>) {
+async fn worker(
+    inner: Arc<Inner>,
+    row: SubscriptionRow,
+    fenced: Arc<std::sync::atomic::AtomicBool>,
+) {
     let id = row.id.clone();
     if let Err(e) = deliver_loop(&inner, row, &fenced).await {
         tracing::warn!(subscription = %id, error = %e, "subscription worker stopped; it restarts at the next tick");
@@ -430,7 +440,13 @@ struct State {
 }
 
 impl State {
-    fn progress(&self, node: &str, delivered: i64, failed: i64, attempts: Vec<AttemptRecord>) -> Progress {
+    fn progress(
+        &self,
+        node: &str,
+        delivered: i64,
+        failed: i64,
+        attempts: Vec<AttemptRecord>,
+    ) -> Progress {
         Progress {
             id: self.id.to_string(),
             epoch: self.epoch,
@@ -541,13 +557,16 @@ async fn deliver_loop(
                             else {
                                 state.next_attempt_at = None;
                                 report(inner, &mut state, 0, 1, vec![record], true);
-                                inner.disable(id, SubscriptionDisableReason::Failing).await?;
+                                inner
+                                    .disable(id, SubscriptionDisableReason::Failing)
+                                    .await?;
                                 return Ok(());
                             };
                             if state.failures == 1 {
                                 tracing::warn!(subscription = %id, error = attempt.error.as_deref().unwrap_or(""), "subscription failing");
                             }
-                            state.next_attempt_at = Some(now + i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
+                            state.next_attempt_at =
+                                Some(now + i64::try_from(delay.as_micros()).unwrap_or(i64::MAX));
                             report(inner, &mut state, 0, 1, vec![record], true);
                             tokio::time::sleep(delay).await;
                             if fenced.load(std::sync::atomic::Ordering::Acquire) {
@@ -582,10 +601,15 @@ async fn deliver_loop(
                         Ok(p) => p,
                         Err(e) => {
                             state.failures += 1;
-                            state.failing_since.get_or_insert(Utc::now().timestamp_micros());
+                            state
+                                .failing_since
+                                .get_or_insert(Utc::now().timestamp_micros());
                             tracing::warn!(subscription = %id, error = %e, "NATS unavailable");
                             report(inner, &mut state, 0, 1, Vec::new(), true);
-                            tokio::time::sleep(backoff.delay(state.failures.try_into().unwrap_or(u32::MAX))).await;
+                            tokio::time::sleep(
+                                backoff.delay(state.failures.try_into().unwrap_or(u32::MAX)),
+                            )
+                            .await;
                             continue;
                         }
                     };
@@ -604,19 +628,26 @@ async fn deliver_loop(
                         for e in &batch[done..done + acked] {
                             inner.metrics.delivered(&state.id, e);
                         }
-                        inner.metrics.nats_batch(&state.id, acked, started.elapsed());
+                        inner
+                            .metrics
+                            .nats_batch(&state.id, acked, started.elapsed());
                         done += acked;
                         report(inner, &mut state, acked as i64, 0, Vec::new(), false);
                     }
                     if let Some(err) = outcome.error {
                         state.failures += 1;
-                        state.failing_since.get_or_insert(Utc::now().timestamp_micros());
+                        state
+                            .failing_since
+                            .get_or_insert(Utc::now().timestamp_micros());
                         inner.metrics.failed(&state.id);
                         if state.failures == 1 {
                             tracing::warn!(subscription = %id, error = %err, "NATS publication failing; retrying");
                         }
                         report(inner, &mut state, 0, 1, Vec::new(), true);
-                        tokio::time::sleep(backoff.delay(state.failures.try_into().unwrap_or(u32::MAX))).await;
+                        tokio::time::sleep(
+                            backoff.delay(state.failures.try_into().unwrap_or(u32::MAX)),
+                        )
+                        .await;
                         if fenced.load(std::sync::atomic::Ordering::Acquire) {
                             return Ok(());
                         }

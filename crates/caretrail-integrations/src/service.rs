@@ -240,7 +240,10 @@ impl Integrations {
         if let Some(p) = result.events.last().map(|e| e.position)
             && !self.registry.wait_for(p, SHOW_WITHIN).await
         {
-            tracing::warn!(position = p, "subscription registry is behind; answering anyway");
+            tracing::warn!(
+                position = p,
+                "subscription registry is behind; answering anyway"
+            );
         }
         Ok(result)
     }
@@ -351,7 +354,13 @@ impl Integrations {
         let lag_seconds = if lag_events == 0 {
             0.0
         } else {
-            match self.inner.store.read_positions(&[cursor + 1]).await?.first() {
+            match self
+                .inner
+                .store
+                .read_positions(&[cursor + 1])
+                .await?
+                .first()
+            {
                 Some(e) => (Utc::now() - e.recorded_at)
                     .to_std()
                     .map_or(0.0, |d| d.as_secs_f64()),
@@ -474,10 +483,9 @@ impl Integrations {
     ) -> Result<Rotated> {
         let current = self.existing(id).await?;
         if !matches!(current.delivery, Delivery::Webhook { .. }) {
-            return Err(AppError::Rejected(
-                caretrail_domain::Rejection::SubscriptionHasNoSecret,
-            )
-            .into());
+            return Err(
+                AppError::Rejected(caretrail_domain::Rejection::SubscriptionHasNoSecret).into(),
+            );
         }
         let generation = current
             .secret_generation
@@ -500,8 +508,7 @@ impl Integrations {
         Ok(Rotated {
             subscription: self.existing(id).await?,
             secret,
-            previous_valid_until: result.recorded_at
-                + chrono::Duration::seconds(i64::from(grace)),
+            previous_valid_until: result.recorded_at + chrono::Duration::seconds(i64::from(grace)),
         })
     }
 

@@ -47,13 +47,20 @@ impl TestApp {
     }
 
     /// Creates a webhook subscription to `url`; answers its id and secret.
-    async fn subscribe(&self, url: &str, filter: Value, start_after: Option<u64>) -> (Uuid, String) {
+    async fn subscribe(
+        &self,
+        url: &str,
+        filter: Value,
+        start_after: Option<u64>,
+    ) -> (Uuid, String) {
         let mut body = json!({ "name": "省总工会案件系统", "filter": filter,
             "delivery": { "kind": "webhook", "url": url } });
         if let Some(p) = start_after {
             body["start_after"] = json!(p);
         }
-        let res = self.send(&self.admin, reqwest::Method::POST, "", Some(body)).await;
+        let res = self
+            .send(&self.admin, reqwest::Method::POST, "", Some(body))
+            .await;
         assert_eq!(res.status(), StatusCode::CREATED);
         let location = res.headers()["location"].to_str().unwrap().to_owned();
         let created: Value = res.json().await.unwrap();
@@ -65,7 +72,9 @@ impl TestApp {
     }
 
     async fn status(&self, id: Uuid) -> Value {
-        let res = self.send(&self.admin, reqwest::Method::GET, &format!("/{id}"), None).await;
+        let res = self
+            .send(&self.admin, reqwest::Method::GET, &format!("/{id}"), None)
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
         res.json().await.unwrap()
     }
@@ -88,8 +97,12 @@ impl TestApp {
         let pairing = caretrail_domain::demo::pairing(1);
         for _ in 0..n {
             let res = self
-                .post(&self.admin, "RecordContact", json!({ "contact_id": Uuid::now_v7(),
-                    "pairing_id": pairing, "on": "2021-10-30", "channel": "phone" }))
+                .post(
+                    &self.admin,
+                    "RecordContact",
+                    json!({ "contact_id": Uuid::now_v7(),
+                    "pairing_id": pairing, "on": "2021-10-30", "channel": "phone" }),
+                )
                 .await;
             assert_eq!(res.status(), StatusCode::CREATED);
         }
@@ -108,12 +121,20 @@ async fn a_webhook_subscription_delivers_every_matching_event_in_order_signed_as
     let r = receiver().await;
     let head = t.app.store().head().await.unwrap().position;
     let (id, secret) = t
-        .subscribe(&r.url(), json!({ "categories": ["contact", "pairing"] }), None)
+        .subscribe(
+            &r.url(),
+            json!({ "categories": ["contact", "pairing"] }),
+            None,
+        )
         .await;
     r.set_secrets(&[&secret]);
     let s = t.status(id).await;
     assert_eq!(s["state"], json!("active"));
-    assert_eq!(s["delivered_position"], json!(head), "starts at the head by default");
+    assert_eq!(
+        s["delivered_position"],
+        json!(head),
+        "starts at the head by default"
+    );
     assert!(s.get("secret").is_none(), "the secret is shown once: {s}");
 
     t.contacts(5).await;
@@ -134,9 +155,16 @@ async fn a_webhook_subscription_delivers_every_matching_event_in_order_signed_as
         .into_iter()
         .filter(|e| e.category() != "subscription")
         .collect::<Vec<_>>();
-    assert_eq!(positions, log.iter().map(|e| e.position).collect::<Vec<_>>());
+    assert_eq!(
+        positions,
+        log.iter().map(|e| e.position).collect::<Vec<_>>()
+    );
     for (d, e) in got.iter().zip(&log) {
-        assert_eq!(d.webhook_id, e.event_id.to_string(), "webhook-id is the event id");
+        assert_eq!(
+            d.webhook_id,
+            e.event_id.to_string(),
+            "webhook-id is the event id"
+        );
         use cloudevents::AttributesReader;
         assert_eq!(d.cloudevent.id(), e.event_id.to_string());
         assert_eq!(d.cloudevent.subject(), Some(e.stream_id.as_str()));
@@ -155,7 +183,12 @@ async fn a_webhook_subscription_delivers_every_matching_event_in_order_signed_as
     assert_eq!(s["delivered_total"], json!(10));
     assert_eq!(s["consecutive_failures"], json!(0));
     let attempts: Value = t
-        .send(&t.admin, reqwest::Method::GET, &format!("/{id}/attempts"), None)
+        .send(
+            &t.admin,
+            reqwest::Method::GET,
+            &format!("/{id}/attempts"),
+            None,
+        )
         .await
         .json()
         .await
@@ -168,18 +201,27 @@ async fn a_webhook_subscription_delivers_every_matching_event_in_order_signed_as
     let created = t
         .app
         .store()
-        .read_stream(&caretrail_store::StreamId::new(format!("subscription-{id}")).unwrap(), 0, 10)
+        .read_stream(
+            &caretrail_store::StreamId::new(format!("subscription-{id}")).unwrap(),
+            0,
+            10,
+        )
         .await
         .unwrap();
     assert_eq!(created[0].event_type, "SubscriptionCreated");
-    assert!(!created[0].data.contains(&secret[6..]), "no secret in the log");
+    assert!(
+        !created[0].data.contains(&secret[6..]),
+        "no secret in the log"
+    );
     assert_eq!(created[0].actor_role, "admin");
 }
 
 async fn a_failing_receiver_recovers_and_nothing_is_skipped_or_reordered(h: &Harness) {
     let t = spawn(h).await;
     let r = receiver().await;
-    let (id, secret) = t.subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None).await;
+    let (id, secret) = t
+        .subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None)
+        .await;
     r.set_secrets(&[&secret]);
     // Three failures (500, 500, 500), within the test schedule's three retries, then success.
     r.set_mode(Mode::FailNext(3));
@@ -189,7 +231,10 @@ async fn a_failing_receiver_recovers_and_nothing_is_skipped_or_reordered(h: &Har
     let mut sorted = positions.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    assert_eq!(positions, sorted, "every event once, in order: {positions:?}");
+    assert_eq!(
+        positions, sorted,
+        "every event once, in order: {positions:?}"
+    );
     let s = t
         .wait_status(id, "recovered", |s| {
             s["state"] == json!("active") && s["delivered_total"] == json!(4)
@@ -197,31 +242,46 @@ async fn a_failing_receiver_recovers_and_nothing_is_skipped_or_reordered(h: &Har
         .await;
     assert_eq!(s["failed_total"], json!(3));
     let attempts: Vec<Value> = t
-        .send(&t.admin, reqwest::Method::GET, &format!("/{id}/attempts"), None)
+        .send(
+            &t.admin,
+            reqwest::Method::GET,
+            &format!("/{id}/attempts"),
+            None,
+        )
         .await
         .json()
         .await
         .unwrap();
-    let outcomes: Vec<&str> = attempts.iter().rev().map(|a| a["outcome"].as_str().unwrap()).collect();
-    assert_eq!(&outcomes[..4], &["retry", "retry", "retry", "delivered"], "{attempts:?}");
+    let outcomes: Vec<&str> = attempts
+        .iter()
+        .rev()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        &outcomes[..4],
+        &["retry", "retry", "retry", "delivered"],
+        "{attempts:?}"
+    );
     assert_eq!(attempts.last().unwrap()["status"], json!(500));
 
     // A receiver that is down (connection refused) for a moment, then back.
     r.stop().await;
     t.contacts(1).await;
-    t.wait_status(id, "failing", |s| s["state"] == json!("failing")).await;
+    t.wait_status(id, "failing", |s| s["state"] == json!("failing"))
+        .await;
     r.restart().await;
     let got = r.wait_for(5, WAIT).await;
     assert_eq!(got.len(), 5, "nothing skipped, no duplicate");
-    t.wait_status(id, "active again", |s| s["state"] == json!("active")).await;
+    t.wait_status(id, "active again", |s| s["state"] == json!("active"))
+        .await;
 }
 
-async fn gone_disables_at_once_resume_continues_from_the_cursor_and_rewind_redelivers(
-    h: &Harness,
-) {
+async fn gone_disables_at_once_resume_continues_from_the_cursor_and_rewind_redelivers(h: &Harness) {
     let t = spawn(h).await;
     let r = receiver().await;
-    let (id, secret) = t.subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None).await;
+    let (id, secret) = t
+        .subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None)
+        .await;
     r.set_secrets(&[&secret]);
     t.contacts(1).await;
     r.wait_for(1, WAIT).await;
@@ -231,12 +291,20 @@ async fn gone_disables_at_once_resume_continues_from_the_cursor_and_rewind_redel
         .wait_status(id, "disabled", |s| s["state"] == json!("disabled"))
         .await;
     assert_eq!(s["disabled_reason"], json!("gone"));
-    assert_eq!(s["failed_total"], json!(1), "410 disables at the first answer");
+    assert_eq!(
+        s["failed_total"],
+        json!(1),
+        "410 disables at the first answer"
+    );
     // The system's disabling is in the log.
     let stream = t
         .app
         .store()
-        .read_stream(&caretrail_store::StreamId::new(format!("subscription-{id}")).unwrap(), 0, 10)
+        .read_stream(
+            &caretrail_store::StreamId::new(format!("subscription-{id}")).unwrap(),
+            0,
+            10,
+        )
         .await
         .unwrap();
     let disabled = stream.last().unwrap();
@@ -246,7 +314,14 @@ async fn gone_disables_at_once_resume_continues_from_the_cursor_and_rewind_redel
     r.set_mode(Mode::Ok);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(r.deliveries().len(), 1, "nothing is sent while disabled");
-    let res = t.send(&t.admin, reqwest::Method::POST, &format!("/{id}/resume"), None).await;
+    let res = t
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/resume"),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
     let got = r.wait_for(3, WAIT).await;
     assert_eq!(got.len(), 3, "the two held back arrive after the resume");
@@ -254,43 +329,78 @@ async fn gone_disables_at_once_resume_continues_from_the_cursor_and_rewind_redel
     // Rewind to before the first: all three again, in order.
     let first = got[0].position;
     let res = t
-        .send(&t.admin, reqwest::Method::POST, &format!("/{id}/rewind"),
-            Some(json!({ "after": first - 1 })))
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/rewind"),
+            Some(json!({ "after": first - 1 })),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let got = r.wait_for(6, WAIT).await;
     let again: Vec<u64> = got[3..].iter().map(|d| d.position).collect();
-    assert_eq!(again, got[..3].iter().map(|d| d.position).collect::<Vec<_>>());
+    assert_eq!(
+        again,
+        got[..3].iter().map(|d| d.position).collect::<Vec<_>>()
+    );
 
     // Pause holds delivery; a second pause is refused; resume delivers what waited.
-    let res = t.send(&t.admin, reqwest::Method::POST, &format!("/{id}/pause"), None).await;
+    let res = t
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/pause"),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = t.send(&t.admin, reqwest::Method::POST, &format!("/{id}/pause"), None).await;
+    let res = t
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/pause"),
+            None,
+        )
+        .await;
     problem(res, StatusCode::CONFLICT, "subscription_already_paused").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     t.contacts(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(r.deliveries().len(), 6, "nothing is sent while paused");
-    t.send(&t.admin, reqwest::Method::POST, &format!("/{id}/resume"), None).await;
+    t.send(
+        &t.admin,
+        reqwest::Method::POST,
+        &format!("/{id}/resume"),
+        None,
+    )
+    .await;
     r.wait_for(7, WAIT).await;
     // Rewinding past the head is refused.
     let res = t
-        .send(&t.admin, reqwest::Method::POST, &format!("/{id}/rewind"),
-            Some(json!({ "after": 1_000_000_000u64 })))
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/rewind"),
+            Some(json!({ "after": 1_000_000_000u64 })),
+        )
         .await;
     problem(res, StatusCode::UNPROCESSABLE_ENTITY, "position_after_head").await;
 }
 
-async fn a_rotated_secret_and_its_predecessor_both_sign_until_deletion_destroys_them(
-    h: &Harness,
-) {
+async fn a_rotated_secret_and_its_predecessor_both_sign_until_deletion_destroys_them(h: &Harness) {
     let t = spawn(h).await;
     let r = receiver().await;
-    let (id, old) = t.subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None).await;
+    let (id, old) = t
+        .subscribe(&r.url(), json!({ "types": ["ContactRecorded"] }), None)
+        .await;
     r.set_secrets(&[&old]);
     let res = t
-        .send(&t.admin, reqwest::Method::POST, &format!("/{id}/rotate-secret"),
-            Some(json!({ "grace_seconds": 3600 })))
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/rotate-secret"),
+            Some(json!({ "grace_seconds": 3600 })),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::OK);
     let rotated: Value = res.json().await.unwrap();
@@ -308,21 +418,40 @@ async fn a_rotated_secret_and_its_predecessor_both_sign_until_deletion_destroys_
     assert_eq!(r.bad_signatures(), 0);
     // A grace above a week is refused.
     let res = t
-        .send(&t.admin, reqwest::Method::POST, &format!("/{id}/rotate-secret"),
-            Some(json!({ "grace_seconds": 604_801 })))
+        .send(
+            &t.admin,
+            reqwest::Method::POST,
+            &format!("/{id}/rotate-secret"),
+            Some(json!({ "grace_seconds": 604_801 })),
+        )
         .await;
-    problem(res, StatusCode::UNPROCESSABLE_ENTITY, "subscription_grace_too_long").await;
+    problem(
+        res,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "subscription_grace_too_long",
+    )
+    .await;
 
-    let res = t.send(&t.admin, reqwest::Method::DELETE, &format!("/{id}"), None).await;
+    let res = t
+        .send(&t.admin, reqwest::Method::DELETE, &format!("/{id}"), None)
+        .await;
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
-    let res = t.send(&t.admin, reqwest::Method::GET, &format!("/{id}"), None).await;
+    let res = t
+        .send(&t.admin, reqwest::Method::GET, &format!("/{id}"), None)
+        .await;
     problem(res, StatusCode::NOT_FOUND, "not_found").await;
-    let res = t.send(&t.admin, reqwest::Method::DELETE, &format!("/{id}"), None).await;
+    let res = t
+        .send(&t.admin, reqwest::Method::DELETE, &format!("/{id}"), None)
+        .await;
     problem(res, StatusCode::NOT_FOUND, "not_found").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     t.contacts(1).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(r.deliveries().len(), 2, "a deleted subscription delivers nothing");
+    assert_eq!(
+        r.deliveries().len(),
+        2,
+        "a deleted subscription delivers nothing"
+    );
     // Its key is destroyed with it: the sealed secrets can no longer be opened.
     assert!(t.app.keys().is_erased(id).await.unwrap());
 }
@@ -330,17 +459,29 @@ async fn a_rotated_secret_and_its_predecessor_both_sign_until_deletion_destroys_
 async fn who_may_read_and_change_subscriptions(h: &Harness) {
     let t = spawn(h).await;
     let r = receiver().await;
-    let integration = t.tokens.create(Role::Integration, None, "warehouse").await.unwrap();
+    let integration = t
+        .tokens
+        .create(Role::Integration, None, "warehouse")
+        .await
+        .unwrap();
     let other = t.token(Role::Integration, None).await;
     let auditor = t.token(Role::Auditor, None).await;
     let director = t
-        .token(Role::Director, Some(caretrail_domain::demo::directors::FENG_YALI.uuid()))
+        .token(
+            Role::Director,
+            Some(caretrail_domain::demo::directors::FENG_YALI.uuid()),
+        )
         .await;
     let body = json!({ "name": "数据仓库", "delivery": { "kind": "webhook", "url": r.url() },
         "owner_token_id": integration.0.token_id });
-    let res = t.send(&t.admin, reqwest::Method::POST, "", Some(body.clone())).await;
+    let res = t
+        .send(&t.admin, reqwest::Method::POST, "", Some(body.clone()))
+        .await;
     assert_eq!(res.status(), StatusCode::CREATED);
-    let id = res.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, _) = t.subscribe(&r.url(), json!({}), None).await;
 
     let list = |token: String| {
@@ -353,30 +494,58 @@ async fn who_may_read_and_change_subscriptions(h: &Harness) {
     };
     assert_eq!(list(t.admin.clone()).await, 2);
     assert_eq!(list(auditor.clone()).await, 2);
-    assert_eq!(list(integration.1.clone()).await, 1, "an integration sees its own");
+    assert_eq!(
+        list(integration.1.clone()).await,
+        1,
+        "an integration sees its own"
+    );
     assert_eq!(list(other.clone()).await, 0);
-    let res = t.send(&integration.1, reqwest::Method::GET, &format!("/{id}"), None).await;
+    let res = t
+        .send(
+            &integration.1,
+            reqwest::Method::GET,
+            &format!("/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::OK);
-    let res = t.send(&other, reqwest::Method::GET, &format!("/{id}"), None).await;
+    let res = t
+        .send(&other, reqwest::Method::GET, &format!("/{id}"), None)
+        .await;
     problem(res, StatusCode::NOT_FOUND, "not_found").await;
     let res = t.send(&director, reqwest::Method::GET, "", None).await;
     problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     for token in [&integration.1, &auditor, &director] {
-        let res = t.send(token, reqwest::Method::POST, "", Some(body.clone())).await;
+        let res = t
+            .send(token, reqwest::Method::POST, "", Some(body.clone()))
+            .await;
         problem(res, StatusCode::FORBIDDEN, "forbidden").await;
-        let res = t.send(token, reqwest::Method::POST, &format!("/{id}/pause"), None).await;
+        let res = t
+            .send(token, reqwest::Method::POST, &format!("/{id}/pause"), None)
+            .await;
         problem(res, StatusCode::FORBIDDEN, "forbidden").await;
-        let res = t.send(token, reqwest::Method::DELETE, &format!("/{id}"), None).await;
+        let res = t
+            .send(token, reqwest::Method::DELETE, &format!("/{id}"), None)
+            .await;
         problem(res, StatusCode::FORBIDDEN, "forbidden").await;
     }
     // The generic command route does not take subscription commands (they need a secret).
     let res = t
-        .post(&t.admin, "CreateSubscription", json!({ "subscription_id": Uuid::now_v7(),
-            "name": "x", "start_after": 0, "delivery": { "kind": "webhook", "url": r.url() } }))
+        .post(
+            &t.admin,
+            "CreateSubscription",
+            json!({ "subscription_id": Uuid::now_v7(),
+            "name": "x", "start_after": 0, "delivery": { "kind": "webhook", "url": r.url() } }),
+        )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = t
-        .send(&t.admin, reqwest::Method::GET, &format!("/{}", Uuid::now_v7()), None)
+        .send(
+            &t.admin,
+            reqwest::Method::GET,
+            &format!("/{}", Uuid::now_v7()),
+            None,
+        )
         .await;
     problem(res, StatusCode::NOT_FOUND, "not_found").await;
 }
@@ -384,30 +553,50 @@ async fn who_may_read_and_change_subscriptions(h: &Harness) {
 async fn subscription_bodies_are_checked_without_echoing_them(h: &Harness) {
     let t = spawn(h).await;
     let cases = [
-        (json!({ "name": "x", "delivery": { "kind": "webhook", "url": "ftp://13800138000.example/" } }),
-            "subscription_url_invalid"),
-        (json!({ "name": "x", "delivery": { "kind": "webhook", "url": "https://13800138000:pw@example.com/" } }),
-            "subscription_url_credentials"),
-        (json!({ "name": "x", "filter": { "types": ["13800138000"] },
+        (
+            json!({ "name": "x", "delivery": { "kind": "webhook", "url": "ftp://13800138000.example/" } }),
+            "subscription_url_invalid",
+        ),
+        (
+            json!({ "name": "x", "delivery": { "kind": "webhook", "url": "https://13800138000:pw@example.com/" } }),
+            "subscription_url_credentials",
+        ),
+        (
+            json!({ "name": "x", "filter": { "types": ["13800138000"] },
             "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
-            "subscription_filter_unknown"),
-        (json!({ "name": "x", "delivery": { "kind": "nats", "subject_prefix": "a.>" } }),
-            "nats_not_configured"),
-        (json!({ "name": "   ", "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
-            "required_text_empty"),
-        (json!({ "name": "x", "delivery": { "kind": "smtp", "to": "13800138000" } }),
-            "validation_failed"),
-        (json!({ "name": "x", "subscription_id": Uuid::now_v7(),
+            "subscription_filter_unknown",
+        ),
+        (
+            json!({ "name": "x", "delivery": { "kind": "nats", "subject_prefix": "a.>" } }),
+            "nats_not_configured",
+        ),
+        (
+            json!({ "name": "   ", "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
+            "required_text_empty",
+        ),
+        (
+            json!({ "name": "x", "delivery": { "kind": "smtp", "to": "13800138000" } }),
+            "validation_failed",
+        ),
+        (
+            json!({ "name": "x", "subscription_id": Uuid::now_v7(),
             "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
-            "validation_failed"),
-        (json!({ "name": "x", "start_after": 999_999_999u64,
+            "validation_failed",
+        ),
+        (
+            json!({ "name": "x", "start_after": 999_999_999u64,
             "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
-            "position_after_head"),
-        (json!({ "name": "x\u{202e}", "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
-            "validation_failed"),
+            "position_after_head",
+        ),
+        (
+            json!({ "name": "x\u{202e}", "delivery": { "kind": "webhook", "url": "https://example.com/" } }),
+            "validation_failed",
+        ),
     ];
     for (body, code) in cases {
-        let res = t.send(&t.admin, reqwest::Method::POST, "", Some(body.clone())).await;
+        let res = t
+            .send(&t.admin, reqwest::Method::POST, "", Some(body.clone()))
+            .await;
         assert!(res.status().is_client_error(), "{body}");
         let text = res.text().await.unwrap();
         assert!(text.contains(code), "{body} → {text}");
@@ -423,7 +612,9 @@ async fn subscription_bodies_are_checked_without_echoing_them(h: &Harness) {
         .await
         .unwrap();
     problem(res, StatusCode::BAD_REQUEST, "malformed_json").await;
-    let res = t.send(&t.admin, reqwest::Method::GET, "/not-a-uuid", None).await;
+    let res = t
+        .send(&t.admin, reqwest::Method::GET, "/not-a-uuid", None)
+        .await;
     problem(res, StatusCode::BAD_REQUEST, "invalid_path_parameter").await;
 }
 
@@ -440,7 +631,12 @@ async fn ssrf_webhook_urls_to_private_addresses_are_refused_without_allow_privat
         |_| {},
     )
     .await;
-    let admin = service.tokens.create(Role::Admin, None, "admin").await.unwrap().1;
+    let admin = service
+        .tokens
+        .create(Role::Admin, None, "admin")
+        .await
+        .unwrap()
+        .1;
     let client = reqwest::Client::new();
     for url in [
         "https://127.0.0.1/hook",
