@@ -96,7 +96,8 @@ pub struct SubscriptionRow {
     pub generation: i64,
     /// The cursor: every matching event up to it was acknowledged.
     pub delivered_position: i64,
-    /// Bumped by every change that moves the cursor or stops delivery from outside the
+    /// Bumped by every change that moves the cursor, changes the signing secret or stops
+    /// delivery from outside the
     /// delivering worker (rewind, resume, disable, delete): the worker's writes carry the
     /// epoch they started from and are refused after such a change.
     pub epoch: i64,
@@ -512,7 +513,9 @@ impl Db {
             }
             E::SubscriptionSecretRotated(e) => {
                 let id = e.subscription_id.uuid();
-                set(tx, id, "generation = $2", Some(i64::from(e.generation))).await?;
+                // The epoch moves on so the worker starts again and signs with the new secret.
+                let change = "generation = $2, epoch = epoch + 1";
+                set(tx, id, change, Some(i64::from(e.generation))).await?;
                 let retire = "UPDATE integration_secrets SET retire_at = $3 \
                     WHERE subscription_id = $1 AND generation < $2 AND retire_at IS NULL";
                 let until = at.saturating_add(i64::from(e.grace_seconds) * 1_000_000);

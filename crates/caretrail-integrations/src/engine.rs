@@ -16,7 +16,7 @@
 //!
 //! **Several nodes.** A worker runs only while its node holds the subscription's lease (a row
 //! lock with an expiry, renewed every `tick`), and every write of its progress is fenced by the
-//! lease and by the subscription's epoch (bumped by a rewind, a resume, a disable or a delete):
+//! lease and by the subscription's epoch (bumped by a rewind, a resume, a secret rotation, a disable or a delete):
 //! a node that lost its lease, or a worker from before a rewind, cannot move the cursor.
 //! Another node takes a dead node's subscriptions over once the lease expires
 //! ([`EngineConfig::lease_ttl`]).
@@ -116,8 +116,13 @@ pub(crate) struct Inner {
 
 /// A worker's report to the progress writer.
 pub(crate) enum Report {
-    /// Progress to store, flushed at the next interval (or at once when `urgent`).
-    Progress { progress: Progress, urgent: bool },
+    /// Progress to store, flushed at the next interval (or at once when `urgent`); `written`
+    /// is told once it is stored (or refused).
+    Progress {
+        progress: Progress,
+        urgent: bool,
+        written: Option<tokio::sync::oneshot::Sender<()>>,
+    },
 }
 
 /// A running worker.
@@ -350,14 +355,16 @@ async fn progress_writer(
     let backoff = Backoff::default();
     let mut failures = 0u32;
     let mut pending: Vec<Progress> = Vec::new();
+    let mut waiting: Vec<tokio::sync::oneshot::Sender<()>> = Vec::new();
     loop {
         let deadline = tokio::time::sleep(inner.cfg.flush_every);
         tokio::pin!(deadline);
         let stopping = loop {
             tokio::select! {
                 report = sink.recv() => match report {
-                    Some(Report::Progress { progress, urgent: u }) => {
+                    Some(Report::Progress { progress, urgent: u, written }) => {
                         merge(&mut pending, progress);
+                        waiting.extend(written);
                         if u {
                             break false;
                         }
@@ -373,6 +380,9 @@ async fn progress_writer(
                 Ok(fenced) => {
                     failures = 0;
                     pending.clear();
+                    for w in waiting.drain(..) {
+                        let _ = w.send(());
+                    }
                     let map = workers.lock().unwrap_or_else(|e| e.into_inner());
                     for id in fenced {
                         if let Some(w) = map.get(&id) {
@@ -542,7 +552,7 @@ async fn deliver_loop(
                             break;
                         }
                         Outcome::Gone => {
-                            report(inner, &mut state, 0, 1, vec![record], true);
+                            report_stored(inner, &mut state, 1, vec![record]).await;
                             inner.disable(id, SubscriptionDisableReason::Gone).await?;
                             return Ok(());
                         }
@@ -556,7 +566,7 @@ async fn deliver_loop(
                                 .map(|d| jitter(*d))
                             else {
                                 state.next_attempt_at = None;
-                                report(inner, &mut state, 0, 1, vec![record], true);
+                                report_stored(inner, &mut state, 1, vec![record]).await;
                                 inner
                                     .disable(id, SubscriptionDisableReason::Failing)
                                     .await?;
@@ -696,7 +706,31 @@ fn report(
     urgent: bool,
 ) {
     let progress = state.progress(&inner.cfg.node, delivered, failed, attempts);
-    let _ = inner.progress.send(Report::Progress { progress, urgent });
+    let _ = inner.progress.send(Report::Progress {
+        progress,
+        urgent,
+        written: None,
+    });
+}
+
+/// Reports at once and waits until the report is stored: before the worker disables its
+/// subscription, whose command moves the epoch on and would fence the report off.
+async fn report_stored(
+    inner: &Arc<Inner>,
+    state: &mut State,
+    failed: i64,
+    attempts: Vec<AttemptRecord>,
+) {
+    let progress = state.progress(&inner.cfg.node, 0, failed, attempts);
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let sent = inner.progress.send(Report::Progress {
+        progress,
+        urgent: true,
+        written: Some(tx),
+    });
+    if sent.is_ok() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+    }
 }
 
 /// `d` give or take a fifth, so receivers that failed together are not retried together.

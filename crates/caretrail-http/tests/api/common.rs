@@ -118,21 +118,28 @@ pub async fn spawn_with(h: &Harness, limiter: Option<RateLimiter>) -> TestApp {
         }
     })
     .await;
-    let admin = service
-        .tokens
-        .create(Role::Admin, None, "admin")
-        .await
-        .unwrap()
-        .1;
-    TestApp {
-        base: service.base.clone(),
-        client: reqwest::Client::new(),
-        app: service.app.clone(),
-        tokens: service.tokens.clone(),
-        auditor: service.auditor.clone(),
-        admin,
-        operations: service.operations.clone(),
-        _service: service,
+    TestApp::from_service(service).await
+}
+
+impl TestApp {
+    /// The test app over a service built by the test itself.
+    pub async fn from_service(service: caretrail_http::testing::DemoService) -> TestApp {
+        let admin = service
+            .tokens
+            .create(Role::Admin, None, "admin")
+            .await
+            .unwrap()
+            .1;
+        TestApp {
+            base: service.base.clone(),
+            client: reqwest::Client::new(),
+            app: service.app.clone(),
+            tokens: service.tokens.clone(),
+            auditor: service.auditor.clone(),
+            admin,
+            operations: service.operations.clone(),
+            _service: service,
+        }
     }
 }
 
