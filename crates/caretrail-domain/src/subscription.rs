@@ -39,10 +39,11 @@ pub const MAX_NAME_CHARS: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// Only these event types (`VisitRecorded`, `IssueEscalated`, ...).
-    #[serde(default)]
+    // Left out when empty, so the type reads the same as a request and as an answer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub types: Vec<String>,
     /// Only events of streams of these categories (`visit`, `issue`, `pairing`, ...).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub categories: Vec<String>,
 }
 
@@ -95,7 +96,7 @@ pub enum Delivery {
     Nats {
         /// The first subject tokens (default `caretrail`): events go to
         /// `<prefix>.<category>.<EventType>`.
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         subject_prefix: Option<String>,
     },
 }

@@ -130,6 +130,13 @@ fn command(name: &str, mut body: Map<String, Value>, set: &[(&str, Value)]) -> A
     })
 }
 
+/// The subscription a path names.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+pub struct SubscriptionPath {
+    /// The subscription's id.
+    pub id: Uuid,
+}
+
 /// Whether `principal` may read subscription `s`.
 fn may_read(principal: &Principal, s: &SubscriptionStatus) -> bool {
     match principal.role {
@@ -197,7 +204,7 @@ async fn readable(
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     Ok(Json(readable(&state, &principal, id).await?))
 }
@@ -215,7 +222,7 @@ pub struct AttemptsQuery {
 pub async fn attempts(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
     Query(q): Query<AttemptsQuery>,
 ) -> ApiResult<Json<Vec<AttemptOut>>> {
     readable(&state, &principal, id).await?;
@@ -227,7 +234,7 @@ pub async fn attempts(
 pub async fn pause(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
     Ok(Json(
@@ -239,7 +246,7 @@ pub async fn pause(
 pub async fn resume(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
     Ok(Json(
@@ -259,7 +266,7 @@ pub struct RewindRequest {
 pub async fn rewind(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<SubscriptionStatus>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
@@ -286,7 +293,7 @@ pub struct RotateRequest {
 pub async fn rotate(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Rotated>> {
     principal.require(&[Role::Admin], "change subscriptions")?;
@@ -312,7 +319,7 @@ pub async fn rotate(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<Uuid>,
+    Path(SubscriptionPath { id }): Path<SubscriptionPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(&[Role::Admin], "delete subscriptions")?;
     integrations(&state)?.delete(id, &meta(&principal)).await?;

@@ -59,8 +59,21 @@ async fn each_role_runs_exactly_its_commands(h: &Harness) {
         (Role::Auditor, &auditor),
         (Role::Integration, &integration),
     ];
-    assert_eq!(COMMAND_NAMES.len(), 25);
+    assert_eq!(COMMAND_NAMES.len(), 32);
     for &command in COMMAND_NAMES {
+        // Subscriptions are changed through their own resource, which makes the secret a
+        // webhook needs; the command route does not exist for them, for any role.
+        if caretrail_domain::CommandKind::from_name(command).is_some_and(|k| k.is_subscription()) {
+            for (role, token) in &roles {
+                let answer = post(&t, token, command, &json!({})).await;
+                assert_eq!(
+                    answer,
+                    (StatusCode::NOT_FOUND, Some("not_found".to_owned())),
+                    "{role:?} {command}"
+                );
+            }
+            continue;
+        }
         for (role, token) in &roles {
             let allowed = match role {
                 Role::Admin => true,
