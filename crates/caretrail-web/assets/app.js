@@ -122,7 +122,7 @@
   const role = () => S.me?.role;
   const mayReplay = () => ["admin", "auditor"].includes(role());
   const VIEWS = {
-    admin: ["overview", "overdue", "issues", "record", "audit", "worker"],
+    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "worker"],
     auditor: ["overview", "overdue", "issues", "audit", "worker"],
     director: ["overdue", "record", "worker"],
     integration: ["audit"],
@@ -155,6 +155,7 @@
     S.token = null; S.me = null;
     stopLive();
     resetOps();
+    resetSubscriptions();
     $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
@@ -248,7 +249,7 @@
     const changed = S.view !== location.hash;
     S.view = location.hash;
     show(view);
-    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit }[view];
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions }[view];
     if (!render) return;
     try {
       await render(r, { quiet, seq });
@@ -764,8 +765,10 @@
   // A server message about one field, in the user's language. Validation messages come in
   // English only; the ones the page knows are translated, the rest are named generically with
   // the server's words kept in the tooltip.
-  function fieldMessage(err) {
+  function fieldMessage(err, p = {}) {
     if (I18n.lang === "en") return err.message;
+    // A refused webhook URL: the refusal's code says why.
+    if (/^webhook_url_/.test(p.code || "") && err.field === "delivery.url") return I18n.tOr(`problem.${p.code}`, t("err.format"));
     const m = err.message || "";
     if (/^missing field/.test(m)) return t("err.missing");
     if (/must not be negative/.test(m)) return t("err.negative");
@@ -775,8 +778,7 @@
 
   function problemText(p) {
     if (p.status === 403) return t("err.forbidden");
-    const d = I18n.lang === "en" ? p.detail : p.detail_zh || p.detail;
-    return t("err.generic", { d: d || p.code });
+    return t("err.generic", { d: problemDetail(p) });
   }
 
   // Domain rejections name no field; these codes are about one, so they are shown beside it.
@@ -794,6 +796,13 @@
       case "visit_needs_pairing_or_adhoc_reason": case "unknown_pairing": return "model_worker_id";
       case "unknown_model_worker": return "model_worker_id";
       case "due_before_step": case "due_date_before_step": return "due_by";
+      case "subscription_url_invalid": case "subscription_url_credentials": return "delivery.url";
+      case "subscription_subject_prefix_invalid": return "delivery.subject_prefix";
+      case "subscription_name_too_long": return "name";
+      case "subscription_filter_unknown": return first;
+      case "subscription_filter_too_long": return "filter.types";
+      case "subscription_grace_too_long": return "grace_seconds";
+      case "position_after_head": return "after";
       default: return null;
     }
   }
@@ -801,10 +810,10 @@
   function showErrors(form) {
     clearErrors(form);
     const p = form.problem;
-    const errs = (p.errors || []).map((e) => ({ field: e.field, text: fieldMessage(e), raw: e.message }));
+    const errs = (p.errors || []).map((e) => ({ field: e.field, text: fieldMessage(e, p), raw: e.message }));
     if (!errs.length) {
       const f = rejectionField(p, form.payload || {});
-      if (f) errs.push({ field: f, text: I18n.lang === "en" ? p.detail : p.detail_zh || p.detail, raw: p.detail });
+      if (f) errs.push({ field: f, text: problemDetail(p), raw: p.detail });
     }
     let placed = 0, firstInvalid = null;
     for (const e of errs) {
@@ -1114,6 +1123,331 @@
     if (OPS.export === o) renderOp("export");
   }
 
+  // ---------- subscriptions (administrators) ----------
+
+  // The event types and stream categories a filter may name; the domain refuses any other, so
+  // a misspelt type cannot silently deliver nothing.
+  const EVENT_TYPES = [
+    "ModelWorkerRegistered", "HardshipAssessed", "HardshipExited", "ModelWorkerRelocated", "ModelWorkerDied",
+    "ModelWorkerPaired", "ModelWorkerUnpaired", "DirectorAppointed", "DirectorTermEnded", "DirectorPaired",
+    "DirectorUnpaired", "PairAssigned", "PairEnded", "PairActivityLogged", "PairActivityWithdrawn",
+    "VisitRecorded", "VisitCorrected", "VisitVoided", "ContactRecorded", "IssueRaised", "IssueAcknowledged",
+    "IssueEscalated", "BodyResponseRecorded", "IssueProgressNoted", "IssueResolved", "IssueResolvedOnSpot",
+    "IssueResolutionConfirmed", "IssueClosed", "IssueReopened", "BodyRegistered", "PersonalDataErased",
+    "SubscriptionCreated", "SubscriptionPaused", "SubscriptionResumed", "SubscriptionRewound",
+    "SubscriptionSecretRotated", "SubscriptionDisabled", "SubscriptionDeleted",
+  ];
+  const CATEGORIES = ["modelworker", "director", "pairing", "visit", "issue", "body", "contact", "privacy", "subscription"];
+  const GRACE = [0, 3600, 86400, 604800];
+
+  // What the view shows. A signing secret is answered once (creation, rotation): it is kept in
+  // this variable only until dismissed or sign-out, never in any storage, so the panel can be
+  // redrawn in the other language.
+  const SUBS = { byId: new Map(), drawer: null, secret: null, timer: null };
+
+  function resetSubscriptions() {
+    clearTimeout(SUBS.timer);
+    Object.assign(SUBS, { byId: new Map(), drawer: null, secret: null, timer: null });
+    fill($("#subs-create")); fill($("#subs-list")); fill($("#subs-drawer")); $("#subs-drawer").hidden = true;
+    renderSecret();
+  }
+
+  async function renderSubscriptions(_r, { quiet }) {
+    if (!$("#subs-form")) fill($("#subs-create"), subscriptionForm());
+    renderSecret();
+    if (!quiet) loading($("#subs-list"));
+    await loadSubscriptions(!quiet);
+    // The drawer is drawn when opened (so a poll keeps what is typed in it) and again in
+    // another language.
+    if (SUBS.drawer && $("#subs-drawer").dataset.lang !== I18n.lang) renderDrawer();
+    pollSubscriptions();
+  }
+
+  // Delivery progress changes without events in the log, so the view asks again every two
+  // seconds while it is shown.
+  function pollSubscriptions() {
+    clearTimeout(SUBS.timer);
+    SUBS.timer = setTimeout(async () => {
+      if (!S.token || parseHash().view !== "subscriptions") return;
+      try { await loadSubscriptions(false); } catch (_) { /* the next poll tries again */ }
+      pollSubscriptions();
+    }, 2000);
+  }
+
+  async function loadSubscriptions(track = true) {
+    const items = await api("/api/v1/subscriptions", { quiet: !track });
+    SUBS.byId = new Map(items.map((s) => [s.id, s]));
+    const box = $("#subs-list");
+    if (!items.length) {
+      fill(box, h("p", { class: "muted", id: "subs-empty" }, t("subs.empty")));
+    } else {
+      let tbody = $("#subs-table tbody");
+      if (!tbody || tbody.dataset.lang !== I18n.lang) {
+        tbody = h("tbody", { dataset: { lang: I18n.lang } });
+        fill(box, h("div", { class: "scroll" }, h("table", { class: "table", id: "subs-table" },
+          h("thead", {}, h("tr", {}, ["subs.col.name", "subs.col.target", "subs.col.state", "subs.col.lag", "subs.col.last_error", "subs.col.next", "subs.col.actions"]
+            .map((k) => h("th", { scope: "col", class: k === "subs.col.lag" ? "num" : "" }, t(k))))),
+          tbody)));
+      }
+      // A row whose content did not change is kept as it is, so a poll does not replace a
+      // button under the pointer (or the focus).
+      const old = new Map([...tbody.children].map((tr) => [tr.dataset.id, tr]));
+      tbody.replaceChildren(...items.map((s) => {
+        const sig = JSON.stringify([s.name, s.delivery, s.state, s.disabled_reason, s.lag_events, Math.round(s.lag_seconds), s.delivered_total,
+          s.last_status, s.last_error, s.next_attempt_at]);
+        const kept = old.get(s.id);
+        return kept && kept.dataset.sig === sig ? kept : subscriptionRow(s, sig);
+      }));
+    }
+    if (SUBS.drawer && !SUBS.byId.has(SUBS.drawer)) closeDrawer();
+    else if (SUBS.drawer) await loadAttempts();
+  }
+
+  function subscriptionRow(s, sig) {
+    const target = s.delivery.kind === "webhook" ? s.delivery.url : s.delivery.subject_prefix || "caretrail";
+    const stopped = s.state === "paused" || s.state === "disabled";
+    const act = (key, onclick) => h("button", { type: "button", class: "link", dataset: { act: key }, onclick }, t(`subs.${key}`));
+    return h("tr", { dataset: { id: s.id, state: s.state, sig } },
+      h("th", { scope: "row", class: "sub-name" }, s.name),
+      h("td", { class: "sub-target" }, h("span", { class: "badge kind" }, t(`subs.kind.${s.delivery.kind}`)), " ", h("code", {}, target)),
+      h("td", {},
+        h("span", { class: `badge sub-state sub-${s.state}` }, I18n.tOr(`subs.state.${s.state}`, s.state)),
+        s.disabled_reason ? h("div", { class: "muted small" }, I18n.tOr(`subs.reason.${s.disabled_reason}`, s.disabled_reason)) : null),
+      h("td", { class: "num" }, t("subs.lag", { n: num(s.lag_events), s: num(Math.round(s.lag_seconds)) }),
+        h("div", { class: "muted small sub-delivered" }, t("subs.delivered", { n: num(s.delivered_total) }))),
+      h("td", { class: "small sub-error" }, s.last_error ? [s.last_status ? `HTTP ${s.last_status} · ` : "", s.last_error] : "—"),
+      h("td", { class: "small" }, s.next_attempt_at ? recorded(s.next_attempt_at) : "—"),
+      h("td", { class: "row-actions" },
+        stopped ? act("resume", () => subscriptionAction(s.id, "resume")) : act("pause", () => subscriptionAction(s.id, "pause")),
+        act("attempts", () => openDrawer(s.id, null)),
+        act("rewind", () => openDrawer(s.id, "after")),
+        s.delivery.kind === "webhook" ? act("rotate", () => openDrawer(s.id, "grace_seconds")) : null,
+        act("delete", () => subscriptionAction(s.id, "delete"))));
+  }
+
+  // A problem in the user's language: the server's Chinese detail, else the page's words for
+  // the codes it knows, else the server's detail.
+  function problemDetail(p) {
+    if (I18n.lang === "en") return p.detail || p.code;
+    return p.detail_zh || I18n.tOr(`problem.${p.code}`, p.detail || p.code);
+  }
+
+  async function subscriptionAction(id, act) {
+    const s = SUBS.byId.get(id);
+    if (!s) return;
+    try {
+      if (act === "delete") {
+        if (!window.confirm(t("subs.confirm_delete", { n: s.name }))) return;
+        await api(`/api/v1/subscriptions/${encodeURIComponent(id)}`, { method: "DELETE" });
+        if (SUBS.drawer === id) closeDrawer();
+      } else {
+        await api(`/api/v1/subscriptions/${encodeURIComponent(id)}/${act}`, { method: "POST" });
+      }
+      toast(t(`subs.done.${act}`, { n: s.name }));
+    } catch (e) {
+      toast(e.problem ? problemText(e.problem) : String(e), true);
+    }
+    await loadSubscriptions().catch((e) => toast(problemText(e.problem || {}), true));
+  }
+
+  // The drawer of one subscription: its recent attempts, a rewind and (webhooks) a rotation.
+  function openDrawer(id, focus) {
+    SUBS.drawer = id;
+    renderDrawer();
+    loadAttempts().catch((e) => toast(problemText(e.problem || {}), true));
+    const box = $("#subs-drawer");
+    box.scrollIntoView({ block: "nearest" });
+    (focus ? box.querySelector(`[data-path="${focus}"] input, [data-path="${focus}"] select`) : box.querySelector("h2"))?.focus();
+  }
+
+  function closeDrawer() {
+    SUBS.drawer = null;
+    const box = $("#subs-drawer");
+    box.hidden = true;
+    fill(box);
+  }
+
+  function renderDrawer() {
+    const s = SUBS.byId.get(SUBS.drawer);
+    const box = $("#subs-drawer");
+    if (!s) { closeDrawer(); return; }
+    box.hidden = false;
+    box.dataset.id = s.id;
+    box.dataset.lang = I18n.lang;
+    const rewind = h("form", { class: "inline-form", id: "subs-rewind", novalidate: true },
+      field("after", "subs.rewind_after", input({ type: "number", min: "0", max: String(s.head), step: "1", value: "0", inputmode: "numeric" }), { required: true }),
+      h("p", { class: "error form-error", role: "alert", hidden: true }),
+      h("div", { class: "actions" }, h("button", { type: "submit" }, t("subs.rewind"))));
+    rewind.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const after = rewind.querySelector("input").value.trim();
+      drawerSubmit(rewind, "rewind", { after: after === "" ? null : Number(after) });
+    });
+    const grace = select(GRACE.map(String), "subs.grace", { value: "86400" });
+    const rotate = s.delivery.kind === "webhook" ? h("form", { class: "inline-form", id: "subs-rotate", novalidate: true },
+      field("grace_seconds", "subs.rotate_grace", grace),
+      h("p", { class: "error form-error", role: "alert", hidden: true }),
+      h("div", { class: "actions" }, h("button", { type: "submit" }, t("subs.rotate")))) : null;
+    rotate?.addEventListener("submit", (ev) => { ev.preventDefault(); drawerSubmit(rotate, "rotate-secret", { grace_seconds: Number(grace.value) }); });
+    fill(box,
+      h("div", { class: "drawer-head" },
+        h("h2", { tabindex: "-1" }, t("subs.drawer"), " ", h("span", { class: "sub-name" }, s.name)),
+        h("button", { type: "button", class: "link", id: "subs-drawer-close", onclick: closeDrawer }, t("subs.close"))),
+      h("div", { class: "grid2" }, rewind, rotate),
+      h("h3", {}, t("subs.attempts")),
+      h("div", { id: "subs-attempts" }, h("p", { class: "loading" }, t("loading"))));
+  }
+
+  async function drawerSubmit(form, act, payload) {
+    if (form.dataset.busy) return;
+    const id = SUBS.drawer, s = SUBS.byId.get(id);
+    form.dataset.busy = "1";
+    clearErrors(form);
+    try {
+      const res = await api(`/api/v1/subscriptions/${encodeURIComponent(id)}/${act}`, { method: "POST", json: stripNulls(payload) });
+      form.problem = null;
+      if (act === "rotate-secret") {
+        SUBS.secret = { name: res.name, secret: res.secret, until: res.previous_valid_until };
+        showSecret();
+      } else {
+        toast(t("subs.done.rewind", { n: s.name, p: payload.after }));
+      }
+      await loadSubscriptions();
+    } catch (e) {
+      if (!e.problem) throw e;
+      form.problem = e.problem; form.payload = payload; showErrors(form);
+    } finally {
+      delete form.dataset.busy;
+    }
+  }
+
+  async function loadAttempts() {
+    const id = SUBS.drawer;
+    const list = await api(`/api/v1/subscriptions/${encodeURIComponent(id)}/attempts?limit=20`, { quiet: true });
+    const box = $("#subs-attempts");
+    if (!box || SUBS.drawer !== id) return;
+    if (!list.length) { fill(box, h("p", { class: "muted" }, t("subs.attempts_empty"))); return; }
+    fill(box, h("div", { class: "scroll" }, h("table", { class: "table", id: "subs-attempts-table" },
+      h("thead", {}, h("tr", {}, ["subs.att.position", "subs.att.time", "subs.att.outcome", "subs.att.status", "subs.att.latency", "subs.att.detail"]
+        .map((k, i) => h("th", { scope: "col", class: i === 0 || i === 3 || i === 4 ? "num" : "" }, t(k))))),
+      h("tbody", {}, list.map((a) => h("tr", { dataset: { outcome: a.outcome, position: a.position } },
+        h("td", { class: "num" }, a.position),
+        h("td", { class: "small" }, recorded(a.attempted_at)),
+        h("td", {}, h("span", { class: `badge att-${a.outcome}` }, I18n.tOr(`subs.outcome.${a.outcome}`, a.outcome))),
+        h("td", { class: "num" }, a.status ?? "—"),
+        h("td", { class: "num" }, num(Math.round(a.latency_ms))),
+        h("td", { class: "small sub-error" }, a.error || a.response_excerpt || "—")))))));
+  }
+
+  // The secret panel, shown after a creation or a rotation until it is dismissed.
+  function showSecret() {
+    renderSecret();
+    const box = $("#subs-secret");
+    box.scrollIntoView({ block: "nearest" });
+    $("#subs-secret-value")?.focus();
+    $("#subs-secret-value")?.select();
+  }
+
+  // Drawn again only for another secret or language, so a redraw of the view keeps the
+  // selection and the focus in it.
+  let secretDrawn = null;
+  function renderSecret() {
+    const box = $("#subs-secret");
+    const v = SUBS.secret;
+    box.hidden = !v;
+    if (!v) { fill(box); secretDrawn = null; return; }
+    if (secretDrawn && secretDrawn.v === v && secretDrawn.lang === I18n.lang) return;
+    secretDrawn = { v, lang: I18n.lang };
+    const value = h("input", { type: "text", id: "subs-secret-value", readonly: true, spellcheck: "false", autocomplete: "off", "aria-label": t("subs.secret_label") });
+    value.value = v.secret;
+    const copy = h("button", { type: "button", id: "subs-secret-copy", onclick: () => copySecret(value, copy) }, t("subs.copy"));
+    fill(box,
+      h("h2", {}, t(v.until ? "subs.secret_rotated" : "subs.secret_title"), " ", h("span", { class: "sub-name" }, v.name)),
+      h("p", { class: "warn", role: "alert" }, t("subs.secret_once")),
+      h("div", { class: "secret-row" }, value, copy),
+      v.until ? h("p", { class: "muted" }, t("subs.previous_until", { d: recorded(v.until) })) : null,
+      h("div", { class: "actions" }, h("button", { type: "button", class: "primary", id: "subs-secret-done", onclick: () => { SUBS.secret = null; renderSecret(); } }, t("subs.secret_done"))));
+  }
+
+  async function copySecret(value, button) {
+    let ok = false;
+    try {
+      await navigator.clipboard.writeText(value.value);
+      ok = true;
+    } catch (_) {
+      // Without clipboard permission, the selected text is copied the old way or by hand.
+      value.focus(); value.select();
+      try { ok = document.execCommand("copy"); } catch (_) { ok = false; }
+    }
+    button.textContent = t(ok ? "subs.copied" : "subs.copy_manual");
+  }
+
+  function subscriptionForm() {
+    const form = h("form", { id: "subs-form", class: "record", novalidate: true });
+    const body = h("div", { class: "form-grid" });
+    const name = input({ type: "text", maxlength: "100", autocomplete: "off" });
+    const kind = select(["webhook", "nats"], "subs.kind");
+    const url = input({ type: "url", autocomplete: "off", spellcheck: "false" });
+    const prefix = input({ type: "text", placeholder: "caretrail", spellcheck: "false" });
+    const urlField = field("delivery.url", "subs.url", url, { required: true, class: "wide" });
+    const prefixField = field("delivery.subject_prefix", "subs.subject_prefix", prefix, { class: "wide" });
+    const sync = () => { urlField.hidden = kind.value !== "webhook"; prefixField.hidden = kind.value !== "nats"; };
+    kind.addEventListener("change", sync);
+    const boxes = (path, legend, values, key) => {
+      const id = `f${++fieldSeq}`;
+      return h("fieldset", { class: "field rows checks", dataset: { path }, "aria-describedby": `${id}-err` },
+        h("legend", { "data-i18n": legend }, t(legend)),
+        h("div", { class: "check-grid" }, values.map((v) => h("label", { class: "check" },
+          h("input", { type: "checkbox", value: v, name: path }), " ",
+          h("span", { "data-i18n": `${key}.${v}` }, t(`${key}.${v}`)), " ", h("code", { class: "muted small" }, v)))),
+        h("p", { class: "error", id: `${id}-err`, hidden: true }));
+    };
+    const radio = (value, key, checked) => h("label", { class: "check" },
+      h("input", { type: "radio", name: "start", value, checked }), " ", h("span", { "data-i18n": key }, t(key)));
+    const startId = `f${++fieldSeq}`;
+    const start = h("fieldset", { class: "field rows", dataset: { path: "start_after" }, "aria-describedby": `${startId}-err` },
+      h("legend", { "data-i18n": "subs.start" }, t("subs.start")),
+      h("div", { class: "inline" }, radio("now", "subs.start.now", true), radio("zero", "subs.start.zero", false)),
+      h("p", { class: "error", id: `${startId}-err`, hidden: true }));
+    body.append(field("name", "subs.name", name, { required: true }), field("delivery.kind", "subs.kind", kind, { required: true }),
+      urlField, prefixField,
+      boxes("filter.types", "subs.types", EVENT_TYPES, "ev"), boxes("filter.categories", "subs.categories", CATEGORIES, "cat"), start);
+    const submit = h("button", { type: "submit", class: "primary", "data-i18n": "subs.submit" }, t("subs.submit"));
+    form.append(body, h("p", { class: "error form-error", role: "alert", hidden: true }), h("div", { class: "actions" }, submit));
+    sync();
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      if (form.dataset.busy) return;
+      form.dataset.busy = "1";
+      clearErrors(form);
+      submit.disabled = true;
+      const ticked = (path) => [...form.querySelectorAll(`[data-path="${path}"] input:checked`)].map((i) => i.value);
+      const types = ticked("filter.types"), categories = ticked("filter.categories");
+      const p = prefix.value.trim();
+      const payload = {
+        name: name.value.trim(),
+        delivery: kind.value === "webhook" ? { kind: "webhook", url: url.value.trim() } : { kind: "nats", subject_prefix: p || null },
+        filter: types.length || categories.length ? { types, categories } : null,
+        start_after: form.querySelector("input[name=start]:checked").value === "zero" ? 0 : null,
+      };
+      try {
+        const created = await api("/api/v1/subscriptions", { method: "POST", json: stripNulls(payload) });
+        form.problem = null;
+        form.reset(); sync();
+        toast(t("subs.done.create", { n: created.name }));
+        if (created.secret) { SUBS.secret = { name: created.name, secret: created.secret, until: null }; showSecret(); }
+        await loadSubscriptions();
+      } catch (e) {
+        if (!e.problem) throw e;
+        form.problem = e.problem; form.payload = payload; showErrors(form);
+      } finally {
+        delete form.dataset.busy;
+        submit.disabled = false;
+      }
+    });
+    return form;
+  }
+
   // ---------- live updates ----------
 
   // EventSource cannot send an Authorization header, so the stream is read with fetch() and
@@ -1231,6 +1565,8 @@
     renderAsOfNote();
     renderOps();
     renderVerdict();
+    renderSecret();
+    for (const f of document.querySelectorAll("#view-subscriptions form")) if (f.problem) showErrors(f);
     if (S.live) setLive(!$("#live").classList.contains("off"));
     const form = $("#record-forms form");
     if (form && !$("#view-record").hidden) {

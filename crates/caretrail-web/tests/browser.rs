@@ -11,6 +11,9 @@
 //! console errors and no failed requests, and photographed at desktop and phone widths into
 //! `$CARGO_TARGET_TMPDIR/browser-screenshots` (artefacts, not committed).
 //!
+//! A second test is the subscriptions view: a webhook subscription created through the page
+//! and delivered to a real receiver with the secret the page showed once, paused from its row.
+//!
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
 
@@ -342,8 +345,9 @@ async fn record_visit_directly(app: &App, on: &str) {
         .expect("visit recorded");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_administrator_works_through_every_view_in_a_real_browser() {
+/// Chromium and chromedriver, or `None` (after saying so) when they are not installed; with
+/// `CI=true` their absence fails the test.
+fn browser_binaries() -> Option<(PathBuf, PathBuf)> {
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let (Some(chromium), Some(chromedriver)) = (
         which(&["chromium", "chromium-browser", "google-chrome"]),
@@ -353,19 +357,20 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
         println!(
             "skipped: chromium and chromedriver are not installed (apt-get install chromium chromium-driver)"
         );
-        return;
+        return None;
     };
-    let service = start_service().await;
-    let driver = start_driver(&chromedriver).await;
+    Some((chromium, chromedriver))
+}
+
+/// A headless Chromium session in Chinese at desktop size, downloading into `downloads`.
+async fn open_browser(driver: &Driver, chromium: &PathBuf, downloads: &std::path::Path) -> Browser {
     let mut args: Vec<String> = CHROMIUM_FLAGS.iter().map(|s| s.to_string()).collect();
     args.push(format!("--window-size={},{}", DESKTOP.0, DESKTOP.1));
     args.push("--lang=zh-CN".into());
-    // The export is downloaded into a directory of the test's own.
-    let downloads = tempfile::tempdir().unwrap();
     let caps = json!({
         "browserName": "chrome",
         "goog:chromeOptions": { "binary": chromium, "args": args, "prefs": {
-            "download.default_directory": downloads.path(),
+            "download.default_directory": downloads,
             "download.prompt_for_download": false,
         } },
         "goog:loggingPrefs": { "browser": "ALL" },
@@ -377,11 +382,24 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
         .expect("a WebDriver session");
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let mut b = Browser {
+    Browser {
         c,
         shots,
-        expected: vec!["/api/v1/commands/RecordVisit"],
+        expected: Vec::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_works_through_every_view_in_a_real_browser() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
     };
+    let service = start_service().await;
+    let driver = start_driver(&chromedriver).await;
+    // The export is downloaded into a directory of the test's own.
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.expected = vec!["/api/v1/commands/RecordVisit"];
 
     // Sign in with the login URL `serve --demo` prints; the token leaves the address bar.
     b.c.goto(&format!(
@@ -654,5 +672,175 @@ async fn an_administrator_works_through_every_view_in_a_real_browser() {
         .await;
     b.check_view("operations", "zh").await;
     assert_eq!(b.js("return window.__sameLoad").await, json!(42));
+    b.c.close().await.unwrap();
+}
+
+/// The subscriptions view, as an administrator uses it: a webhook subscription to a real
+/// receiver created through the form, its signing secret read from the page (shown once, never
+/// stored), a visit delivered and signed with it, the attempt in the drawer, a pause from the
+/// row that turns the state badge to 已暂停, both languages, and deletion behind a confirmation
+/// that names the subscription. The name carries markup, which must show as text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_subscribes_a_webhook_pauses_it_and_its_name_stays_text() {
+    use caretrail_integrations::testing::Receiver;
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    // The receiver starts with a placeholder; the real secret comes from the page.
+    let placeholder = {
+        use base64::Engine;
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode([1u8; 32])
+        )
+    };
+    let receiver = Receiver::start(&placeholder).await;
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.c.goto(&format!("{}/login#token={}", service.base, service.admin))
+        .await
+        .unwrap();
+    b.until(
+        "the navigation",
+        "return !document.querySelector('#nav').hidden && !document.querySelector('nav a[data-view=subscriptions]').hidden",
+    )
+    .await;
+    b.click("nav a[data-view=subscriptions]").await;
+    b.until(
+        "the empty list and the form",
+        "return !!document.querySelector('#subs-empty') && !!document.querySelector('#subs-form')",
+    )
+    .await;
+
+    let name = "Ops hook <img src=x onerror=alert(1)>";
+    b.set("#subs-form [data-path=name] input", name).await;
+    b.set(
+        "#subs-form [data-path='delivery.url'] input",
+        &receiver.url(),
+    )
+    .await;
+    // Visits only: the subscription's own creation (a `subscription` event) is then not sent
+    // before the receiver knows the secret.
+    b.click("#subs-form [data-path='filter.types'] input[value=VisitRecorded]")
+        .await;
+    b.click("#subs-form button[type=submit]").await;
+    b.until(
+        "the secret",
+        "return !!document.querySelector('#subs-secret-value')",
+    )
+    .await;
+    let secret = b
+        .js("return document.querySelector('#subs-secret-value').value")
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(secret.starts_with("whsec_"), "not a secret: {secret}");
+    assert!(
+        b.text("#subs-secret")
+            .await
+            .contains("密钥只显示这一次，请立即保存")
+    );
+    assert_eq!(b.text("#subs-secret .sub-name").await, name);
+    receiver.set_secrets(&[&secret]);
+    let stored = b
+        .js("return [localStorage, sessionStorage].map(s => Object.keys(s).map(k => s.getItem(k)).join('\\n')).join('\\n')")
+        .await;
+    assert!(
+        !stored.as_str().unwrap().contains(&secret["whsec_".len()..]),
+        "the secret is in the browser's storage"
+    );
+    b.click("#subs-secret-copy").await;
+    let copied = b.text("#subs-secret-copy").await;
+    assert!(
+        copied == "已复制" || copied == "已选中，请按 Ctrl+C 复制",
+        "{copied}"
+    );
+
+    // The row: the name as text (no element made of it), the target, the state in words.
+    b.until(
+        "the new row",
+        "return document.querySelectorAll('#subs-table tbody tr').length === 1",
+    )
+    .await;
+    assert_eq!(b.text("#subs-table tbody tr .sub-name").await, name);
+    assert_eq!(
+        b.js("return document.querySelectorAll('#view-subscriptions img').length")
+            .await,
+        json!(0)
+    );
+    assert!(
+        b.text("#subs-table .sub-target")
+            .await
+            .contains(&receiver.url())
+    );
+    assert_eq!(b.text("#subs-table .sub-state").await, "正常");
+
+    // A visit recorded elsewhere arrives at the receiver, signed with the page's secret.
+    let head = service.app.store().head().await.unwrap().position;
+    record_visit_directly(&service.app, "2022-06-20").await;
+    let delivered = receiver.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(delivered[0].event_type, "VisitRecorded");
+    assert!(delivered[0].position > head);
+    assert_eq!(receiver.bad_signatures(), 0);
+    b.until(
+        "the delivery counted in the row",
+        "return document.querySelector('#subs-table .sub-delivered')?.innerText === '已投递 1 个'",
+    )
+    .await;
+    b.click("#subs-table tbody tr [data-act=attempts]").await;
+    b.until(
+        "the delivered attempt in the drawer",
+        &format!(
+            "return !!document.querySelector('#subs-attempts-table tr[data-outcome=delivered][data-position=\"{}\"]')",
+            delivered[0].position
+        ),
+    )
+    .await;
+    b.check_view("subscriptions", "zh").await;
+
+    // Paused from the row: the badge says so, in words and colour.
+    b.click("#subs-table tbody tr [data-act=pause]").await;
+    b.until(
+        "the paused badge",
+        "return document.querySelector('#subs-table .sub-state')?.innerText === '已暂停' && document.querySelector('#subs-table .sub-state').classList.contains('sub-paused')",
+    )
+    .await;
+    assert!(
+        b.c.find(Locator::Css("#subs-table tbody tr [data-act=resume]"))
+            .await
+            .is_ok()
+    );
+
+    // Dismissed, the secret is gone from the page.
+    b.click("#subs-secret-done").await;
+    assert_eq!(
+        b.js("return !document.querySelector('#subs-secret-value') && document.querySelector('#subs-secret').hidden")
+            .await,
+        json!(true)
+    );
+
+    // In English.
+    b.click("#lang").await;
+    b.until(
+        "the paused badge in English",
+        "return document.documentElement.lang === 'en' && document.querySelector('#subs-table .sub-state')?.innerText === 'Paused'",
+    )
+    .await;
+    b.check_view("subscriptions", "en").await;
+
+    // Deleting asks first, naming the subscription.
+    b.click("#subs-table tbody tr [data-act=delete]").await;
+    let question = b.c.get_alert_text().await.unwrap();
+    assert!(question.contains(name), "{question}");
+    b.c.accept_alert().await.unwrap();
+    b.until(
+        "the empty list",
+        "return !!document.querySelector('#subs-empty')",
+    )
+    .await;
+    b.no_errors("subscriptions deleted").await;
     b.c.close().await.unwrap();
 }
