@@ -236,6 +236,7 @@ pub(crate) fn secret_aad(generation: i64) -> Uuid {
 pub(crate) async fn run(
     inner: Arc<Inner>,
     sink: mpsc::UnboundedReceiver<Report>,
+    changes: watch::Receiver<u64>,
     stop: watch::Receiver<bool>,
 ) {
     let workers: Arc<Mutex<HashMap<String, Worker>>> = Arc::default();
@@ -245,7 +246,7 @@ pub(crate) async fn run(
         workers.clone(),
         stop.clone(),
     ));
-    supervise(inner.clone(), workers.clone(), stop).await;
+    supervise(inner.clone(), workers.clone(), changes, stop).await;
     let _ = writer.await;
     // Give the leases back so another node need not wait for them to expire.
     let held: Vec<(String, Worker)> = workers
@@ -259,10 +260,12 @@ pub(crate) async fn run(
     }
 }
 
-/// Every `tick`: lease what should run here, start and stop workers accordingly.
+/// Every `tick`, and whenever the registry applied a change: lease what should run here,
+/// start and stop workers accordingly.
 async fn supervise(
     inner: Arc<Inner>,
     workers: Arc<Mutex<HashMap<String, Worker>>>,
+    mut changes: watch::Receiver<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let health = inner.store.health().register(
@@ -278,34 +281,39 @@ async fn supervise(
                 health.failed("integrations.engine", &e);
             }
         }
-        tokio::select! {
-            () = tokio::time::sleep(inner.cfg.tick) => {}
+        let registry_gone = tokio::select! {
+            () = tokio::time::sleep(inner.cfg.tick) => false,
+            // A subscription changed: pause, rewind and delete take effect now.
+            changed = changes.changed() => changed.is_err(),
             _ = stop.wait_for(|s| *s) => return,
+        };
+        if registry_gone {
+            // The registry is gone (shutting down): nothing more will change.
+            let _ = stop.wait_for(|s| *s).await;
+            return;
         }
     }
 }
 
 async fn tick(inner: &Arc<Inner>, workers: &Arc<Mutex<HashMap<String, Worker>>>) -> Result<()> {
-    let rows = inner.db.list().await?;
     let now = Utc::now();
     let until = now
         + chrono::Duration::from_std(inner.cfg.lease_ttl).unwrap_or(chrono::Duration::seconds(10));
+    inner
+        .db
+        .lease_all(
+            &inner.cfg.node,
+            now.timestamp_micros(),
+            until.timestamp_micros(),
+        )
+        .await?;
+    let rows = inner.db.list().await?;
+    observe_lag(inner, &rows).await;
     let mut wanted: HashMap<String, SubscriptionRow> = HashMap::new();
     for row in rows {
         inner.metrics.observe_row(&row);
-        if row.paused != 0 || row.disabled_reason.is_some() {
-            continue;
-        }
-        if inner
-            .db
-            .lease(
-                &row.id,
-                &inner.cfg.node,
-                now.timestamp_micros(),
-                until.timestamp_micros(),
-            )
-            .await?
-        {
+        let deliverable = row.paused == 0 && row.disabled_reason.is_none();
+        if deliverable && row.lease_owner.as_deref() == Some(inner.cfg.node.as_str()) {
             wanted.insert(row.id.clone(), row);
         }
     }
@@ -342,6 +350,38 @@ async fn tick(inner: &Arc<Inner>, workers: &Arc<Mutex<HashMap<String, Worker>>>)
         );
     }
     Ok(())
+}
+
+/// Sets every subscription's lag in the metrics: positions after its cursor, and the age of
+/// the first of them (one read of the log for all). A failed read leaves the last figures.
+async fn observe_lag(inner: &Arc<Inner>, rows: &[SubscriptionRow]) {
+    let head = inner.store.health().head();
+    let mut next: Vec<u64> = rows
+        .iter()
+        .filter_map(|r| r.cursor().ok())
+        .filter(|c| *c < head)
+        .map(|c| c + 1)
+        .collect();
+    next.sort_unstable();
+    next.dedup();
+    next.truncate(caretrail_store::MAX_POSITIONS);
+    let Ok(events) = inner.store.read_positions(&next).await else {
+        return;
+    };
+    let recorded: HashMap<u64, chrono::DateTime<Utc>> =
+        events.iter().map(|e| (e.position, e.recorded_at)).collect();
+    let now = Utc::now();
+    for row in rows {
+        let Ok(cursor) = row.cursor() else { continue };
+        let behind = head.saturating_sub(cursor);
+        let seconds = recorded
+            .get(&(cursor + 1))
+            .and_then(|t| (now - *t).to_std().ok())
+            .map_or(0.0, |d| d.as_secs_f64());
+        inner
+            .metrics
+            .lag(&row.id, behind, if behind == 0 { 0.0 } else { seconds });
+    }
 }
 
 /// Writes workers' progress every `flush_every` (at once for an urgent report), one

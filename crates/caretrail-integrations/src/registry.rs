@@ -32,6 +32,7 @@ const BATCH: usize = 256;
 pub struct Registry {
     store: Arc<dyn EventStore>,
     applied: watch::Sender<u64>,
+    changes: watch::Sender<u64>,
 }
 
 impl Registry {
@@ -41,12 +42,20 @@ impl Registry {
         Self {
             store,
             applied: watch::channel(0).0,
+            changes: watch::channel(0).0,
         }
     }
 
     /// Every subscription event up to the published position is in the table.
     pub fn applied(&self) -> watch::Receiver<u64> {
         self.applied.subscribe()
+    }
+
+    /// Counts the batches of subscription events applied by this process: the delivery
+    /// engine looks at the table at once when it moves (a pause, a rewind, a deletion take
+    /// effect without waiting for its next tick).
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Waits until the table holds every subscription event up to `position`, or `timeout`
@@ -92,8 +101,9 @@ impl Registry {
         let mut tx = self.store.begin_consumer(CONSUMER).await?;
         let from = tx.position();
         if from >= last {
-            // Another node applied them.
+            // Another node applied them; this node's engine still looks at them now.
             tx.rollback().await?;
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
             return Ok(if events.len() < BATCH { head } else { last });
         }
         for e in events.iter().filter(|e| e.position > from) {
@@ -107,6 +117,7 @@ impl Registry {
             Db::apply(&mut tx, e.position, e.recorded_at, &event).await?;
         }
         tx.commit(last).await?;
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(if events.len() < BATCH { head } else { last })
     }
 

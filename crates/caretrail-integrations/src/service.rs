@@ -214,6 +214,7 @@ impl Integrations {
             handles.push(tokio::spawn(crate::engine::run(
                 self.inner.clone(),
                 sinks,
+                self.registry.changes(),
                 stop,
             )));
         }

@@ -210,6 +210,29 @@ async fn a_webhook_subscription_delivers_every_matching_event_in_order_signed_as
         "{attempts}"
     );
 
+    // Its figures are in /metrics, by subscription id.
+    let metrics = t.get(&t.admin, "/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "caretrail_subscription_deliveries_total{{subscription=\"{id}\"}} 10"
+        )),
+        "{metrics}"
+    );
+    for family in [
+        "caretrail_subscription_attempt_duration_seconds_count",
+        "caretrail_subscription_lag_events",
+        "caretrail_subscription_lag_seconds",
+    ] {
+        assert!(
+            metrics.contains(&format!("{family}{{subscription=\"{id}\"}}")),
+            "{family}"
+        );
+    }
+    assert!(metrics.contains(&format!(
+        "caretrail_subscription_state{{subscription=\"{id}\",state=\"active\"}} 1"
+    )));
+    assert!(!metrics.contains(&secret[6..]));
+
     // Creating it is audit history: the event is in the log, without the secret.
     let created = t
         .app
