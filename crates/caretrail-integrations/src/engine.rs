@@ -111,6 +111,7 @@ pub(crate) struct Inner {
     pub(crate) webhook: WebhookClient,
     pub(crate) nats: tokio::sync::OnceCell<Arc<NatsPublisher>>,
     pub(crate) metrics: Arc<IntegrationMetrics>,
+    pub(crate) registry: Arc<crate::registry::Registry>,
     progress: mpsc::UnboundedSender<Report>,
 }
 
@@ -140,6 +141,7 @@ impl Inner {
         db: Db,
         cfg: EngineConfig,
         metrics: Arc<IntegrationMetrics>,
+        registry: Arc<crate::registry::Registry>,
     ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<Report>)> {
         let webhook = WebhookClient::new(cfg.webhook.clone())?;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -152,6 +154,7 @@ impl Inner {
             webhook,
             nats: tokio::sync::OnceCell::new(),
             metrics,
+            registry,
             progress: tx,
         });
         Ok((inner, rx))
@@ -215,8 +218,13 @@ impl Inner {
             .execute(&command, &CommandMeta::new(Uuid::nil(), "system"))
             .await
         {
-            Ok(_) => {
+            Ok(result) => {
                 tracing::warn!(subscription = %id, reason = reason.as_str(), "subscription disabled");
+                // The worker ends only once the table says disabled: a supervisor tick in
+                // between would otherwise start it again and send once more.
+                if let Some(p) = result.events.last().map(|e| e.position) {
+                    self.registry.wait_for(p, Duration::from_secs(10)).await;
+                }
                 Ok(())
             }
             // Already disabled, paused away or deleted meanwhile: nothing to do.

@@ -199,7 +199,7 @@ impl Integrations {
         let db = Db::open(store.as_ref()).await?;
         let registry = Arc::new(Registry::new(store.clone()));
         let metrics = Arc::new(IntegrationMetrics::default());
-        let (inner, sinks) = Inner::new(store, keys, app, db, cfg, metrics)?;
+        let (inner, sinks) = Inner::new(store, keys, app, db, cfg, metrics, registry.clone())?;
         Ok(Arc::new(Self {
             inner,
             registry,
