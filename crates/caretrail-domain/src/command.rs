@@ -496,7 +496,8 @@ pub struct ErasePersonalData {
 pub struct CreateSubscription {
     /// The new subscription's id.
     pub subscription_id: SubscriptionId,
-    /// A name people recognise it by, e.g. `省总工会案件系统`.
+    /// A name people recognise it by, e.g. `省总工会案件系统` (at most 100 characters).
+    #[schemars(length(min = 1, max = 100))]
     pub name: String,
     /// Which events it takes.
     #[serde(default)]
@@ -550,6 +551,7 @@ pub struct RotateSubscriptionSecret {
     pub generation: u32,
     /// How long the previous secret keeps signing, in seconds (default a day, at most a week).
     #[serde(default)]
+    #[schemars(range(max = 604_800))]
     pub grace_seconds: Option<u32>,
 }
 

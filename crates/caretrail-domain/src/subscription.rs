@@ -41,9 +41,11 @@ pub struct Filter {
     /// Only these event types (`VisitRecorded`, `IssueEscalated`, ...).
     // Left out when empty, so the type reads the same as a request and as an answer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub types: Vec<String>,
     /// Only events of streams of these categories (`visit`, `issue`, `pairing`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
     pub categories: Vec<String>,
 }
 
@@ -90,6 +92,10 @@ pub enum Delivery {
     Webhook {
         /// The receiver's URL (`https://`; plain `http://` and private addresses only when the
         /// server allows them). Recorded in the log: put no secrets in it.
+        #[schemars(
+            length(min = 1, max = 2048),
+            regex(pattern = r"^https?://[^/?#@\s]+([/?][^#\s]*)?$")
+        )]
         url: String,
     },
     /// Each event is published to the server's NATS JetStream stream.
@@ -97,6 +103,10 @@ pub enum Delivery {
         /// The first subject tokens (default `caretrail`): events go to
         /// `<prefix>.<category>.<EventType>`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schemars(
+            length(min = 1, max = 200),
+            regex(pattern = r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+        )]
         subject_prefix: Option<String>,
     },
 }

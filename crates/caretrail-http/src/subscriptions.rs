@@ -213,9 +213,9 @@ pub async fn get(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AttemptsQuery {
-    /// At most this many, newest first (default and maximum 100).
+    /// At most this many, newest first (default 100; more is read as 100, the most kept).
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<u64>,
 }
 
 /// `GET /api/v1/subscriptions/{id}/attempts`.
@@ -226,7 +226,7 @@ pub async fn attempts(
     Query(q): Query<AttemptsQuery>,
 ) -> ApiResult<Json<Vec<AttemptOut>>> {
     readable(&state, &principal, id).await?;
-    let limit = q.limit.unwrap_or(100);
+    let limit = u32::try_from(q.limit.unwrap_or(100).min(100)).unwrap_or(100);
     Ok(Json(integrations(&state)?.attempts(id, limit).await?))
 }
 
@@ -286,6 +286,7 @@ pub async fn rewind(
 pub struct RotateRequest {
     /// How long the previous secret keeps signing, in seconds (default 86400, at most 604800).
     #[serde(default)]
+    #[schemars(range(max = 604_800))]
     pub grace_seconds: Option<u32>,
 }
 

@@ -39,7 +39,8 @@ const SHOW_WITHIN: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
-    /// A name people recognise it by.
+    /// A name people recognise it by (at most 100 characters).
+    #[schemars(length(min = 1, max = 100))]
     pub name: String,
     /// Which events it takes (all when left out).
     #[serde(default)]
