@@ -16,7 +16,15 @@
 //! ```sh
 //! cargo bench -p caretrail-http --bench webhooks                      # both, three runs each
 //! cargo bench -p caretrail-http --bench webhooks -- latency runs=1 subs=20 secs=10
+//! # tick_ms=N sets the engine's supervisor tick (default 100 ms), to see what it costs
 //! ```
+//!
+//! Each row also gives this process's CPU time per delivery (user + system of every thread:
+//! the service, the engine and the receivers, from `/proc/self/stat`) and its CPU over wall
+//! time in the measured window (200% is both cores), and ends with the machine's 1-minute
+//! load average when the run ended (from
+//! `/proc/loadavg`): on a 2-core machine anything above 2 means other work took cores from
+//! the run.
 //!
 //! Everything is real and in this one process: the service as the tests build it
 //! (`caretrail_http::testing::demo_service_with`: the HTTP API, the command handler, the
@@ -55,6 +63,7 @@ struct Args {
     subs: usize,
     rate: u64,
     secs: u64,
+    tick_ms: u64,
 }
 
 fn args() -> Args {
@@ -65,6 +74,7 @@ fn args() -> Args {
         subs: 100,
         rate: 100,
         secs: 30,
+        tick_ms: 100,
     };
     // `cargo bench` passes `--bench`; options are `key=value`, scenarios bare words.
     for arg in std::env::args().skip(1).filter(|a| !a.starts_with("--")) {
@@ -74,6 +84,7 @@ fn args() -> Args {
             Some(("subs", v)) => a.subs = v.parse().expect("subs=N"),
             Some(("rate", v)) => a.rate = v.parse().expect("rate=N"),
             Some(("secs", v)) => a.secs = v.parse().expect("secs=N"),
+            Some(("tick_ms", v)) => a.tick_ms = v.parse().expect("tick_ms=N"),
             Some((k, _)) => panic!("unknown option {k}"),
             None => match arg.as_str() {
                 "throughput" | "latency" => a.scenarios.push(arg),
@@ -94,7 +105,7 @@ fn master() -> MasterKey {
 
 /// The engine as the issue's targets are measured: the test engine (private addresses allowed,
 /// for the loopback receivers) with a sane retry schedule and the default intervals.
-fn engine() -> caretrail_integrations::EngineConfig {
+fn engine(tick: Duration) -> caretrail_integrations::EngineConfig {
     let mut engine = test_engine();
     engine.webhook.allow_private = true;
     engine.webhook.timeout = Duration::from_secs(5);
@@ -102,7 +113,7 @@ fn engine() -> caretrail_integrations::EngineConfig {
         .into_iter()
         .map(Duration::from_secs)
         .collect();
-    engine.tick = Duration::from_millis(100);
+    engine.tick = tick;
     engine.flush_every = Duration::from_millis(200);
     engine.lease_ttl = Duration::from_secs(10);
     engine
@@ -115,13 +126,13 @@ struct Bench {
     _harness: caretrail_store::testing::Harness,
 }
 
-async fn start() -> Bench {
+async fn start(tick: Duration) -> Bench {
     let harness = caretrail_store::testing::sqlite().await.unwrap();
     let service = demo_service_with(
         &harness,
         master(),
         DemoOptions {
-            integrations: Some(engine()),
+            integrations: Some(engine(tick)),
             ..Default::default()
         },
         |_| {},
@@ -233,10 +244,13 @@ struct ThroughputRun {
     first_after: f64,
     steady: f64,
     secs: f64,
+    /// Process CPU (service, engine and receiver) per delivery, µs, and CPU/wall.
+    cpu_us: f64,
+    busy: f64,
 }
 
-async fn throughput(events: u64) -> ThroughputRun {
-    let b = Arc::new(start().await);
+async fn throughput(events: u64, tick: Duration) -> ThroughputRun {
+    let b = Arc::new(start(tick).await);
     let before = b.head().await;
     // Eight appenders, one per demo pairing (a contact also appends to its pairing's stream,
     // so commands on one pairing would conflict); each command appends two events.
@@ -283,6 +297,7 @@ async fn throughput(events: u64) -> ThroughputRun {
 
     let receiver = Receiver::start(PLACEHOLDER_SECRET).await;
     let t0 = Utc::now();
+    let (cpu0, wall0) = (cpu(), Instant::now());
     let (_, secret) = b
         .subscribe("吞吐", &receiver.url(), json!({}), Some(0))
         .await;
@@ -291,6 +306,7 @@ async fn throughput(events: u64) -> ThroughputRun {
     // is appended until the receiver has it all.
     let last = b.head().await;
     wait_requests(&receiver, last as usize, Duration::from_secs(600)).await;
+    let (cpu1, wall1) = (cpu(), Instant::now());
     let deliveries = receiver
         .wait_for(last as usize, Duration::from_secs(10))
         .await;
@@ -310,6 +326,8 @@ async fn throughput(events: u64) -> ThroughputRun {
         first_after: ms(first_at - t0),
         steady: (deliveries.len() - 1) as f64 / steady,
         secs: deliveries.len() as f64 / total,
+        cpu_us: (cpu1 - cpu0).as_secs_f64() * 1e6 / deliveries.len() as f64,
+        busy: (cpu1 - cpu0).as_secs_f64() / (wall1 - wall0).as_secs_f64(),
     }
 }
 
@@ -324,10 +342,14 @@ struct LatencyRun {
     commit: Vec<f64>,
     /// Per event: the first receiver's recorded_at → received, ms, sorted.
     first: Vec<f64>,
+    /// How long each append (the command handler's `execute`) took, ms, sorted.
+    calls: Vec<f64>,
+    cpu_us: f64,
+    busy: f64,
 }
 
-async fn latency(subs: usize, rate: u64, secs: u64) -> LatencyRun {
-    let b = Arc::new(start().await);
+async fn latency(subs: usize, rate: u64, secs: u64, tick: Duration) -> LatencyRun {
+    let b = Arc::new(start(tick).await);
     let mut receivers = Vec::with_capacity(subs);
     for i in 0..subs {
         let r = Receiver::start(PLACEHOLDER_SECRET).await;
@@ -360,25 +382,30 @@ async fn latency(subs: usize, rate: u64, secs: u64) -> LatencyRun {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let total = rate * secs;
+    let (cpu0, wall0) = (cpu(), Instant::now());
     let appender = {
         let b = b.clone();
         tokio::spawn(async move {
             let mut acked: Vec<(u64, DateTime<Utc>)> = Vec::with_capacity(total as usize);
+            let mut calls = Vec::with_capacity(total as usize);
             let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / rate));
             let started = Instant::now();
             for i in 1..=total {
                 tick.tick().await;
+                let call = Instant::now();
                 let result = b.execute(&register(i)).await;
+                calls.push(call.elapsed().as_secs_f64() * 1e3);
                 acked.push((result.events.last().unwrap().position, Utc::now()));
             }
-            (acked, started.elapsed())
+            (acked, calls, started.elapsed())
         })
     };
-    let (acked, took) = appender.await.unwrap();
+    let (acked, mut calls, took) = appender.await.unwrap();
     let append_rate = total as f64 / took.as_secs_f64();
     for r in &receivers {
         wait_requests(r, 1 + total as usize, Duration::from_secs(120)).await;
     }
+    let (cpu1, wall1) = (cpu(), Instant::now());
     let first_position = warm_position + 1;
     let last_position = acked.last().unwrap().0;
     let acked: std::collections::HashMap<u64, DateTime<Utc>> = acked.into_iter().collect();
@@ -408,7 +435,7 @@ async fn latency(subs: usize, rate: u64, secs: u64) -> LatencyRun {
     }
     let mut commit: Vec<f64> = recorded.iter().map(|(p, t)| ms(acked[p] - *t)).collect();
     let mut first: Vec<f64> = first.into_values().collect();
-    for v in [&mut lat, &mut commit, &mut first] {
+    for v in [&mut lat, &mut commit, &mut first, &mut calls] {
         v.sort_by(f64::total_cmp);
     }
     LatencyRun {
@@ -419,7 +446,31 @@ async fn latency(subs: usize, rate: u64, secs: u64) -> LatencyRun {
         lat,
         commit,
         first,
+        calls,
+        cpu_us: (cpu1 - cpu0).as_secs_f64() * 1e6 / deliveries as f64,
+        busy: (cpu1 - cpu0).as_secs_f64() / (wall1 - wall0).as_secs_f64(),
     }
+}
+
+/// This process's CPU time so far (user + system, all threads), from `/proc/self/stat`.
+fn cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name's closing parenthesis; utime and stime are the 12th and
+    // 13th of them, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    Duration::from_millis((f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10)
+}
+
+/// The machine's 1-minute load average.
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 fn quartet(v: &[f64]) -> String {
@@ -442,13 +493,13 @@ async fn main() {
                     "\n## Webhook throughput: one subscription from position 0 (target ≥ 1,000 events/s)\n"
                 );
                 println!(
-                    "| run | events in the log (prefill, mean payload) | delivered, in order, once | creation → first delivery | creation → last delivery | events/s, creation → last | events/s, first → last |"
+                    "| run | events in the log (prefill, mean payload) | delivered, in order, once | creation → first delivery | creation → last delivery | events/s, creation → last | events/s, first → last | process CPU per delivery (CPU/wall) | load |"
                 );
-                println!("|---|---|---|---|---|---|---|");
+                println!("|---|---|---|---|---|---|---|---|---|");
                 for run in 1..=a.runs {
-                    let r = throughput(a.events).await;
+                    let r = throughput(a.events, Duration::from_millis(a.tick_ms)).await;
                     println!(
-                        "| {run} | {} ({} prefilled, {:.0} B) | {} | {:.0} ms | {:.2} s | **{:.0}** | {:.0} |",
+                        "| {run} | {} ({} prefilled, {:.0} B) | {} | {:.0} ms | {:.2} s | **{:.0}** | {:.0} | {:.0} µs ({:.0}%) | {} |",
                         r.delivered,
                         r.prefilled,
                         r.mean_bytes,
@@ -456,7 +507,10 @@ async fn main() {
                         r.first_after,
                         r.total,
                         r.secs,
-                        r.steady
+                        r.steady,
+                        r.cpu_us,
+                        r.busy * 100.0,
+                        load()
                     );
                 }
             }
@@ -466,20 +520,24 @@ async fn main() {
                     a.subs, a.rate, a.secs
                 );
                 println!(
-                    "| run | events appended (rate) | deliveries / expected | recorded → received, p50 / p95 / p99 / max (ms) | first receiver of each event, p50 / p95 / p99 / max | recorded → append acknowledged, p50 / p95 / p99 / max |"
+                    "| run | events appended (rate) | deliveries / expected | recorded → received, p50 / p95 / p99 / max (ms) | first receiver of each event, p50 / p95 / p99 / max | recorded → append acknowledged, p50 / p95 / p99 / max | append call (execute), p50 / p95 / p99 / max | process CPU per delivery (CPU/wall) | load |"
                 );
-                println!("|---|---|---|---|---|---|");
+                println!("|---|---|---|---|---|---|---|---|---|");
                 for run in 1..=a.runs {
-                    let r = latency(a.subs, a.rate, a.secs).await;
+                    let r = latency(a.subs, a.rate, a.secs, Duration::from_millis(a.tick_ms)).await;
                     println!(
-                        "| {run} | {} ({:.1}/s) | {} / {} | **{}** | {} | {} |",
+                        "| {run} | {} ({:.1}/s) | {} / {} | **{}** | {} | {} | {} | {:.0} µs ({:.0}%) | {} |",
                         r.appended,
                         r.append_rate,
                         r.deliveries,
                         r.subs * r.appended,
                         quartet(&r.lat),
                         quartet(&r.first),
-                        quartet(&r.commit)
+                        quartet(&r.commit),
+                        quartet(&r.calls),
+                        r.cpu_us,
+                        r.busy * 100.0,
+                        load()
                     );
                 }
             }
