@@ -350,7 +350,8 @@ pub fn api_routes() -> ApiRouter<AppState> {
                 )
                 .with(|op| openapi::json_body::<caretrail_integrations::CreateRequest>(op, true))
                 .answer(201, json_answer::<caretrail_integrations::Created>("created; Location names it", json!({
-                    "Location": { "description": "/api/v1/subscriptions/{id}", "schema": { "type": "string" } } })))
+                    "Location": { "description": "/api/v1/subscriptions/{id}", "schema": { "type": "string" } },
+                    "Cache-Control": { "description": "no-store: the answer holds the secret", "schema": { "type": "string" } } })))
                 .problem(400, "the body is not JSON (malformed_json)")
                 .problem(403, "only administrators create subscriptions (forbidden)")
                 .problem(409, "NATS delivery is not configured on this server (nats_not_configured)")
@@ -425,6 +426,8 @@ pub fn api_routes() -> ApiRouter<AppState> {
             post_with(subscriptions::rotate, |op| {
                 op.describe("rotateSubscriptionSecret", "subscriptions", "Make a new signing secret; the previous one signs too for a grace period (administrators). The answer holds the new secret, this once")
                     .with(|op| openapi::json_body::<subscriptions::RotateRequest>(op, false))
+                    .answer(200, json_answer::<caretrail_integrations::Rotated>("rotated; the answer holds the new secret", json!({
+                        "Cache-Control": { "description": "no-store: the answer holds the secret", "schema": { "type": "string" } } })))
                     .problem(403, "only administrators change subscriptions (forbidden)")
                     .problem(404, "no such subscription (not_found)")
                     .problem(409, "not a webhook (subscription_has_no_secret), or rotated meanwhile (subscription_secret_generation_stale)")

@@ -166,11 +166,22 @@ pub async fn create(
         return Err(ApiError::internal(&"parsed another command"));
     };
     let created = integrations.create(c, &meta(&principal)).await?;
-    let mut headers = HeaderMap::new();
+    let mut headers = no_store();
     if let Ok(v) = format!("/api/v1/subscriptions/{}", created.subscription.id).parse() {
         headers.insert(axum::http::header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, headers, Json(created)))
+}
+
+/// The headers of an answer that holds a signing secret: no cache (the browser's, a proxy's)
+/// may keep it.
+fn no_store() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    headers
 }
 
 /// `GET /api/v1/subscriptions`.
@@ -296,7 +307,7 @@ pub async fn rotate(
     principal: Principal,
     Path(SubscriptionPath { id }): Path<SubscriptionPath>,
     body: Result<Bytes, BytesRejection>,
-) -> ApiResult<Json<Rotated>> {
+) -> ApiResult<(HeaderMap, Json<Rotated>)> {
     principal.require(&[Role::Admin], "change subscriptions")?;
     let integrations = integrations(&state)?;
     // The generation is the service's to choose; 1 stands in while the body is checked.
@@ -309,10 +320,13 @@ pub async fn rotate(
     else {
         return Err(ApiError::internal(&"parsed another command"));
     };
-    Ok(Json(
-        integrations
-            .rotate(id, c.grace_seconds, &meta(&principal))
-            .await?,
+    Ok((
+        no_store(),
+        Json(
+            integrations
+                .rotate(id, c.grace_seconds, &meta(&principal))
+                .await?,
+        ),
     ))
 }
 

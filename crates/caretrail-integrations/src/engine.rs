@@ -568,6 +568,9 @@ async fn deliver_loop(
                         secrets = inner.signing_secrets(id, generation).await?;
                         secrets_loaded = Instant::now();
                     }
+                    if !still_wanted(inner, &state).await? {
+                        return Ok(());
+                    }
                     let refs: Vec<&Secret> = secrets.iter().collect();
                     let started = Utc::now();
                     let attempt = inner.webhook.deliver(&url, &refs, &out).await;
@@ -671,6 +674,9 @@ async fn deliver_loop(
                             continue;
                         }
                     };
+                    if !still_wanted(inner, &state).await? {
+                        return Ok(());
+                    }
                     let items: Vec<(String, &Outgoing)> = outs[done..]
                         .iter()
                         .map(|o| (crate::nats::subject(&prefix, &o.category, &o.event_type), o))
@@ -718,6 +724,22 @@ async fn deliver_loop(
             column: "kind",
         }),
     }
+}
+
+/// Whether a worker may still send: its subscription is not paused, disabled or deleted, its
+/// epoch is the one the worker started from, and this node holds its lease. Checked before
+/// every attempt (one read by primary key): the supervisor stops a worker only at its next
+/// tick, and without this check an event recorded after a pause or a delete had been answered
+/// could still be sent in between.
+async fn still_wanted(inner: &Inner, state: &State) -> Result<bool> {
+    let Some(row) = inner.db.get(state.id).await? else {
+        return Ok(false);
+    };
+    Ok(row.deleted == 0
+        && row.paused == 0
+        && row.disabled_reason.is_none()
+        && row.epoch == state.epoch
+        && row.lease_owner.as_deref() == Some(inner.cfg.node.as_str()))
 }
 
 /// The next matching event, or `None` after a quiet `flush_every` (the cursor then moves over

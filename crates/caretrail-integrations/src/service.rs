@@ -259,11 +259,25 @@ impl Integrations {
             .seal(id, secret_aad(i64::from(generation)), &whsec)
             .await?;
         let sealed = serde_json::to_string(&sealed)?;
-        self.inner
+        match self
+            .inner
             .db
             .insert_secret(id, generation, &sealed, Utc::now())
-            .await?;
-        Ok(whsec)
+            .await
+        {
+            Ok(()) => Ok(whsec),
+            // Two rotations at once both chose this generation; the other stored its secret
+            // first and wins. The same answer the command gives when it loses the race.
+            Err(IntegrationError::Database(sqlx::Error::Database(e)))
+                if e.is_unique_violation() =>
+            {
+                Err(AppError::Rejected(
+                    caretrail_domain::Rejection::SubscriptionSecretGenerationStale,
+                )
+                .into())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a subscription: `c` as parsed from the request, with the id and start chosen

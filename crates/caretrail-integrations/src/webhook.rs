@@ -354,6 +354,12 @@ impl WebhookClient {
             return Err(UrlRefused::TooLong);
         }
         let parsed = Url::parse(url).map_err(|_| UrlRefused::Invalid)?;
+        // What is sent is the parsed URL, percent-encoded and with its host in punycode, which
+        // can be three times as long as the text typed: a URL accepted here must pass this check
+        // again on every attempt (`deliver` checks the parsed form), so both forms are bounded.
+        if parsed.as_str().len() > MAX_URL_LEN {
+            return Err(UrlRefused::TooLong);
+        }
         match parsed.scheme() {
             "https" => {}
             "http" if self.config.allow_private => {}
@@ -508,10 +514,22 @@ async fn read_excerpt(
     (excerpt, error)
 }
 
-/// Replaces control characters (a receiver's text goes into logs and an admin page).
+/// Replaces every character a single-line text field refuses (`caretrail_domain::text`): C0
+/// and C1 controls, bidirectional overrides and isolates, line and paragraph separators,
+/// byte-order marks and noncharacters. A receiver's text goes into an admin page, where an
+/// override could make it read as something else.
 fn replace_controls(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .map(|c| {
+            if c.is_control()
+                || caretrail_domain::text::refused(c, caretrail_domain::text::TextKind::Line)
+                    .is_some()
+            {
+                caretrail_domain::text::REPLACEMENT
+            } else {
+                c
+            }
+        })
         .collect()
 }
 
@@ -764,6 +782,23 @@ mod tests {
         assert_eq!(
             replace_controls("a\nb\u{1b}[31mc"),
             "a\u{FFFD}b\u{FFFD}[31mc"
+        );
+        // Bidirectional overrides and isolates, line separators and byte-order marks too.
+        assert_eq!(
+            replace_controls("\u{202e}x\u{202c}\u{2066}\u{2028}\u{feff}\u{85}"),
+            "\u{FFFD}x\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}\u{FFFD}"
+        );
+    }
+
+    #[test]
+    fn a_url_whose_encoded_form_is_too_long_is_refused_at_creation() {
+        // 1,010 'é' are 2,020 bytes as typed but 6,060 once percent-encoded, which is what
+        // every attempt checks; it must be refused when created, not on every attempt.
+        let url = format!("https://example.com/{}", "é".repeat(1010));
+        assert!(url.len() <= MAX_URL_LEN);
+        assert_eq!(
+            client(false).check_url(&url).unwrap_err().code(),
+            "webhook_url_too_long"
         );
     }
 }

@@ -15,4 +15,5 @@ mod errors;
 mod events;
 mod operations;
 mod roles;
+mod subscription_attacks;
 mod subscriptions;
