@@ -315,6 +315,15 @@ pub async fn page(
         })
         .await?;
     let next_after = events.last().map_or(after, |e| e.position);
+    // Subscriptions' own events name other integrations' targets: not for integrations.
+    let events: Vec<RecordedEvent> = if principal.role == Role::Integration {
+        events
+            .into_iter()
+            .filter(|e| !caretrail_integrations::engine::is_own_configuration(e))
+            .collect()
+    } else {
+        events
+    };
     let access = access_for(&state, &principal).await?;
     Ok(Json(EventsPage {
         events: show(&state, &events, &access).await?,
@@ -382,6 +391,10 @@ pub async fn stream(
     }
     let stream =
         StreamId::new(id).map_err(|e| ApiError::bad_request("invalid_stream_id", e.to_string()))?;
+    if principal.role == Role::Integration && stream.category() == Category::Subscription.as_str() {
+        // Subscriptions' streams name other integrations' targets; 404 as for a director.
+        return Err(ApiError::not_found("no such stream"));
+    }
     if principal.role == Role::Director {
         // A director reads only their own streams and their pairing's.
         let own = match principal.director_id {
@@ -461,6 +474,7 @@ pub async fn subscribe(
         (Role::Director, None) => Some(Vec::new()),
         _ => None,
     };
+    let hide_subscriptions = principal.role == Role::Integration;
     let resume = match headers.get("last-event-id") {
         None => None,
         Some(v) => Some(
@@ -497,6 +511,7 @@ pub async fn subscribe(
         .take_until(async move { tokens.lapsed(&principal).await })
         .filter(move |item| {
             let keep = match (&own, item) {
+                (_, Ok(e)) if hide_subscriptions && caretrail_integrations::engine::is_own_configuration(e) => false,
                 (Some(ids), Ok(e)) => concerns(e, ids),
                 _ => true,
             };

@@ -650,7 +650,10 @@ async fn deliver_loop(
                 };
                 let mut batch = vec![first];
                 while sub.buffered() > 0 && batch.len() < inner.cfg.nats_batch {
-                    batch.push(sub.next().await?);
+                    let event = sub.next().await?;
+                    if !is_own_configuration(&event) {
+                        batch.push(event);
+                    }
                 }
                 let mut outs = Vec::with_capacity(batch.len());
                 for e in &batch {
@@ -750,7 +753,16 @@ async fn next_event(
     state: &mut State,
 ) -> Result<Option<RecordedEvent>> {
     match tokio::time::timeout(inner.cfg.flush_every, sub.next()).await {
-        Ok(event) => Ok(Some(event?)),
+        Ok(event) => {
+            let event = event?;
+            if is_own_configuration(&event) {
+                // Every event before it was acknowledged: the cursor moves over it.
+                state.cursor = event.position;
+                report(inner, state, 0, 0, Vec::new(), false);
+                return Ok(None);
+            }
+            Ok(Some(event))
+        }
         Err(_) => {
             if sub.buffered() == 0 && state.failures == 0 && sub.position() > state.cursor {
                 state.cursor = sub.position();
@@ -759,6 +771,13 @@ async fn next_event(
             Ok(None)
         }
     }
+}
+
+/// Whether an event is a subscription's own (`subscription-…` streams): never delivered. They
+/// hold other integrations' targets and owners; administrators and auditors read them in the
+/// log, integrations do not.
+pub fn is_own_configuration(event: &RecordedEvent) -> bool {
+    event.category() == caretrail_domain::Category::Subscription.as_str()
 }
 
 /// An event as the integration role reads it, in CloudEvents JSON.

@@ -24,6 +24,7 @@ caretrail_store::both_backends!(
     subscription_bodies_are_checked_without_echoing_them,
     ssrf_webhook_urls_to_private_addresses_are_refused_without_allow_private,
     nats_every_event_lands_in_jetstream_once_across_a_server_restart,
+    an_unfiltered_subscription_never_carries_subscriptions_own_events,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -815,4 +816,25 @@ async fn nats_every_event_lands_in_jetstream_once_across_a_server_restart(h: &Ha
     }
     let expected: std::collections::HashSet<Uuid> = log.iter().map(|e| e.event_id).collect();
     assert_eq!(ids, expected);
+}
+
+/// Attack finding 6: subscriptions' own events name other integrations' targets (a URL may hold
+/// a key) and owners; a subscription that takes every event still never carries them.
+async fn an_unfiltered_subscription_never_carries_subscriptions_own_events(h: &Harness) {
+    let t = spawn(h).await;
+    let r = receiver().await;
+    let (_, secret) = t.subscribe(&r.url(), json!({}), None).await;
+    r.set_secrets(&[&secret]);
+    let other = receiver().await;
+    t.subscribe(&format!("{}?key=S3CRET", other.url()), json!({}), None)
+        .await;
+    t.contacts(1).await;
+    let got = r.wait_for(2, WAIT).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let types: Vec<String> = r
+        .deliveries()
+        .iter()
+        .map(|d| d.event_type.clone())
+        .collect();
+    assert_eq!(types, ["ContactRecorded", "PairActivityLogged"], "{got:?}");
 }
