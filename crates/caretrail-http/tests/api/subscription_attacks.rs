@@ -50,6 +50,11 @@ mod not_fixed {
             }
         };
     }
+    // Ignored, with the reason below and in issue 16's closing note: finding 7 was reproduced
+    // only with the release binary (200 subscriptions to a hung receiver, 20 parallel
+    // creates: SQLite locked for 30 s), before lease renewals became one statement per tick;
+    // under this harness it does not reproduce, so running it on every CI run would prove
+    // nothing and cost minutes. It stays to be run by hand (`-- --ignored`) when remeasured.
     ignored!(
         "finding 7 (heavy; reproduced with the binary before leases were renewed in one statement per tick, not under this harness): parallel creates beside 200 hung subscriptions stalled SQLite for 30 s; to be remeasured",
         finding_7_parallel_creates_beside_many_hung_subscriptions_do_not_stall_the_database,
