@@ -140,8 +140,9 @@ for role in $roles; do
     --workers 2
     --report junit --report-dir "target/schemathesis/$role"
   )
-  # A hard bound on the time, whatever schemathesis does.
-  if ! timeout 300 "$st" "${args[@]}"; then
+  # A hard bound on the time, whatever schemathesis does. The output is kept, so that a
+  # failure's details can be repeated at the very end (CI shows only the tail of a run).
+  if ! timeout 300 "$st" "${args[@]}" 2>&1 | tee "$work/$role.out"; then
     failed+=("$role")
   fi
 done
@@ -152,8 +153,16 @@ if ! kill -0 "$server_pid" 2>/dev/null; then
   exit 1
 fi
 if [ ${#failed[@]} -gt 0 ]; then
-  log "failures for: ${failed[*]} (server log tail below)"
+  log "server log tail:"
   tail -n 30 "$work/serve.err" >&2
+  for role in "${failed[@]}"; do
+    log "role $role failed; what schemathesis reported (from FAILURES on, at most 150 lines):"
+    sed -n '/FAILURES/,$p' "$work/$role.out" | head -n 150 >&2
+    if ! grep -q FAILURES "$work/$role.out"; then
+      tail -n 60 "$work/$role.out" >&2
+    fi
+  done
+  log "failures for: ${failed[*]}"
   exit 1
 fi
 log "all roles passed"
