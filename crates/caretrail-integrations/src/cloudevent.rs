@@ -94,6 +94,51 @@ pub fn render(view: &EventView, source: &str) -> Result<Outgoing, serde_json::Er
     })
 }
 
+/// Events already rendered, shared by every subscription on a node: 100 subscriptions that
+/// take the same event send the same body (only the signature, made per attempt, differs), so
+/// it is rendered once rather than once per subscription.
+///
+/// A fixed ring of slots indexed by position: a position names one event for ever (the log is
+/// append-only) and the redacted view opens no key, so a cached body never goes stale. Workers
+/// that lag far behind each other simply miss and render again.
+pub struct RenderCache {
+    slots: Box<[std::sync::Mutex<Option<std::sync::Arc<Outgoing>>>]>,
+}
+
+impl RenderCache {
+    /// A cache of `slots` events (at least one).
+    pub fn new(slots: usize) -> Self {
+        Self {
+            slots: (0..slots.max(1))
+                .map(|_| std::sync::Mutex::new(None))
+                .collect(),
+        }
+    }
+
+    fn slot(&self, position: u64) -> &std::sync::Mutex<Option<std::sync::Arc<Outgoing>>> {
+        // The modulus is below the slot count, which is a usize.
+        let len = self.slots.len() as u64;
+        &self.slots[usize::try_from(position % len).unwrap_or(0)]
+    }
+
+    /// The event at `position` with id `event_id`, if it is still in the cache.
+    pub fn get(&self, position: u64, event_id: Uuid) -> Option<std::sync::Arc<Outgoing>> {
+        let slot = self
+            .slot(position)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        slot.as_ref()
+            .filter(|o| o.position == position && o.event_id == event_id)
+            .cloned()
+    }
+
+    /// Keeps `out` for the next subscription that sends it.
+    pub fn put(&self, out: std::sync::Arc<Outgoing>) {
+        let slot = self.slot(out.position);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+    }
+}
+
 /// A stream's category: the text before the first `-` (the store's rule for `StreamId`).
 fn category(stream_id: &str) -> &str {
     stream_id.split('-').next().unwrap_or(stream_id)
@@ -216,6 +261,24 @@ mod tests {
             panic!("position is not a string")
         };
         assert_eq!(text.parse::<u64>().unwrap(), u64::MAX);
+    }
+
+    #[test]
+    fn the_render_cache_answers_only_for_the_same_position_and_event() {
+        let cache = RenderCache::new(4);
+        let out = std::sync::Arc::new(render(&view(5), "urn:caretrail:test").unwrap());
+        let id = out.event_id;
+        assert!(cache.get(5, id).is_none());
+        cache.put(out.clone());
+        assert!(std::sync::Arc::ptr_eq(&cache.get(5, id).unwrap(), &out));
+        // Another event in the same slot, or another id at this position, is a miss.
+        assert!(cache.get(9, id).is_none());
+        assert!(cache.get(5, Uuid::nil()).is_none());
+        cache.put(std::sync::Arc::new(
+            render(&view(9), "urn:caretrail:test").unwrap(),
+        ));
+        assert!(cache.get(5, id).is_none());
+        assert!(cache.get(9, id).is_some());
     }
 
     #[test]

@@ -27,6 +27,41 @@ static TABLES: TableSet = TableSet {
 /// How many attempts are kept per subscription.
 pub const ATTEMPTS_KEPT: i64 = 100;
 
+/// The largest number of attempts one `INSERT` writes (9 parameters each, far below either
+/// backend's limit on parameters).
+const INSERT_ROWS_MAX: usize = 64;
+
+/// An `INSERT` of as many attempts as possible, at most `wanted` (at least one): the text
+/// and how many rows it takes. A subscription that delivers hundreds of events a second
+/// writes them in a few statements per flush instead of one each, and the row counts are
+/// powers of two so each connection prepares at most seven texts.
+fn insert_attempts(wanted: usize) -> (&'static str, usize) {
+    static TEXTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(|| {
+        let mut texts = Vec::new();
+        let mut rows = 1;
+        while rows <= INSERT_ROWS_MAX {
+            let values: Vec<String> = (0..rows)
+                .map(|r| {
+                    let p: Vec<String> = (1..=9).map(|c| format!("${}", r * 9 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            texts.push(format!(
+                "INSERT INTO integration_attempts (subscription_id, position, event_id, \
+                 attempted_at, status, latency_us, outcome, error, response_excerpt) VALUES {}",
+                values.join(", ")
+            ));
+            rows *= 2;
+        }
+        texts
+    });
+    // The largest power of two not above `wanted` (capped), and its text.
+    let rows = wanted.clamp(1, INSERT_ROWS_MAX);
+    let index = usize::try_from(rows.ilog2()).unwrap_or(0);
+    (texts[index].as_str(), 1 << index)
+}
+
 /// The tables' handle on the store's pool.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -385,9 +420,6 @@ impl Db {
             last_status = CASE WHEN $10 IS NULL THEN last_status ELSE $11 END, \
             last_error = CASE WHEN $10 IS NULL THEN last_error ELSE $12 END \
             WHERE id = $1 AND epoch = $2 AND lease_owner = $3 AND deleted = 0";
-        let insert = "INSERT INTO integration_attempts (subscription_id, position, event_id, \
-            attempted_at, status, latency_us, outcome, error, response_excerpt) \
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
         let prune = "DELETE FROM integration_attempts WHERE subscription_id = $1 AND seq <= \
             (SELECT seq FROM integration_attempts WHERE subscription_id = $1 \
              ORDER BY seq DESC LIMIT 1 OFFSET $2)";
@@ -416,19 +448,24 @@ impl Db {
                         fenced.push(r.id.clone());
                         continue;
                     }
-                    for a in &r.attempts {
-                        sqlx::query(insert)
-                            .bind(&r.id)
-                            .bind(signed(a.position)?)
-                            .bind(a.event_id.to_string())
-                            .bind(a.attempted_at.timestamp_micros())
-                            .bind(a.status.map(i64::from))
-                            .bind(a.latency_us)
-                            .bind(a.outcome)
-                            .bind(a.error.as_deref())
-                            .bind(a.response_excerpt.as_deref())
-                            .execute(&mut *$tx)
-                            .await?;
+                    let mut rest: &[AttemptRecord] = &r.attempts;
+                    while !rest.is_empty() {
+                        let (sql, rows) = insert_attempts(rest.len());
+                        let mut query = sqlx::query(sql);
+                        for a in &rest[..rows] {
+                            query = query
+                                .bind(&r.id)
+                                .bind(signed(a.position)?)
+                                .bind(a.event_id.to_string())
+                                .bind(a.attempted_at.timestamp_micros())
+                                .bind(a.status.map(i64::from))
+                                .bind(a.latency_us)
+                                .bind(a.outcome)
+                                .bind(a.error.as_deref())
+                                .bind(a.response_excerpt.as_deref());
+                        }
+                        query.execute(&mut *$tx).await?;
+                        rest = &rest[rows..];
                     }
                     if !r.attempts.is_empty() {
                         sqlx::query(prune)
@@ -575,4 +612,26 @@ async fn set(tx: &mut ConsumerTx, id: Uuid, change: &str, value: Option<i64>) ->
         q.execute(c).await?.rows_affected()
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempts_are_inserted_in_power_of_two_batches_that_add_up() {
+        for wanted in 1..=200 {
+            let (mut left, mut statements) = (wanted, 0);
+            while left > 0 {
+                let (sql, rows) = insert_attempts(left);
+                assert!(rows.is_power_of_two() && rows <= left && rows <= INSERT_ROWS_MAX);
+                // Numbered placeholders, 9 per row, the last one present and no more.
+                assert!(sql.contains(&format!("${}", rows * 9)), "{sql}");
+                assert!(!sql.contains(&format!("${}", rows * 9 + 1)), "{sql}");
+                left -= rows;
+                statements += 1;
+            }
+            assert!(statements <= 7 + wanted / INSERT_ROWS_MAX, "{wanted}");
+        }
+    }
 }

@@ -21,6 +21,17 @@
 //! Another node takes a dead node's subscriptions over once the lease expires
 //! ([`EngineConfig::lease_ttl`]).
 //!
+//! **Changes of a subscription.** A pause, rewind, rotation, disable or delete takes effect
+//! before anything recorded after it is sent. A worker's store subscription also reads the
+//! subscription's own stream (`subscription-<id>`), so it meets each change in log order,
+//! whichever node made it, and stops to let the supervisor start what should run now. Before
+//! each attempt it also asks [`still_wanted`], from memory unless the registry applied a change
+//! since it last read its row or the lease's last renewal is old.
+//!
+//! **Work shared by subscriptions.** Each event's CloudEvent is rendered once per node and
+//! shared by every subscription that sends it (only the signature differs), and attempts are
+//! written in multi-row inserts: the cost per delivery stays the HTTP request and its signature.
+//!
 //! **Failing and disabled.** A subscription with failed attempts since its last success is
 //! `failing`. When the last delay of the retry schedule has passed and the attempt still fails,
 //! or the receiver answers `410 Gone`, the engine disables it with a command
@@ -37,14 +48,14 @@ use caretrail_app::view::{Access, view};
 use caretrail_app::{App, CommandMeta, KeyRing};
 use caretrail_domain::command::DisableSubscription;
 use caretrail_domain::subscription::SubscriptionDisableReason;
-use caretrail_domain::{Command, Sealed, SubscriptionId};
+use caretrail_domain::{Category, Command, Sealed, StreamName, SubscriptionId};
 use caretrail_store::{Backoff, EventFilter, EventStore, Expect, RecordedEvent};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::cloudevent::{Outgoing, render};
+use crate::cloudevent::{Outgoing, RenderCache, render};
 use crate::db::{AttemptRecord, Db, Progress, SubscriptionRow};
 use crate::error::{IntegrationError, Result};
 use crate::metrics::IntegrationMetrics;
@@ -113,7 +124,16 @@ pub(crate) struct Inner {
     pub(crate) metrics: Arc<IntegrationMetrics>,
     pub(crate) registry: Arc<crate::registry::Registry>,
     progress: mpsc::UnboundedSender<Report>,
+    /// Events rendered once for all of this node's subscriptions.
+    rendered: RenderCache,
+    /// Until when (µs since the epoch) the supervisor's last renewal holds this node's leases:
+    /// a worker trusts its lease without reading it while this is comfortably ahead.
+    lease_until: std::sync::atomic::AtomicI64,
 }
+
+/// Events kept rendered: a few seconds of a busy log, so workers that follow the head share
+/// one rendering of each event.
+const RENDERED_KEPT: usize = 4096;
 
 /// A worker's report to the progress writer.
 pub(crate) enum Report {
@@ -156,6 +176,8 @@ impl Inner {
             metrics,
             registry,
             progress: tx,
+            rendered: RenderCache::new(RENDERED_KEPT),
+            lease_until: std::sync::atomic::AtomicI64::new(0),
         });
         Ok((inner, rx))
     }
@@ -315,6 +337,10 @@ async fn tick(inner: &Arc<Inner>, workers: &Arc<Mutex<HashMap<String, Worker>>>)
             until.timestamp_micros(),
         )
         .await?;
+    inner.lease_until.store(
+        until.timestamp_micros(),
+        std::sync::atomic::Ordering::Release,
+    );
     let rows = inner.db.list().await?;
     observe_lag(inner, &rows).await;
     let mut wanted: HashMap<String, SubscriptionRow> = HashMap::new();
@@ -490,6 +516,15 @@ async fn worker(
 /// What one worker knows of its subscription's state.
 struct State {
     id: Uuid,
+    /// The subscription's own stream (`subscription-<id>`): its changes, in log order.
+    own_stream: String,
+    /// What the subscription asked for (the store subscription reads a little more: see
+    /// [`store_filter`]).
+    filter: EventFilter,
+    /// The registry's change counter as of this worker's last look at its row.
+    changes: watch::Receiver<u64>,
+    /// Whether the worker has looked at its row since it started.
+    checked: bool,
     epoch: i64,
     cursor: u64,
     failures: i64,
@@ -533,6 +568,11 @@ async fn deliver_loop(
     let cursor = row.cursor()?;
     let mut state = State {
         id,
+        own_stream: StreamName::new(Category::Subscription, id).to_string(),
+        filter,
+        // Subscribed before the first look at the row, so no change falls between the two.
+        changes: inner.registry.changes(),
+        checked: false,
         epoch: row.epoch,
         cursor,
         failures: row.consecutive_failures,
@@ -547,7 +587,11 @@ async fn deliver_loop(
             tokio::time::sleep(Duration::from_micros(wait.unsigned_abs())).await;
         }
     }
-    let mut sub = caretrail_store::subscribe(inner.store.clone(), cursor, filter);
+    let mut sub =
+        caretrail_store::subscribe(inner.store.clone(), cursor, store_filter(&state.filter));
+    // An event of this subscription's own stream met while filling a NATS batch: it is
+    // looked at before anything after it is sent.
+    let mut carried: Option<RecordedEvent> = None;
     match row.kind.as_str() {
         "webhook" => {
             let url = inner.webhook.check_url(&row.target)?;
@@ -558,8 +602,10 @@ async fn deliver_loop(
                 if fenced.load(std::sync::atomic::Ordering::Acquire) {
                     return Ok(());
                 }
-                let Some(event) = next_event(inner, &mut sub, &mut state).await? else {
-                    continue;
+                let event = match next_event(inner, &mut sub, &mut state, &mut carried).await? {
+                    Next::Event(event) => *event,
+                    Next::Idle => continue,
+                    Next::Stop => return Ok(()),
                 };
                 let out = outgoing(inner, &event).await?;
                 loop {
@@ -568,7 +614,7 @@ async fn deliver_loop(
                         secrets = inner.signing_secrets(id, generation).await?;
                         secrets_loaded = Instant::now();
                     }
-                    if !still_wanted(inner, &state).await? {
+                    if !still_wanted(inner, &mut state).await? {
                         return Ok(());
                     }
                     let refs: Vec<&Secret> = secrets.iter().collect();
@@ -645,13 +691,23 @@ async fn deliver_loop(
                 if fenced.load(std::sync::atomic::Ordering::Acquire) {
                     return Ok(());
                 }
-                let Some(first) = next_event(inner, &mut sub, &mut state).await? else {
-                    continue;
+                let first = match next_event(inner, &mut sub, &mut state, &mut carried).await? {
+                    Next::Event(event) => *event,
+                    Next::Idle => continue,
+                    Next::Stop => return Ok(()),
                 };
                 let mut batch = vec![first];
                 while sub.buffered() > 0 && batch.len() < inner.cfg.nats_batch {
                     let event = sub.next().await?;
-                    if !is_own_configuration(&event) {
+                    if is_own_configuration(&event) {
+                        if event.stream_id.as_str() == state.own_stream {
+                            // A change of this subscription: the batch ends before it.
+                            carried = Some(event);
+                            break;
+                        }
+                        continue;
+                    }
+                    if state.filter.matches(&event) {
                         batch.push(event);
                     }
                 }
@@ -677,12 +733,17 @@ async fn deliver_loop(
                             continue;
                         }
                     };
-                    if !still_wanted(inner, &state).await? {
+                    if !still_wanted(inner, &mut state).await? {
                         return Ok(());
                     }
                     let items: Vec<(String, &Outgoing)> = outs[done..]
                         .iter()
-                        .map(|o| (crate::nats::subject(&prefix, &o.category, &o.event_type), o))
+                        .map(|o| {
+                            (
+                                crate::nats::subject(&prefix, &o.category, &o.event_type),
+                                o.as_ref(),
+                            )
+                        })
                         .collect();
                     let started = Instant::now();
                     let outcome = publisher.publish_batch(&items).await;
@@ -730,11 +791,31 @@ async fn deliver_loop(
 }
 
 /// Whether a worker may still send: its subscription is not paused, disabled or deleted, its
-/// epoch is the one the worker started from, and this node holds its lease. Checked before
-/// every attempt (one read by primary key): the supervisor stops a worker only at its next
-/// tick, and without this check an event recorded after a pause or a delete had been answered
-/// could still be sent in between.
-async fn still_wanted(inner: &Inner, state: &State) -> Result<bool> {
+/// epoch is the one the worker started from, and this node holds its lease. Asked before
+/// every attempt, because the supervisor stops a worker only at its next tick, and without it
+/// an event recorded after a pause or a delete had been answered could still be sent.
+///
+/// Answered from memory while nothing changed: no subscription event was applied by the
+/// registry since the worker last read its row (a pause is answered only once the registry
+/// applied it, so an attempt after the answer sees the change), and the supervisor's last
+/// renewal of the leases is good for more than a tick. Otherwise the row is read (one read by
+/// primary key). Another node's change reaches this node's registry a moment later; the
+/// worker meets it earlier still, in log order, in its own stream (see [`next_event`]).
+async fn still_wanted(inner: &Inner, state: &mut State) -> Result<bool> {
+    let margin = i64::try_from(inner.cfg.tick.as_micros()).unwrap_or(i64::MAX);
+    let lease_good = Utc::now().timestamp_micros().saturating_add(margin)
+        < inner.lease_until.load(std::sync::atomic::Ordering::Acquire);
+    if state.checked && lease_good && !state.changes.has_changed().unwrap_or(true) {
+        return Ok(true);
+    }
+    read_wanted(inner, state).await
+}
+
+/// [`still_wanted`] from the row itself.
+async fn read_wanted(inner: &Inner, state: &mut State) -> Result<bool> {
+    // Marked seen before the read: a change applied after it is looked at next time.
+    state.changes.borrow_and_update();
+    state.checked = true;
     let Some(row) = inner.db.get(state.id).await? else {
         return Ok(false);
     };
@@ -745,32 +826,84 @@ async fn still_wanted(inner: &Inner, state: &State) -> Result<bool> {
         && row.lease_owner.as_deref() == Some(inner.cfg.node.as_str()))
 }
 
-/// The next matching event, or `None` after a quiet `flush_every` (the cursor then moves over
-/// what the filter skipped, so an idle filtered subscription's lag reads zero).
+/// What a store subscription reads for a subscription's `filter`: the events it asked for and
+/// every subscription event. Its own stream's events are how a worker learns, in log order, of
+/// a pause, rewind, rotation, disable or delete made on any node before it sends anything
+/// recorded after them; the other subscriptions' events are skipped.
+fn store_filter(filter: &EventFilter) -> EventFilter {
+    let mut wide = filter.clone();
+    if !wide.event_types.is_empty() {
+        wide.event_types.extend(
+            caretrail_domain::event::EVENT_TYPES
+                .iter()
+                .filter(|t| t.starts_with("Subscription"))
+                .map(|t| (*t).to_owned()),
+        );
+    }
+    if !wide.categories.is_empty() {
+        wide.categories
+            .push(Category::Subscription.as_str().to_owned());
+    }
+    wide
+}
+
+/// What [`next_event`] found.
+enum Next {
+    /// An event to send (boxed: an event is large beside the other answers).
+    Event(Box<RecordedEvent>),
+    /// Nothing to send for now.
+    Idle,
+    /// The subscription changed so that this worker must end (the supervisor starts what
+    /// should run now).
+    Stop,
+}
+
+/// The next event to send, [`Next::Idle`] after a quiet `flush_every` (the cursor then moves
+/// over what the filter skipped, so an idle filtered subscription's lag reads zero), or
+/// [`Next::Stop`] when the subscription's own stream says it changed.
 async fn next_event(
     inner: &Arc<Inner>,
     sub: &mut caretrail_store::Subscription,
     state: &mut State,
-) -> Result<Option<RecordedEvent>> {
-    match tokio::time::timeout(inner.cfg.flush_every, sub.next()).await {
-        Ok(event) => {
-            let event = event?;
-            if is_own_configuration(&event) {
-                // Every event before it was acknowledged: the cursor moves over it.
-                state.cursor = event.position;
-                report(inner, state, 0, 0, Vec::new(), false);
-                return Ok(None);
+    carried: &mut Option<RecordedEvent>,
+) -> Result<Next> {
+    let event = if let Some(event) = carried.take() {
+        event
+    } else {
+        match tokio::time::timeout(inner.cfg.flush_every, sub.next()).await {
+            Ok(event) => event?,
+            Err(_) => {
+                if sub.buffered() == 0 && state.failures == 0 && sub.position() > state.cursor {
+                    state.cursor = sub.position();
+                    report(inner, state, 0, 0, Vec::new(), false);
+                }
+                return Ok(Next::Idle);
             }
-            Ok(Some(event))
         }
-        Err(_) => {
-            if sub.buffered() == 0 && state.failures == 0 && sub.position() > state.cursor {
-                state.cursor = sub.position();
-                report(inner, state, 0, 0, Vec::new(), false);
+    };
+    if is_own_configuration(&event) {
+        if event.stream_id.as_str() == state.own_stream {
+            // This subscription changed here: the table shows it once the registry applied
+            // it, and whether the worker may go on is read there.
+            if !inner
+                .registry
+                .wait_for(event.position, Duration::from_secs(10))
+                .await
+                || !read_wanted(inner, state).await?
+            {
+                return Ok(Next::Stop);
             }
-            Ok(None)
         }
+        // Every event before it was acknowledged: the cursor moves over it.
+        state.cursor = event.position;
+        report(inner, state, 0, 0, Vec::new(), false);
+        return Ok(Next::Idle);
     }
+    if !state.filter.matches(&event) {
+        state.cursor = event.position;
+        return Ok(Next::Idle);
+    }
+    Ok(Next::Event(Box::new(event)))
 }
 
 /// Whether an event is a subscription's own (`subscription-…` streams): never delivered. They
@@ -780,10 +913,16 @@ pub fn is_own_configuration(event: &RecordedEvent) -> bool {
     event.category() == caretrail_domain::Category::Subscription.as_str()
 }
 
-/// An event as the integration role reads it, in CloudEvents JSON.
-async fn outgoing(inner: &Arc<Inner>, event: &RecordedEvent) -> Result<Outgoing> {
+/// An event as the integration role reads it, in CloudEvents JSON: rendered by the first of
+/// this node's subscriptions that sends it, shared by the others.
+async fn outgoing(inner: &Arc<Inner>, event: &RecordedEvent) -> Result<Arc<Outgoing>> {
+    if let Some(out) = inner.rendered.get(event.position, event.event_id) {
+        return Ok(out);
+    }
     let v = view(&inner.keys, event, &Access::Redacted).await?;
-    Ok(render(&v, &inner.cfg.source)?)
+    let out = Arc::new(render(&v, &inner.cfg.source)?);
+    inner.rendered.put(out.clone());
+    Ok(out)
 }
 
 fn report(

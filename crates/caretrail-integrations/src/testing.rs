@@ -6,6 +6,11 @@
 //! (`standardwebhooks`), the body with the CloudEvents SDK. It is written independently of the
 //! sending side, so a mistake in our signing or rendering cannot cancel itself out.
 //!
+//! A benchmark that measures the sender can start it with [`Receiver::start_recording`]: it
+//! then answers 204 at once and keeps each request as it came, and the same checks run
+//! afterwards ([`Receiver::verify_recorded`]), so the receivers' checking does not take the
+//! cores the sender is being measured on.
+//!
 //! A test scripts its answers ([`Mode`]): accept, answer a status, hang, fail the next few,
 //! redirect, or send a large or endless body; and it can stop the server (the port then refuses
 //! connections) and restart it on the same port. Stopping closes every open connection too, so
@@ -69,6 +74,9 @@ pub struct Delivery {
     pub received_at: DateTime<Utc>,
 }
 
+/// A request a recording receiver kept: its headers, its body and when it arrived.
+type Recorded = (HeaderMap, Bytes, DateTime<Utc>);
+
 /// What the server task and the test share.
 struct Shared {
     verifiers: Mutex<Vec<standardwebhooks::Webhook>>,
@@ -79,6 +87,8 @@ struct Shared {
     connections: AtomicUsize,
     requests: AtomicUsize,
     changed: Notify,
+    /// Requests kept unchecked, with their arrival time ([`Receiver::start_recording`]).
+    recording: Option<Mutex<Vec<Recorded>>>,
 }
 
 /// Locks a receiver's state; a panicked handler leaves the state as it was, so poisoning is
@@ -102,6 +112,38 @@ impl Receiver {
     ///
     /// When the secret is not base64 or no port can be bound: a test cannot go on without it.
     pub async fn start(secret_whsec: &str) -> Receiver {
+        Self::start_with(secret_whsec, false).await
+    }
+
+    /// Starts a receiver that answers every request 204 at once and keeps it unchecked, for a
+    /// benchmark of the sender; [`Receiver::verify_recorded`] checks what it kept.
+    ///
+    /// # Panics
+    ///
+    /// As [`Receiver::start`].
+    pub async fn start_recording(secret_whsec: &str) -> Receiver {
+        Self::start_with(secret_whsec, true).await
+    }
+
+    /// Checks every request a recording receiver kept, as [`Receiver::start`]'s receiver
+    /// checks them on arrival: those that pass are added to [`Receiver::deliveries`] (with their
+    /// arrival time), the others to [`Receiver::bad_signatures`] or [`Receiver::bad_bodies`].
+    /// Returns every delivery.
+    pub fn verify_recorded(&self) -> Vec<Delivery> {
+        let kept = match &self.shared.recording {
+            Some(recording) => std::mem::take(&mut *lock(recording)),
+            None => Vec::new(),
+        };
+        for (headers, body, received_at) in kept {
+            // A refusal is counted by `check`.
+            if let Ok(delivery) = check(&self.shared, &headers, &body, received_at) {
+                lock(&self.shared.deliveries).push(delivery);
+            }
+        }
+        self.deliveries()
+    }
+
+    async fn start_with(secret_whsec: &str, recording: bool) -> Receiver {
         let shared = Arc::new(Shared {
             verifiers: Mutex::new(vec![verifier(secret_whsec)]),
             mode: Mutex::new(Mode::Ok),
@@ -111,6 +153,7 @@ impl Receiver {
             connections: AtomicUsize::new(0),
             requests: AtomicUsize::new(0),
             changed: Notify::new(),
+            recording: recording.then(|| Mutex::new(Vec::new())),
         });
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -281,26 +324,19 @@ async fn handle(
     if mode == Mode::Hang {
         std::future::pending::<()>().await;
     }
+    let received_at = Utc::now();
     let (parts, body) = request.into_parts();
     let Ok(body) = axum::body::to_bytes(Body::new(body), 16 << 20).await else {
         return Ok(answer(StatusCode::BAD_REQUEST, "unreadable body"));
     };
-
-    let verified = lock(&shared.verifiers)
-        .iter()
-        .any(|webhook| webhook.verify(&body, &parts.headers).is_ok());
-    if !verified {
-        shared.bad_signatures.fetch_add(1, Ordering::SeqCst);
-        shared.changed.notify_waiters();
-        return Ok(answer(StatusCode::BAD_REQUEST, "bad signature"));
+    if let Some(recording) = &shared.recording {
+        lock(recording).push((parts.headers, body, received_at));
+        return Ok(answer(StatusCode::NO_CONTENT, Body::empty()));
     }
-    let Some(delivery) = parse(&parts.headers, &body) else {
-        shared.bad_bodies.fetch_add(1, Ordering::SeqCst);
-        shared.changed.notify_waiters();
-        return Ok(answer(
-            StatusCode::BAD_REQUEST,
-            "not a caretrail CloudEvent",
-        ));
+
+    let delivery = match check(&shared, &parts.headers, &body, received_at) {
+        Ok(delivery) => delivery,
+        Err(refusal) => return Ok(answer(StatusCode::BAD_REQUEST, refusal)),
     };
 
     let response = match mode {
@@ -347,8 +383,32 @@ async fn handle(
     Ok(response)
 }
 
+/// Checks one request: the signature with the Standard Webhooks library, the body with the
+/// CloudEvents SDK; a refusal is counted and named.
+fn check(
+    shared: &Shared,
+    headers: &HeaderMap,
+    body: &[u8],
+    received_at: DateTime<Utc>,
+) -> Result<Delivery, &'static str> {
+    let verified = lock(&shared.verifiers)
+        .iter()
+        .any(|webhook| webhook.verify(body, headers).is_ok());
+    if !verified {
+        shared.bad_signatures.fetch_add(1, Ordering::SeqCst);
+        shared.changed.notify_waiters();
+        return Err("bad signature");
+    }
+    let Some(delivery) = parse(headers, body, received_at) else {
+        shared.bad_bodies.fetch_add(1, Ordering::SeqCst);
+        shared.changed.notify_waiters();
+        return Err("not a caretrail CloudEvent");
+    };
+    Ok(delivery)
+}
+
 /// The delivery a correctly signed request carries, if its body is a caretrail CloudEvent.
-fn parse(headers: &HeaderMap, body: &[u8]) -> Option<Delivery> {
+fn parse(headers: &HeaderMap, body: &[u8], received_at: DateTime<Utc>) -> Option<Delivery> {
     let cloudevent: cloudevents::Event = serde_json::from_slice(body).ok()?;
     let position = match cloudevent.extension("position")? {
         ExtensionValue::String(text) => text.parse().ok()?,
@@ -366,6 +426,6 @@ fn parse(headers: &HeaderMap, body: &[u8]) -> Option<Delivery> {
         event_type,
         cloudevent,
         headers: headers.clone(),
-        received_at: Utc::now(),
+        received_at,
     })
 }
