@@ -200,12 +200,24 @@ impl Auditor {
     /// batch was committed.
     async fn tree_batch(&self) -> Result<Option<u64>> {
         {
-            let mut tx = self.store.begin_consumer(TREE_CONSUMER).await?;
-            let from = tx.position();
+            // The leaves are read before the consumer transaction, not inside it. On SQLite
+            // the transaction holds the write lock on one pooled connection, and a read inside
+            // it needs a second: when every other pooled connection was a writer waiting for
+            // that lock (20 subscriptions created at once), neither side could go on until the
+            // pool's 30 s acquire timeout, and the whole database stalled (issue 16's attack
+            // finding 7).
+            let seen = self.store.checkpoint(TREE_CONSUMER).await?;
             let events = self
                 .store
-                .read_log(&LogQuery::after(from, self.batch))
+                .read_log(&LogQuery::after(seen, self.batch))
                 .await?;
+            let mut tx = self.store.begin_consumer(TREE_CONSUMER).await?;
+            let from = tx.position();
+            if from != seen {
+                // Another instance moved the tree on meanwhile: read again after it.
+                tx.rollback().await?;
+                return Ok(None);
+            }
             if events.is_empty() {
                 tx.rollback().await?;
                 return Ok(Some(from));

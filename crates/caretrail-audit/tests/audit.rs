@@ -34,6 +34,7 @@ caretrail_store::both_backends!(
     a_checkpoint_with_a_bad_signature_is_found,
     a_forged_consistency_proof_is_found,
     erasing_personal_data_keys_keeps_every_proof_valid,
+    the_tree_is_updated_with_one_pooled_connection,
 );
 
 /// A store, an auditor on it, and the key directory.
@@ -759,4 +760,27 @@ async fn crash_test(h: &Harness) {
     for cp in before {
         assert_eq!(auditor.root_at(cp.tree_size).await.unwrap(), cp.root_hash);
     }
+}
+
+/// Issue 16's attack finding 7: the tree follower read the log inside its consumer transaction,
+/// so it needed a second pooled connection while holding the first (on SQLite, with the write
+/// lock). When every other pooled connection was a writer waiting for that lock, nothing moved
+/// until the pool's 30 s acquire timeout, and 20 subscriptions created at once stalled the
+/// database. With a pool of one connection the old order can never finish; the tree must be
+/// updated with the one connection alone.
+async fn the_tree_is_updated_with_one_pooled_connection(h: &Harness) {
+    let dir = tempfile::tempdir().expect("key dir");
+    let store = h
+        .open_with(caretrail_store::StoreOptions {
+            read_connections: 1,
+            ..Default::default()
+        })
+        .await;
+    let auditor = open_auditor(&store, &dir).await;
+    append_events(&store, 40).await;
+    let size = tokio::time::timeout(std::time::Duration::from_secs(10), auditor.update_tree())
+        .await
+        .expect("the tree is updated without waiting for a second pooled connection")
+        .expect("update the tree");
+    assert_eq!(size, 40);
 }
