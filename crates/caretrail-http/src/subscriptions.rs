@@ -165,12 +165,45 @@ pub async fn create(
     let Command::CreateSubscription(c) = command("CreateSubscription", body, &set)? else {
         return Err(ApiError::internal(&"parsed another command"));
     };
+    if let Some(owner) = c.owner_token_id {
+        check_owner(&state, owner).await?;
+    }
     let created = integrations.create(c, &meta(&principal)).await?;
     let mut headers = no_store();
     if let Ok(v) = format!("/api/v1/subscriptions/{}", created.subscription.id).parse() {
         headers.insert(axum::http::header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, headers, Json(created)))
+}
+
+/// Refuses an `owner_token_id` that does not name an integration token that is still valid: a
+/// mistyped id would otherwise create a subscription no integration can ever read, and the
+/// administrator would learn it only from the integration's 404s.
+async fn check_owner(state: &AppState, owner: Uuid) -> ApiResult<()> {
+    let now = chrono::Utc::now();
+    let tokens = state
+        .tokens
+        .list()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let usable = tokens.iter().any(|t| {
+        t.token_id == owner
+            && t.role == Role::Integration.as_str()
+            && t.revoked_at.is_none()
+            && t.expires_at.is_none_or(|at| at > now)
+    });
+    if usable {
+        return Ok(());
+    }
+    let mut err = ApiError::validation(
+        "owner_token_id does not name a valid integration token",
+        vec![FieldError {
+            field: "owner_token_id".to_owned(),
+            message: "no unrevoked, unexpired integration token has this id".to_owned(),
+        }],
+    );
+    err.code = "subscription_owner_unknown";
+    Err(err)
 }
 
 /// The headers of an answer that holds a signing secret: no cache (the browser's, a proxy's)

@@ -28,6 +28,7 @@ caretrail_store::both_backends!(
     held_integrations_reach_only_their_own_subscriptions,
     finding_6_an_integration_cannot_read_other_integrations_subscriptions_through_the_log,
     finding_7_parallel_creates_do_not_stall_the_database,
+    finding_8_the_owner_must_be_a_valid_integration_token,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -418,6 +419,57 @@ async fn finding_7_parallel_creates_do_not_stall_the_database(h: &Harness) {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Finding 8 (noticed in review): `owner_token_id` was stored whatever it named. A mistyped
+/// id, an administrator's or director's token, or a revoked one created a subscription that no
+/// integration could ever read, and the administrator learnt it only from the integration's
+/// 404s. It must name an unrevoked, unexpired integration token.
+async fn finding_8_the_owner_must_be_a_valid_integration_token(h: &Harness) {
+    let t = spawn(h).await;
+    let r = Receiver::start(SECRET).await;
+    let integration = t
+        .tokens
+        .create(Role::Integration, None, "owner")
+        .await
+        .unwrap();
+    let revoked = t
+        .tokens
+        .create(Role::Integration, None, "revoked")
+        .await
+        .unwrap();
+    t.tokens.revoke(revoked.0.token_id).await.unwrap();
+    let admin = t.tokens.create(Role::Admin, None, "admin").await.unwrap();
+    for owner in [Uuid::now_v7(), revoked.0.token_id, admin.0.token_id] {
+        let res = call(
+            &t,
+            &t.admin,
+            Method::POST,
+            "",
+            Some(json!({ "name": "x", "owner_token_id": owner,
+                "delivery": { "kind": "webhook", "url": r.url() } })),
+        )
+        .await;
+        problem(
+            res,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "subscription_owner_unknown",
+        )
+        .await;
+    }
+    assert_eq!(list_len(&t).await, 0, "nothing created");
+    let res = call(
+        &t,
+        &t.admin,
+        Method::POST,
+        "",
+        Some(
+            json!({ "name": "x", "owner_token_id": integration.0.token_id,
+            "delivery": { "kind": "webhook", "url": r.url() } }),
+        ),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
 }
 
 async fn held_ssrf_every_encoding_of_a_private_address_is_refused(h: &Harness) {
