@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod json;
 pub mod metrics;
 pub mod openapi;
 pub mod operations;
@@ -352,7 +353,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
                 .answer(201, json_answer::<caretrail_integrations::Created>("created; Location names it", json!({
                     "Location": { "description": "/api/v1/subscriptions/{id}", "schema": { "type": "string" } },
                     "Cache-Control": { "description": "no-store: the answer holds the secret", "schema": { "type": "string" } } })))
-                .problem(400, "the body is not JSON (malformed_json)")
+                .problem(400, "the body is not JSON (malformed_json), or an object in it holds one key twice (duplicate_json_key)")
                 .problem(403, "only administrators create subscriptions (forbidden)")
                 .problem(409, "NATS delivery is not configured on this server (nats_not_configured)")
                 .problem(422, "a field is invalid (validation_failed, subscription_* codes, webhook_url_* codes: a private address, plain http, credentials), or start_after is past the head (position_after_head)")

@@ -86,22 +86,14 @@ fn object(body: Result<Bytes, BytesRejection>) -> ApiResult<Map<String, Value>> 
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ApiError::validation(
+    match crate::json::parse(&body)? {
+        Value::Object(m) => Ok(m),
+        _ => Err(ApiError::validation(
             "the body must be a JSON object",
             vec![FieldError {
                 field: String::new(),
                 message: "expected an object".to_owned(),
             }],
-        )),
-        Err(e) => Err(ApiError::bad_request(
-            "malformed_json",
-            format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
         )),
     }
 }

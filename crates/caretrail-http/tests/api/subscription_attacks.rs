@@ -29,6 +29,7 @@ caretrail_store::both_backends!(
     finding_6_an_integration_cannot_read_other_integrations_subscriptions_through_the_log,
     finding_7_parallel_creates_do_not_stall_the_database,
     finding_8_the_owner_must_be_a_valid_integration_token,
+    finding_9_a_key_given_twice_is_refused,
 );
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -470,6 +471,36 @@ async fn finding_8_the_owner_must_be_a_valid_integration_token(h: &Harness) {
     )
     .await;
     assert_eq!(res.status(), StatusCode::CREATED);
+}
+
+/// Finding 9 (noticed in review): a body holding one key twice was read with the last value
+/// winning, so `{"delivery": <a public URL>, "delivery": <another>}` could mean one target to a
+/// reviewer's tool or a proxy's log and another to caretrail. It is refused, naming the
+/// position, not the key.
+async fn finding_9_a_key_given_twice_is_refused(h: &Harness) {
+    let t = spawn(h).await;
+    let r = Receiver::start(SECRET).await;
+    let body = format!(
+        r#"{{"name": "x", "delivery": {{"kind": "webhook", "url": "{}"}}, "delivery": {{"kind": "webhook", "url": "https://13800138000.example.org/"}}}}"#,
+        r.url()
+    );
+    let res = t
+        .client
+        .post(format!("{}/api/v1/subscriptions", t.base))
+        .bearer_auth(&t.admin)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let text = problem(res, StatusCode::BAD_REQUEST, "duplicate_json_key")
+        .await
+        .to_string();
+    assert!(
+        !text.contains("13800138000") && !text.contains("delivery"),
+        "{text}"
+    );
+    assert_eq!(list_len(&t).await, 0, "nothing created");
 }
 
 async fn held_ssrf_every_encoding_of_a_private_address_is_refused(h: &Harness) {
