@@ -13,12 +13,14 @@ mod file;
 mod gifts;
 mod issues;
 mod lists;
+mod report;
 mod row;
 
 pub use file::*;
 pub use gifts::*;
 pub use issues::*;
 pub use lists::*;
+pub use report::*;
 
 use caretrail_app::KeyRing;
 use caretrail_app::view::Access;
