@@ -36,6 +36,10 @@ use crate::events::access_for;
 use crate::extract::{Path, Query};
 use crate::openapi::{Json, JsonBytes};
 
+/// Who may read the aggregate dashboards (overview, issues summary, gifts) and the reports
+/// written from them: one list, so a report is never readable by a role its dashboards are not.
+pub(crate) const DASHBOARD_READERS: &[Role] = &[Role::Admin, Role::Auditor];
+
 /// The read side the dashboards answer from.
 #[derive(Clone)]
 pub struct ReadSide {
@@ -419,7 +423,7 @@ impl Params {
     }
 }
 
-fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
+pub(crate) fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
     use caretrail_projections::ProjectionError as P;
     match e {
         P::InvalidQuery(why) => ApiError::bad_request("invalid_query", why),
@@ -459,7 +463,7 @@ fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
 
 /// The read models to answer from: the live ones, or a replay for `as_of_position` /
 /// `as_of_recorded_at` (auditors and administrators only).
-fn read_side(state: &AppState) -> ApiResult<&ReadSide> {
+pub(crate) fn read_side(state: &AppState) -> ApiResult<&ReadSide> {
     state.read.as_ref().ok_or_else(|| {
         ApiError::new(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -470,9 +474,19 @@ fn read_side(state: &AppState) -> ApiResult<&ReadSide> {
 }
 
 async fn models(state: &AppState, p: &Principal, params: &Params) -> ApiResult<ReadModels> {
+    Ok(models_at(state, p, params).await?.0)
+}
+
+/// [`models`], and the log position a replay reflects (`None` for the live read models,
+/// which move on; their position is their checkpoint, see [`Projector::live_version`]).
+pub(crate) async fn models_at(
+    state: &AppState,
+    p: &Principal,
+    params: &Params,
+) -> ApiResult<(ReadModels, Option<u64>)> {
     let read = read_side(state)?;
     let as_of = match (params.as_of_position, params.as_of_recorded_at) {
-        (None, None) => return Ok(read.projector.read_models()),
+        (None, None) => return Ok((read.projector.read_models(), None)),
         (Some(p), None) => AsOf::Position(p),
         (None, Some(t)) => AsOf::RecordTime(t),
         (Some(_), Some(_)) => {
@@ -492,13 +506,13 @@ async fn models(state: &AppState, p: &Principal, params: &Params) -> ApiResult<R
             format!("as_of_position {pos} is beyond the head of the log ({head})"),
         ));
     }
-    Ok(replay(state.app.store().clone(), as_of)
+    let replayed = replay(state.app.store().clone(), as_of)
         .await
-        .map_err(projection_error)?
-        .read_models)
+        .map_err(projection_error)?;
+    Ok((replayed.read_models, Some(replayed.position)))
 }
 
-fn today(state: &AppState, params: &Params) -> NaiveDate {
+pub(crate) fn today(state: &AppState, params: &Params) -> NaiveDate {
     params
         .as_of
         .unwrap_or_else(|| shanghai_date(state.app.clock().now()))
@@ -515,7 +529,7 @@ pub async fn overview(
     uri: Uri,
     q: Result<Query<SummaryParams>, ApiError>,
 ) -> ApiResult<JsonBytes<Overview>> {
-    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
     let today = today(&state, &q);
     read_side(&state)?
@@ -712,7 +726,7 @@ pub async fn issue_summary(
     uri: Uri,
     q: Result<Query<SummaryParams>, ApiError>,
 ) -> ApiResult<JsonBytes<IssueSummary>> {
-    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
     let today = today(&state, &q);
     read_side(&state)?
@@ -731,7 +745,7 @@ pub async fn gifts(
     principal: Principal,
     q: Result<Query<GiftsParams>, ApiError>,
 ) -> ApiResult<Json<List<GiftTotals>>> {
-    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
     let today = today(&state, &q);
@@ -757,7 +771,7 @@ pub async fn regions(
     principal: Principal,
     q: Result<Query<RegionsParams>, ApiError>,
 ) -> ApiResult<Json<List<CoverageRow>>> {
-    principal.require(&[Role::Admin, Role::Auditor], "read dashboards")?;
+    principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
     let rows = m

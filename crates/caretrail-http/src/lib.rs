@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operations;
 pub mod ops;
+pub mod reports;
 pub mod server;
 pub mod subscriptions;
 mod tables;
@@ -295,6 +296,18 @@ pub fn api_routes() -> ApiRouter<AppState> {
             "/regions",
             get_with(dashboard::regions, |op| {
                 dashboard_problems(op.describe("regions", "dashboards", "Region coverage per city or county"))
+            }),
+        )
+        .api_route(
+            "/reports/monthly",
+            get_with(reports::monthly, |op| {
+                reports::document(op, "monthlyReport", "A month's report (XLSX, CSV or JSON)")
+            }),
+        )
+        .api_route(
+            "/reports/yearly",
+            get_with(reports::yearly, |op| {
+                reports::document(op, "yearlyReport", "A year's report (XLSX, CSV or JSON)")
             }),
         )
         .api_route(

@@ -14,6 +14,7 @@ mod dashboards;
 mod errors;
 mod events;
 mod operations;
+mod reports;
 mod roles;
 mod subscription_attacks;
 mod subscriptions;
