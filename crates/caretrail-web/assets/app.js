@@ -122,8 +122,8 @@
   const role = () => S.me?.role;
   const mayReplay = () => ["admin", "auditor"].includes(role());
   const VIEWS = {
-    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "worker"],
-    auditor: ["overview", "overdue", "issues", "audit", "worker"],
+    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "worker", "reports"],
+    auditor: ["overview", "overdue", "issues", "audit", "worker", "reports"],
     director: ["overdue", "record", "worker"],
     integration: ["audit"],
   };
@@ -225,7 +225,7 @@
       if (a.dataset.view === view || (view === "worker" && a.dataset.view === "overdue")) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
-    $("#asof").hidden = !["overview", "overdue", "issues", "worker"].includes(view);
+    $("#asof").hidden = !["overview", "overdue", "issues", "worker", "reports"].includes(view);
     $("#asof-pos-wrap").hidden = !mayReplay();
     renderAsOfNote();
   }
@@ -249,7 +249,7 @@
     const changed = S.view !== location.hash;
     S.view = location.hash;
     show(view);
-    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions }[view];
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, reports: renderReports }[view];
     if (!render) return;
     try {
       await render(r, { quiet, seq });
@@ -258,6 +258,120 @@
       toast(e.problem ? problemText(e.problem) : String(e), true);
     }
     if (changed && !quiet) $("#main").focus({ preventScroll: true });
+  }
+
+  // ---------- reports ----------
+  // Monthly and yearly reports: the files are downloaded with the bearer token (fetched, then
+  // handed to the browser as a Blob), and the printable version is the same layout the files
+  // are written from (`format=json`), printed with the page's print stylesheet (A4, the
+  // association's header, page numbers).
+
+  function reportQuery(format) {
+    const kind = $("#r-kind").value;
+    const period = kind === "yearly" ? $("#r-year").value.trim() : $("#r-month").value;
+    if (!period) return null;
+    return { kind, url: `/api/v1/reports/${kind}${q({ period, format, lang: I18n.lang === "en" ? "en" : "zh" })}` };
+  }
+
+  function reportError(text) {
+    const e = $("#reports-error");
+    e.hidden = !text; e.textContent = text || "";
+  }
+
+  // The file name the server chose: RFC 5987's `filename*` when present, else `filename`.
+  function dispositionName(header, fallback) {
+    const star = /filename\*=UTF-8''([^;]+)/i.exec(header || "");
+    if (star) { try { return decodeURIComponent(star[1]); } catch (_) { /* fall through */ } }
+    const plain = /filename="([^"]+)"/i.exec(header || "");
+    return plain ? plain[1] : fallback;
+  }
+
+  async function downloadReport(format) {
+    reportError("");
+    const rq = reportQuery(format);
+    if (!rq) { reportError(t("reports.pick")); return; }
+    busy(1);
+    try {
+      let res;
+      try {
+        res = await fetch(rq.url, { headers: { Authorization: `Bearer ${S.token}` } });
+      } catch (_) {
+        throw new ApiError(0, { code: "network", detail: t("err.network") });
+      }
+      if (!res.ok) {
+        const problem = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
+        throw new ApiError(res.status, problem || { status: res.status, code: `HTTP ${res.status}` });
+      }
+      const blob = await res.blob();
+      const name = dispositionName(res.headers.get("content-disposition"), `report.${format}`);
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: name, hidden: true, id: "report-download" });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      // Revoked later, not at once: the browser reads the blob after the click returns.
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      $("#reports-form").dataset.downloaded = `${name}:${blob.size}`;
+      toast(t("reports.downloaded", { f: name }));
+    } catch (err) {
+      reportError(err.problem ? problemText(err.problem) : String(err));
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function showReport() {
+    reportError("");
+    const rq = reportQuery("json");
+    if (!rq) { reportError(t("reports.pick")); return; }
+    const out = $("#report-print");
+    loading(out);
+    try {
+      const { layout } = await api(rq.url);
+      fill(out, printableReport(layout));
+      $("#r-print").hidden = false;
+    } catch (err) {
+      fill(out);
+      $("#r-print").hidden = true;
+      reportError(err.problem ? problemText(err.problem) : String(err));
+    }
+  }
+
+  // Every text comes from the server's layout and goes in as text (`h`), never as markup.
+  function printableReport(layout) {
+    const numeric = (c) => c.kind === "int" || c.kind === "yuan";
+    const cell = (tag, c) => h(tag, { class: numeric(c) ? "num" : "" }, c.text);
+    return [
+      h("header", { class: "report-head" },
+        h("div", { class: "report-title", role: "heading", "aria-level": "2" }, layout.title),
+        h("dl", { class: "kv" }, layout.header.flatMap((r) => [h("dt", {}, r.label), h("dd", {}, r.value.text)]))),
+      ...layout.tables.map((tb) => h("section", { class: "report-table" },
+        h("h3", {}, `${tb.sheet} · ${tb.title}`),
+        h("table", { class: "table" },
+          h("thead", {}, h("tr", {}, tb.columns.map((c, i) => h("th", { scope: "col", class: tb.rows[0] && numeric(tb.rows[0][i]) ? "num" : "" }, c)))),
+          h("tbody", {}, tb.rows.map((row, i) => h("tr", { class: tb.total && i === tb.rows.length - 1 ? "total" : "" },
+            row.map((c) => cell("td", c)))))))),
+    ];
+  }
+
+  let reportsWired = false;
+  async function renderReports() {
+    if (reportsWired) return;
+    reportsWired = true;
+    const asOf = S.asOf || todayShanghai();
+    $("#r-month").value = asOf.slice(0, 7);
+    $("#r-year").value = asOf.slice(0, 4);
+    const kindChanged = () => {
+      const yearly = $("#r-kind").value === "yearly";
+      $("#r-month").hidden = yearly; $("#r-month-label").hidden = yearly;
+      $("#r-year").hidden = !yearly; $("#r-year-label").hidden = !yearly;
+    };
+    $("#r-kind").addEventListener("change", kindChanged);
+    $("#r-xlsx").addEventListener("click", () => downloadReport("xlsx"));
+    $("#r-csv").addEventListener("click", () => downloadReport("csv"));
+    $("#r-show").addEventListener("click", showReport);
+    $("#r-print").addEventListener("click", () => window.print());
+    kindChanged();
   }
 
   // ---------- overview ----------

@@ -162,6 +162,11 @@ const I18n = (() => {
     "ev.SubscriptionDeleted": "删除订阅",
     "honour.national_model_worker": "全国劳动模范", "honour.provincial_model_worker": "省劳动模范",
     "tier.relative": "相对困难", "tier.special": "特困", "tier.absolute": "绝对困难",
+    // The reports view.
+    "nav.reports": "报表", "reports.title": "报表", "reports.kind": "报表类型", "reports.monthly": "月度报表",
+    "reports.yearly": "年度报表", "reports.month": "月份", "reports.year": "年份", "reports.xlsx": "下载 Excel",
+    "reports.csv": "下载 CSV", "reports.show": "打印版", "reports.print": "打印", "reports.pick": "请选择月份或年份。",
+    "reports.downloaded": "已下载 {f}",
   };
 
   const en = {
@@ -323,6 +328,11 @@ const I18n = (() => {
     "ev.SubscriptionDeleted": "Subscription deleted",
     "honour.national_model_worker": "National model worker", "honour.provincial_model_worker": "Provincial model worker",
     "tier.relative": "relative hardship", "tier.special": "special hardship", "tier.absolute": "absolute hardship",
+    // The reports view.
+    "nav.reports": "Reports", "reports.title": "Reports", "reports.kind": "Report", "reports.monthly": "Monthly report",
+    "reports.yearly": "Yearly report", "reports.month": "Month", "reports.year": "Year", "reports.xlsx": "Download Excel",
+    "reports.csv": "Download CSV", "reports.show": "Printable version", "reports.print": "Print", "reports.pick": "Pick a month or a year.",
+    "reports.downloaded": "Downloaded {f}",
   };
 
   const dicts = { "zh-CN": zh, en };

@@ -13,6 +13,8 @@
 //!
 //! A second test is the subscriptions view: a webhook subscription created through the page
 //! and delivered to a real receiver with the secret the page showed once, paused from its row.
+//! A third is the reports view: a month's report printed (the A4 print stylesheet) and its
+//! workbook downloaded through the page, in both languages.
 //!
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
@@ -842,5 +844,101 @@ async fn an_administrator_subscribes_a_webhook_pauses_it_and_its_name_stays_text
     )
     .await;
     b.no_errors("subscriptions deleted").await;
+    b.c.close().await.unwrap();
+}
+
+/// The reports view, as an administrator uses it: October 2021's report shown as the printable
+/// version (the same figures the workbook holds: the article's nine visits), the workbook
+/// downloaded through the page with the bearer token under its Chinese name, the print
+/// stylesheet's A4 page with page numbers, and the English switch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_prints_and_downloads_a_monthly_report() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.c.goto(&format!(
+        "{}/login#token={}&as_of={}",
+        service.base,
+        service.admin,
+        demo::today()
+    ))
+    .await
+    .unwrap();
+    b.until(
+        "the overview",
+        "return !document.querySelector('#view-overview').hidden",
+    )
+    .await;
+    b.click("nav a[data-view=reports]").await;
+    b.until(
+        "the reports view",
+        "return !document.querySelector('#view-reports').hidden",
+    )
+    .await;
+    // The month defaults to the as-of date's (the demo's October 2021).
+    assert_eq!(
+        b.js("return document.querySelector('#r-month').value")
+            .await,
+        json!("2021-10")
+    );
+    b.click("#r-show").await;
+    b.until(
+        "the printable report",
+        "return document.querySelectorAll('#report-print table').length >= 5",
+    )
+    .await;
+    let printed = b.text("#report-print").await;
+    assert!(printed.contains("浙江省劳动模范协会"), "{printed}");
+    let visits = b
+        .js("return [...document.querySelectorAll('#report-print tr')]
+               .find(r => r.cells[0] && r.cells[0].innerText === '走访次数').cells[1].innerText")
+        .await;
+    assert_eq!(visits, json!("9"));
+    // The print stylesheet: A4 with page numbers in the bottom margin.
+    let page = b
+        .js(
+            "return [...document.styleSheets].flatMap(s => [...s.cssRules])
+               .filter(r => r instanceof CSSPageRule).map(r => r.cssText).join(' ')",
+        )
+        .await;
+    // Chromium writes the size in lower case.
+    let page = page.as_str().unwrap_or_default().to_lowercase();
+    assert!(
+        page.contains("size: a4") && page.contains("counter(page)"),
+        "{page}"
+    );
+    b.check_view("reports", "zh").await;
+
+    b.click("#r-xlsx").await;
+    b.until(
+        "the downloaded workbook",
+        "return !!document.querySelector('#reports-form[data-downloaded]')",
+    )
+    .await;
+    let name = "劳模帮扶月度报表-2021-10.xlsx";
+    let file = downloads.path().join(name);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !file.is_file() {
+        assert!(Instant::now() < deadline, "{name} was not downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"PK"), "an XLSX is a zip file");
+
+    // In English the printable version is the English report.
+    b.click("#lang").await;
+    b.until("English", "return document.documentElement.lang === 'en'")
+        .await;
+    b.click("#r-show").await;
+    b.until(
+        "the English report",
+        "return [...document.querySelectorAll('#report-print th')].some(th => th.innerText === 'Item')",
+    )
+    .await;
+    b.check_view("reports", "en").await;
     b.c.close().await.unwrap();
 }
