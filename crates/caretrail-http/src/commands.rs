@@ -56,7 +56,7 @@ pub struct CommandAccepted {
 }
 
 /// The command id for an idempotency key: the same key from the same actor is the same command.
-fn command_id_for(actor: Uuid, key: &str) -> Uuid {
+pub(crate) fn command_id_for(actor: Uuid, key: &str) -> Uuid {
     let digest = Sha256::new()
         .chain_update(b"caretrail.idempotency.v1")
         .chain_update(actor.as_bytes())
@@ -154,17 +154,41 @@ pub async fn command(
             ),
         )
     })?;
-    let fingerprint = crate::idempotency::fingerprint(&name, &json);
+    let (replayed, accepted) = run(&state, &principal, &name, json, &headers).await?;
+    let mut out_headers = HeaderMap::new();
+    if replayed {
+        out_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    if let Some(stream) = &accepted.stream_id
+        && let Ok(v) = HeaderValue::from_str(&format!("/api/v1/streams/{stream}"))
+    {
+        out_headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, out_headers, Json(accepted)))
+}
+
+/// The command path after the body is read as JSON: parse, authorise, claim the
+/// `Idempotency-Key` of `headers` (and read `If-Match`), run. Answers whether the result was a
+/// replay of a stored command, and where the events landed. Roster imports
+/// (`crate::imports`) run each row through here with a key derived from the file and the row.
+pub(crate) async fn run(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+    json: serde_json::Value,
+    headers: &HeaderMap,
+) -> ApiResult<(bool, CommandAccepted)> {
+    let fingerprint = crate::idempotency::fingerprint(name, &json);
     // The domain's error names the field and what its schema expects there, never a value or
     // a key that was sent, so it is passed on as it is.
-    let command = Command::parse(&name, json).map_err(|e| match e {
+    let command = Command::parse(name, json).map_err(|e| match e {
         CommandParseError::UnknownCommand => unknown_command(),
         CommandParseError::InvalidBody { field, message } => ApiError::validation(
             format!("the body is not a valid {name} command"),
             vec![FieldError { field, message }],
         ),
     })?;
-    authorize(&state, &principal, &command).await?;
+    authorize(state, principal, &command).await?;
 
     let mut meta = CommandMeta::new(principal.actor_id(), principal.role.as_str());
     if principal.role == Role::Director {
@@ -173,7 +197,7 @@ pub async fn command(
     // Without an Idempotency-Key the command id is new, so no earlier result can exist.
     meta.may_be_retry = false;
     let mut keyed = false;
-    if let Some(key) = header_str(&headers, "idempotency-key")? {
+    if let Some(key) = header_str(headers, "idempotency-key")? {
         if key.is_empty() || key.len() > 200 {
             return Err(ApiError::bad_request(
                 "invalid_idempotency_key",
@@ -184,7 +208,7 @@ pub async fn command(
         meta.may_be_retry = true;
         keyed = true;
     }
-    let expected = match header_str(&headers, "if-match")? {
+    let expected = match header_str(headers, "if-match")? {
         None => None,
         Some(v) => Some(v.trim().trim_matches('"').parse::<u64>().map_err(|_| {
             ApiError::bad_request(
@@ -228,19 +252,9 @@ pub async fn command(
             .find(|s| s.stream_id == f.stream_id)
             .map(|s| s.version)
     });
-    let mut out_headers = HeaderMap::new();
-    if result.deduplicated {
-        out_headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
-    }
-    if let Some(first) = first
-        && let Ok(v) = HeaderValue::from_str(&format!("/api/v1/streams/{}", first.stream_id))
-    {
-        out_headers.insert(header::LOCATION, v);
-    }
     Ok((
-        StatusCode::CREATED,
-        out_headers,
-        Json(CommandAccepted {
+        result.deduplicated,
+        CommandAccepted {
             command_id: meta.command_id,
             stream_id: first.map(|f| f.stream_id.clone()),
             stream_version,
@@ -255,7 +269,7 @@ pub async fn command(
                 })
                 .collect(),
             recorded_at: result.recorded_at,
-        }),
+        },
     ))
 }
 
