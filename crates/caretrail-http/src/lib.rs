@@ -21,6 +21,7 @@ pub mod error;
 pub mod events;
 pub mod extract;
 pub mod idempotency;
+pub mod imports;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
@@ -83,6 +84,8 @@ pub struct AppState {
     pub ready: caretrail_store::ReadyBounds,
     /// Integrations' subscriptions (webhooks, NATS), when enabled.
     pub integrations: Option<Arc<caretrail_integrations::Integrations>>,
+    /// Roster import previews waiting to be committed (`imports`).
+    pub imports: Arc<imports::Imports>,
 }
 
 impl AppState {
@@ -103,6 +106,7 @@ impl AppState {
             renders: Arc::new(events::Renders::default()),
             ready: caretrail_store::ReadyBounds::default(),
             integrations: None,
+            imports: Arc::new(imports::Imports::default()),
         }
     }
 }
@@ -503,6 +507,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
                     .problem(409, "the export is still running (operation_in_progress) or failed (operation_failed)")
             }),
         );
+    let api = api.merge(imports::routes());
     ApiRouter::new()
         .nest("/api/v1", api)
         .api_route(

@@ -13,6 +13,7 @@ mod common;
 mod dashboards;
 mod errors;
 mod events;
+mod imports;
 mod operations;
 mod reports;
 mod roles;
