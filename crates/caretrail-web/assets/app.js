@@ -122,7 +122,7 @@
   const role = () => S.me?.role;
   const mayReplay = () => ["admin", "auditor"].includes(role());
   const VIEWS = {
-    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "worker", "reports"],
+    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "import", "worker", "reports"],
     auditor: ["overview", "overdue", "issues", "audit", "worker", "reports"],
     director: ["overdue", "record", "worker"],
     integration: ["audit"],
@@ -156,6 +156,7 @@
     stopLive();
     resetOps();
     resetSubscriptions();
+    resetImport();
     $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
@@ -249,7 +250,7 @@
     const changed = S.view !== location.hash;
     S.view = location.hash;
     show(view);
-    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, reports: renderReports }[view];
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, import: renderImport, reports: renderReports }[view];
     if (!render) return;
     try {
       await render(r, { quiet, seq });
@@ -1648,6 +1649,133 @@
       const el = $("#live");
       el.textContent = `${t("live.on")} · ${t("live.updated")} ${new Date().toLocaleTimeString(I18n.lang, { hour12: false })}`;
     }, 250);
+  }
+
+  // ---------- roster import (administrators) ----------
+
+  // Choose a roster, download its template, upload the filled file for a preview (nothing is
+  // written), read each row's result beside its row number, then commit. The file goes to the
+  // server as it is; the page reads nothing of it, and the preview repeats no cell, so the
+  // page shows row numbers and messages only. The preview and the outcome are kept in `IMP`
+  // so a language switch redraws them.
+  const IMPORT_KINDS = ["model-workers", "directors", "pairings"];
+  const IMP = { preview: null, outcome: null, problem: null };
+
+  function resetImport() {
+    Object.assign(IMP, { preview: null, outcome: null, problem: null });
+    if ($("#import-box")) fill($("#import-box"));
+  }
+
+  // Texts carry `data-i18n`, so a language switch relabels the form in place (keeping the
+  // chosen file) and only the result is redrawn.
+  function renderImport() {
+    const box = $("#import-box");
+    if (!$("#import-form")) {
+      const i18n = (key) => ({ dataset: { i18n: key } });
+      const kinds = h("select", { name: "kind", id: "import-kind" },
+        IMPORT_KINDS.map((k) => h("option", { value: k, ...i18n(`import.kind.${k}`) }, t(`import.kind.${k}`))));
+      const form = h("form", { id: "import-form", class: "form", onsubmit: (e) => { e.preventDefault(); previewImport(); } },
+        h("div", { class: "field" }, h("label", { for: "import-kind", ...i18n("import.kind") }, t("import.kind")), kinds),
+        h("div", { class: "actions" },
+          h("a", { href: "#", id: "import-template-xlsx", class: "button", ...i18n("import.template_xlsx"), onclick: (e) => { e.preventDefault(); downloadTemplate("xlsx"); } }, t("import.template_xlsx")),
+          h("a", { href: "#", id: "import-template-csv", class: "button", ...i18n("import.template_csv"), onclick: (e) => { e.preventDefault(); downloadTemplate("csv"); } }, t("import.template_csv"))),
+        h("div", { class: "field" }, h("label", { for: "import-file", ...i18n("import.file") }, t("import.file")),
+          h("input", { type: "file", id: "import-file", name: "file", accept: ".xlsx,.csv,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,text/csv", required: true })),
+        h("p", { class: "muted", ...i18n("import.limits") }, t("import.limits")),
+        h("div", { class: "actions" }, h("button", { type: "submit", class: "primary", id: "import-preview", ...i18n("import.preview") }, t("import.preview"))));
+      fill(box, form, h("div", { id: "import-error", class: "error", role: "alert" }), h("div", { id: "import-result" }));
+      form.kind.addEventListener("change", () => { Object.assign(IMP, { preview: null, outcome: null, problem: null }); renderImportResult(); });
+    }
+    renderImportResult();
+  }
+
+  async function downloadTemplate(ext) {
+    const kind = $("#import-kind").value;
+    const name = `caretrail-${kind}.${ext}`;
+    busy(1);
+    try {
+      const res = await fetch(`/api/v1/imports/templates/${kind}.${ext}`, { headers: { Authorization: `Bearer ${S.token}` } });
+      if (!res.ok) throw new ApiError(res.status, (res.headers.get("content-type") || "").includes("json") ? await res.json() : null);
+      const url = URL.createObjectURL(await res.blob());
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a); a.click(); a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+    } catch (err) {
+      toast(err.problem ? problemText(err.problem) : String(err), true);
+    } finally {
+      busy(-1);
+    }
+  }
+
+  async function previewImport() {
+    const form = $("#import-form");
+    const file = form.file.files[0];
+    if (!file) return;
+    Object.assign(IMP, { preview: null, outcome: null, problem: null });
+    busy(1);
+    try {
+      let res;
+      try {
+        res = await fetch(`/api/v1/imports?kind=${encodeURIComponent(form.kind.value)}`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${S.token}`, "Content-Type": file.type || "application/octet-stream" },
+          body: file,
+        });
+      } catch (_) {
+        throw new ApiError(0, { code: "network", detail: t("err.network") });
+      }
+      const data = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
+      if (!res.ok) throw new ApiError(res.status, data || { status: res.status, code: `HTTP ${res.status}` });
+      IMP.preview = data;
+    } catch (err) {
+      IMP.problem = err.problem || { code: "network", detail: String(err) };
+    } finally {
+      busy(-1);
+    }
+    renderImportResult();
+  }
+
+  async function commitImport() {
+    if (!IMP.preview) return;
+    try {
+      IMP.outcome = await api(`/api/v1/imports/${encodeURIComponent(IMP.preview.id)}/commit`, { method: "POST" });
+    } catch (err) {
+      IMP.problem = err.problem || { code: "network", detail: String(err) };
+    }
+    renderImportResult();
+  }
+
+  // A server message in the page's language (the API answers both).
+  const importMessage = (m) => (I18n.lang === "en" ? m.message : m.message_zh || m.message) || m.code;
+  const importProblem = (p) => (I18n.lang === "en" ? p.detail : p.detail_zh || p.detail) || p.code;
+
+  function renderImportResult() {
+    const err = $("#import-error"), box = $("#import-result");
+    if (!err || !box) return;
+    err.textContent = IMP.problem ? t("import.failed", { d: importProblem(IMP.problem) }) : "";
+    const p = IMP.preview;
+    if (!p) { fill(box); return; }
+    const o = IMP.outcome;
+    const byRow = new Map((o?.rows || []).map((r) => [r.row, r]));
+    const summary = o
+      ? t("import.outcome", { w: o.written, r: o.replayed, x: o.rejected, f: o.failed, s: o.skipped })
+      : t("import.summary", { n: p.total, v: p.valid, i: p.invalid, a: p.already_imported });
+    const rows = p.rows.map((r) => {
+      const done = byRow.get(r.row);
+      const status = done ? t(`import.outcome.${done.outcome}`) : t(`import.status.${r.status}`);
+      const bad = done ? ["rejected", "failed"].includes(done.outcome) : r.status === "invalid";
+      const messages = done && done.code ? [importMessage(done)] : (r.problems || []).map((m) => (m.column ? `${m.column}: ${importMessage(m)}` : importMessage(m)));
+      return h("tr", { class: bad ? "bad" : "", dataset: { row: r.row, status: done ? done.outcome : r.status } },
+        h("th", { scope: "row", class: "num" }, r.row),
+        h("td", {}, status),
+        h("td", {}, messages.length ? h("ul", { class: "plain" }, messages.map((m) => h("li", {}, m))) : "—"));
+    });
+    fill(box,
+      h("p", { id: "import-summary" }, summary),
+      o ? null : h("div", { class: "actions" }, h("button", { type: "button", class: "primary", id: "import-commit", disabled: p.valid + p.already_imported === 0, onclick: commitImport }, t("import.commit"))),
+      h("div", { class: "scroll" }, h("table", { class: "table", id: "import-table" },
+        h("thead", {}, h("tr", {}, ["import.col.row", "import.col.status", "import.col.messages"].map((k) => h("th", { scope: "col" }, t(k))))),
+        h("tbody", {}, rows))));
   }
 
   // ---------- chrome ----------

@@ -15,6 +15,8 @@
 //! and delivered to a real receiver with the secret the page showed once, paused from its row.
 //! A third is the reports view: a month's report printed (the A4 print stylesheet) and its
 //! workbook downloaded through the page, in both languages.
+//! A fourth is the import view: a roster's template downloaded through the page, filled with
+//! one bad row, uploaded for a preview that shows the row's message, and committed.
 //!
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
@@ -940,5 +942,113 @@ async fn an_administrator_prints_and_downloads_a_monthly_report() {
     )
     .await;
     b.check_view("reports", "en").await;
+    b.c.close().await.unwrap();
+}
+
+/// The import view, as an administrator uses it: the CSV template downloaded through the page,
+/// filled with two good rows and one bad one, previewed (the bad row's message beside it, in
+/// Chinese, then in English) and committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_imports_a_roster_through_the_page() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.c.goto(&format!("{}/login#token={}", service.base, service.admin))
+        .await
+        .unwrap();
+    b.until(
+        "the navigation",
+        "return !document.querySelector('#nav').hidden && !document.querySelector('nav a[data-view=import]').hidden",
+    )
+    .await;
+    b.click("nav a[data-view=import]").await;
+    b.until(
+        "the import form",
+        "return !!document.querySelector('#import-form')",
+    )
+    .await;
+
+    b.click("#import-template-csv").await;
+    let template = downloads.path().join("caretrail-model-workers.csv");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !template.is_file() {
+        assert!(Instant::now() < deadline, "the template was not downloaded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut roster = std::fs::read_to_string(&template).unwrap();
+    assert!(
+        roster.starts_with('\u{feff}'),
+        "a UTF-8 CSV Excel opens as UTF-8"
+    );
+    // The template's columns: id, name, honour, year, occupation, region, then personal ones.
+    let columns = roster.lines().next().unwrap().split(',').count();
+    let line = |cells: &[&str]| {
+        let mut v: Vec<String> = cells.iter().map(|c| (*c).to_owned()).collect();
+        v.resize(columns, String::new());
+        v.join(",") + "\r\n"
+    };
+    roster += &line(&["", "页面导入甲", "省劳动模范", "", "", "330106"]);
+    roster += &line(&["", "页面导入乙", "其他", "", "", "999999"]);
+    roster += &line(&["", "页面导入丙", "全国劳动模范", "2015", "", "330825"]);
+    let file = downloads.path().join("名册.csv");
+    std::fs::write(&file, roster).unwrap();
+    let head = service.app.store().head().await.unwrap().position;
+
+    b.c.find(Locator::Css("#import-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    b.click("#import-preview").await;
+    b.until(
+        "the preview",
+        "return document.querySelectorAll('#import-table tbody tr').length === 3",
+    )
+    .await;
+    let bad = b.text("#import-table tr[data-status=invalid]").await;
+    assert!(bad.contains("地区代码"), "{bad}");
+    assert_eq!(
+        b.js("return [...document.querySelectorAll('#import-table tr[data-status=valid]')].map(r => r.dataset.row)")
+            .await,
+        json!(["3", "5"]),
+        "rows numbered as the file shows them (two header rows)"
+    );
+    assert!(
+        !b.text("#view-import").await.contains("页面导入"),
+        "the preview repeats no cell"
+    );
+    assert_eq!(
+        service.app.store().head().await.unwrap().position,
+        head,
+        "a preview writes nothing"
+    );
+    b.check_view("import", "zh").await;
+
+    b.click("#import-commit").await;
+    b.until(
+        "the outcome",
+        "return document.querySelectorAll('#import-table tr[data-status=written]').length === 2",
+    )
+    .await;
+    assert!(b.text("#import-summary").await.contains("已写入 2 行"));
+    assert_eq!(service.app.store().head().await.unwrap().position, head + 2);
+
+    b.click("#lang").await;
+    b.until(
+        "the outcome in English",
+        "return document.documentElement.lang === 'en' && document.querySelector('#import-summary')?.innerText.startsWith('2 rows written')",
+    )
+    .await;
+    assert!(
+        b.text("#import-table tr[data-status=skipped]")
+            .await
+            .contains("Skipped")
+    );
+    b.check_view("import", "en").await;
     b.c.close().await.unwrap();
 }
