@@ -144,16 +144,8 @@ pub async fn command(
             ApiError::bad_request("unreadable_body", "the request body could not be read")
         }
     })?;
-    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::bad_request(
-            "malformed_json",
-            format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
+    // Strictly: a key given twice is refused rather than read as its last value.
+    let json = crate::json::parse(&body)?;
     let (replayed, accepted) = run(&state, &principal, &name, json, &headers).await?;
     let mut out_headers = HeaderMap::new();
     if replayed {

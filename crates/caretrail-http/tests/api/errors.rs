@@ -25,6 +25,20 @@ async fn every_error_status_is_problem_json(h: &Harness) {
         .await
         .unwrap();
     problem(res, StatusCode::BAD_REQUEST, "malformed_json").await;
+    // 400: a key given twice (parsers disagree on which value wins), named by position only.
+    let res = t
+        .client
+        .post(url("RegisterBody"))
+        .bearer_auth(&t.admin)
+        .header("content-type", "application/json")
+        .body(
+            r#"{"body_id": "0190a4b2-7c1d-7e3f-8a9b-0c1d2e3f4a5b", "kind": "other", "name": "甲", "name": "13800138000"}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let body = problem(res, StatusCode::BAD_REQUEST, "duplicate_json_key").await;
+    assert!(!body.to_string().contains("13800138000"), "{body}");
     // 422: a negative amount, named by its field; the value sent is not echoed.
     let mut body = visit_body(
         Uuid::now_v7(),
