@@ -170,6 +170,40 @@ mod tests {
     }
 
     #[test]
+    fn every_view_is_a_section_of_its_own() {
+        // A view nested in another is hidden with it: a merge once left the reports view
+        // unclosed, and the import view inside it could never be shown.
+        let mut open: Vec<&str> = Vec::new();
+        let mut views = 0;
+        let mut rest = INDEX_HTML;
+        while let Some(i) = rest
+            .find("<section")
+            .into_iter()
+            .chain(rest.find("</section>"))
+            .min()
+        {
+            if rest[i..].starts_with("</section>") {
+                assert!(open.pop().is_some(), "a </section> closes nothing");
+                rest = &rest[i + "</section>".len()..];
+            } else {
+                let tag_end = rest[i..].find('>').map_or(rest.len(), |e| i + e);
+                let tag = &rest[i..tag_end];
+                if tag.contains("class=\"view\"") {
+                    assert!(
+                        !open.iter().any(|t| t.contains("class=\"view\"")),
+                        "{tag} is inside another view"
+                    );
+                    views += 1;
+                }
+                open.push(tag);
+                rest = &rest[tag_end..];
+            }
+        }
+        assert!(open.is_empty(), "unclosed: {open:?}");
+        assert!(views >= 10, "{views} views");
+    }
+
+    #[test]
     fn the_page_loads_nothing_from_another_origin() {
         // The machine that runs caretrail may have no internet: no CDN, no web fonts.
         for a in ASSETS.iter().map(|a| a.body).chain([INDEX_HTML.as_bytes()]) {

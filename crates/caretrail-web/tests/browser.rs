@@ -227,6 +227,16 @@ impl Browser {
     /// Checks the visible view and photographs it at desktop and phone widths.
     async fn check_view(&mut self, name: &str, lang: &str) {
         // Words the page itself chose (not data such as names) are in the chosen language.
+        // A view may still be redrawing after the switch (a refresh that was in flight), so
+        // the English page is given a moment to have no Chinese left before it is read.
+        if lang == "en" {
+            self.until(
+                "no Chinese left in the English page's own words",
+                "return ![...document.querySelectorAll('nav a, main .view:not([hidden]) :is(thead th, label, legend, .stat-label, h2, button)')]
+                   .filter(e => e.offsetParent !== null).some(e => /[\\u4e00-\\u9fff]/.test(e.innerText))",
+            )
+            .await;
+        }
         let chrome = self
             .js(
                 "return [...document.querySelectorAll('nav a, main .view:not([hidden]) :is(thead th, label, legend, .stat-label, h2, button)')]
