@@ -33,9 +33,10 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::error::{Result, StoreError};
 
-/// A crate's tables: a name and its migrations for each backend.
+/// A crate's tables: a name and its migrations for each backend. For example (shown, not
+/// compiled: `sqlx::migrate!` reads the migration folders of the crate that calls it):
 ///
-/// ```ignore
+/// ```text
 /// static TABLES: caretrail_store::TableSet = caretrail_store::TableSet {
 ///     name: "keys",
 ///     sqlite: sqlx::migrate!("./migrations/sqlite"),
