@@ -440,8 +440,24 @@ async fn finding_8_the_owner_must_be_a_valid_integration_token(h: &Harness) {
         .await
         .unwrap();
     t.tokens.revoke(revoked.0.token_id).await.unwrap();
+    let expired = t
+        .tokens
+        .create_expiring(
+            Role::Integration,
+            None,
+            "expired",
+            Some(chrono::Utc::now() + chrono::Duration::milliseconds(300)),
+        )
+        .await
+        .unwrap();
     let admin = t.tokens.create(Role::Admin, None, "admin").await.unwrap();
-    for owner in [Uuid::now_v7(), revoked.0.token_id, admin.0.token_id] {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for owner in [
+        Uuid::now_v7(),
+        revoked.0.token_id,
+        expired.0.token_id,
+        admin.0.token_id,
+    ] {
         let res = call(
             &t,
             &t.admin,
