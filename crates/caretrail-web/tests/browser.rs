@@ -767,6 +767,12 @@ async fn an_administrator_subscribes_a_webhook_pauses_it_and_its_name_stays_text
         "the secret is in the browser's storage"
     );
     b.click("#subs-secret-copy").await;
+    // The clipboard answers asynchronously: the label changes once it has.
+    b.until(
+        "the copy button's answer",
+        "return document.querySelector('#subs-secret-copy').innerText !== '复制'",
+    )
+    .await;
     let copied = b.text("#subs-secret-copy").await;
     assert!(
         copied == "已复制" || copied == "已选中，请按 Ctrl+C 复制",
