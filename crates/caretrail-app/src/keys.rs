@@ -314,13 +314,8 @@ impl KeyRing {
         Ok(Zeroizing::new(key))
     }
 
-    /// The subject's live data key, created on first use.
-    async fn key_for_sealing(&self, subject: Uuid) -> Result<Zeroizing<[u8; 32]>, KeyError> {
-        match self.load(subject).await? {
-            Some(KeyState::Live(k)) => return Ok(k),
-            Some(KeyState::Erased) => return Err(KeyError::SubjectErased(subject)),
-            None => {}
-        }
+    /// A new random data key for `subject`, and its wrapped form as stored.
+    fn new_key(&self, subject: Uuid) -> Result<(Zeroizing<[u8; 32]>, Vec<u8>), KeyError> {
         let key = Zeroizing::new(random::<32>()?);
         let nonce: [u8; 24] = random()?;
         let ct = self
@@ -334,7 +329,17 @@ impl KeyRing {
                 },
             )
             .map_err(|_| KeyError::Random("encryption failed".into()))?;
-        let wrapped = [&nonce[..], &ct[..]].concat();
+        Ok((key, [&nonce[..], &ct[..]].concat()))
+    }
+
+    /// The subject's live data key, created on first use.
+    async fn key_for_sealing(&self, subject: Uuid) -> Result<Zeroizing<[u8; 32]>, KeyError> {
+        match self.load(subject).await? {
+            Some(KeyState::Live(k)) => return Ok(k),
+            Some(KeyState::Erased) => return Err(KeyError::SubjectErased(subject)),
+            None => {}
+        }
+        let (_, wrapped) = self.new_key(subject)?;
         let now = chrono::Utc::now();
         // Two writers may create a key for the same subject at once: the first insert wins and
         // both use the stored one.
@@ -343,6 +348,57 @@ impl KeyRing {
             Some(KeyState::Live(k)) => Ok(k),
             _ => Err(KeyError::SubjectErased(subject)),
         }
+    }
+
+    /// Makes sure every one of `subjects` has a data key, creating the missing ones together
+    /// in one transaction, and keeps them in memory for the seals that follow.
+    ///
+    /// Sealing for a subject met for the first time stores its key on its own, one durable
+    /// write per person outside the append's group commit; a roster import of thousands of new
+    /// people was bounded by those writes to a few hundred rows a second. An erased subject
+    /// stays erased (its row exists, without a key), so sealing for it is still refused.
+    #[tracing::instrument(name = "keys.prepare", skip_all, fields(subjects = subjects.len()))]
+    pub async fn prepare(&self, subjects: &[Uuid]) -> Result<(), KeyError> {
+        let mut unknown: Vec<Uuid> = subjects
+            .iter()
+            .copied()
+            .filter(|s| self.cached(*s).is_none())
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if unknown.is_empty() {
+            return Ok(());
+        }
+        let stored = self.remember_stored(&unknown).await?;
+        let mut created = Vec::new();
+        for subject in unknown.into_iter().filter(|s| !stored.contains(s)) {
+            created.push((subject, self.new_key(subject)?.1));
+        }
+        if created.is_empty() {
+            return Ok(());
+        }
+        self.db.insert_keys(&created, chrono::Utc::now()).await?;
+        // Another writer may have stored a key for some of them first: use what is stored.
+        let subjects: Vec<Uuid> = created.iter().map(|(s, _)| *s).collect();
+        self.remember_stored(&subjects).await?;
+        Ok(())
+    }
+
+    /// Reads the stored keys of `subjects` into the cache, and answers which had a row.
+    async fn remember_stored(
+        &self,
+        subjects: &[Uuid],
+    ) -> Result<std::collections::HashSet<Uuid>, KeyError> {
+        let mut found = std::collections::HashSet::new();
+        for (subject, wrapped) in self.db.wrapped_keys(subjects).await? {
+            let state = match wrapped {
+                None => KeyState::Erased,
+                Some(w) => KeyState::Live(self.unwrap_key(subject, &w)?),
+            };
+            self.remember(subject, state);
+            found.insert(subject);
+        }
+        Ok(found)
     }
 
     /// Seals `plaintext` for `subject` in event `event_id`.
@@ -451,6 +507,19 @@ trait KeyTables: Send + Sync {
         wrapped: Vec<u8>,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), KeyError>;
+    /// The rows of `subjects` that exist: each subject with its wrapped key, `None` when
+    /// erased.
+    async fn wrapped_keys(
+        &self,
+        subjects: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<Vec<u8>>)>, KeyError>;
+    /// Stores every subject's wrapped key in one transaction, leaving subjects that have a
+    /// row already as they are.
+    async fn insert_keys(
+        &self,
+        keys: &[(Uuid, Vec<u8>)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError>;
     /// Destroys the subject's key (a row without a key).
     async fn erase(
         &self,
@@ -458,6 +527,10 @@ trait KeyTables: Send + Sync {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), KeyError>;
 }
+
+/// Rows per multi-row statement of [`KeyTables::insert_keys`] and
+/// [`KeyTables::wrapped_keys`]: three parameters a row stays far below both backends' limits.
+const KEYS_PER_STATEMENT: usize = 500;
 
 /// SQLite: times as microseconds since the epoch.
 #[async_trait]
@@ -508,6 +581,50 @@ impl KeyTables for SqliteTables {
         Ok(())
     }
 
+    async fn wrapped_keys(
+        &self,
+        subjects: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<Vec<u8>>)>, KeyError> {
+        let mut out = Vec::with_capacity(subjects.len());
+        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for s in chunk {
+                list.push_bind(*s);
+            }
+            q.push(")");
+            out.extend(
+                q.build_query_as::<(Uuid, Option<Vec<u8>>)>()
+                    .fetch_all(self.pool())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn insert_keys(
+        &self,
+        keys: &[(Uuid, Vec<u8>)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) ",
+            );
+            q.push_values(chunk, |mut row, (subject, wrapped)| {
+                row.push_bind(*subject)
+                    .push_bind(wrapped.clone())
+                    .push_bind(now.timestamp_micros());
+            });
+            q.push(" ON CONFLICT (subject_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
     async fn erase(
         &self,
         subject: Uuid,
@@ -583,6 +700,50 @@ impl KeyTables for PgTables {
         Ok(())
     }
 
+    async fn wrapped_keys(
+        &self,
+        subjects: &[Uuid],
+    ) -> Result<Vec<(Uuid, Option<Vec<u8>>)>, KeyError> {
+        let mut out = Vec::with_capacity(subjects.len());
+        for chunk in subjects.chunks(KEYS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "SELECT subject_id, wrapped_key FROM subject_keys WHERE subject_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for s in chunk {
+                list.push_bind(*s);
+            }
+            q.push(")");
+            out.extend(
+                q.build_query_as::<(Uuid, Option<Vec<u8>>)>()
+                    .fetch_all(self.pool())
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    async fn insert_keys(
+        &self,
+        keys: &[(Uuid, Vec<u8>)],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), KeyError> {
+        let mut tx = self.pool().begin().await?;
+        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO subject_keys (subject_id, wrapped_key, created_at) ",
+            );
+            q.push_values(chunk, |mut row, (subject, wrapped)| {
+                row.push_bind(*subject)
+                    .push_bind(wrapped.clone())
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (subject_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
     async fn erase(
         &self,
         subject: Uuid,

@@ -21,6 +21,7 @@ caretrail_store::both_backends!(
     concurrent_pairings_of_one_director_let_exactly_one_through,
     erasure_shreds_one_subject_and_keeps_the_log_intact,
     a_wrong_master_key_is_refused,
+    keys_prepared_together_are_stored_and_an_erased_subject_stays_erased,
 );
 
 fn demo_clock() -> Arc<FixedClock> {
@@ -376,6 +377,57 @@ async fn stored_wrapped_key(h: &Harness, subject: Uuid) -> Vec<u8> {
                 .unwrap();
         text.into_bytes()
     }
+}
+
+/// `KeyRing::prepare` (a roster import's data keys, made in one transaction): keys it makes
+/// are stored, not only cached, so another process opens what this one seals; a subject met
+/// twice, or already keyed by another process, keeps one key; an erased subject stays erased;
+/// more subjects than one statement holds are all keyed.
+async fn keys_prepared_together_are_stored_and_an_erased_subject_stays_erased(h: &Harness) {
+    let one = app(h).await;
+    let other = app(h).await;
+    let erased = Uuid::now_v7();
+    one.keys().erase(erased).await.unwrap();
+    let keyed_elsewhere = Uuid::now_v7();
+    let event = Uuid::now_v7();
+    let sealed_elsewhere = other
+        .keys()
+        .seal(keyed_elsewhere, event, "别处已有密钥")
+        .await
+        .unwrap();
+    let mut subjects: Vec<Uuid> = (0..1_200).map(|_| Uuid::now_v7()).collect();
+    subjects.push(subjects[0]);
+    subjects.push(erased);
+    subjects.push(keyed_elsewhere);
+    one.keys().prepare(&subjects).await.unwrap();
+
+    for subject in [subjects[0], subjects[1_199]] {
+        let sealed = one.keys().seal(subject, event, "王建国").await.unwrap();
+        assert_eq!(
+            other
+                .keys()
+                .unseal(&sealed, event)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("王建国"),
+            "a prepared key is stored, so another process opens what this one sealed"
+        );
+    }
+    assert_eq!(
+        one.keys()
+            .unseal(&sealed_elsewhere, event)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("别处已有密钥"),
+        "a subject keyed before keeps its key"
+    );
+    assert!(matches!(
+        one.keys().seal(erased, event, "不应存入").await,
+        Err(caretrail_app::KeyError::SubjectErased(s)) if s == erased
+    ));
+    assert!(other.keys().is_erased(erased).await.unwrap());
 }
 
 async fn a_wrong_master_key_is_refused(h: &Harness) {

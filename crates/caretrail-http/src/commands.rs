@@ -170,6 +170,20 @@ pub(crate) async fn run(
     json: serde_json::Value,
     headers: &HeaderMap,
 ) -> ApiResult<(bool, CommandAccepted)> {
+    run_claimed(state, principal, name, json, headers, false).await
+}
+
+/// [`run`], where `preclaimed` says the caller has already bound the request's
+/// `Idempotency-Key` to this very request (`idempotency::claim_many` answered `First` or
+/// `Same` for its command id and this name and body), so the claim is not made again.
+pub(crate) async fn run_claimed(
+    state: &AppState,
+    principal: &Principal,
+    name: &str,
+    json: serde_json::Value,
+    headers: &HeaderMap,
+    preclaimed: bool,
+) -> ApiResult<(bool, CommandAccepted)> {
     let fingerprint = crate::idempotency::fingerprint(name, &json);
     // The domain's error names the field and what its schema expects there, never a value or
     // a key that was sent, so it is passed on as it is.
@@ -209,7 +223,7 @@ pub(crate) async fn run(
             )
         })?),
     };
-    if keyed {
+    if keyed && !preclaimed {
         // Bind the key to this request before anything can run under it (see idempotency).
         let claim = tokio::time::timeout(
             crate::idempotency::CLAIM_DEADLINE,
@@ -223,13 +237,7 @@ pub(crate) async fn run(
         .map_err(|_| ApiError::unavailable(&"the Idempotency-Key claim did not finish in time"))?
         .map_err(|e| ApiError::unavailable(&e))?;
         if claim == crate::idempotency::Claim::Other {
-            let mut err = ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used with another request; a new request needs a new key",
-            );
-            err.detail_zh = Some("该幂等键已用于另一个请求；新的请求须使用新的幂等键".to_owned());
-            return Err(err);
+            return Err(key_reused());
         }
     }
     let result = state
@@ -263,6 +271,17 @@ pub(crate) async fn run(
             recorded_at: result.recorded_at,
         },
     ))
+}
+
+/// 422 `idempotency_key_reused`: the key is bound to another request.
+pub(crate) fn key_reused() -> ApiError {
+    let mut err = ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "idempotency_key_reused",
+        "this Idempotency-Key was used with another request; a new request needs a new key",
+    );
+    err.detail_zh = Some("该幂等键已用于另一个请求；新的请求须使用新的幂等键".to_owned());
+    err
 }
 
 /// A command name that is not one: not repeated back (it is whatever the client sent).

@@ -104,14 +104,33 @@ pub(crate) async fn claim(
     let (inserted, stored) = tables
         .claim(command_id, fingerprint, chrono::Utc::now())
         .await?;
-    Ok(match (inserted, stored) {
+    Ok(verdict(fingerprint, inserted, stored))
+}
+
+/// [`claim`] for many keys at once, in one transaction; the answers are in the order given.
+/// A roster import claims its file's keys this way before it runs the rows.
+pub(crate) async fn claim_many(
+    tables: &dyn crate::tables::HttpTables,
+    claims: &[(Uuid, [u8; 32])],
+) -> Result<Vec<Claim>, sqlx::Error> {
+    let answers = tables.claim_many(claims, chrono::Utc::now()).await?;
+    Ok(claims
+        .iter()
+        .zip(answers)
+        .map(|((_, fingerprint), (inserted, stored))| verdict(fingerprint, inserted, stored))
+        .collect())
+}
+
+/// What an insert-if-absent and the stored fingerprint say about a request.
+fn verdict(fingerprint: &[u8; 32], inserted: bool, stored: Option<Vec<u8>>) -> Claim {
+    match (inserted, stored) {
         (true, _) => Claim::First,
         (_, Some(s)) if s.as_slice() == fingerprint.as_slice() => Claim::Same,
         (_, Some(_)) => Claim::Other,
         // Rows are never deleted, so a conflict without a row cannot happen; if it did, the
         // key's request is unknown and running this one could answer it with another's result.
         (_, None) => Claim::Other,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -10,7 +10,11 @@
 //! runs one command per valid row through the command path of `/api/v1/commands/{name}`
 //! (`commands::run`: parse, authorise, `Idempotency-Key`, execute) with a key derived from
 //! the file's SHA-256 and the row number, so the same file imported again (or a commit
-//! repeated) replays the stored results and writes nothing. The ids of the records a roster
+//! repeated) replays the stored results and writes nothing. Before the rows run, the commit
+//! binds all their keys in one transaction (`idempotency::claim_many`) and makes the data keys
+//! of the people they register in another (`KeyRing::prepare`, with the subjects the preview's
+//! decision named), so a row's only durable write is its append, which the store commits
+//! together with the other rows in flight. The ids of the records a roster
 //! leaves blank are derived from the same hash and row, so they are stable too. A row the
 //! domain refuses at commit time is reported with the domain's code and message; the other
 //! rows still commit.
@@ -72,6 +76,10 @@ pub const KEEP_LAST: usize = 8;
 /// commit), so rows in flight together share a disk flush.
 pub const COMMIT_CONCURRENCY: usize = 32;
 
+/// The longest the claim of a file's idempotency keys may take (one transaction of at most
+/// [`read::MAX_ROWS`] small rows): longer means the database cannot serve.
+const CLAIMS_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Rows checked at once in a preview (each reads the states its command is decided on).
 const CHECK_CONCURRENCY: usize = 16;
 
@@ -96,6 +104,9 @@ struct Preview {
 struct PendingRow {
     row: u32,
     body: Value,
+    /// The people whose personal data the row's command seals (from the preview's decision):
+    /// their data keys are made together before the rows run.
+    subjects: Vec<Uuid>,
 }
 
 /// The previews of this server.
@@ -458,12 +469,18 @@ pub async fn preview(
     let mut pending = Vec::new();
     let mut invalid = Vec::new();
     let mut rows = Vec::with_capacity(checked.len());
-    for (report, body) in checked {
+    for Checked {
+        report,
+        body,
+        subjects,
+    } in checked
+    {
         match (report.status, body) {
             (RowStatus::Invalid, _) | (_, None) => invalid.push(report.row),
             (_, Some(body)) => pending.push(PendingRow {
                 row: report.row,
                 body,
+                subjects,
             }),
         }
         rows.push(report);
@@ -519,7 +536,7 @@ async fn check(
     kind: Kind,
     file: &[u8; 32],
     parsed: Vec<ParsedRow>,
-) -> ApiResult<Vec<(RowReport, Option<Value>)>> {
+) -> ApiResult<Vec<Checked>> {
     let name = kind.command();
     // The comparison key of this preview's ID number tags: random, in memory, dropped with it.
     let mut key = Zeroizing::new([0u8; 32]);
@@ -648,27 +665,29 @@ async fn check(
     let app = &state.app;
     let now = app.clock().now();
     let policy = app.policy();
-    let decisions: Vec<Option<ApiResult<Result<(), caretrail_domain::Rejection>>>> =
-        futures::stream::iter(
-            // Collected first: a stream whose type holds the closure over borrowed rows is
-            // not provably `Send` for every lifetime (rustc's higher-ranked inference).
-            rows.iter()
-                .zip(&commands)
-                .map(|((report, _), command)| async move {
-                    let command = command.as_ref()?;
-                    if report.status != RowStatus::Valid {
-                        return None;
-                    }
-                    Some(dry_run(app, actor, policy, now, command).await)
-                })
-                .collect::<Vec<_>>(),
-        )
-        .buffered(CHECK_CONCURRENCY)
-        .collect()
-        .await;
-    for ((report, body), decision) in rows.iter_mut().zip(decisions) {
+    let decisions: Vec<Option<Decided>> = futures::stream::iter(
+        // Collected first: a stream whose type holds the closure over borrowed rows is
+        // not provably `Send` for every lifetime (rustc's higher-ranked inference).
+        rows.iter()
+            .zip(&commands)
+            .map(|((report, _), command)| async move {
+                let command = command.as_ref()?;
+                if report.status != RowStatus::Valid {
+                    return None;
+                }
+                Some(dry_run(app, actor, policy, now, command).await)
+            })
+            .collect::<Vec<_>>(),
+    )
+    .buffered(CHECK_CONCURRENCY)
+    .collect()
+    .await;
+    let mut checked = Vec::with_capacity(rows.len());
+    for ((mut report, mut body), decision) in rows.into_iter().zip(decisions) {
+        let mut subjects = Vec::new();
         match decision {
-            None | Some(Ok(Ok(()))) => {}
+            None => {}
+            Some(Ok(Ok(sealed_for))) => subjects = sealed_for,
             Some(Err(e)) => return Err(e),
             Some(Ok(Err(rejection))) => {
                 // A refusal because this file's row was committed before is not a problem:
@@ -691,21 +710,38 @@ async fn check(
             }
         }
         if report.status == RowStatus::Invalid {
-            *body = None;
+            body = None;
         }
+        checked.push(Checked {
+            report,
+            body,
+            subjects,
+        });
     }
-    Ok(rows)
+    Ok(checked)
 }
 
+/// A row after the preview's checks: its report, the command body to run (none for an
+/// invalid row) and the people whose data that command seals.
+struct Checked {
+    report: RowReport,
+    body: Option<Value>,
+    subjects: Vec<Uuid>,
+}
+
+/// A row's decision on the current state (see [`dry_run`]).
+type Decided = ApiResult<Result<Vec<Uuid>, caretrail_domain::Rejection>>;
+
 /// Decides `command` on the current state as the command handler would, without sealing or
-/// writing: `Ok(Err(_))` is the domain's refusal.
+/// writing: `Ok(Err(_))` is the domain's refusal; otherwise the subjects whose personal
+/// data the decided events would seal.
 async fn dry_run(
     app: &caretrail_app::App,
     actor: Uuid,
     policy: &caretrail_domain::Policy,
     now: chrono::DateTime<chrono::Utc>,
     command: &Command,
-) -> ApiResult<Result<(), caretrail_domain::Rejection>> {
+) -> Decided {
     let mut states = States::new();
     loop {
         let wanted: Vec<StreamName> = streams_to_load(command, &states)
@@ -728,7 +764,15 @@ async fn dry_run(
         },
         policy,
     };
-    Ok(decide(&states, command, &ctx).map(|_| ()))
+    Ok(decide(&states, command, &ctx).map(|decision| {
+        let mut subjects = Vec::new();
+        for (_, mut event) in decision {
+            event.personal_fields_mut(&mut |r, _| subjects.push(r.subject));
+        }
+        subjects.sort_unstable();
+        subjects.dedup();
+        subjects
+    }))
 }
 
 /// The tags of the resident ID numbers of registered model workers whose data is not erased,
@@ -799,20 +843,54 @@ pub async fn commit(
     if let Some(report) = committed.as_ref() {
         return Ok(Json(report.clone()));
     }
-    let rows: Vec<(u32, Value)> = preview
+    let (rows, subjects): (Vec<(u32, Value)>, Vec<Uuid>) = preview
         .pending
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .as_ref()
-        .map(|rows| rows.iter().map(|r| (r.row, r.body.clone())).collect())
+        .map(|rows| {
+            (
+                rows.iter().map(|r| (r.row, r.body.clone())).collect(),
+                rows.iter()
+                    .flat_map(|r| r.subjects.iter().copied())
+                    .collect(),
+            )
+        })
         .unwrap_or_default();
     let name = preview.kind.command();
+    // One durable write each for the rows' data keys and for their idempotency keys, rather
+    // than two per row outside the appends' group commit (which held commits to a few hundred
+    // rows a second).
+    state
+        .app
+        .keys()
+        .prepare(&subjects)
+        .await
+        .map_err(|e| ApiError::unavailable_or_internal(e.is_unavailable(), &e))?;
+    let keyed: Vec<(Uuid, [u8; 32])> = rows
+        .iter()
+        .map(|(row, body)| {
+            let key = idempotency_key(&preview.file_sha256, preview.kind, *row);
+            (
+                crate::commands::command_id_for(principal.actor_id(), &key),
+                crate::idempotency::fingerprint(name, body),
+            )
+        })
+        .collect();
+    let claims = tokio::time::timeout(
+        CLAIMS_DEADLINE,
+        crate::idempotency::claim_many(state.tokens.tables().as_ref(), &keyed),
+    )
+    .await
+    .map_err(|_| ApiError::unavailable(&"the rows' Idempotency-Key claims did not finish in time"))?
+    .map_err(|e| ApiError::unavailable(&e))?;
     let state = &state;
     let principal = &principal;
     let preview_ref = &preview;
     let mut outcomes: Vec<RowOutcome> = futures::stream::iter(
         rows.into_iter()
-            .map(|(row, body)| async move {
+            .zip(claims)
+            .map(|((row, body), claim)| async move {
                 let mut headers = HeaderMap::new();
                 let key = idempotency_key(&preview_ref.file_sha256, preview_ref.kind, row);
                 let command_id = crate::commands::command_id_for(principal.actor_id(), &key);
@@ -828,7 +906,12 @@ pub async fn commit(
                     message: None,
                     message_zh: None,
                 };
-                match crate::commands::run(state, principal, name, body, &headers).await {
+                let ran = if claim == crate::idempotency::Claim::Other {
+                    Err(crate::commands::key_reused())
+                } else {
+                    crate::commands::run_claimed(state, principal, name, body, &headers, true).await
+                };
+                match ran {
                     Ok((replayed, accepted)) => {
                         out.outcome = if replayed {
                             Outcome::Replayed

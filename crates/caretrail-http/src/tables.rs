@@ -81,6 +81,35 @@ pub(crate) trait HttpTables: Send + Sync {
         fingerprint: &[u8; 32],
         now: DateTime<Utc>,
     ) -> Result<(bool, Option<Vec<u8>>), sqlx::Error>;
+    /// [`HttpTables::claim`] for many keys in one transaction, answered in the order given
+    /// (a roster import claims a file's keys together: one durable write, not one per row).
+    async fn claim_many(
+        &self,
+        claims: &[(Uuid, [u8; 32])],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(bool, Option<Vec<u8>>)>, sqlx::Error>;
+}
+
+/// Keys per multi-row statement of [`HttpTables::claim_many`] (three parameters each).
+const CLAIMS_PER_STATEMENT: usize = 500;
+
+/// Puts `claim_many`'s answers in the order of `claims`: `inserted` are the ids this
+/// transaction bound, `stored` the fingerprints found for the others.
+fn claims_in_order(
+    claims: &[(Uuid, [u8; 32])],
+    inserted: &std::collections::HashSet<Uuid>,
+    stored: &std::collections::HashMap<Uuid, Vec<u8>>,
+) -> Vec<(bool, Option<Vec<u8>>)> {
+    claims
+        .iter()
+        .map(|(id, _)| {
+            if inserted.contains(id) {
+                (true, None)
+            } else {
+                (false, stored.get(id).cloned())
+            }
+        })
+        .collect()
 }
 
 /// A microsecond timestamp as SQLite rows hold them, refused when out of range.
@@ -235,6 +264,51 @@ impl HttpTables for SqliteTables {
                 .await?;
         Ok((false, stored))
     }
+
+    async fn claim_many(
+        &self,
+        claims: &[(Uuid, [u8; 32])],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(bool, Option<Vec<u8>>)>, sqlx::Error> {
+        // One claimer at a time, as for single claims (see `claim`).
+        let _one_at_a_time = SQLITE_CLAIMS.lock().await;
+        let mut tx = self.pool().begin().await?;
+        let mut inserted = std::collections::HashSet::new();
+        let mut stored = std::collections::HashMap::new();
+        for chunk in claims.chunks(CLAIMS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) ",
+            );
+            q.push_values(chunk, |mut row, (id, fingerprint)| {
+                row.push_bind(*id)
+                    .push_bind(fingerprint.to_vec())
+                    .push_bind(now.timestamp_micros());
+            });
+            q.push(" ON CONFLICT (command_id) DO NOTHING RETURNING command_id");
+            let mine: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(mine);
+            let others: Vec<Uuid> = chunk
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !inserted.contains(id))
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "SELECT command_id, fingerprint FROM idempotency_keys WHERE command_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in others {
+                list.push_bind(id);
+            }
+            q.push(")");
+            let rows: Vec<(Uuid, Vec<u8>)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            stored.extend(rows);
+        }
+        tx.commit().await?;
+        Ok(claims_in_order(claims, &inserted, &stored))
+    }
 }
 
 #[async_trait]
@@ -365,5 +439,48 @@ impl HttpTables for PgTables {
                 .fetch_optional(self.pool())
                 .await?;
         Ok((false, stored))
+    }
+
+    async fn claim_many(
+        &self,
+        claims: &[(Uuid, [u8; 32])],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(bool, Option<Vec<u8>>)>, sqlx::Error> {
+        let mut tx = self.pool().begin().await?;
+        let mut inserted = std::collections::HashSet::new();
+        let mut stored = std::collections::HashMap::new();
+        for chunk in claims.chunks(CLAIMS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "INSERT INTO idempotency_keys (command_id, fingerprint, created_at) ",
+            );
+            q.push_values(chunk, |mut row, (id, fingerprint)| {
+                row.push_bind(*id)
+                    .push_bind(fingerprint.to_vec())
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (command_id) DO NOTHING RETURNING command_id");
+            let mine: Vec<Uuid> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+            inserted.extend(mine);
+            let others: Vec<Uuid> = chunk
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|id| !inserted.contains(id))
+                .collect();
+            if others.is_empty() {
+                continue;
+            }
+            let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+                "SELECT command_id, fingerprint FROM idempotency_keys WHERE command_id IN (",
+            );
+            let mut list = q.separated(", ");
+            for id in others {
+                list.push_bind(id);
+            }
+            q.push(")");
+            let rows: Vec<(Uuid, Vec<u8>)> = q.build_query_as().fetch_all(&mut *tx).await?;
+            stored.extend(rows);
+        }
+        tx.commit().await?;
+        Ok(claims_in_order(claims, &inserted, &stored))
     }
 }

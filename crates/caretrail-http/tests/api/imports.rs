@@ -24,6 +24,7 @@ caretrail_store::both_backends!(
     duplicate_id_numbers_are_found_in_the_file_and_against_the_registered_until_erased,
     a_pairing_roster_reports_the_domains_refusals_per_row,
     a_row_the_domain_refuses_at_commit_is_reported_and_the_others_commit,
+    a_row_whose_key_another_request_took_is_refused_and_the_others_commit,
     only_administrators_import_and_only_their_own_previews,
     attack_malformed_and_oversized_files_are_refused_with_stable_codes,
     attack_formulas_and_huge_cells_are_row_problems_not_stored,
@@ -517,6 +518,48 @@ async fn a_row_the_domain_refuses_at_commit_is_reported_and_the_others_commit(h:
             .is_some_and(|m| !m.is_empty())
     );
     assert_eq!(row(&outcome, 3)["outcome"], json!("written"));
+}
+
+/// The commit claims all its rows' Idempotency-Keys in one transaction: a key already bound
+/// to another request (here a command sent by hand under row 2's key) refuses that row with
+/// the same code the command route gives, and the other rows still commit.
+async fn a_row_whose_key_another_request_took_is_refused_and_the_others_commit(h: &Harness) {
+    use sha2::Digest;
+    let t = spawn(h).await;
+    let rows = vec![
+        strings(&["姓名", "荣誉称号", "地区代码"]),
+        strings(&["甲", "其他", "330104"]),
+        strings(&["乙", "其他", "330104"]),
+    ];
+    let file = csv(&rows);
+    let report = preview(&t, "model-workers", CSV, file.clone()).await;
+    assert_eq!(report["valid"], json!(2), "{report}");
+    let key = format!(
+        "import:{}:model-workers:2",
+        hex::encode(sha2::Sha256::digest(&file))
+    );
+    let res = t
+        .client
+        .post(format!("{}/api/v1/commands/RegisterBody", t.base))
+        .bearer_auth(&t.admin)
+        .header("idempotency-key", &key)
+        .json(&json!({ "body_id": Uuid::now_v7(), "kind": "association", "name": "抢键协会" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "{}",
+        res.text().await.unwrap()
+    );
+    let before = head(&t).await;
+    let outcome = committed(&t, &report["id"]).await;
+    let refused = row(&outcome, 2);
+    assert_eq!(refused["outcome"], json!("rejected"), "{outcome}");
+    assert_eq!(refused["code"], json!("idempotency_key_reused"));
+    assert_eq!(row(&outcome, 3)["outcome"], json!("written"), "{outcome}");
+    assert_eq!(head(&t).await, before + 1, "only row 3 was written");
 }
 
 async fn only_administrators_import_and_only_their_own_previews(h: &Harness) {
