@@ -870,9 +870,37 @@ pub async fn visits(
     Ok(Json(List::from(page)))
 }
 
-/// Who the caller is, so a client can show what the role may see.
-pub async fn me(principal: Principal) -> Json<Principal> {
-    Json(principal)
+/// Who the caller is and which commands they may send, so a client shows what the role may
+/// see and offers the forms it may submit.
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+pub struct Me {
+    /// The token's principal: id, name, role, director, expiry.
+    #[serde(flatten)]
+    pub principal: Principal,
+    /// The commands this role may send to `POST /api/v1/commands/{name}`, in the domain's
+    /// order (`caretrail_domain::authority`): a director's commands reach only their own pairing,
+    /// which the server still judges per record. Subscriptions are changed through their own
+    /// resource and are not listed.
+    pub commands: Vec<&'static str>,
+}
+
+/// The command routes `role` may call: the domain's issuer table, less the subscription
+/// commands, which have no command route.
+pub fn commands_for(role: Role) -> Vec<&'static str> {
+    caretrail_domain::CommandKind::ALL
+        .iter()
+        .filter(|k| !k.is_subscription() && role.may_run(**k))
+        .map(|k| k.name())
+        .collect()
+}
+
+/// Who the caller is, so a client can show what the role may see and offer what it may run.
+pub async fn me(principal: Principal) -> Json<Me> {
+    let commands = commands_for(principal.role);
+    Json(Me {
+        principal,
+        commands,
+    })
 }
 
 /// The read side's lag, for operators.

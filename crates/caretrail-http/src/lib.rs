@@ -196,7 +196,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
         .api_route(
             "/me",
             get_with(dashboard::me, |op| {
-                op.describe("me", "dashboards", "Who the token belongs to: role, name, director")
+                op.describe("me", "dashboards", "Who the token belongs to (role, name, director) and the commands it may send")
             }),
         )
         .api_route(

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use crate::common::*;
 
-caretrail_store::both_backends!(the_role_matrix_holds,);
+caretrail_store::both_backends!(
+    the_role_matrix_holds,
+    me_lists_exactly_the_commands_each_role_may_send,
+);
 
 async fn the_role_matrix_holds(h: &Harness) {
     let t = spawn(h).await;
@@ -154,4 +157,49 @@ async fn the_role_matrix_holds(h: &Harness) {
         .await;
     let body = problem(theirs, StatusCode::NOT_FOUND, "not_found").await;
     assert!(!body.to_string().contains("王美文"));
+}
+
+/// The page offers a role exactly the forms `/api/v1/me` lists, so the list must be the
+/// domain's issuer table (less the subscription commands, which have their own resource), and
+/// every command listed must be a route that does not refuse the role before reading the body.
+async fn me_lists_exactly_the_commands_each_role_may_send(h: &Harness) {
+    use caretrail_domain::CommandKind;
+    let t = spawn(h).await;
+    let feng = demo::directors::FENG_YALI.uuid();
+    let tokens = [
+        (Role::Admin, t.admin.clone()),
+        (Role::Director, t.token(Role::Director, Some(feng)).await),
+        (Role::Auditor, t.token(Role::Auditor, None).await),
+        (Role::Integration, t.token(Role::Integration, None).await),
+    ];
+    for (role, token) in &tokens {
+        let me: Value = t.get(token, "/api/v1/me").await.json().await.unwrap();
+        let listed: Vec<String> = serde_json::from_value(me["commands"].clone()).unwrap();
+        let expected: Vec<String> = CommandKind::ALL
+            .iter()
+            .filter(|k| !k.is_subscription() && role.may_run(**k))
+            .map(|k| k.name().to_owned())
+            .collect();
+        assert_eq!(listed, expected, "{role:?}");
+        assert_eq!(
+            me["role"],
+            json!(role.as_str()),
+            "the principal is still there"
+        );
+        // A listed command is judged on its body (422 for an empty one), an unlisted one is
+        // refused for the role before the body is read (403).
+        for kind in CommandKind::ALL.iter().filter(|k| !k.is_subscription()) {
+            let status = t.post(token, kind.name(), json!({})).await.status();
+            if listed.iter().any(|c| c == kind.name()) {
+                assert_eq!(
+                    status,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "{role:?} {}",
+                    kind.name()
+                );
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{role:?} {}", kind.name());
+            }
+        }
+    }
 }
