@@ -618,9 +618,25 @@
   }
 
   // ---------- record forms ----------
+  // One form per command route (the subscription commands have their own view). Which of them
+  // a signed-in person sees comes from the server: `/api/v1/me` lists the commands the token
+  // may send (the domain's table), and the page offers exactly those. Most forms are described
+  // by a list of fields (`SPECS`); the visit, its correction and the erasure have builders of
+  // their own. Every field carries its API path (`data-path`), so a refusal lands beside it.
 
-  const COMMANDS = ["RecordVisit", "RaiseIssue", "EscalateIssue", "ResolveIssue", "RecordContact"];
-  const DIRECTOR_COMMANDS = ["RecordVisit", "RaiseIssue", "RecordContact"];
+  const FORM_COMMANDS = [
+    "RegisterModelWorker", "AssessHardship", "ExitHardship", "RecordRelocation", "RecordDeath",
+    "AppointDirector", "EndDirectorTerm", "RegisterBody",
+    "AssignPair", "EndPair",
+    "RecordVisit", "CorrectVisit", "VoidVisit", "RecordContact",
+    "RaiseIssue", "ResolveOnSpot", "AcknowledgeIssue", "EscalateIssue", "RecordBodyResponse", "NoteIssueProgress",
+    "ResolveIssue", "ConfirmResolution", "CloseIssue", "ReopenIssue",
+    "ErasePersonalData",
+  ];
+  // The tab group each command opens (the commands after it, up to the next, belong to it).
+  const FORM_GROUPS = { RegisterModelWorker: "worker", AppointDirector: "director", AssignPair: "pairing", RecordVisit: "visit", RaiseIssue: "issue", ErasePersonalData: "privacy" };
+
+  // Every enum a form offers, with the API's values (labels: `enum.<name>.<value>`).
   const ENUMS = {
     gift: ["cash", "goods", "flowers"],
     prole: ["companion", "union_official", "association_staff", "volunteer", "other"],
@@ -629,18 +645,69 @@
     escchan: ["letter", "phone", "online", "meeting", "in_person", "other"],
     contchan: ["phone", "wechat", "in_person", "other"],
     out: ["resolved", "partially_resolved", "not_resolvable", "withdrawn"],
+    honour: ["national_model_worker", "national_advanced_worker", "provincial_model_worker", "provincial_advanced_worker", "other"],
+    tier: ["deep", "relative", "accidental"],
+    cause: ["old_age", "illness", "disability", "low_income", "family_burden", "accident", "housing", "other"],
+    drole: ["president", "vice_president", "standing_director", "director", "staff"],
+    endreason: ["reassigned", "hardship_exited", "director_term_ended", "model_worker_died", "on_request", "other"],
+    legal: ["subject_request", "consent_withdrawn", "purpose_fulfilled", "unlawful_processing", "other"],
+    bodykind: ["association", "union_provincial", "union_city", "union_county", "union_subdistrict", "employer_union", "government_department", "volunteer_team", "other"],
+    satisfaction: ["satisfied", "partly_satisfied", "not_satisfied"],
+    via: ["visit", "phone", "wechat", "in_person", "other"],
+    bodyresp: ["accepted", "declined", "redirected"],
+  };
+  // The older enums keep the label keys the rest of the page already uses.
+  const ENUM_PREFIX = { gift: "gift", prole: "prole", icat: "icat", urg: "urg", escchan: "chan", contchan: "chan", out: "out" };
+  const enumPrefix = (e) => ENUM_PREFIX[e] || `enum.${e}`;
+
+  // Where each domain refusal belongs: the first of these paths the form has, else the form as
+  // a whole (an empty list). `$field` is the field the refusal names itself; `$cash` the first
+  // cash gift without an amount. `tests/forms.rs` checks that every code of the domain's
+  // `Rejection` is here and has words in both languages (`rej.<code>`).
+  const REJECTION_PLACES = {
+    state_not_loaded: [], personal_data_not_plain: ["$field"], required_text_empty: ["$field"],
+    date_in_future: ["$field"], visit_date_in_future: ["visited_on", "changes.visited_on"],
+    gift_amount_above_cap: ["$field"], amount_overflow: ["gifts", "changes.gifts"],
+    model_worker_already_registered: [], unknown_model_worker: ["model_worker_id"],
+    model_worker_deceased: ["model_worker_id"], model_worker_not_in_hardship: ["model_worker_id"],
+    hardship_causes_empty: ["causes"],
+    director_already_appointed: ["director_id"], unknown_director: ["director_id", "owner", "participants[0].who.director_id"],
+    director_not_in_term: ["effective_from", "director_id", "owner"], term_invalid: ["term.until", "term.from"],
+    term_end_before_start: ["ended_on"], body_already_registered: [],
+    unknown_body: ["body_id", "to_body", "redirected_to", "resolved_by"],
+    pairing_already_exists: [], unknown_pairing: ["pairing_id", "model_worker_id"],
+    director_already_paired: ["director_id"], model_worker_already_paired: ["model_worker_id"],
+    pairing_period_overlaps: ["effective_from"],
+    visit_policy_invalid: ["visit_policy.due_soon_window_days", "visit_policy.max_days_between_visits"],
+    pairing_already_ended: ["pairing_id"], pair_end_before_start: ["ended_on", "died_on"],
+    pair_end_before_last_activity: ["ended_on", "died_on"],
+    pairing_not_active_on_date: ["visited_on", "changes.visited_on", "on"],
+    visit_already_recorded: [], unknown_visit: ["visit_id"], visit_model_worker_mismatch: ["visit_id", "model_worker_id"],
+    visit_needs_pairing_or_adhoc_reason: ["adhoc_reason", "model_worker_id"], visit_has_pairing_and_adhoc_reason: ["adhoc_reason"],
+    visit_without_participants: ["participants[0].who.director_id"], visit_needs_one_lead: ["participants[0].who.director_id"],
+    visit_lead_not_actor: ["participants[0].who.director_id"], visit_not_led_by_actor: ["visit_id"],
+    cash_gift_without_amount: ["$cash"], visit_voided: ["visit_id"], correction_empty: [],
+    issue_already_raised: [], unknown_issue: ["issue_id"], issue_not_acknowledged: ["issue_id"],
+    issue_already_acknowledged: ["issue_id"], issue_not_escalated: ["issue_id"], issue_already_resolved: ["issue_id"],
+    issue_not_resolved: ["issue_id"], issue_already_confirmed: ["issue_id"], issue_not_confirmed: ["override_reason"],
+    issue_closed: ["issue_id"], issue_date_out_of_order: ["on"], due_date_before_step: ["due_by", "respond_by"],
+    body_not_escalated_to: ["body_id"], redirect_target_invalid: ["redirected_to"],
+    contact_already_recorded: [], personal_data_already_erased: ["subject_id"],
   };
 
   let fieldSeq = 0;
   // One labelled field; `path` is the API's field path, so a server error lands next to it.
+  // A personal field says so (sealed in the log, erasable, hidden from those who may not read it).
   function field(path, labelKey, control, opts = {}) {
     const id = `f${++fieldSeq}`;
     control.id = id;
     control.name = control.name || path;
-    control.setAttribute("aria-describedby", `${id}-err`);
+    control.setAttribute("aria-describedby", `${id}-err${opts.personal ? ` ${id}-pi` : ""}`);
     if (opts.required) control.setAttribute("aria-required", "true");
-    const label = h("label", { for: id }, h("span", { "data-i18n": labelKey }, t(labelKey)), opts.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null);
-    return h("div", { class: `field ${opts.class || ""}`, dataset: { path } }, label, control, h("p", { class: "error", id: `${id}-err`, hidden: true }));
+    const label = h("label", { for: id }, h("span", { "data-i18n": labelKey }, t(labelKey)),
+      opts.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null,
+      opts.personal ? h("span", { class: "badge personal", id: `${id}-pi`, title: t("form.personal_help"), "data-i18n": "form.personal" }, t("form.personal")) : null);
+    return h("div", { class: `field ${opts.class || ""} ${opts.personal ? "personal" : ""}`, dataset: opts.personal ? { path, personal: "1" } : { path } }, label, control, h("p", { class: "error", id: `${id}-err`, hidden: true }));
   }
   function select(values, prefix, opts = {}) {
     const s = h("select", {});
@@ -658,34 +725,521 @@
     return h("div", { class: "field check", dataset: { path } }, h("label", { for: id }, h("input", { type: "checkbox", id, name: path }), " ", h("span", { "data-i18n": labelKey }, t(labelKey))));
   };
 
+  // Yuan as typed ("1234.5") to fen, exactly: the decimal string is split, never multiplied as
+  // a float (0.29 * 100 is 28.999999999999996). At most 13 digits of yuan, so the fen stay
+  // below 2^53 and JSON carries them exactly. A minus sign is kept: whether an amount may be
+  // negative is the server's rule, and it says so beside the field.
+  function yuanToFen(text) {
+    const s = String(text).trim().replace(/^[¥￥]/, "");
+    const m = /^(-?)(\d{1,13})(?:\.(\d{1,2}))?$/.exec(s);
+    if (!m) return null;
+    const fen = Number(m[2]) * 100 + Number((m[3] || "").padEnd(2, "0"));
+    return m[1] ? -fen : fen;
+  }
+  const fenToYuan = (fen) => `${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, "0")}`;
+
+  // ----- what the pickers offer: names, never ids to type -----
+
+  const shortId = (id) => String(id).slice(0, 8);
+  const lists = {
+    async workers(filter = {}) {
+      const r = await api(`/api/v1/model-workers${q({ limit: 500, ...filter }, false)}`);
+      return r.items.filter((w) => !(w.name && w.name.erased));
+    },
+    async directors() {
+      if (role() !== "admin") return [];
+      return (await api("/api/v1/directors?limit=500&sort=id")).items;
+    },
+    async pairings(includeEnded = false) {
+      const r = await api(`/api/v1/pairings${q({ limit: 500, include_ended: includeEnded ? "true" : "" }, false)}`);
+      return r.items;
+    },
+    async visits() {
+      return (await api("/api/v1/visits?limit=500")).items.filter((v) => !v.voided);
+    },
+    async bodies() {
+      if (role() !== "admin") return [];
+      const res = await api("/api/v1/events?type=BodyRegistered&limit=1000");
+      return res.events.map((e) => ({ body_id: e.data.body_id, name: e.data.name, kind: e.data.kind }));
+    },
+    // Administrators read the issues board. Directors may not, so their issues are read off
+    // their model worker's timeline: each issue stream's latest step says where it stands.
+    async issues() {
+      if (role() === "admin") return (await api("/api/v1/issues?state=all&limit=500")).items;
+      const out = [];
+      for (const w of await lists.workers()) {
+        const file = await api(`/api/v1/model-workers/${encodeURIComponent(w.model_worker_id)}?limit=500`);
+        const byStream = new Map();
+        for (const e of [...file.timeline.items].sort((a, b) => a.position - b.position)) {
+          if (!e.stream_id.startsWith("issue-")) continue;
+          const i = byStream.get(e.stream_id) || { issue_id: e.stream_id.slice(6), model_worker_id: w.model_worker_id, category: null, state: "raised", raised_on: e.business_date };
+          i.state = ISSUE_STEP_STATE[e.event_type] || i.state;
+          byStream.set(e.stream_id, i);
+        }
+        out.push(...byStream.values());
+      }
+      return out;
+    },
+  };
+  const ISSUE_STEP_STATE = {
+    IssueRaised: "raised", IssueAcknowledged: "acknowledged", IssueEscalated: "escalated", IssueResolvedOnSpot: "resolved",
+    IssueResolved: "resolved", IssueResolutionConfirmed: "confirmed", IssueClosed: "closed", IssueReopened: "reopened",
+  };
+  const workerName = (id) => S.workers.get(id) || shortId(id);
+  const directorName = (id) => S.directors.get(id) || shortId(id);
+  const issueLabel = (i) => [workerName(i.model_worker_id), i.category ? I18n.tOr(`icat.${i.category}`, i.category) : null,
+    t("form.issue_raised_on", { d: i.raised_on || "" }), I18n.tOr(`istate.${i.state}`, i.state)].filter(Boolean).join(" · ");
+  const visitLabel = (v) => `${workerName(v.model_worker_id)} · ${v.visited_on} · ${regionName(v.county_code || v.region_code)}`;
+
+  // A picker's options, by source. `only` narrows them to what the command can act on (an
+  // unpaired model worker in hardship for a pairing, a free director); the server still decides.
+  const OPEN_ISSUE = ["raised", "acknowledged", "escalated", "reopened"];
+  const SOURCES = {
+    worker: async (f) => (await lists.workers(f.query || {})).filter((w) => !f.living || !w.died_on)
+      .filter((w) => !f.only || f.only(w))
+      .map((w) => { S.workers.set(w.model_worker_id, shownText(w.name)); return [w.model_worker_id, `${shownText(w.name)} · ${regionName(w.county_code)}`]; }),
+    director: async (f) => (await lists.directors()).filter((d) => !f.only || f.only(d))
+      .filter((d) => !(d.name && d.name.erased))
+      .map((d) => { S.directors.set(d.director_id, shownText(d.name)); return [d.director_id, `${shownText(d.name)} · ${I18n.tOr(`enum.drole.${d.role}`, d.role)}`]; }),
+    pairing: async (f) => (await lists.pairings(f.ended)).filter((p) => !f.only || f.only(p))
+      .map((p) => [p.pairing_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)} · ${p.effective_from}`]),
+    visit: async () => (await lists.visits()).map((v) => [v.visit_id, visitLabel(v)]),
+    issue: async (f) => (await lists.issues()).filter((i) => !f.states || f.states.includes(i.state)).map((i) => [i.issue_id, issueLabel(i)]),
+    body: async () => (await lists.bodies()).map((b) => [b.body_id, `${b.name} · ${I18n.tOr(`enum.bodykind.${b.kind}`, b.kind)}`]),
+  };
+
+  // ----- the forms described as fields -----
+  // p: API path; k: kind (pick, enum, multi, date, text, area, region, int, bool); req: required;
+  // pi: personal (sealed under the person's key); src/e: the picker's source or the enum;
+  // gen: an id the page makes for a new record; def: a date's default, "today" (the as-of date
+  // when one is set) or a number of days after it (a due date).
+  const W = (o = {}) => ({ p: "model_worker_id", k: "pick", src: "worker", req: true, living: true, ...o });
+  const ISSUE = (states) => ({ p: "issue_id", k: "pick", src: "issue", req: true, states });
+  const ON = { p: "on", k: "date", def: "today" };
+  const SPECS = {
+    RegisterModelWorker: { gen: "model_worker_id", fields: [
+      { p: "name", k: "text", req: true, pi: true }, { p: "honour", k: "enum", e: "honour", req: true },
+      { p: "honour_year", k: "int" }, { p: "occupation", k: "text" }, { p: "region_code", k: "region", req: true },
+      { p: "gender", k: "text", pi: true }, { p: "birth_year", k: "text", pi: true }, { p: "phone", k: "text", pi: true, tel: true },
+      { p: "wechat", k: "text", pi: true }, { p: "id_number", k: "text", pi: true }, { p: "address", k: "area", pi: true }] },
+    AssessHardship: { fields: [W(), { p: "tier", k: "enum", e: "tier", req: true }, { p: "causes", k: "multi", e: "cause", req: true },
+      { p: "assessed_on", k: "date", def: "today" }, { p: "note", k: "area", pi: true }] },
+    ExitHardship: { fields: [W({ query: { in_hardship: "true" }, living: false }), { p: "exited_on", k: "date", def: "today" }, { p: "reason", k: "area", pi: true }] },
+    RecordRelocation: { fields: [W(), { p: "region_code", k: "region", req: true }, { p: "moved_on", k: "date", def: "today" }, { p: "address", k: "area", pi: true }] },
+    RecordDeath: { fields: [W(), { p: "died_on", k: "date", req: true, def: "today" }] },
+    AppointDirector: { gen: "director_id", fields: [
+      { p: "director_id", k: "pick", src: "director", only: (d) => !!d.term_ended_on, empty: "form.new_director" },
+      { p: "name", k: "text", req: true, pi: true }, { p: "role", k: "enum", e: "drole", req: true, value: "standing_director" },
+      { p: "body_id", k: "pick", src: "body", req: true }, { p: "term.from", k: "date", req: true, def: "today" }, { p: "term.until", k: "date" },
+      { p: "phone", k: "text", pi: true, tel: true }, { p: "wechat", k: "text", pi: true },
+      { p: "model_worker_id", k: "pick", src: "worker", empty: "form.none" }] },
+    EndDirectorTerm: { fields: [{ p: "director_id", k: "pick", src: "director", req: true, only: (d) => !d.term_ended_on }, { p: "ended_on", k: "date", def: "today" }] },
+    RegisterBody: { gen: "body_id", fields: [{ p: "name", k: "text", req: true }, { p: "kind", k: "enum", e: "bodykind", req: true }, { p: "region_code", k: "region" }] },
+    AssignPair: { gen: "pairing_id", fields: [
+      W({ query: { paired: "false", in_hardship: "true" } }),
+      { p: "director_id", k: "pick", src: "director", req: true, only: (d) => !d.pairing_id && !d.term_ended_on },
+      { p: "effective_from", k: "date", req: true, def: "today" },
+      { p: "visit_policy.max_days_between_visits", k: "int" }, { p: "visit_policy.due_soon_window_days", k: "int" }] },
+    EndPair: { fields: [{ p: "pairing_id", k: "pick", src: "pairing", req: true }, { p: "reason", k: "enum", e: "endreason", req: true },
+      { p: "ended_on", k: "date", def: "today" }, { p: "note", k: "area", pi: true }] },
+    VoidVisit: { fields: [{ p: "visit_id", k: "pick", src: "visit", req: true, shows: "visit" }, { p: "reason", k: "area", req: true, pi: true }] },
+    RecordContact: { gen: "contact_id", fields: [{ p: "pairing_id", k: "pick", src: "pairing", req: true, ctx: "pairing" },
+      { p: "on", k: "date", req: true, def: "today" }, { p: "channel", k: "enum", e: "contchan", req: true }, { p: "note", k: "area", pi: true }] },
+    RaiseIssue: { gen: "issue_id", fields: [W({ ctx: "worker" }), { p: "category", k: "enum", e: "icat", req: true },
+      { p: "urgency", k: "enum", e: "urg", req: true, value: "normal" }, ON, { p: "description", k: "area", req: true, pi: true }] },
+    ResolveOnSpot: { fields: [ISSUE(["raised"]), ON, { p: "summary", k: "area", req: true, pi: true }] },
+    AcknowledgeIssue: { fields: [ISSUE(["raised", "reopened"]), { p: "owner", k: "pick", src: "director", req: true, only: (d) => !d.term_ended_on },
+      ON, { p: "respond_by", k: "date", req: true, def: 15 }] },
+    EscalateIssue: { fields: [ISSUE(["acknowledged", "escalated", "reopened"]), { p: "to_body", k: "pick", src: "body", req: true },
+      { p: "channel", k: "enum", e: "escchan", req: true }, ON, { p: "due_by", k: "date", req: true, def: 30 }] },
+    RecordBodyResponse: { fields: [ISSUE(["escalated"]), { p: "body_id", k: "pick", src: "body", req: true, fromIssue: "escalated_to" },
+      { p: "response", k: "enum", e: "bodyresp", req: true }, { p: "redirected_to", k: "pick", src: "body", empty: "form.none" },
+      { p: "due_by", k: "date" }, ON, { p: "note", k: "area", pi: true }] },
+    NoteIssueProgress: { fields: [ISSUE(OPEN_ISSUE.concat(["resolved", "confirmed"])), ON, { p: "note", k: "area", req: true, pi: true }] },
+    ResolveIssue: { fields: [ISSUE(["acknowledged", "escalated", "reopened"]), { p: "outcome", k: "enum", e: "out", req: true },
+      { p: "resolved_by", k: "pick", src: "body", empty: "form.none" }, ON, { p: "summary", k: "area", req: true, pi: true }] },
+    ConfirmResolution: { fields: [ISSUE(["resolved"]), { p: "via", k: "enum", e: "via", req: true }, { p: "satisfaction", k: "enum", e: "satisfaction", req: true }, ON] },
+    CloseIssue: { fields: [ISSUE(["resolved", "confirmed"]), ON, { p: "override_reason", k: "area", pi: true }] },
+    ReopenIssue: { fields: [ISSUE(["resolved", "confirmed", "closed"]), ON, { p: "reason", k: "area", req: true, pi: true }] },
+  };
+  const labelKey = (name, p) => (I18n.tOr(`ff.${name}.${p}`, null) !== null ? `ff.${name}.${p}` : `ff.${p}`);
+
+  // The commands the server lets this token send, in the page's order.
+  const myCommands = () => FORM_COMMANDS.filter((c) => (S.me?.commands || []).includes(c));
+
   async function renderRecord(r) {
-    const cmds = role() === "director" ? DIRECTOR_COMMANDS : COMMANDS;
+    const cmds = myCommands();
     const name = cmds.includes(r.arg) ? r.arg : cmds[0];
-    const ctx = { worker: r.params.get("worker") || "", pairing: r.params.get("pairing") || "", issue: r.params.get("issue") || "" };
+    const ctx = { worker: r.params.get("worker") || "", pairing: r.params.get("pairing") || "", issue: r.params.get("issue") || "", visit: r.params.get("visit") || "" };
     const query = r.params.toString();
-    fill($("#record-tabs"), cmds.map((c) => h("a", {
-      href: `#/record/${c}${query ? `?${query}` : ""}`, role: "tab", "aria-selected": c === name ? "true" : "false", class: "tab",
-      "data-i18n": `cmd.${c}`,
-    }, t(`cmd.${c}`))));
+    const tabs = [];
+    for (const c of cmds) {
+      if (FORM_GROUPS[c]) tabs.push(h("span", { class: "tab-group", "data-i18n": `form.group.${FORM_GROUPS[c]}` }, t(`form.group.${FORM_GROUPS[c]}`)));
+      tabs.push(h("a", { href: `#/record/${c}${query ? `?${query}` : ""}`, role: "tab", "aria-selected": c === name ? "true" : "false", class: "tab", dataset: { command: c }, "data-i18n": `cmd.${c}` }, t(`cmd.${c}`)));
+    }
+    fill($("#record-tabs"), tabs);
     const holder = $("#record-forms");
+    if (!name) { fill(holder, h("p", { class: "muted" }, t("form.no_commands"))); return; }
     loading(holder);
     const form = await buildForm(name, ctx);
-    fill(holder, form);
+    fill(holder, h("div", { id: "record-result", role: "status" }), form);
     const first = form.querySelector("input, select, textarea");
     if (first) first.focus();
   }
 
-  async function pairingOptions() {
-    const res = await api(`/api/v1/pairings${q({ limit: 500 }, false)}`);
-    return res.items.filter((p) => !p.ended_on);
+  function defaultDate() { return S.asOf && S.asOf < todayShanghai() ? S.asOf : todayShanghai(); }
+  // A calendar date `n` days after `d` (both YYYY-MM-DD), computed in UTC so no time zone or
+  // daylight-saving change moves it.
+  function plusDays(d, n) {
+    const x = new Date(`${d}T00:00:00Z`);
+    x.setUTCDate(x.getUTCDate() + n);
+    return x.toISOString().slice(0, 10);
   }
-  async function issueOptions() {
-    const res = await api("/api/v1/issues?limit=500");
-    return res.items.filter((i) => !["resolved", "confirmed", "closed"].includes(i.state));
+
+  // Builds the control of one described field and how to read it back.
+  async function specField(name, f, ctx) {
+    const lk = labelKey(name, f.p);
+    let control, read;
+    if (f.k === "pick") {
+      const options = await SOURCES[f.src](f);
+      const preset = f.ctx ? ctx[f.ctx] : f.src === "issue" ? ctx.issue : f.src === "visit" ? ctx.visit : f.src === "worker" ? ctx.worker : "";
+      control = select(options, "", { empty: f.empty || "form.choose", value: options.some(([v]) => v === preset) ? preset : "" });
+      read = () => control.value || null;
+    } else if (f.k === "enum") {
+      control = select(ENUMS[f.e], enumPrefix(f.e), { empty: f.value ? null : "form.choose", value: f.value });
+      read = () => control.value || null;
+    } else if (f.k === "multi") {
+      const id = `f${++fieldSeq}`;
+      const boxes = ENUMS[f.e].map((v) => h("label", { class: "check" }, h("input", { type: "checkbox", value: v, name: f.p }), " ", h("span", { "data-i18n": `${enumPrefix(f.e)}.${v}` }, t(`${enumPrefix(f.e)}.${v}`))));
+      const fs = h("fieldset", { class: "field checks wide", dataset: { path: f.p }, id, "aria-describedby": `${id}-err` },
+        h("legend", {}, h("span", { "data-i18n": lk }, t(lk)), f.req ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null), ...boxes,
+        h("p", { class: "error", id: `${id}-err`, hidden: true }));
+      return { el: fs, read: () => boxes.map((b) => b.querySelector("input")).filter((i) => i.checked).map((i) => i.value) };
+    } else if (f.k === "date") {
+      control = input({ type: "date", value: f.def === "today" ? defaultDate() : typeof f.def === "number" ? plusDays(defaultDate(), f.def) : "" });
+      read = () => control.value || null;
+    } else if (f.k === "area") {
+      control = h("textarea", { rows: "2", maxlength: "2000" });
+      read = () => control.value.trim() || (f.req ? "" : null);
+    } else if (f.k === "region") {
+      control = input({ type: "text", inputmode: "numeric", maxlength: "6", pattern: "33[0-9]{4}", autocomplete: "off" });
+      read = () => control.value.trim() || null;
+    } else if (f.k === "int") {
+      control = input({ type: "text", inputmode: "numeric", maxlength: "9", autocomplete: "off" });
+      read = () => {
+        const v = control.value.trim();
+        if (!v) return null;
+        if (!/^\d{1,9}$/.test(v)) throw localError(f.p, "err.integer");
+        return Number(v);
+      };
+    } else {
+      control = input({ type: f.tel ? "tel" : "text", maxlength: "500", autocomplete: "off" });
+      read = () => control.value.trim() || (f.req ? "" : null);
+    }
+    const el = field(f.p, lk, control, { required: f.req, personal: f.pi, class: f.k === "area" ? "wide" : "" });
+    return { el, read, control };
   }
-  async function bodyOptions() {
-    const res = await api("/api/v1/events?type=BodyRegistered&limit=1000");
-    return res.events.map((e) => [e.data.body_id, e.data.name]);
+
+  // A refusal the page finds before sending (a malformed amount): shown like the server's.
+  function localError(path, key) { const e = new Error(key); e.local = { field: path, key }; return e; }
+
+  // Sets `value` at a dotted path (`term.from`) in `obj`.
+  function setPath(obj, path, value) {
+    const parts = path.split(".");
+    let o = obj;
+    for (const k of parts.slice(0, -1)) o = o[k] = o[k] || {};
+    o[parts[parts.length - 1]] = value;
+  }
+  // Drops objects left empty by optional fields (`visit_policy` with neither number).
+  function pruneEmpty(o) {
+    for (const [k, v] of Object.entries(o)) {
+      if (v && typeof v === "object" && !Array.isArray(v)) { pruneEmpty(v); if (Object.values(v).every((x) => x === null)) o[k] = null; }
+    }
+    return o;
+  }
+
+  async function buildSpecForm(name, ctx, form, body) {
+    const spec = SPECS[name];
+    const built = [];
+    for (const f of spec.fields) {
+      const b = await specField(name, f, ctx);
+      built.push([f, b]);
+      body.append(b.el);
+    }
+    // A visit's current values, shown before it is voided.
+    const shows = built.find(([f]) => f.shows === "visit");
+    if (shows) {
+      const panel = h("div", { class: "current wide", id: "visit-current" });
+      body.insertBefore(panel, shows[1].el.nextSibling);
+      const update = () => showVisit(shows[1].control.value, panel);
+      shows[1].control.addEventListener("change", update);
+      update();
+    }
+    // A body response defaults to the body the issue was escalated to.
+    const fromIssue = built.find(([f]) => f.fromIssue);
+    const issuePick = built.find(([f]) => f.src === "issue");
+    if (fromIssue && issuePick) {
+      const sync = async () => {
+        form.dataset.pending = "1";
+        try {
+          const i = (await lists.issues()).find((x) => x.issue_id === issuePick[1].control.value);
+          if (i && i[fromIssue[0].fromIssue]) fromIssue[1].control.value = i[fromIssue[0].fromIssue];
+        } finally {
+          delete form.dataset.pending;
+        }
+      };
+      issuePick[1].control.addEventListener("change", sync);
+      if (issuePick[1].control.value) await sync();
+    }
+    return () => {
+      const out = {};
+      if (spec.gen) out[spec.gen] = uuid();
+      for (const [f, b] of built) {
+        const v = b.read();
+        // Re-appointing picks the director's id; a new director gets a fresh one.
+        if (f.p === spec.gen && v === null) continue;
+        setPath(out, f.p, v);
+      }
+      return pruneEmpty(out);
+    };
+  }
+
+  // What a visit holds now: its recording with every correction applied, read from its stream
+  // (administrators). A director may not read visit streams, so they see the visits list's row.
+  async function currentVisit(id) {
+    if (role() === "admin") {
+      const s = await api(`/api/v1/streams/visit-${encodeURIComponent(id)}`);
+      let v = null;
+      for (const e of s.events) {
+        if (e.event_type === "VisitRecorded") v = { ...e.data, corrections: 0 };
+        else if (e.event_type === "VisitCorrected" && v) { Object.assign(v, stripNulls(e.data.changes || {})); v.corrections++; }
+        else if (e.event_type === "VisitVoided" && v) v.voided = true;
+      }
+      return v && { full: true, ...v };
+    }
+    const row = (await lists.visits()).find((x) => x.visit_id === id);
+    return row && { full: false, ...row };
+  }
+
+  async function showVisit(id, panel) {
+    if (!id) { fill(panel); return null; }
+    loading(panel);
+    const v = await currentVisit(id);
+    if (!v) { fill(panel); return null; }
+    const kv = (k, val) => [h("dt", { "data-i18n": k }, t(k)), h("dd", {}, val)];
+    const gifts = v.full
+      ? (v.gifts || []).map((g) => `${t(`gift.${g.kind}`)}${g.amount_fen !== undefined && g.amount_fen !== null ? ` ${fenToYuan(g.amount_fen)}` : ""}${g.description ? ` (${g.description})` : ""}`).join("、") || "—"
+      : `${fenToYuan(v.cash_fen)} · ${t("gift.goods")} ${v.goods_count} · ${t("gift.flowers")} ${v.flowers_count}`;
+    fill(panel, h("h3", { "data-i18n": "form.current" }, t("form.current")), h("dl", { class: "kv", id: "visit-current-values" },
+      kv("fld.visited_on", v.visited_on), kv("fld.region_code", `${v.region_code} ${regionName(v.region_code) !== v.region_code ? regionName(v.region_code) : ""}`),
+      v.full ? kv("fld.place", shown(v.place)) : null, kv("fld.gifts", gifts),
+      v.full ? kv("fld.findings_health", shown(v.findings?.health)) : null, v.full ? kv("fld.findings_living", shown(v.findings?.living)) : null,
+      v.full ? kv("fld.findings_family", shown(v.findings?.family)) : null,
+      kv("fld.medical_advice_given", (v.full ? v.medical_advice_given : v.medical_advice) ? t("yes") : t("no")),
+      kv("form.corrections", String(v.corrections))));
+    return v;
+  }
+
+  // Gift rows shared by the visit form and its correction: kind, amount in yuan, description.
+  function giftRows(prefix, initial = []) {
+    const rows = h("div", { class: "gift-rows" });
+    const renumber = () => [...rows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `${prefix}[${i}].${f.dataset.sub}`; }));
+    const sub = (el, s) => { el.dataset.sub = s; return el; };
+    const add = (g = {}) => {
+      const row = h("div", { class: "row" },
+        sub(field("", "fld.kind", select(ENUMS.gift, "gift", { value: g.kind })), "kind"),
+        sub(field("", "fld.amount", input({ type: "text", inputmode: "decimal", autocomplete: "off", value: g.amount_fen !== undefined && g.amount_fen !== null ? fenToYuan(g.amount_fen) : "" })), "amount_fen"),
+        sub(field("", "fld.description", input({ type: "text", maxlength: "500", value: g.description || "" })), "description"),
+        h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
+      rows.append(row); renumber();
+    };
+    initial.forEach(add);
+    const read = () => [...rows.children].map((row, i) => {
+      const val = (s) => row.querySelector(`[data-sub="${s}"] input, [data-sub="${s}"] select`).value.trim();
+      const amount = val("amount_fen");
+      const fen = amount === "" ? null : yuanToFen(amount);
+      if (amount !== "" && fen === null) throw localError(`${prefix}[${i}].amount_fen`, "err.yuan");
+      return { kind: val("kind"), amount_fen: fen, description: val("description") || null };
+    });
+    return { rows, add, read };
+  }
+
+  async function buildVisitForm(ctx, form, body) {
+    const pairings = (await lists.pairings()).filter((p) => !p.ended_on);
+    const byWorker = new Map(pairings.map((p) => [p.model_worker_id, p]));
+    const workers = [...byWorker.values()].map((p) => [p.model_worker_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
+    if (ctx.worker && !byWorker.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
+    const w = select(workers, "", { empty: "form.choose", value: ctx.worker });
+    const region = input({ type: "text", inputmode: "numeric", maxlength: "6", pattern: "33[0-9]{4}" });
+    const dirs = [...S.directors].map(([id, n]) => [id, n]);
+    if (role() === "director" && S.me.director_id) dirs.splice(0, dirs.length, [S.me.director_id, S.directors.get(S.me.director_id) || S.me.name]);
+    const lead = select(dirs, "", { empty: "form.choose" });
+    const sync = () => {
+      const p = byWorker.get(w.value);
+      if (p) { region.value = p.county_code || p.city_code || ""; lead.value = p.director_id; }
+    };
+    w.addEventListener("change", sync);
+    const date = input({ type: "date", value: defaultDate() });
+    const place = input({ type: "text", maxlength: "500" });
+    const gifts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.gifts" }, t("fld.gifts")));
+    const parts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")));
+    const g = giftRows("gifts");
+    const partRows = h("div", {});
+    const renumber = () => [...partRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `participants[${i + 1}].${f.dataset.sub}`; }));
+    const sub = (el, s) => { el.dataset.sub = s; return el; };
+    const addPart = () => {
+      const row = h("div", { class: "row" },
+        sub(field("", "fld.director", select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none" })), "who"),
+        sub(field("", "fld.role", select(ENUMS.prole, "prole")), "role"),
+        sub(field("", "fld.description", input({ type: "text" })), "office"),
+        h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
+      partRows.append(row); renumber();
+    };
+    gifts.append(g.rows, h("button", { type: "button", class: "link", id: "add-gift", "data-i18n": "form.add_gift", onclick: () => g.add() }, t("form.add_gift")));
+    parts.append(partRows, h("button", { type: "button", class: "link", "data-i18n": "form.add_participant", onclick: addPart }, t("form.add_participant")));
+    const findings = ["health", "living", "family"].map((k) => field(`findings.${k}`, `fld.findings_${k}`, h("textarea", { rows: "2" }), { personal: true }));
+    body.append(
+      field("model_worker_id", "fld.model_worker_id", w, { required: true }),
+      field("visited_on", "fld.visited_on", date, { required: true }),
+      field("region_code", "fld.region_code", region, { required: true }),
+      field("place", "fld.place", place, { personal: true }),
+      field("participants[0].who.director_id", "fld.lead", lead, { required: true }),
+      parts, gifts, ...findings,
+      check("medical_advice_given", "fld.medical_advice_given"),
+      check("contact_exchanged.phone", "fld.contact_phone"),
+      check("contact_exchanged.wechat", "fld.contact_wechat"));
+    g.add();
+    sync();
+    return () => {
+      const p = byWorker.get(w.value);
+      const val = (row, s) => row.querySelector(`[data-sub="${s}"] input, [data-sub="${s}"] select`).value.trim();
+      const participants = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }];
+      for (const row of partRows.children) {
+        const who = val(row, "who");
+        const office = val(row, "office");
+        participants.push({ who: who ? { kind: "director", director_id: who } : { kind: "unnamed" }, role: val(row, "role"), office: office || null });
+      }
+      const text = (path) => form.querySelector(`[data-path="${path}"] textarea`).value.trim() || null;
+      const checked = (path) => form.querySelector(`[data-path="${path}"] input`).checked;
+      return {
+        visit_id: uuid(),
+        model_worker_id: w.value || null,
+        pairing_id: ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null,
+        visited_on: date.value || null,
+        region_code: region.value.trim(),
+        place: place.value.trim() || null,
+        participants,
+        gifts: g.read(),
+        findings: { health: text("findings.health"), living: text("findings.living"), family: text("findings.family") },
+        medical_advice_given: checked("medical_advice_given"),
+        contact_exchanged: { phone: checked("contact_exchanged.phone"), wechat: checked("contact_exchanged.wechat") },
+      };
+    };
+  }
+
+  // A correction shows the visit as it stands, offers its values for editing and sends only
+  // what was changed (a list is replaced whole, so a changed gift sends every gift).
+  async function buildCorrectionForm(ctx, form, body) {
+    const options = await SOURCES.visit({});
+    const pick = select(options, "", { empty: "form.choose", value: options.some(([v]) => v === ctx.visit) ? ctx.visit : "" });
+    const panel = h("div", { class: "current wide", id: "visit-current" });
+    const edits = h("div", { class: "form-grid wide", id: "visit-edits" });
+    const reason = h("textarea", { rows: "2", maxlength: "2000" });
+    body.append(field("visit_id", "fld.visit_id", pick, { required: true, class: "wide" }), panel, edits,
+      field("reason", "ff.CorrectVisit.reason", reason, { required: true, personal: true, class: "wide" }));
+    let current = null, read = () => ({});
+    const load = async () => {
+      current = await showVisit(pick.value, panel);
+      fill(edits);
+      if (!current) { read = () => ({}); return; }
+      const date = input({ type: "date", value: current.visited_on });
+      const region = input({ type: "text", inputmode: "numeric", maxlength: "6", value: current.region_code });
+      edits.append(field("changes.visited_on", "fld.visited_on", date), field("changes.region_code", "fld.region_code", region));
+      if (!current.full) { read = () => ({ visited_on: date.value !== current.visited_on ? date.value || null : null, region_code: region.value.trim() !== current.region_code ? region.value.trim() : null }); return; }
+      const plain = (v) => (typeof v === "string" ? v : "");
+      const place = input({ type: "text", maxlength: "500", value: plain(current.place) });
+      const advice = h("input", { type: "checkbox" }); advice.checked = !!current.medical_advice_given;
+      const fnd = ["health", "living", "family"].map((k) => [k, h("textarea", { rows: "2" }, plain(current.findings?.[k]))]);
+      const g = giftRows("changes.gifts", current.gifts || []);
+      const gifts = h("fieldset", { class: "rows wide" }, h("legend", { "data-i18n": "fld.gifts" }, t("fld.gifts")), g.rows,
+        h("button", { type: "button", class: "link", "data-i18n": "form.add_gift", onclick: () => g.add() }, t("form.add_gift")));
+      edits.append(field("changes.place", "fld.place", place, { personal: true }),
+        h("div", { class: "field check", dataset: { path: "changes.medical_advice_given" } }, h("label", {}, advice, " ", h("span", { "data-i18n": "fld.medical_advice_given" }, t("fld.medical_advice_given")))),
+        gifts, ...fnd.map(([k, c]) => field(`changes.findings.${k}`, `fld.findings_${k}`, c, { personal: true })));
+      const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
+      read = () => {
+        const out = {};
+        if (date.value !== current.visited_on) out.visited_on = date.value || null;
+        if (region.value.trim() !== current.region_code) out.region_code = region.value.trim();
+        if (place.value.trim() !== plain(current.place)) out.place = place.value.trim();
+        if (advice.checked !== !!current.medical_advice_given) out.medical_advice_given = advice.checked;
+        const giftsNow = stripNulls(g.read());
+        if (!same(giftsNow, stripNulls(current.gifts || []))) out.gifts = giftsNow;
+        const f = Object.fromEntries(fnd.map(([k, c]) => [k, c.value.trim() || null]));
+        if (fnd.some(([k, c]) => c.value.trim() !== plain(current.findings?.[k]))) out.findings = f;
+        return out;
+      };
+    };
+    pick.addEventListener("change", load);
+    await load();
+    return () => ({ visit_id: pick.value || null, reason: reason.value.trim(), changes: read() });
+  }
+
+  // Erasure names the person and the legal basis and asks once more before it is sent; the
+  // answer then shows what was destroyed (`erasureReport`).
+  async function buildErasureForm(ctx, form, body) {
+    const [workers, directors] = await Promise.all([SOURCES.worker({}), SOURCES.director({})]);
+    const subject = h("select", {},
+      h("option", { value: "", "data-i18n": "form.choose" }, t("form.choose")),
+      h("optgroup", { label: t("form.subject.worker"), "data-kind": "modelworker" }, workers.map(([v, l]) => h("option", { value: v, dataset: { kind: "modelworker" } }, l))),
+      h("optgroup", { label: t("form.subject.director"), "data-kind": "director" }, directors.map(([v, l]) => h("option", { value: v, dataset: { kind: "director" } }, l))));
+    const basis = select(ENUMS.legal, enumPrefix("legal"), { empty: "form.choose" });
+    const confirmBox = h("div", { class: "confirm wide", id: "erase-confirm", hidden: true });
+    body.append(field("subject_id", "ff.subject_id", subject, { required: true }), field("legal_basis", "ff.legal_basis", basis, { required: true }),
+      h("p", { class: "muted wide", "data-i18n": "form.erase_help" }, t("form.erase_help")), confirmBox);
+    form.confirmed = false;
+    // The first submission only asks; the second (after "erase") sends.
+    form.beforeSend = (payload) => {
+      if (form.confirmed || !payload.subject_id || !payload.legal_basis) return true;
+      const opt = subject.selectedOptions[0];
+      fill(confirmBox, h("p", { id: "erase-question" }, t("form.erase_confirm", { n: opt.textContent, b: t(`${enumPrefix("legal")}.${payload.legal_basis}`) })),
+        h("div", { class: "actions" },
+          h("button", { type: "button", class: "danger", id: "erase-yes", "data-i18n": "form.erase_yes", onclick: () => { form.confirmed = true; form.requestSubmit(); } }, t("form.erase_yes")),
+          h("button", { type: "button", id: "erase-no", "data-i18n": "form.erase_no", onclick: () => { confirmBox.hidden = true; } }, t("form.erase_no"))));
+      confirmBox.hidden = false;
+      $("#erase-yes").focus();
+      return false;
+    };
+    const reset = () => { form.confirmed = false; confirmBox.hidden = true; };
+    subject.addEventListener("change", reset); basis.addEventListener("change", reset);
+    form.subjectInfo = () => ({ kind: subject.selectedOptions[0]?.dataset.kind, name: S.workers.get(subject.value) || S.directors.get(subject.value) || subject.selectedOptions[0]?.textContent });
+    return () => ({ subject_id: subject.value || null, legal_basis: basis.value || null });
+  }
+
+  // After an erasure: the event that recorded it, and every personal value of the person's own
+  // records that now reads "erased" (their key is gone, so nothing can open them again).
+  async function erasureReport(payload, res, info) {
+    const ev = res.events[0];
+    const page = await api(`/api/v1/streams/${encodeURIComponent(ev.stream_id)}`);
+    const e = page.events.find((x) => x.position === ev.position) || page.events[page.events.length - 1];
+    const destroyed = [];
+    if (info.kind) {
+      const own = await api(`/api/v1/streams/${info.kind}-${encodeURIComponent(payload.subject_id)}`);
+      const walk = (v, path, type) => {
+        if (v && typeof v === "object" && !Array.isArray(v) && v.erased === true) destroyed.push(`${I18n.tOr(`ev.${type}`, type)}: ${I18n.tOr(`ff.${path}`, path)}`);
+        else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k, type);
+      };
+      for (const x of own.events) walk(x.data, "", x.event_type);
+    }
+    return h("div", { class: "card erased-report", id: "erase-report", dataset: { position: ev.position } },
+      h("h3", { "data-i18n": "form.erased_title" }, t("form.erased_title", { n: info.name || "" })),
+      h("dl", { class: "kv" },
+        h("dt", {}, t("form.erased_event")), h("dd", {}, `${I18n.tOr(`ev.${e.event_type}`, e.event_type)} · #${e.position}`),
+        h("dt", {}, t("ff.legal_basis")), h("dd", {}, t(`${enumPrefix("legal")}.${e.data.legal_basis}`)),
+        h("dt", {}, t("form.erased_on")), h("dd", {}, e.data.erased_on || e.occurred_at || "—"),
+        h("dt", {}, t("form.erased_key")), h("dd", {}, t("form.erased_key_text"))),
+      h("p", {}, t("form.erased_fields", { n: destroyed.length })),
+      h("ul", { class: "plain", id: "erase-destroyed" }, destroyed.map((d) => h("li", {}, d))));
   }
 
   async function buildForm(name, ctx) {
@@ -695,162 +1249,55 @@
     form.append(body);
     const formError = h("p", { class: "error form-error", role: "alert", hidden: true });
     const ok = h("p", { class: "ok", role: "status", hidden: true });
-    const submit = h("button", { type: "submit", class: "primary", "data-i18n": "form.submit" }, t("form.submit"));
+    const submit = h("button", { type: "submit", class: name === "ErasePersonalData" ? "danger" : "primary", "data-i18n": "form.submit" }, t("form.submit"));
     form.append(formError, h("div", { class: "actions" }, submit), ok);
-    const defaultDate = S.asOf && S.asOf < todayShanghai() ? S.asOf : todayShanghai();
-
-    const pairings = ["RecordVisit", "RecordContact", "RaiseIssue"].includes(name) ? await pairingOptions() : [];
-    const byWorker = new Map(pairings.map((p) => [p.model_worker_id, p]));
-    const workerSelect = () => {
-      const workers = [...byWorker.values()].map((p) => [p.model_worker_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
-      if (ctx.worker && !byWorker.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
-      return select(workers, "", { empty: "form.choose", value: ctx.worker });
-    };
 
     let collect;
-    if (name === "RecordVisit") {
-      const w = workerSelect();
-      const region = input({ type: "text", inputmode: "numeric", maxlength: "6", pattern: "33[0-9]{4}" });
-      const dirs = [...S.directors].map(([id, n]) => [id, n]);
-      if (role() === "director" && S.me.director_id) dirs.splice(0, dirs.length, [S.me.director_id, S.directors.get(S.me.director_id) || S.me.name]);
-      const lead = select(dirs, "", { empty: "form.choose" });
-      const sync = () => {
-        const p = byWorker.get(w.value);
-        if (p) { region.value = p.county_code || p.city_code || ""; lead.value = p.director_id; }
-      };
-      w.addEventListener("change", sync);
-      const date = input({ type: "date", value: defaultDate });
-      const place = input({ type: "text" });
-      const gifts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.gifts" }, t("fld.gifts")));
-      const parts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")));
-      const giftRows = h("div", {}), partRows = h("div", {});
-      const renumber = () => {
-        [...giftRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `gifts[${i}].${f.dataset.sub}`; }));
-        [...partRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `participants[${i + 1}].${f.dataset.sub}`; }));
-      };
-      const sub = (el, s) => { el.dataset.sub = s; return el; };
-      const addGift = () => {
-        const row = h("div", { class: "row" },
-          sub(field("", "fld.kind", select(ENUMS.gift, "gift")), "kind"),
-          sub(field("", "fld.amount", input({ type: "number", step: "0.01", inputmode: "decimal" })), "amount_fen"),
-          sub(field("", "fld.description", input({ type: "text" })), "description"),
-          h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
-        giftRows.append(row); renumber();
-      };
-      const addPart = () => {
-        const row = h("div", { class: "row" },
-          sub(field("", "fld.director", select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none" })), "who"),
-          sub(field("", "fld.role", select(ENUMS.prole, "prole")), "role"),
-          sub(field("", "fld.description", input({ type: "text" })), "office"),
-          h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
-        partRows.append(row); renumber();
-      };
-      gifts.append(giftRows, h("button", { type: "button", class: "link", id: "add-gift", "data-i18n": "form.add_gift", onclick: addGift }, t("form.add_gift")));
-      parts.append(partRows, h("button", { type: "button", class: "link", "data-i18n": "form.add_participant", onclick: addPart }, t("form.add_participant")));
-      const findings = ["health", "living", "family"].map((k) => field(`findings.${k}`, `fld.findings_${k}`, h("textarea", { rows: "2" })));
-      body.append(
-        field("model_worker_id", "fld.model_worker_id", w, { required: true }),
-        field("visited_on", "fld.visited_on", date, { required: true }),
-        field("region_code", "fld.region_code", region, { required: true }),
-        field("place", "fld.place", place),
-        field("participants[0].who.director_id", "fld.lead", lead, { required: true }),
-        parts, gifts, ...findings,
-        check("medical_advice_given", "fld.medical_advice_given"),
-        check("contact_exchanged.phone", "fld.contact_phone"),
-        check("contact_exchanged.wechat", "fld.contact_wechat"));
-      addGift();
-      sync();
-      collect = () => {
-        const p = byWorker.get(w.value);
-        const val = (row, s) => row.querySelector(`[data-sub="${s}"] input, [data-sub="${s}"] select`).value.trim();
-        const participants = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }];
-        for (const row of partRows.children) {
-          const who = val(row, "who");
-          const office = val(row, "office");
-          participants.push({ who: who ? { kind: "director", director_id: who } : { kind: "unnamed" }, role: val(row, "role"), office: office || null });
-        }
-        const giftsOut = [...giftRows.children].map((row) => {
-          const amount = val(row, "amount_fen");
-          return { kind: val(row, "kind"), amount_fen: amount === "" ? null : Math.round(Number(amount) * 100), description: val(row, "description") || null };
-        });
-        const text = (path) => form.querySelector(`[data-path="${path}"] textarea`).value.trim() || null;
-        const checked = (path) => form.querySelector(`[data-path="${path}"] input`).checked;
-        return {
-          visit_id: uuid(),
-          model_worker_id: w.value || null,
-          pairing_id: ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null,
-          visited_on: date.value || null,
-          region_code: region.value.trim(),
-          place: place.value.trim() || null,
-          participants,
-          gifts: giftsOut,
-          findings: { health: text("findings.health"), living: text("findings.living"), family: text("findings.family") },
-          medical_advice_given: checked("medical_advice_given"),
-          contact_exchanged: { phone: checked("contact_exchanged.phone"), wechat: checked("contact_exchanged.wechat") },
-        };
-      };
-    } else if (name === "RaiseIssue") {
-      const w = workerSelect();
-      const cat = select(ENUMS.icat, "icat", { empty: "form.choose" });
-      const urg = select(ENUMS.urg, "urg", { value: "normal" });
-      const desc = h("textarea", { rows: "3" });
-      const on = input({ type: "date", value: defaultDate });
-      body.append(field("model_worker_id", "fld.model_worker_id", w, { required: true }), field("category", "fld.category", cat, { required: true }),
-        field("urgency", "fld.urgency", urg, { required: true }), field("on", "fld.on", on), field("description", "fld.issue_description", desc, { required: true, class: "wide" }));
-      collect = () => ({ issue_id: uuid(), model_worker_id: w.value || null, category: cat.value || null, urgency: urg.value, description: desc.value.trim(), on: on.value || null });
-    } else if (name === "EscalateIssue" || name === "ResolveIssue") {
-      const [issues, bodies] = await Promise.all([issueOptions(), bodyOptions()]);
-      const label = (i) => `${S.workers.get(i.model_worker_id) || i.model_worker_id.slice(0, 8)} · ${I18n.tOr(`icat.${i.category}`, i.category)} · ${i.raised_on}`;
-      const issue = select(issues.map((i) => [i.issue_id, label(i)]), "", { empty: "form.choose", value: ctx.issue });
-      const on = input({ type: "date", value: defaultDate });
-      body.append(field("issue_id", "fld.issue_id", issue, { required: true }));
-      if (name === "EscalateIssue") {
-        const to = select(bodies, "", { empty: "form.choose" });
-        const chan = select(ENUMS.escchan, "chan", { empty: "form.choose" });
-        const due = input({ type: "date" });
-        body.append(field("to_body", "fld.to_body", to, { required: true }), field("channel", "fld.channel", chan, { required: true }),
-          field("on", "fld.on", on), field("due_by", "fld.due_by", due, { required: true }));
-        collect = () => ({ issue_id: issue.value || null, to_body: to.value || null, channel: chan.value || null, due_by: due.value || null, on: on.value || null });
-      } else {
-        const out = select(ENUMS.out, "out", { empty: "form.choose" });
-        const by = select(bodies, "", { empty: "form.none" });
-        const summary = h("textarea", { rows: "3" });
-        body.append(field("outcome", "fld.outcome", out, { required: true }), field("resolved_by", "fld.resolved_by", by), field("on", "fld.on", on),
-          field("summary", "fld.summary", summary, { required: true, class: "wide" }));
-        collect = () => ({ issue_id: issue.value || null, outcome: out.value || null, resolved_by: by.value || null, summary: summary.value.trim(), on: on.value || null });
-      }
-    } else {
-      const pairs = pairings.map((p) => [p.pairing_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
-      const pairing = select(pairs, "", { empty: "form.choose", value: ctx.pairing || byWorker.get(ctx.worker)?.pairing_id });
-      const on = input({ type: "date", value: defaultDate });
-      const chan = select(ENUMS.contchan, "chan", { empty: "form.choose" });
-      const note = h("textarea", { rows: "3" });
-      body.append(field("pairing_id", "fld.pairing_id", pairing, { required: true }), field("on", "fld.on", on, { required: true }),
-        field("channel", "fld.channel", chan, { required: true }), field("note", "fld.note", note, { class: "wide" }));
-      collect = () => ({ contact_id: uuid(), pairing_id: pairing.value || null, on: on.value || null, channel: chan.value || null, note: note.value.trim() || null });
-    }
+    if (name === "RecordVisit") collect = await buildVisitForm(ctx, form, body);
+    else if (name === "CorrectVisit") collect = await buildCorrectionForm(ctx, form, body);
+    else if (name === "ErasePersonalData") collect = await buildErasureForm(ctx, form, body);
+    else collect = await buildSpecForm(name, ctx, form, body);
+    if (form.querySelector(".field.personal")) body.prepend(h("p", { class: "muted wide personal-note", "data-i18n": "form.personal_note" }, t("form.personal_note")));
 
     // One Idempotency-Key per submission: a retry of the same submission (a double click, a
-    // lost answer) cannot record the visit twice; a corrected resubmission is a new command.
+    // lost answer) cannot record it twice; a corrected resubmission is a new command.
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (form.dataset.busy) return;
-      form.dataset.busy = "1";
       clearErrors(form); ok.hidden = true;
+      let payload;
+      try {
+        payload = stripNulls(collect());
+      } catch (e) {
+        if (!e.local) throw e;
+        form.problem = { code: "local", local: e.local }; form.payload = {}; showErrors(form);
+        return;
+      }
+      if (form.beforeSend && !form.beforeSend(payload)) return;
+      form.dataset.busy = "1";
+      delete form.dataset.outcome;
       submit.disabled = true; submit.textContent = t("form.submitting");
       submit.prepend(h("span", { class: "spinner", "aria-hidden": "true" }));
-      const payload = stripNulls(collect());
+      const info = form.subjectInfo ? form.subjectInfo() : null;
       try {
         const res = await api(`/api/v1/commands/${name}`, { method: "POST", json: payload, headers: { "Idempotency-Key": uuid() } });
         const pos = Math.max(0, ...res.events.map((e) => e.position));
+        form.problem = null;
         ok.hidden = false; ok.textContent = t("form.saved", { p: pos });
         toast(t("form.saved", { p: pos }));
         await caughtUp(pos);
-        const worker = payload.model_worker_id || ctx.worker;
-        if (worker) location.hash = `#/worker/${worker}`;
-        else { const fresh = await buildForm(name, ctx); form.replaceWith(fresh); }
+        if (name === "RecordVisit" && payload.model_worker_id) { location.hash = `#/worker/${payload.model_worker_id}`; return; }
+        const report = name === "ErasePersonalData" ? await erasureReport(payload, res, info) : null;
+        // A fresh form (its pickers reloaded) replaces this one before the result is shown.
+        const fresh = await buildForm(name, ctx);
+        form.replaceWith(fresh);
+        const result = $("#record-result");
+        if (result) fill(result, h("p", { class: "ok", dataset: { command: name, position: pos } }, t("form.saved_cmd", { c: t(`cmd.${name}`), p: pos })), report);
       } catch (e) {
+        form.dataset.outcome = "rejected";
         if (e.problem) { form.problem = e.problem; form.payload = payload; showErrors(form); } else throw e;
+        form.confirmed = false;
+        const box = form.querySelector("#erase-confirm"); if (box) box.hidden = true;
       } finally {
         delete form.dataset.busy;
         submit.disabled = false; submit.textContent = t("form.submit");
@@ -896,21 +1343,10 @@
     return t("err.generic", { d: problemDetail(p) });
   }
 
-  // Domain rejections name no field; these codes are about one, so they are shown beside it.
-  function rejectionField(p, payload) {
+  // The subscriptions view's refusals that are about one field.
+  function rejectionField(p) {
     const first = (p.detail || "").split(" ")[0];
     switch (p.code) {
-      case "visit_date_in_future": return "visited_on";
-      case "date_in_future": case "required_text_empty": return first;
-      case "cash_gift_without_amount": {
-        const i = (payload.gifts || []).findIndex((g) => g.kind === "cash" && g.amount_fen === undefined);
-        return `gifts[${Math.max(0, i)}].amount_fen`;
-      }
-      case "visit_without_participants": case "visit_needs_one_lead": case "visit_lead_not_actor": return "participants[0].who.director_id";
-      case "gift_amount_above_cap": return first;
-      case "visit_needs_pairing_or_adhoc_reason": case "unknown_pairing": return "model_worker_id";
-      case "unknown_model_worker": return "model_worker_id";
-      case "due_before_step": case "due_date_before_step": return "due_by";
       case "subscription_url_invalid": case "subscription_url_credentials": return "delivery.url";
       case "subscription_subject_prefix_invalid": return "delivery.subject_prefix";
       case "subscription_name_too_long": return "name";
@@ -922,12 +1358,37 @@
     }
   }
 
+  // Where a domain refusal belongs in `form` (`REJECTION_PLACES`), or null for the whole form.
+  function rejectionPlace(p, payload, form) {
+    const has = (path) => [...form.querySelectorAll("[data-path]")].some((f) => f.dataset.path === path || f.dataset.path.startsWith(`${path}[`) || f.dataset.path.startsWith(`${path}.`));
+    for (const c of REJECTION_PLACES[p.code] || []) {
+      // The field a refusal names itself is the first word of its English detail.
+      if (c === "$field") { const f = (p.detail || "").split(" ")[0]; if (f && has(f)) return f; continue; }
+      if (c === "$cash") {
+        const list = payload.gifts ? "gifts" : "changes.gifts";
+        const gifts = payload.gifts || payload.changes?.gifts || [];
+        const i = gifts.findIndex((g) => g.kind === "cash" && g.amount_fen === undefined);
+        return `${list}[${Math.max(0, i)}].amount_fen`;
+      }
+      if (has(c)) return c;
+    }
+    return null;
+  }
+
+  // A refusal in the page's words (`rej.<code>`), else the server's in the user's language.
+  const rejectionText = (p) => I18n.tOr(`rej.${p.code}`, null) ?? problemDetail(p);
+
   function showErrors(form) {
     clearErrors(form);
     const p = form.problem;
-    const errs = (p.errors || []).map((e) => ({ field: e.field, text: fieldMessage(e, p), raw: e.message }));
-    if (!errs.length) {
-      const f = rejectionField(p, form.payload || {});
+    let errs;
+    if (p.local) errs = [{ field: p.local.field, text: t(p.local.key), raw: "" }];
+    else errs = (p.errors || []).map((e) => ({ field: e.field, text: fieldMessage(e, p), raw: e.message }));
+    if (!errs.length && p.code in REJECTION_PLACES) {
+      const f = rejectionPlace(p, form.payload || {}, form);
+      if (f) errs.push({ field: f, text: rejectionText(p), raw: p.detail });
+    } else if (!errs.length) {
+      const f = rejectionField(p);
       if (f) errs.push({ field: f, text: problemDetail(p), raw: p.detail });
     }
     let placed = 0, firstInvalid = null;
@@ -947,7 +1408,8 @@
     }
     const fe = form.querySelector(".form-error");
     fe.hidden = false;
-    fe.textContent = placed === errs.length && placed > 0 ? t("form.fix") : problemText(p);
+    const whole = p.code in REJECTION_PLACES ? rejectionText(p) : problemText(p);
+    fe.textContent = placed === errs.length && placed > 0 ? t("form.fix") : whole;
     if (firstInvalid) firstInvalid.focus();
   }
 

@@ -343,6 +343,14 @@ async fn assert_distinct_axis_labels(b: &Browser, when: &str) {
     .await;
 }
 
+/// Runs a command as another administrator would, outside the page.
+async fn run_directly(app: &App, name: &str, body: Value) {
+    let cmd = Command::parse(name, body).expect("a valid command");
+    app.execute(&cmd, &CommandMeta::new(Uuid::now_v7(), "admin"))
+        .await
+        .expect("accepted");
+}
+
 async fn record_visit_directly(app: &App, on: &str) {
     let body = json!({
         "visit_id": Uuid::now_v7(),
@@ -1066,5 +1074,703 @@ async fn an_administrator_imports_a_roster_through_the_page() {
             .contains("Skipped")
     );
     b.check_view("import", "en").await;
+    b.c.close().await.unwrap();
+}
+
+/// Opens a form through its tab, submits it, and reads what it answered. The page marks a
+/// refused form `data-outcome="rejected"` and puts an accepted command's log position in
+/// `#record-result`, so a step waits for the one or the other, never for time.
+impl Browser {
+    async fn form(&self, command: &str) {
+        self.click(&format!("#record-tabs a[data-command={command}]"))
+            .await;
+        self.until(
+            &format!("the {command} form"),
+            &format!(
+                "return !!document.querySelector('#record-forms form[data-command={command}]') && !document.querySelector('#record-forms .loading')"
+            ),
+        )
+        .await;
+    }
+
+    /// Fills the fields of the open form: a select by the text of the option (which must be
+    /// offered), a group of boxes by the values to tick, anything else by its value.
+    async fn fill(&self, fields: &[(&str, &str)]) {
+        for (path, value) in fields {
+            let done = self
+                .c
+                .execute(
+                    "const f = document.querySelector(`#record-forms form [data-path=\"${arguments[0]}\"]`);
+                     if (!f) return 'no field ' + arguments[0];
+                     const boxes = f.querySelectorAll('input[type=checkbox]');
+                     const el = f.querySelector('select, input:not([type=checkbox]), textarea');
+                     if (el && el.tagName === 'SELECT') {
+                       const o = [...el.options].find(o => o.value && (o.textContent.includes(arguments[1]) || o.value === arguments[1]));
+                       if (!o) return 'not offered in ' + arguments[0] + ': ' + arguments[1] + ' among ' + [...el.options].map(o => o.textContent).join(' | ');
+                       el.value = o.value;
+                     } else if (boxes.length) {
+                       const want = arguments[1].split(',');
+                       for (const b of boxes) b.checked = want.includes(b.value);
+                     } else {
+                       el.value = arguments[1];
+                     }
+                     (el || boxes[0]).dispatchEvent(new Event('change', {bubbles: true}));
+                     return 'ok';",
+                    vec![json!(path), json!(value)],
+                )
+                .await
+                .unwrap();
+            assert_eq!(done, json!("ok"), "{path}");
+            // A change may load what depends on it (a visit's current values).
+            self.until(
+                "the form to settle",
+                "return !document.querySelector('#record-forms form .loading, #record-forms form[data-pending]')",
+            )
+            .await;
+        }
+    }
+
+    /// Submits and expects a refusal shown beside `path`, in Chinese; returns the message.
+    async fn rejected(&self, command: &str, path: &str) -> String {
+        self.click(&format!(
+            "#record-forms form[data-command={command}] button[type=submit]"
+        ))
+        .await;
+        let error =
+            format!("#record-forms form[data-command={command}] [data-path=\"{path}\"] .error");
+        self.until(
+            &format!("{command} refused beside {path}"),
+            &format!(
+                "const f = document.querySelector('#record-forms form[data-command={command}]');
+                 const e = document.querySelector('{error}');
+                 return f.dataset.outcome === 'rejected' && !!e && !e.hidden"
+            ),
+        )
+        .await;
+        let text = self.text(&error).await;
+        assert!(
+            text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+            "{command}: the message beside {path} is not in Chinese: {text}"
+        );
+        text
+    }
+
+    /// Submits and expects the command to be recorded; returns its log position.
+    async fn accepted(&self, command: &str) -> u64 {
+        self.js("document.querySelector('#record-result').replaceChildren(); return true")
+            .await;
+        self.click(&format!(
+            "#record-forms form[data-command={command}] button[type=submit]"
+        ))
+        .await;
+        self.until(
+            &format!("{command} recorded"),
+            &format!(
+                "const f = document.querySelector('#record-forms form[data-command={command}]');
+                 if (f && f.dataset.outcome === 'rejected') throw new Error('{command} refused: ' + f.querySelector('.form-error').innerText + ' / ' + [...f.querySelectorAll('.error:not([hidden])')].map(e => e.innerText).join(' / '));
+                 return !!document.querySelector('#record-result p.ok[data-command={command}]')"
+            ),
+        )
+        .await;
+        let pos = self
+            .js(&format!(
+                "return Number(document.querySelector('#record-result p.ok[data-command={command}]').dataset.position)"
+            ))
+            .await;
+        pos.as_u64().unwrap()
+    }
+
+    /// The commands the page offers as tabs, and those `/api/v1/me` says the token may send.
+    async fn offered_and_allowed(&self) -> (Vec<String>, Vec<String>) {
+        let tabs = self
+            .js("return [...document.querySelectorAll('#record-tabs a[data-command]')].map(a => a.dataset.command)")
+            .await;
+        let me = self
+            .c
+            .execute_async(
+                "const done = arguments[0];
+                 fetch('/api/v1/me', { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('caretrail.token') } })
+                   .then(r => r.json()).then(m => done(m.commands));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let mut tabs: Vec<String> = serde_json::from_value(tabs).unwrap();
+        let mut me: Vec<String> = serde_json::from_value(me).unwrap();
+        tabs.sort();
+        me.sort();
+        (tabs, me)
+    }
+}
+
+/// Every form of the record view, as an administrator and a director use them: each one
+/// refused once with the domain's message beside the field it concerns (in Chinese), then
+/// accepted. The steps build on each other the way the office works: a model worker is
+/// registered, assessed, relocated and paired with a newly appointed director; a visit is
+/// corrected (its current values shown first, money converted exactly) and another voided; an
+/// issue walks every step; a contact is logged; terms and pairs end; and the new model
+/// worker's personal data is erased behind a confirmation that names them, after which the page
+/// lists what was destroyed. Each role is offered exactly the forms `/api/v1/me` lists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    // Every refusal is an answer of 4xx to a command, which Chromium logs.
+    b.expected = vec!["/api/v1/commands/"];
+    b.c.goto(&format!(
+        "{}/login#token={}&as_of={}",
+        service.base,
+        service.admin,
+        demo::today()
+    ))
+    .await
+    .unwrap();
+    b.until("signed in", "return !document.querySelector('#nav').hidden")
+        .await;
+    b.c.goto(&format!("{}/#/record/RegisterModelWorker", service.base))
+        .await
+        .unwrap();
+    b.until(
+        "the record view",
+        "return !!document.querySelector('#record-forms form[data-command=RegisterModelWorker]')",
+    )
+    .await;
+    let (tabs, allowed) = b.offered_and_allowed().await;
+    assert_eq!(
+        tabs, allowed,
+        "the administrator's forms are /me's commands"
+    );
+    assert_eq!(tabs.len(), 25);
+
+    // A model worker is registered; the personal fields say they are personal.
+    b.form("RegisterModelWorker").await;
+    let personal: Vec<String> = serde_json::from_value(
+        b.js("return [...document.querySelectorAll('#record-forms .field[data-personal] ')].map(f => f.dataset.path)").await,
+    )
+    .unwrap();
+    for p in ["name", "phone", "address", "id_number"] {
+        assert!(
+            personal.iter().any(|x| x == p),
+            "{p} is not marked personal: {personal:?}"
+        );
+    }
+    assert!(!personal.iter().any(|x| x == "region_code" || x == "honour"));
+    b.fill(&[
+        ("name", "测试劳模甲"),
+        ("honour", "全国劳动模范"),
+        ("region_code", "123456"),
+        ("phone", "13800000000"),
+    ])
+    .await;
+    b.rejected("RegisterModelWorker", "region_code").await;
+    b.fill(&[("region_code", "330106")]).await;
+    b.accepted("RegisterModelWorker").await;
+    b.check_view("form-register", "zh").await;
+
+    b.form("AssessHardship").await;
+    b.fill(&[
+        ("model_worker_id", "测试劳模甲"),
+        ("tier", "深度困难"),
+        ("assessed_on", "2021-10-02"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("AssessHardship", "causes").await,
+        "困难认定须至少注明一项致困原因"
+    );
+    b.fill(&[("causes", "illness,low_income")]).await;
+    b.accepted("AssessHardship").await;
+
+    b.form("RecordRelocation").await;
+    b.fill(&[
+        ("model_worker_id", "测试劳模甲"),
+        ("region_code", "330102"),
+        ("moved_on", "2099-01-01"),
+        ("address", "新住址"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("RecordRelocation", "moved_on").await,
+        "日期不能晚于今天"
+    );
+    b.fill(&[("moved_on", "2021-10-03")]).await;
+    b.accepted("RecordRelocation").await;
+
+    // A body and a director, then the pairing.
+    let offered = |path: &str| {
+        format!(
+            "return [...document.querySelectorAll('#record-forms [data-path=\"{path}\"] option')].map(o => o.textContent).join('|')"
+        )
+    };
+    b.form("RegisterBody").await;
+    b.fill(&[("name", "   "), ("kind", "街道（乡镇）工会")])
+        .await;
+    assert_eq!(b.rejected("RegisterBody", "name").await, "此项不能为空");
+    // A name with markup is text wherever it is shown (the page builds with `h()`).
+    b.fill(&[("name", "测试街道工会<b>甲</b>")]).await;
+    b.accepted("RegisterBody").await;
+
+    b.form("AppointDirector").await;
+    assert!(
+        b.js(&offered("body_id"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("测试街道工会<b>甲</b>")
+    );
+    b.fill(&[
+        ("name", "测试理事乙"),
+        ("body_id", "测试街道工会"),
+        ("term.from", "2021-10-10"),
+        ("term.until", "2021-10-01"),
+    ])
+    .await;
+    assert!(
+        b.rejected("AppointDirector", "term.until")
+            .await
+            .starts_with("任期结束日期不能早于开始日期")
+    );
+    b.fill(&[("term.until", "")]).await;
+    b.accepted("AppointDirector").await;
+
+    b.form("AssignPair").await;
+    // Only unpaired model workers in hardship and free directors are offered.
+    let workers = b
+        .js(&offered("model_worker_id"))
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let directors = b
+        .js(&offered("director_id"))
+        .await
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        workers.contains("测试劳模甲") && workers.contains("陈良松"),
+        "{workers}"
+    );
+    assert!(
+        !workers.contains("俞培叶"),
+        "a paired model worker is offered: {workers}"
+    );
+    assert!(
+        directors.contains("测试理事乙") && directors.contains("陈美芳"),
+        "{directors}"
+    );
+    assert!(
+        !directors.contains("冯亚丽"),
+        "a paired director is offered: {directors}"
+    );
+    b.fill(&[
+        ("model_worker_id", "测试劳模甲"),
+        ("director_id", "测试理事乙"),
+        ("effective_from", "2021-10-05"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("AssignPair", "effective_from").await,
+        "该理事在该日期不在任期内"
+    );
+    b.fill(&[("effective_from", "2021-10-11")]).await;
+    b.accepted("AssignPair").await;
+    // The paired director is offered no more. A model worker paired by someone else while
+    // the form was open is refused beside the model worker, in Chinese.
+    b.form("AssignPair").await;
+    assert!(
+        !b.js(&offered("director_id"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("测试理事乙")
+    );
+    b.fill(&[
+        ("model_worker_id", "陈良松"),
+        ("director_id", "陈美芳"),
+        ("effective_from", "2021-10-12"),
+    ])
+    .await;
+    run_directly(
+        &service.app,
+        "AssignPair",
+        json!({
+            "pairing_id": Uuid::now_v7(),
+            "director_id": demo::directors::ZHANG_CHUNMEI.uuid(),
+            "model_worker_id": demo::workers::CHEN_LIANGSONG.uuid(),
+            "effective_from": "2021-10-12",
+        }),
+    )
+    .await;
+    assert_eq!(
+        b.rejected("AssignPair", "model_worker_id").await,
+        "该劳模已有结对理事"
+    );
+
+    // A visit recorded elsewhere is corrected: its current values first, money exactly.
+    record_visit_directly(&service.app, "2021-10-15").await;
+    record_visit_directly(&service.app, "2021-10-16").await;
+    b.form("CorrectVisit").await;
+    b.fill(&[("visit_id", "2021-10-15")]).await;
+    b.until(
+        "the visit's current values",
+        "return document.querySelector('#visit-current-values')?.innerText.includes('2021-10-15')",
+    )
+    .await;
+    assert!(b.text("#visit-current-values").await.contains("鲜花"));
+    b.fill(&[("changes.visited_on", "2099-01-01"), ("reason", "日期记错")])
+        .await;
+    assert_eq!(
+        b.rejected("CorrectVisit", "changes.visited_on").await,
+        "走访日期不能晚于今天"
+    );
+    b.fill(&[
+        ("changes.visited_on", "2021-10-15"),
+        ("changes.gifts[0].kind", "慰问金"),
+        ("changes.gifts[0].amount_fen", "0.29"),
+    ])
+    .await;
+    b.accepted("CorrectVisit").await;
+    b.fill(&[("visit_id", "2021-10-15")]).await;
+    b.until(
+        "the corrected values",
+        "return document.querySelector('#visit-current-values')?.innerText.includes('慰问金 0.29')",
+    )
+    .await;
+    // A malformed amount is caught before it is sent, beside its field.
+    b.fill(&[("changes.gifts[0].amount_fen", "1.234"), ("reason", "再改")])
+        .await;
+    b.click("#record-forms form[data-command=CorrectVisit] button[type=submit]")
+        .await;
+    b.until("the amount's error", "return !document.querySelector('[data-path=\"changes.gifts[0].amount_fen\"] .error').hidden").await;
+
+    b.form("VoidVisit").await;
+    b.fill(&[("visit_id", "2021-10-16")]).await;
+    b.until(
+        "the visit's current values",
+        "return document.querySelector('#visit-current-values')?.innerText.includes('2021-10-16')",
+    )
+    .await;
+    assert_eq!(b.rejected("VoidVisit", "reason").await, "此项不能为空");
+    b.fill(&[("reason", "重复登记")]).await;
+    b.accepted("VoidVisit").await;
+    assert!(
+        !b.js(&offered("visit_id"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("2021-10-16"),
+        "a voided visit is still offered"
+    );
+
+    b.form("RecordContact").await;
+    b.fill(&[
+        ("pairing_id", "王美文"),
+        ("on", "2099-01-01"),
+        ("channel", "电话"),
+    ])
+    .await;
+    assert_eq!(b.rejected("RecordContact", "on").await, "日期不能晚于今天");
+    b.fill(&[("on", "2021-10-22")]).await;
+    // A double submission (a double click, an impatient Enter) records the contact once.
+    let contacts = async || {
+        let page = b
+            .c
+            .execute_async(
+                "const done = arguments[0];
+                 fetch('/api/v1/events?type=ContactRecorded&limit=1000', { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('caretrail.token') } })
+                   .then(r => r.json()).then(p => done(p.events.length));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        page.as_u64().unwrap()
+    };
+    let before = contacts().await;
+    b.js("document.querySelector('#record-result').replaceChildren();
+          const f = document.querySelector('#record-forms form[data-command=RecordContact]');
+          f.requestSubmit(); f.requestSubmit(); return true")
+        .await;
+    b.until(
+        "the contact recorded",
+        "return !!document.querySelector('#record-result p.ok[data-command=RecordContact]')",
+    )
+    .await;
+    assert_eq!(
+        contacts().await,
+        before + 1,
+        "a double submission recorded twice"
+    );
+
+    // An issue through every step; a second one is answered on the spot.
+    for (category, what) in [("医疗", "需要就医帮助"), ("水电气", "灯坏了")] {
+        b.form("RaiseIssue").await;
+        b.fill(&[
+            ("model_worker_id", "王美文"),
+            ("urgency", "高"),
+            ("on", "2021-10-21"),
+            ("description", what),
+        ])
+        .await;
+        b.rejected("RaiseIssue", "category").await;
+        b.fill(&[("category", category)]).await;
+        b.accepted("RaiseIssue").await;
+    }
+    b.form("ResolveOnSpot").await;
+    b.fill(&[
+        ("issue_id", "水电气"),
+        ("on", "2021-10-01"),
+        ("summary", "当场换了灯"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("ResolveOnSpot", "on").await,
+        "日期早于该问题的上一步处理日期"
+    );
+    b.fill(&[("on", "2021-10-21")]).await;
+    b.accepted("ResolveOnSpot").await;
+
+    // Each step: the command, what is filled first, the field refused and its message, and
+    // what makes it acceptable.
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let steps: &[(&str, Fields, &str, &str, Fields)] = &[
+        (
+            "AcknowledgeIssue",
+            &[
+                ("owner", "杨为伟"),
+                ("on", "2021-10-22"),
+                ("respond_by", "2021-10-15"),
+            ],
+            "respond_by",
+            "期限不能早于办理日期",
+            &[("respond_by", "2021-11-05")],
+        ),
+        (
+            "EscalateIssue",
+            &[
+                ("to_body", "龙游县总工会"),
+                ("channel", "函件"),
+                ("on", "2021-10-23"),
+                ("due_by", "2021-10-01"),
+            ],
+            "due_by",
+            "期限不能早于办理日期",
+            &[("due_by", "2021-11-30")],
+        ),
+        (
+            "RecordBodyResponse",
+            &[("response", "转办"), ("on", "2021-10-24")],
+            "redirected_to",
+            "转办须注明转至单位，其他答复不得注明",
+            &[("response", "受理")],
+        ),
+        (
+            "NoteIssueProgress",
+            &[("on", "2021-10-25"), ("note", " ")],
+            "note",
+            "此项不能为空",
+            &[("note", "医院已安排床位")],
+        ),
+        (
+            "ResolveIssue",
+            &[("outcome", "已解决"), ("on", "2021-10-26"), ("summary", "")],
+            "summary",
+            "此项不能为空",
+            &[("summary", "已入院治疗")],
+        ),
+        (
+            "ConfirmResolution",
+            &[
+                ("via", "电话"),
+                ("satisfaction", "满意"),
+                ("on", "2021-10-01"),
+            ],
+            "on",
+            "日期早于该问题的上一步处理日期",
+            &[("on", "2021-10-27")],
+        ),
+        (
+            "CloseIssue",
+            &[("on", "2099-01-01")],
+            "on",
+            "日期不能晚于今天",
+            &[("on", "2021-10-28")],
+        ),
+        (
+            "ReopenIssue",
+            &[("on", "2021-10-29"), ("reason", "")],
+            "reason",
+            "此项不能为空",
+            &[("reason", "病情反复")],
+        ),
+    ];
+    for (command, first, path, message, then) in steps {
+        b.form(command).await;
+        b.fill(&[("issue_id", "医疗")]).await;
+        b.fill(first).await;
+        assert_eq!(&b.rejected(command, path).await, message, "{command}");
+        b.fill(then).await;
+        b.accepted(command).await;
+    }
+
+    // Relocation done, hardship ends; the pairing, a term and a life end.
+    b.form("ExitHardship").await;
+    b.fill(&[
+        ("model_worker_id", "测试劳模甲"),
+        ("exited_on", "2099-01-01"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("ExitHardship", "exited_on").await,
+        "日期不能晚于今天"
+    );
+    b.fill(&[("exited_on", "2021-10-25")]).await;
+    b.accepted("ExitHardship").await;
+
+    b.form("EndPair").await;
+    b.fill(&[
+        ("pairing_id", "测试劳模甲"),
+        ("reason", "已脱困"),
+        ("ended_on", "2021-10-09"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("EndPair", "ended_on").await,
+        "结对不能在开始之前结束"
+    );
+    b.fill(&[("ended_on", "2021-10-26")]).await;
+    b.accepted("EndPair").await;
+
+    b.form("EndDirectorTerm").await;
+    b.fill(&[("director_id", "测试理事乙"), ("ended_on", "2021-10-01")])
+        .await;
+    assert_eq!(
+        b.rejected("EndDirectorTerm", "ended_on").await,
+        "任期不能在开始之前结束"
+    );
+    b.fill(&[("ended_on", "2021-10-27")]).await;
+    b.accepted("EndDirectorTerm").await;
+
+    b.form("RecordDeath").await;
+    b.fill(&[("model_worker_id", "测试劳模甲"), ("died_on", "2099-01-01")])
+        .await;
+    assert_eq!(
+        b.rejected("RecordDeath", "died_on").await,
+        "日期不能晚于今天"
+    );
+    b.fill(&[("died_on", "2021-10-28")]).await;
+    b.accepted("RecordDeath").await;
+
+    // Erasure: refused without a legal basis; then a confirmation naming the person and the
+    // basis; afterwards the page lists what can no longer be read.
+    b.form("ErasePersonalData").await;
+    b.fill(&[("subject_id", "测试劳模甲")]).await;
+    b.rejected("ErasePersonalData", "legal_basis").await;
+    b.fill(&[("legal_basis", "本人要求删除")]).await;
+    b.click("#record-forms form[data-command=ErasePersonalData] button[type=submit]")
+        .await;
+    b.until("the confirmation", "return !!document.querySelector('#erase-question') && !document.querySelector('#erase-confirm').hidden").await;
+    let question = b.text("#erase-question").await;
+    assert!(
+        question.contains("测试劳模甲") && question.contains("本人要求删除"),
+        "{question}"
+    );
+    b.check_view("form-erase-confirm", "zh").await;
+    b.js("document.querySelector('#record-result').replaceChildren(); return true")
+        .await;
+    b.click("#erase-yes").await;
+    b.until(
+        "the erasure's report",
+        "return !!document.querySelector('#erase-report')",
+    )
+    .await;
+    let destroyed = b.text("#erase-destroyed").await;
+    for field in ["姓名", "电话", "住址"] {
+        assert!(
+            destroyed.contains(field),
+            "{field} is not listed as destroyed: {destroyed}"
+        );
+    }
+    assert!(b.text("#erase-report").await.contains("测试劳模甲"));
+    b.check_view("form-erased", "zh").await;
+    // The erased person is no longer offered.
+    assert!(
+        !b.js(&offered("subject_id"))
+            .await
+            .as_str()
+            .unwrap()
+            .contains("测试劳模甲")
+    );
+    b.c.close().await.unwrap();
+
+    // A director is offered exactly their commands, and their issue picker reads their model
+    // worker's issues off the timeline (directors may not read the issues board).
+    let feng = demo::directors::FENG_YALI.uuid();
+    let director = service
+        ._service
+        .tokens
+        .create(Role::Director, Some(feng), "冯亚丽的令牌")
+        .await
+        .unwrap()
+        .1;
+    let mut b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.expected = vec!["/api/v1/commands/"];
+    b.c.goto(&format!(
+        "{}/login#token={director}&as_of={}",
+        service.base,
+        demo::today()
+    ))
+    .await
+    .unwrap();
+    b.until("signed in", "return !document.querySelector('#nav').hidden")
+        .await;
+    b.c.goto(&format!("{}/#/record/RaiseIssue", service.base))
+        .await
+        .unwrap();
+    b.until(
+        "the record view",
+        "return !!document.querySelector('#record-forms form[data-command=RaiseIssue]')",
+    )
+    .await;
+    let (tabs, allowed) = b.offered_and_allowed().await;
+    assert_eq!(tabs, allowed, "the director's forms are /me's commands");
+    assert!(
+        !tabs
+            .iter()
+            .any(|t| t == "AssignPair" || t == "ErasePersonalData"),
+        "{tabs:?}"
+    );
+    b.fill(&[
+        ("model_worker_id", "俞培叶"),
+        ("category", "收入生活"),
+        ("on", "2021-10-29"),
+        ("description", ""),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("RaiseIssue", "description").await,
+        "此项不能为空"
+    );
+    b.fill(&[("description", "希望了解待遇政策")]).await;
+    b.accepted("RaiseIssue").await;
+    b.form("NoteIssueProgress").await;
+    b.fill(&[
+        ("issue_id", "2021-10-29"),
+        ("on", "2021-10-30"),
+        ("note", ""),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("NoteIssueProgress", "note").await,
+        "此项不能为空"
+    );
+    b.fill(&[("note", "已联系工会")]).await;
+    b.accepted("NoteIssueProgress").await;
+    b.check_view("form-director", "zh").await;
     b.c.close().await.unwrap();
 }
