@@ -846,7 +846,8 @@
     RecordContact: { gen: "contact_id", fields: [{ p: "pairing_id", k: "pick", src: "pairing", req: true, ctx: "pairing" },
       { p: "on", k: "date", req: true, def: "today" }, { p: "channel", k: "enum", e: "contchan", req: true }, { p: "note", k: "area", pi: true }] },
     RaiseIssue: { gen: "issue_id", fields: [W({ ctx: "worker" }), { p: "category", k: "enum", e: "icat", req: true },
-      { p: "urgency", k: "enum", e: "urg", req: true, value: "normal" }, ON, { p: "description", k: "area", req: true, pi: true }] },
+      { p: "urgency", k: "enum", e: "urg", req: true, value: "normal" }, ON,
+      { p: "visit_id", k: "pick", src: "visit", empty: "form.none" }, { p: "description", k: "area", req: true, pi: true }] },
     ResolveOnSpot: { fields: [ISSUE(["raised"]), ON, { p: "summary", k: "area", req: true, pi: true }] },
     AcknowledgeIssue: { fields: [ISSUE(["raised", "reopened"]), { p: "owner", k: "pick", src: "director", req: true, only: (d) => !d.term_ended_on },
       ON, { p: "respond_by", k: "date", req: true, def: 15 }] },
@@ -1067,16 +1068,28 @@
   async function buildVisitForm(ctx, form, body) {
     const pairings = (await lists.pairings()).filter((p) => !p.ended_on);
     const byWorker = new Map(pairings.map((p) => [p.model_worker_id, p]));
-    const workers = [...byWorker.values()].map((p) => [p.model_worker_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)}`]);
-    if (ctx.worker && !byWorker.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
+    // Every living model worker (an administrator may record an ad-hoc visit to an unpaired
+    // one); a director's list holds their own.
+    const all = (await lists.workers()).filter((x) => !x.died_on);
+    const county = new Map(all.map((x) => [x.model_worker_id, x.county_code]));
+    const workers = all.map((x) => {
+      const p = byWorker.get(x.model_worker_id);
+      return [x.model_worker_id, p ? `${shownText(x.name)} — ${shownText(p.director_name)}` : `${shownText(x.name)} · ${t("form.unpaired")}`];
+    });
+    if (ctx.worker && !county.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
     const w = select(workers, "", { empty: "form.choose", value: ctx.worker });
     const region = input({ type: "text", inputmode: "numeric", maxlength: "6", pattern: "33[0-9]{4}" });
     const dirs = [...S.directors].map(([id, n]) => [id, n]);
     if (role() === "director" && S.me.director_id) dirs.splice(0, dirs.length, [S.me.director_id, S.directors.get(S.me.director_id) || S.me.name]);
     const lead = select(dirs, "", { empty: "form.choose" });
+    // Without an active pairing the visit is ad hoc and needs its reason.
+    const adhoc = h("textarea", { rows: "2", maxlength: "2000" });
+    const adhocField = field("adhoc_reason", "ff.adhoc_reason", adhoc, { personal: true, class: "wide" });
     const sync = () => {
       const p = byWorker.get(w.value);
       if (p) { region.value = p.county_code || p.city_code || ""; lead.value = p.director_id; }
+      else if (county.has(w.value)) region.value = county.get(w.value);
+      adhocField.hidden = !!p || !w.value;
     };
     w.addEventListener("change", sync);
     const date = input({ type: "date", value: defaultDate() });
@@ -1100,6 +1113,7 @@
     const findings = ["health", "living", "family"].map((k) => field(`findings.${k}`, `fld.findings_${k}`, h("textarea", { rows: "2" }), { personal: true }));
     body.append(
       field("model_worker_id", "fld.model_worker_id", w, { required: true }),
+      adhocField,
       field("visited_on", "fld.visited_on", date, { required: true }),
       field("region_code", "fld.region_code", region, { required: true }),
       field("place", "fld.place", place, { personal: true }),
@@ -1124,7 +1138,8 @@
       return {
         visit_id: uuid(),
         model_worker_id: w.value || null,
-        pairing_id: ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null,
+        pairing_id: adhocField.hidden ? (ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null) : null,
+        adhoc_reason: adhocField.hidden ? null : adhoc.value.trim() || null,
         visited_on: date.value || null,
         region_code: region.value.trim(),
         place: place.value.trim() || null,

@@ -1180,6 +1180,33 @@ impl Browser {
         pos.as_u64().unwrap()
     }
 
+    /// Waits until the dashboards (which the pickers read) have applied the log's head: what
+    /// was recorded outside the page is offered only then.
+    async fn caught_up(&self, app: &App) {
+        let head = app.store().head().await.unwrap().position;
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let checkpoint = self
+                .c
+                .execute_async(
+                    "const done = arguments[0];
+                     fetch('/api/v1/dashboard/projections', { headers: { Authorization: 'Bearer ' + sessionStorage.getItem('caretrail.token') } })
+                       .then(r => r.json()).then(l => done(l.checkpoint));",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            if checkpoint.as_u64().unwrap_or_default() >= head {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the dashboards stay behind {head}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The commands the page offers as tabs, and those `/api/v1/me` says the token may send.
     async fn offered_and_allowed(&self) -> (Vec<String>, Vec<String>) {
         let tabs = self
@@ -1415,6 +1442,7 @@ async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
     // A visit recorded elsewhere is corrected: its current values first, money exactly.
     record_visit_directly(&service.app, "2021-10-15").await;
     record_visit_directly(&service.app, "2021-10-16").await;
+    b.caught_up(&service.app).await;
     b.form("CorrectVisit").await;
     b.fill(&[("visit_id", "2021-10-15")]).await;
     b.until(
@@ -1646,6 +1674,35 @@ async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
     b.fill(&[("ended_on", "2021-10-26")]).await;
     b.accepted("EndPair").await;
 
+    // Unpaired now, the model worker can still be visited ad hoc, with a reason.
+    b.form("RecordVisit").await;
+    b.click("#record-forms .gift-rows .remove").await;
+    b.fill(&[
+        ("model_worker_id", "测试劳模甲 · 未结对"),
+        ("visited_on", "2021-10-27"),
+        ("participants[0].who.director_id", "陈美芳"),
+    ])
+    .await;
+    assert_eq!(
+        b.rejected("RecordVisit", "adhoc_reason").await,
+        "走访须关联结对或注明临时走访原因"
+    );
+    b.fill(&[("adhoc_reason", "路过探望")]).await;
+    b.click("#record-forms form[data-command=RecordVisit] button[type=submit]")
+        .await;
+    b.until(
+        "the ad-hoc visit in the file",
+        "return location.hash.startsWith('#/worker/') && !!document.querySelector('#worker-timeline li[data-type=VisitRecorded]')",
+    )
+    .await;
+    b.js("location.hash = '#/record/EndDirectorTerm'; return true")
+        .await;
+    b.until(
+        "the record view again",
+        "return !document.querySelector('#view-record').hidden && !!document.querySelector('#record-forms form[data-command=EndDirectorTerm]')",
+    )
+    .await;
+
     b.form("EndDirectorTerm").await;
     b.fill(&[("director_id", "测试理事乙"), ("ended_on", "2021-10-01")])
         .await;
@@ -1706,6 +1763,16 @@ async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
             .unwrap()
             .contains("测试劳模甲")
     );
+
+    // Every form in English: labels, legends and buttons have no Chinese left.
+    b.click("#lang").await;
+    b.until("English", "return document.documentElement.lang === 'en'")
+        .await;
+    for command in &tabs {
+        b.form(command).await;
+        b.check_view(&format!("form-{command}"), "en").await;
+    }
+    b.click("#lang").await;
     b.c.close().await.unwrap();
 
     // A director is offered exactly their commands, and their issue picker reads their model
