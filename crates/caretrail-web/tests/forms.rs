@@ -87,6 +87,20 @@ fn every_refusal_has_a_place_and_words_in_both_languages() {
         assert!(has_key(zh, &format!("rej.{code}")), "no Chinese for {code}");
         assert!(has_key(en, &format!("rej.{code}")), "no English for {code}");
     }
+    // Every field named as a place is one a form has: its path is written out in app.js
+    // outside the table (as a described field, a builder's field or a list's prefix).
+    let open = "const REJECTION_PLACES = {";
+    let table_start = APP.find(open).unwrap();
+    let table_end = table_start + open.len() + places.len();
+    let elsewhere = format!("{}{}", &APP[..table_start], &APP[table_end..]);
+    for path in quoted(places) {
+        if !path.starts_with('$') {
+            assert!(
+                elsewhere.contains(&format!("\"{path}\"")),
+                "{path} is a place no form has"
+            );
+        }
+    }
     // And nothing is placed that the domain does not say.
     for entry in places.split("],") {
         let Some(code) = entry.split(':').next().map(str::trim) else {
