@@ -1247,7 +1247,7 @@
       for (const x of own.events) walk(x.data, "", x.event_type);
     }
     return h("div", { class: "card erased-report", id: "erase-report", dataset: { position: ev.position } },
-      h("h3", { "data-i18n": "form.erased_title" }, t("form.erased_title", { n: info.name || "" })),
+      h("h3", {}, t("form.erased_title", { n: info.name || "" })),
       h("dl", { class: "kv" },
         h("dt", {}, t("form.erased_event")), h("dd", {}, `${I18n.tOr(`ev.${e.event_type}`, e.event_type)} · #${e.position}`),
         h("dt", {}, t("ff.legal_basis")), h("dd", {}, t(`${enumPrefix("legal")}.${e.data.legal_basis}`)),
