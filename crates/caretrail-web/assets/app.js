@@ -1022,6 +1022,17 @@
     return row && { full: false, ...row };
   }
 
+  // Who went, as names and roles (a named official's name is personal: shown or withheld).
+  function participantsText(list) {
+    return list.map((p) => {
+      const who = p.who || {};
+      const name = who.kind === "director" ? directorName(who.director_id) : who.kind === "named" ? shownText(who.name) : t("form.unnamed");
+      const roleText = p.role === "lead" ? t("fld.lead") : I18n.tOr(`prole.${p.role}`, p.role);
+      const what = `${roleText}${p.office ? ` · ${p.office}` : ""}`;
+      return I18n.lang === "en" ? `${name} (${what})` : `${name}（${what}）`;
+    }).join(I18n.lang === "en" ? "; " : "、") || "—";
+  }
+
   async function showVisit(id, panel) {
     if (!id) { fill(panel); return null; }
     loading(panel);
@@ -1033,7 +1044,8 @@
       : `${fenToYuan(v.cash_fen)} · ${t("gift.goods")} ${v.goods_count} · ${t("gift.flowers")} ${v.flowers_count}`;
     fill(panel, h("h3", { "data-i18n": "form.current" }, t("form.current")), h("dl", { class: "kv", id: "visit-current-values" },
       kv("fld.visited_on", v.visited_on), kv("fld.region_code", `${v.region_code} ${regionName(v.region_code) !== v.region_code ? regionName(v.region_code) : ""}`),
-      v.full ? kv("fld.place", shown(v.place)) : null, kv("fld.gifts", gifts),
+      v.full ? kv("fld.place", shown(v.place)) : null,
+      v.full ? kv("fld.participants", participantsText(v.participants || [])) : null, kv("fld.gifts", gifts),
       v.full ? kv("fld.findings_health", shown(v.findings?.health)) : null, v.full ? kv("fld.findings_living", shown(v.findings?.living)) : null,
       v.full ? kv("fld.findings_family", shown(v.findings?.family)) : null,
       kv("fld.medical_advice_given", (v.full ? v.medical_advice_given : v.medical_advice) ? t("yes") : t("no")),

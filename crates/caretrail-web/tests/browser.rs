@@ -1450,7 +1450,11 @@ async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
         "return document.querySelector('#visit-current-values')?.innerText.includes('2021-10-15')",
     )
     .await;
-    assert!(b.text("#visit-current-values").await.contains("鲜花"));
+    let current = b.text("#visit-current-values").await;
+    assert!(
+        current.contains("鲜花") && current.contains("杨为伟（带队理事）"),
+        "{current}"
+    );
     b.fill(&[("changes.visited_on", "2099-01-01"), ("reason", "日期记错")])
         .await;
     assert_eq!(
