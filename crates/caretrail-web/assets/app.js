@@ -671,7 +671,7 @@
     model_worker_already_registered: [], unknown_model_worker: ["model_worker_id"],
     model_worker_deceased: ["model_worker_id"], model_worker_not_in_hardship: ["model_worker_id"],
     hardship_causes_empty: ["causes"],
-    director_already_appointed: ["director_id"], unknown_director: ["director_id", "owner", "participants[0].who.director_id"],
+    director_already_appointed: ["director_id"], unknown_director: ["director_id", "owner", "participants[0].who.director_id", "changes.participants[0].who.director_id"],
     director_not_in_term: ["effective_from", "director_id", "owner"], term_invalid: ["term.until", "term.from"],
     term_end_before_start: ["ended_on"], body_already_registered: [],
     unknown_body: ["body_id", "to_body", "redirected_to", "resolved_by"],
@@ -684,8 +684,9 @@
     pairing_not_active_on_date: ["visited_on", "changes.visited_on", "on"],
     visit_already_recorded: [], unknown_visit: ["visit_id"], visit_model_worker_mismatch: ["visit_id", "model_worker_id"],
     visit_needs_pairing_or_adhoc_reason: ["adhoc_reason", "model_worker_id"], visit_has_pairing_and_adhoc_reason: ["adhoc_reason"],
-    visit_without_participants: ["participants[0].who.director_id"], visit_needs_one_lead: ["participants[0].who.director_id"],
-    visit_lead_not_actor: ["participants[0].who.director_id"], visit_not_led_by_actor: ["visit_id"],
+    visit_without_participants: ["participants[0].who.director_id", "changes.participants[0].who.director_id"],
+    visit_needs_one_lead: ["participants[0].who.director_id", "changes.participants[0].who.director_id"],
+    visit_lead_not_actor: ["participants[0].who.director_id", "changes.participants[0].who.director_id"], visit_not_led_by_actor: ["visit_id"],
     cash_gift_without_amount: ["$cash"], visit_voided: ["visit_id"], correction_empty: [],
     issue_already_raised: [], unknown_issue: ["issue_id"], issue_not_acknowledged: ["issue_id"],
     issue_already_acknowledged: ["issue_id"], issue_not_escalated: ["issue_id"], issue_already_resolved: ["issue_id"],
@@ -1193,6 +1194,8 @@
       edits.append(field("changes.place", "fld.place", place, { personal: true }),
         h("div", { class: "field check", dataset: { path: "changes.medical_advice_given" } }, h("label", {}, advice, " ", h("span", { "data-i18n": "fld.medical_advice_given" }, t("fld.medical_advice_given")))),
         gifts, ...fnd.map(([k, c]) => field(`changes.findings.${k}`, `fld.findings_${k}`, c, { personal: true })));
+      const parts = participantEditor(current.participants || []);
+      if (parts) edits.append(parts.el);
       const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
       read = () => {
         const out = {};
@@ -1204,12 +1207,56 @@
         if (!same(giftsNow, stripNulls(current.gifts || []))) out.gifts = giftsNow;
         const f = Object.fromEntries(fnd.map(([k, c]) => [k, c.value.trim() || null]));
         if (fnd.some(([k, c]) => c.value.trim() !== plain(current.findings?.[k]))) out.findings = f;
+        if (parts) { const list = parts.read(); if (list) out.participants = list; }
         return out;
       };
     };
     pick.addEventListener("change", load);
     await load();
     return () => ({ visit_id: pick.value || null, reason: reason.value.trim(), changes: read() });
+  }
+
+  // The participants of a visit being corrected: the lead and the others, prefilled. The list
+  // is replaced whole, so it is sent only when it changed. A named official whose name this
+  // reader cannot open (withheld or erased) cannot be sent back, so such a list is shown but
+  // not offered for editing.
+  function participantEditor(current) {
+    if (current.some((p) => p.who?.kind === "named" && typeof p.who.name !== "string")) return null;
+    const key = (p) => JSON.stringify([p.who?.kind, p.who?.director_id || p.who?.person_id || null, p.who?.name || null, p.role, p.office || null]);
+    const before = current.map(key).join("|");
+    const dirs = [...S.directors];
+    const leadNow = current.find((p) => p.role === "lead");
+    const lead = select(dirs, "", { empty: "form.choose", value: leadNow?.who?.director_id });
+    const rows = h("div", {});
+    const renumber = () => [...rows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `changes.participants[${i + 1}].${f.dataset.sub}`; }));
+    const sub = (el, s) => { el.dataset.sub = s; return el; };
+    const add = (p = { who: { kind: "unnamed" }, role: "companion" }) => {
+      const remove = h("button", { type: "button", class: "link remove", "data-i18n": "form.remove" }, t("form.remove"));
+      let row;
+      if (p.who.kind === "named") {
+        // Kept as recorded (the page does not enter new named officials).
+        row = h("div", { class: "row" }, sub(h("div", { class: "field" }, h("span", {}, participantsText([p])), h("p", { class: "error", hidden: true })), "who"), remove);
+        row.value = () => ({ ...p });
+      } else {
+        const who = select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none", value: p.who.director_id });
+        const roleSel = select(ENUMS.prole, "prole", { value: p.role });
+        const office = input({ type: "text", maxlength: "500", value: p.office || "" });
+        row = h("div", { class: "row" }, sub(field("", "fld.director", who), "who"), sub(field("", "fld.role", roleSel), "role"),
+          sub(field("", "fld.description", office), "office"), remove);
+        row.value = () => ({ who: who.value ? { kind: "director", director_id: who.value } : { kind: "unnamed" }, role: roleSel.value, office: office.value.trim() || null });
+      }
+      remove.addEventListener("click", () => { row.remove(); renumber(); });
+      rows.append(row); renumber();
+    };
+    current.filter((p) => p.role !== "lead").forEach(add);
+    const el = h("fieldset", { class: "rows wide" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")),
+      field("changes.participants[0].who.director_id", "fld.lead", lead, { required: true }), rows,
+      h("button", { type: "button", class: "link", id: "correct-add-participant", "data-i18n": "form.add_participant", onclick: () => add() }, t("form.add_participant")));
+    const read = () => {
+      const list = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }, ...[...rows.children].map((r) => r.value())];
+      return list.map(key).join("|") === before ? null : stripNulls(list);
+    };
+    return { el, read };
   }
 
   // Erasure names the person and the legal basis and asks once more before it is sent; the

@@ -1467,11 +1467,14 @@ async fn every_command_has_a_form_that_refuses_beside_the_field_and_accepts() {
         ("changes.gifts[0].amount_fen", "0.29"),
     ])
     .await;
+    // A companion joins the list (replaced whole, so the lead is sent again).
+    b.click("#correct-add-participant").await;
+    b.fill(&[("changes.participants[1].who", "陈美芳")]).await;
     b.accepted("CorrectVisit").await;
     b.fill(&[("visit_id", "2021-10-15")]).await;
     b.until(
         "the corrected values",
-        "return document.querySelector('#visit-current-values')?.innerText.includes('慰问金 0.29')",
+        "return document.querySelector('#visit-current-values')?.innerText.includes('慰问金 0.29') && document.querySelector('#visit-current-values').innerText.includes('陈美芳（陪同理事）')",
     )
     .await;
     // A malformed amount is caught before it is sent, beside its field.
