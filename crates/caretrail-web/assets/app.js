@@ -742,21 +742,32 @@
   // ----- what the pickers offer: names, never ids to type -----
 
   const shortId = (id) => String(id).slice(0, 8);
+  // Every page of a list (500 rows a page, at most 20 pages): a picker that stopped at the
+  // first page would silently leave people out.
+  async function allItems(path) {
+    const items = [];
+    let cursor = null;
+    for (let i = 0; i < 20; i++) {
+      const r = await api(cursor ? `${path}&cursor=${encodeURIComponent(cursor)}` : path);
+      items.push(...r.items);
+      cursor = r.next_cursor;
+      if (!cursor) break;
+    }
+    return items;
+  }
   const lists = {
     async workers(filter = {}) {
-      const r = await api(`/api/v1/model-workers${q({ limit: 500, ...filter }, false)}`);
-      return r.items.filter((w) => !(w.name && w.name.erased));
+      return (await allItems(`/api/v1/model-workers${q({ limit: 500, ...filter }, false)}`)).filter((w) => !(w.name && w.name.erased));
     },
     async directors() {
       if (role() !== "admin") return [];
-      return (await api("/api/v1/directors?limit=500&sort=id")).items;
+      return allItems("/api/v1/directors?limit=500&sort=id");
     },
     async pairings(includeEnded = false) {
-      const r = await api(`/api/v1/pairings${q({ limit: 500, include_ended: includeEnded ? "true" : "" }, false)}`);
-      return r.items;
+      return allItems(`/api/v1/pairings${q({ limit: 500, include_ended: includeEnded ? "true" : "" }, false)}`);
     },
     async visits() {
-      return (await api("/api/v1/visits?limit=500")).items.filter((v) => !v.voided);
+      return (await allItems("/api/v1/visits?limit=500")).filter((v) => !v.voided);
     },
     async bodies() {
       if (role() !== "admin") return [];
@@ -766,7 +777,7 @@
     // Administrators read the issues board. Directors may not, so their issues are read off
     // their model worker's timeline: each issue stream's latest step says where it stands.
     async issues() {
-      if (role() === "admin") return (await api("/api/v1/issues?state=all&limit=500")).items;
+      if (role() === "admin") return allItems("/api/v1/issues?state=all&limit=500");
       const out = [];
       for (const w of await lists.workers()) {
         const file = await api(`/api/v1/model-workers/${encodeURIComponent(w.model_worker_id)}?limit=500`);
