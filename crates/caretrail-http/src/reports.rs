@@ -447,17 +447,24 @@ pub fn content_disposition(period: &Period, lang: Lang, ext: &str) -> String {
     )
 }
 
-/// Percent-encodes everything but RFC 5987's `attr-char`s.
+/// Everything but RFC 5987's `attr-char`s (ALPHA, DIGIT and ``!#$&+-.^_`|~``).
+const NOT_ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
+/// Percent-encodes everything but RFC 5987's `attr-char`s (the UTF-8 bytes of the rest).
 fn rfc5987(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() * 3);
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(text, NOT_ATTR_CHAR).to_string()
 }
 
 /// The day after which nothing counts yet: the period's last day, or `today` within a
