@@ -96,7 +96,8 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
 }
 
-fn s(category: Category, id: impl Into<Uuid>) -> StreamName {
+/// The stream of a record of `category` with id `id`.
+fn stream_of(category: Category, id: impl Into<Uuid>) -> StreamName {
     StreamName::new(category, id)
 }
 
@@ -113,13 +114,13 @@ pub fn stream_created(command: &Command) -> Option<StreamName> {
     use Category as C;
     use Command as K;
     Some(match command {
-        K::RegisterModelWorker(c) => s(C::ModelWorker, c.model_worker_id),
-        K::AppointDirector(c) => s(C::Director, c.director_id),
-        K::RegisterBody(c) => s(C::Body, c.body_id),
-        K::AssignPair(c) => s(C::Pairing, c.pairing_id),
-        K::RecordVisit(c) => s(C::Visit, c.visit_id),
-        K::RaiseIssue(c) => s(C::Issue, c.issue_id),
-        K::CreateSubscription(c) => s(C::Subscription, c.subscription_id),
+        K::RegisterModelWorker(c) => stream_of(C::ModelWorker, c.model_worker_id),
+        K::AppointDirector(c) => stream_of(C::Director, c.director_id),
+        K::RegisterBody(c) => stream_of(C::Body, c.body_id),
+        K::AssignPair(c) => stream_of(C::Pairing, c.pairing_id),
+        K::RecordVisit(c) => stream_of(C::Visit, c.visit_id),
+        K::RaiseIssue(c) => stream_of(C::Issue, c.issue_id),
+        K::CreateSubscription(c) => stream_of(C::Subscription, c.subscription_id),
         _ => return None,
     })
 }
@@ -133,116 +134,116 @@ pub fn streams_to_load(command: &Command, states: &States) -> Vec<StreamName> {
     use Command as K;
     let mut out = Vec::new();
     match command {
-        K::RegisterModelWorker(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
-        K::AssessHardship(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
-        K::ExitHardship(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
-        K::RecordRelocation(c) => out.push(s(C::ModelWorker, c.model_worker_id)),
+        K::RegisterModelWorker(c) => out.push(stream_of(C::ModelWorker, c.model_worker_id)),
+        K::AssessHardship(c) => out.push(stream_of(C::ModelWorker, c.model_worker_id)),
+        K::ExitHardship(c) => out.push(stream_of(C::ModelWorker, c.model_worker_id)),
+        K::RecordRelocation(c) => out.push(stream_of(C::ModelWorker, c.model_worker_id)),
         K::RecordDeath(c) => {
-            out.push(s(C::ModelWorker, c.model_worker_id));
+            out.push(stream_of(C::ModelWorker, c.model_worker_id));
             if let Some(p) =
                 loaded(states.model_worker(c.model_worker_id)).and_then(|m| m.active_pairing())
             {
-                out.push(s(C::Pairing, p.pairing_id));
-                out.push(s(C::Director, p.counterpart));
+                out.push(stream_of(C::Pairing, p.pairing_id));
+                out.push(stream_of(C::Director, p.counterpart));
             }
         }
         K::AppointDirector(c) => {
-            out.push(s(C::Director, c.director_id));
-            out.push(s(C::Body, c.body_id));
+            out.push(stream_of(C::Director, c.director_id));
+            out.push(stream_of(C::Body, c.body_id));
         }
         K::EndDirectorTerm(c) => {
-            out.push(s(C::Director, c.director_id));
+            out.push(stream_of(C::Director, c.director_id));
             if let Some(p) = loaded(states.director(c.director_id)).and_then(|d| d.active_pairing())
             {
-                out.push(s(C::Pairing, p.pairing_id));
-                out.push(s(C::ModelWorker, p.counterpart));
+                out.push(stream_of(C::Pairing, p.pairing_id));
+                out.push(stream_of(C::ModelWorker, p.counterpart));
             }
         }
-        K::RegisterBody(c) => out.push(s(C::Body, c.body_id)),
+        K::RegisterBody(c) => out.push(stream_of(C::Body, c.body_id)),
         K::AssignPair(c) => {
-            out.push(s(C::Pairing, c.pairing_id));
-            out.push(s(C::Director, c.director_id));
-            out.push(s(C::ModelWorker, c.model_worker_id));
+            out.push(stream_of(C::Pairing, c.pairing_id));
+            out.push(stream_of(C::Director, c.director_id));
+            out.push(stream_of(C::ModelWorker, c.model_worker_id));
         }
         K::EndPair(c) => {
-            out.push(s(C::Pairing, c.pairing_id));
+            out.push(stream_of(C::Pairing, c.pairing_id));
             if let Some(info) = loaded(states.pairing(c.pairing_id)).and_then(|p| p.info.as_ref()) {
-                out.push(s(C::Director, info.director_id));
-                out.push(s(C::ModelWorker, info.model_worker_id));
+                out.push(stream_of(C::Director, info.director_id));
+                out.push(stream_of(C::ModelWorker, info.model_worker_id));
             }
         }
         K::RecordVisit(c) => {
-            out.push(s(C::Visit, c.visit_id));
-            out.push(s(C::ModelWorker, c.model_worker_id));
+            out.push(stream_of(C::Visit, c.visit_id));
+            out.push(stream_of(C::ModelWorker, c.model_worker_id));
             if let Some(p) = c.pairing_id {
-                out.push(s(C::Pairing, p));
+                out.push(stream_of(C::Pairing, p));
             }
             participant_streams(&c.participants, &mut out);
         }
         K::CorrectVisit(c) => {
-            out.push(s(C::Visit, c.visit_id));
+            out.push(stream_of(C::Visit, c.visit_id));
             if let Some(info) = loaded(states.visit(c.visit_id)).and_then(|v| v.info.as_ref())
                 && let (Some(p), Some(_)) = (info.pairing_id, c.changes.visited_on)
             {
-                out.push(s(C::Pairing, p));
+                out.push(stream_of(C::Pairing, p));
             }
             if let Some(ps) = &c.changes.participants {
                 participant_streams(ps, &mut out);
             }
         }
         K::VoidVisit(c) => {
-            out.push(s(C::Visit, c.visit_id));
+            out.push(stream_of(C::Visit, c.visit_id));
             if let Some(p) = loaded(states.visit(c.visit_id))
                 .and_then(|v| v.info.as_ref())
                 .and_then(|i| i.pairing_id)
             {
-                out.push(s(C::Pairing, p));
+                out.push(stream_of(C::Pairing, p));
             }
         }
         K::RaiseIssue(c) => {
-            out.push(s(C::Issue, c.issue_id));
-            out.push(s(C::ModelWorker, c.model_worker_id));
+            out.push(stream_of(C::Issue, c.issue_id));
+            out.push(stream_of(C::ModelWorker, c.model_worker_id));
             if let Some(v) = c.visit_id {
-                out.push(s(C::Visit, v));
+                out.push(stream_of(C::Visit, v));
             }
         }
-        K::ResolveOnSpot(c) => out.push(s(C::Issue, c.issue_id)),
+        K::ResolveOnSpot(c) => out.push(stream_of(C::Issue, c.issue_id)),
         K::AcknowledgeIssue(c) => {
-            out.push(s(C::Issue, c.issue_id));
-            out.push(s(C::Director, c.owner));
+            out.push(stream_of(C::Issue, c.issue_id));
+            out.push(stream_of(C::Director, c.owner));
         }
         K::EscalateIssue(c) => {
-            out.push(s(C::Issue, c.issue_id));
-            out.push(s(C::Body, c.to_body));
+            out.push(stream_of(C::Issue, c.issue_id));
+            out.push(stream_of(C::Body, c.to_body));
         }
         K::RecordBodyResponse(c) => {
-            out.push(s(C::Issue, c.issue_id));
+            out.push(stream_of(C::Issue, c.issue_id));
             if let Some(b) = c.redirected_to {
-                out.push(s(C::Body, b));
+                out.push(stream_of(C::Body, b));
             }
         }
-        K::NoteIssueProgress(c) => out.push(s(C::Issue, c.issue_id)),
+        K::NoteIssueProgress(c) => out.push(stream_of(C::Issue, c.issue_id)),
         K::ResolveIssue(c) => {
-            out.push(s(C::Issue, c.issue_id));
+            out.push(stream_of(C::Issue, c.issue_id));
             if let Some(b) = c.resolved_by {
-                out.push(s(C::Body, b));
+                out.push(stream_of(C::Body, b));
             }
         }
-        K::ConfirmResolution(c) => out.push(s(C::Issue, c.issue_id)),
-        K::CloseIssue(c) => out.push(s(C::Issue, c.issue_id)),
-        K::ReopenIssue(c) => out.push(s(C::Issue, c.issue_id)),
+        K::ConfirmResolution(c) => out.push(stream_of(C::Issue, c.issue_id)),
+        K::CloseIssue(c) => out.push(stream_of(C::Issue, c.issue_id)),
+        K::ReopenIssue(c) => out.push(stream_of(C::Issue, c.issue_id)),
         K::RecordContact(c) => {
-            out.push(s(C::Contact, c.contact_id));
-            out.push(s(C::Pairing, c.pairing_id));
+            out.push(stream_of(C::Contact, c.contact_id));
+            out.push(stream_of(C::Pairing, c.pairing_id));
         }
-        K::ErasePersonalData(c) => out.push(s(C::Privacy, c.subject_id)),
-        K::CreateSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::PauseSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::ResumeSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::RewindSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::RotateSubscriptionSecret(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::DisableSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
-        K::DeleteSubscription(c) => out.push(s(C::Subscription, c.subscription_id)),
+        K::ErasePersonalData(c) => out.push(stream_of(C::Privacy, c.subject_id)),
+        K::CreateSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::PauseSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::ResumeSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::RewindSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::RotateSubscriptionSecret(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::DisableSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::DeleteSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
     }
     out.sort();
     out.dedup();
@@ -252,10 +253,10 @@ pub fn streams_to_load(command: &Command, states: &States) -> Vec<StreamName> {
 fn participant_streams(participants: &[Participant], out: &mut Vec<StreamName>) {
     for p in participants {
         if let ParticipantWho::Director { director_id } = p.who {
-            out.push(s(Category::Director, director_id));
+            out.push(stream_of(Category::Director, director_id));
         }
         if let Some(b) = p.body_id {
-            out.push(s(Category::Body, b));
+            out.push(stream_of(Category::Body, b));
         }
     }
 }
@@ -323,7 +324,7 @@ struct PairEnd<'a> {
 
 impl<'a> Decider<'a> {
     fn emit(&mut self, category: Category, id: impl Into<Uuid>, event: impl Into<Event>) {
-        self.out.push((s(category, id), event.into()));
+        self.out.push((stream_of(category, id), event.into()));
     }
 
     fn today(&self) -> NaiveDate {

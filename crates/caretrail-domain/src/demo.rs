@@ -25,12 +25,14 @@ pub const EXAMPLE_LABEL: &str = "示例金额（原文未载明）";
 
 /// The date to run the demo with: the day after the last visit.
 pub fn today() -> NaiveDate {
-    d(2021, 10, 30)
+    ymd(2021, 10, 30)
 }
 
-fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-    // Every call below passes a calendar date that exists; the default is unreachable.
-    NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+/// A calendar date of the demo's script.
+fn ymd(y: i32, m: u32, day: u32) -> NaiveDate {
+    // Every call passes a date that exists; a typo in the script fails the demo's own tests
+    // rather than becoming another date.
+    NaiveDate::from_ymd_opt(y, m, day).expect("the demo's dates exist")
 }
 
 fn region(code: &str) -> RegionCode {
@@ -134,7 +136,7 @@ fn director(director_id: DirectorId, role: DirectorRole, name: &str) -> Command 
         role,
         // EXAMPLE: the article does not date the terms; the pairing system began in 2021.
         term: Term {
-            from: d(2021, 1, 1),
+            from: ymd(2021, 1, 1),
             until: None,
         },
         name: p(name),
@@ -174,7 +176,7 @@ fn worker(
             model_worker_id: m,
             tier: HardshipTier::Relative,
             causes: vec![HardshipCause::Other],
-            assessed_on: Some(d(2021, 10, 1)),
+            assessed_on: Some(ymd(2021, 10, 1)),
             note: None,
         }
         .into(),
@@ -338,7 +340,7 @@ pub fn october_2021() -> Vec<Command> {
                 pairing_id: pairing(n),
                 director_id: dir,
                 model_worker_id: mw,
-                effective_from: d(2021, 10, 1),
+                effective_from: ymd(2021, 10, 1),
                 visit_policy: None,
             }
             .into(),
@@ -354,22 +356,22 @@ pub fn october_2021() -> Vec<Command> {
             category: IssueCategory::Utilities,
             description: p("家中水管堵塞"),
             urgency: Urgency::Normal,
-            on: Some(d(2019, 12, 20)),
+            on: Some(ymd(2019, 12, 20)),
         }
         .into(),
         AcknowledgeIssue {
             issue_id: PIPE_ISSUE,
             owner: KONG_SHENGDONG,
-            respond_by: d(2019, 12, 31),
-            on: Some(d(2019, 12, 20)),
+            respond_by: ymd(2019, 12, 31),
+            on: Some(ymd(2019, 12, 20)),
         }
         .into(),
         EscalateIssue {
             issue_id: PIPE_ISSUE,
             to_body: HANGZHOU_VOLUNTEERS,
             channel: EscalationChannel::InPerson,
-            due_by: d(2019, 12, 31),
-            on: Some(d(2019, 12, 20)),
+            due_by: ymd(2019, 12, 31),
+            on: Some(ymd(2019, 12, 20)),
         }
         .into(),
         RecordBodyResponse {
@@ -379,7 +381,7 @@ pub fn october_2021() -> Vec<Command> {
             redirected_to: None,
             due_by: None,
             note: None,
-            on: Some(d(2019, 12, 21)),
+            on: Some(ymd(2019, 12, 21)),
         }
         .into(),
         ResolveIssue {
@@ -387,13 +389,13 @@ pub fn october_2021() -> Vec<Command> {
             outcome: ResolutionOutcome::Resolved,
             summary: p("孔胜东带领杭州市劳模工匠志愿服务队上门开展志愿服务，水管疏通"),
             resolved_by: Some(HANGZHOU_VOLUNTEERS),
-            on: Some(d(2019, 12, 28)),
+            on: Some(ymd(2019, 12, 28)),
         }
         .into(),
         NoteIssueProgress {
             issue_id: PIPE_ISSUE,
             note: p("此后与劳模一直保持联系"),
-            on: Some(d(2019, 12, 28)),
+            on: Some(ymd(2019, 12, 28)),
         }
         .into(),
     ]);
@@ -403,7 +405,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 1,
         worker: YU_PEIYE,
         pairing: Some(1),
-        on: d(2021, 10, 13),
+        on: ymd(2021, 10, 13),
         code: "330100",
         place: Some("杭州"),
         participants: vec![
@@ -426,7 +428,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 2,
         worker: WANG_MEIWEN,
         pairing: Some(2),
-        on: d(2021, 10, 13),
+        on: ymd(2021, 10, 13),
         code: "330100",
         place: Some("杭州"),
         participants: vec![by(YANG_WEIWEI, Lead)],
@@ -440,7 +442,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 3,
         worker: ZHANG_GENXIAN,
         pairing: Some(3),
-        on: d(2021, 10, 13),
+        on: ymd(2021, 10, 13),
         code: "330100",
         place: Some("杭州"),
         participants: vec![by(KONG_SHENGDONG, Lead)],
@@ -450,7 +452,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 4,
         worker: XIA_RUQING,
         pairing: Some(4),
-        on: d(2021, 10, 18),
+        on: ymd(2021, 10, 18),
         code: "330825",
         place: Some("龙游县塔石镇"),
         participants: vec![
@@ -464,7 +466,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 5,
         worker: JIN_LIWEN,
         pairing: Some(5),
-        on: d(2021, 10, 21),
+        on: ymd(2021, 10, 21),
         code: "330783",
         place: Some("东阳市江北茗田潭沿村"),
         participants: vec![by(JIANG_XIAOMENG, Lead)],
@@ -494,7 +496,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 6,
         worker: WU_LAIHONG,
         pairing: Some(6),
-        on: d(2021, 10, 21),
+        on: ymd(2021, 10, 21),
         code: "330300",
         place: Some("温州经开区中淳企业"),
         participants: wenzhou_team(),
@@ -506,7 +508,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 7,
         worker: CHEN_LIANGSONG,
         pairing: None,
-        on: d(2021, 10, 21),
+        on: ymd(2021, 10, 21),
         code: "330302",
         place: Some("鹿城区翠微小区"),
         participants: wenzhou_team(),
@@ -517,7 +519,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 9,
         worker: XU_YUNHUA,
         pairing: Some(8),
-        on: d(2021, 10, 28),
+        on: ymd(2021, 10, 28),
         code: "330400",
         place: None,
         participants: vec![by(JIANG_LIQIN, Lead)],
@@ -528,7 +530,7 @@ pub fn october_2021() -> Vec<Command> {
         n: 8,
         worker: WU_GENDE,
         pairing: Some(7),
-        on: d(2021, 10, 29),
+        on: ymd(2021, 10, 29),
         code: "330212",
         place: Some("宁波市姜山镇宅家村"),
         participants: vec![by(ZHOU_NINGZHI, Lead)],
@@ -542,13 +544,13 @@ pub fn october_2021() -> Vec<Command> {
             issue_id: PIPE_ISSUE,
             via: ConfirmationVia::Visit,
             satisfaction: Satisfaction::Satisfied,
-            on: Some(d(2021, 10, 13)),
+            on: Some(ymd(2021, 10, 13)),
         }
         .into(),
         CloseIssue {
             issue_id: PIPE_ISSUE,
             override_reason: None,
-            on: Some(d(2021, 10, 13)),
+            on: Some(ymd(2021, 10, 13)),
         }
         .into(),
     ]);

@@ -226,7 +226,7 @@ impl Decider<'_> {
             }
             _ => return Ok(()),
         };
-        self.out.push((s(Category::Issue, id), event));
+        self.out.push((stream_of(Category::Issue, id), event));
         Ok(())
     }
 }
