@@ -41,7 +41,8 @@ fn region(code: &str) -> RegionCode {
     RegionCode::parse(code).unwrap_or(RegionCode::ZHEJIANG)
 }
 
-fn p(s: &str) -> Personal {
+/// A personal value of the demo, in plain text until the command handler seals it.
+fn personal(s: &str) -> Personal {
     Personal::plain(s)
 }
 
@@ -139,7 +140,7 @@ fn director(director_id: DirectorId, role: DirectorRole, name: &str) -> Command 
             from: ymd(2021, 1, 1),
             until: None,
         },
-        name: p(name),
+        name: personal(name),
         model_worker_id: None,
         phone: None,
         wechat: None,
@@ -161,7 +162,7 @@ fn worker(
             honour_year: None,
             occupation: occupation.map(str::to_owned),
             region_code: region(code),
-            name: p(name),
+            name: personal(name),
             gender: None,
             birth_year: None,
             phone: None,
@@ -196,7 +197,7 @@ fn official(person: PersonId, name: &str, office: &str, body: BodyId) -> Partici
     Participant {
         who: ParticipantWho::Named {
             person_id: person,
-            name: p(name),
+            name: personal(name),
         },
         role: ParticipantRole::UnionOfficial,
         office: Some(office.to_owned()),
@@ -239,7 +240,7 @@ fn record(v: V<'_>) -> RecordVisit {
         adhoc_reason: None,
         visited_on: v.on,
         region_code: region(v.code),
-        place: v.place.map(p),
+        place: v.place.map(personal),
         participants: v.participants,
         gifts: v.gifts,
         findings: Findings::default(),
@@ -354,7 +355,7 @@ pub fn october_2021() -> Vec<Command> {
             model_worker_id: ZHANG_GENXIAN,
             visit_id: None,
             category: IssueCategory::Utilities,
-            description: p("家中水管堵塞"),
+            description: personal("家中水管堵塞"),
             urgency: Urgency::Normal,
             on: Some(ymd(2019, 12, 20)),
         }
@@ -387,14 +388,14 @@ pub fn october_2021() -> Vec<Command> {
         ResolveIssue {
             issue_id: PIPE_ISSUE,
             outcome: ResolutionOutcome::Resolved,
-            summary: p("孔胜东带领杭州市劳模工匠志愿服务队上门开展志愿服务，水管疏通"),
+            summary: personal("孔胜东带领杭州市劳模工匠志愿服务队上门开展志愿服务，水管疏通"),
             resolved_by: Some(HANGZHOU_VOLUNTEERS),
             on: Some(ymd(2019, 12, 28)),
         }
         .into(),
         NoteIssueProgress {
             issue_id: PIPE_ISSUE,
-            note: p("此后与劳模一直保持联系"),
+            note: personal("此后与劳模一直保持联系"),
             on: Some(ymd(2019, 12, 28)),
         }
         .into(),
@@ -514,7 +515,7 @@ pub fn october_2021() -> Vec<Command> {
         participants: wenzhou_team(),
         gifts: standard(),
     });
-    v7.adhoc_reason = Some(p("同日温州走访（原文未载明结对关系）"));
+    v7.adhoc_reason = Some(personal("同日温州走访（原文未载明结对关系）"));
     let mut v9 = record(V {
         n: 9,
         worker: XU_YUNHUA,
