@@ -239,6 +239,9 @@
   }
 
   let renderSeq = 0;
+  // Set once, when the first view has rendered with its data: the first-load benchmark
+  // (crates/caretrail-web/benches/first_load.rs) measures time to interactive up to here.
+  let interactive = false;
   async function route(quiet = false) {
     const r = parseHash();
     if (!S.token) return showSignin();
@@ -254,6 +257,7 @@
     if (!render) return;
     try {
       await render(r, { quiet, seq });
+      if (!interactive) { interactive = true; performance.mark("caretrail:interactive"); }
     } catch (e) {
       if (e.name === "AbortError") return;
       toast(e.problem ? problemText(e.problem) : String(e), true);

@@ -10,6 +10,12 @@
 //! with `?v=<hash of all assets>`, so assets can be cached for a year and a new binary's page
 //! still loads its own assets.
 //!
+//! Compression: the page and its text assets are gzipped once, on first request, at the best
+//! level, and sent gzipped to every browser that accepts it (all do), so the first load
+//! transfers about a quarter of the bytes (the target is ≤ 300 KB with the API's answers;
+//! `benches/first_load.rs` measures it). gzip rather than Brotli: flate2 is already linked (the
+//! XLSX reader and writer use it), with the same zlib-rs backend, so no new code is built.
+//!
 //! Architecture invariant: this crate knows nothing of the domain, the store or the API's
 //! types; it is files and headers. Everything the page shows comes from the public API.
 
@@ -26,6 +32,57 @@ struct Asset {
     name: &'static str,
     content_type: &'static str,
     body: &'static [u8],
+}
+
+/// gzip of `body` at the best level (made once per file; the files are embedded and fixed).
+fn gzip(body: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    // Writing into a Vec cannot fail.
+    let _ = z.write_all(body);
+    z.finish().unwrap_or_default()
+}
+
+/// Whether the request's `Accept-Encoding` takes gzip (a `gzip` or `*` coding whose quality
+/// is not zero).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// A body as sent: gzipped when the client takes it (with the matching headers), otherwise
+/// as it is. Either way the answer varies with `Accept-Encoding`.
+fn encoded(
+    req_headers: &HeaderMap,
+    plain: &'static [u8],
+    gzipped: &'static [u8],
+) -> (Option<HeaderValue>, &'static [u8]) {
+    if accepts_gzip(req_headers) {
+        (Some(HeaderValue::from_static("gzip")), gzipped)
+    } else {
+        (None, plain)
+    }
+}
+
+fn vary_and_encoding(headers: &mut HeaderMap, encoding: Option<HeaderValue>) {
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(e) = encoding {
+        headers.insert(header::CONTENT_ENCODING, e);
+    }
 }
 
 const INDEX_HTML: &str = include_str!("../assets/index.html");
@@ -80,6 +137,13 @@ const VERSION: u64 = {
 static PAGE: LazyLock<String> =
     LazyLock::new(|| INDEX_HTML.replace("{{v}}", &format!("{VERSION:016x}")));
 
+/// The page, gzipped.
+static PAGE_GZ: LazyLock<Vec<u8>> = LazyLock::new(|| gzip(PAGE.as_bytes()));
+
+/// Every asset gzipped, in [`ASSETS`]' order.
+static ASSETS_GZ: LazyLock<Vec<Vec<u8>>> =
+    LazyLock::new(|| ASSETS.iter().map(|a| gzip(a.body)).collect());
+
 /// The page may load only its own scripts and styles and talk only to its own origin; the
 /// token lives in sessionStorage, so a script injected from elsewhere must not run.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -105,9 +169,11 @@ fn common_headers(headers: &mut HeaderMap) {
     );
 }
 
-async fn page() -> Response {
-    let mut res = (StatusCode::OK, PAGE.as_str()).into_response();
+async fn page(req_headers: HeaderMap) -> Response {
+    let (encoding, body) = encoded(&req_headers, PAGE.as_bytes(), PAGE_GZ.as_slice());
+    let mut res = (StatusCode::OK, body).into_response();
     let h = res.headers_mut();
+    vary_and_encoding(h, encoding);
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -123,10 +189,17 @@ async fn page() -> Response {
 }
 
 async fn asset(Path(name): Path<String>, req_headers: HeaderMap) -> Response {
-    let Some(a) = ASSETS.iter().find(|a| a.name == name) else {
+    let Some(i) = ASSETS.iter().position(|a| a.name == name) else {
         return (StatusCode::NOT_FOUND, "no such asset").into_response();
     };
-    let etag = format!("\"{VERSION:016x}\"");
+    let a = &ASSETS[i];
+    let (encoding, body) = encoded(&req_headers, a.body, ASSETS_GZ[i].as_slice());
+    // Each encoding is its own representation with its own strong validator.
+    let etag = if encoding.is_some() {
+        format!("\"{VERSION:016x}-gz\"")
+    } else {
+        format!("\"{VERSION:016x}\"")
+    };
     let fresh = req_headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
@@ -134,9 +207,14 @@ async fn asset(Path(name): Path<String>, req_headers: HeaderMap) -> Response {
     let mut res = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        (StatusCode::OK, a.body).into_response()
+        (StatusCode::OK, body).into_response()
     };
     let h = res.headers_mut();
+    if fresh {
+        h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    } else {
+        vary_and_encoding(h, encoding);
+    }
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(a.content_type),
@@ -201,6 +279,44 @@ mod tests {
         }
         assert!(open.is_empty(), "unclosed: {open:?}");
         assert!(views >= 10, "{views} views");
+    }
+
+    #[test]
+    fn gzip_is_chosen_only_when_the_client_takes_it() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            accepts_gzip(&h)
+        };
+        assert!(with("gzip, deflate, br, zstd"));
+        assert!(with("br;q=1.0, GZIP;q=0.5"));
+        assert!(with("*"));
+        assert!(!with("gzip;q=0"));
+        assert!(!with("gzip; q=0.0, br"));
+        assert!(!with("identity"));
+        assert!(!with("gzipx"));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_gzipped_file_inflates_to_the_file() {
+        use std::io::Read;
+        let inflate = |z: &[u8]| {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(z)
+                .read_to_end(&mut out)
+                .unwrap();
+            out
+        };
+        for (a, z) in ASSETS.iter().zip(ASSETS_GZ.iter()) {
+            assert_eq!(inflate(z), a.body, "{}", a.name);
+        }
+        assert_eq!(inflate(&PAGE_GZ), PAGE.as_bytes());
+        let app = ASSETS.iter().position(|a| a.name == "app.js").unwrap();
+        assert!(
+            ASSETS_GZ[app].len() * 3 < ASSETS[app].body.len(),
+            "app.js compresses"
+        );
     }
 
     #[test]
