@@ -423,6 +423,22 @@ impl Params {
     }
 }
 
+/// 400 `invalid_query` when a date range ends before it starts: an empty answer would read as
+/// "nothing happened" rather than "you asked for nothing".
+fn date_range(
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    names: (&str, &str),
+) -> ApiResult<()> {
+    match (from, to) {
+        (Some(f), Some(t)) if f > t => Err(ApiError::bad_request(
+            "invalid_query",
+            format!("{} ({f}) is after {} ({t})", names.0, names.1),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn projection_error(e: caretrail_projections::ProjectionError) -> ApiError {
     use caretrail_projections::ProjectionError as P;
     match e {
@@ -702,6 +718,7 @@ pub async fn issues(
 ) -> ApiResult<Json<List<IssueItem>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read the issues board")?;
     let q = params(q)?;
+    date_range(q.raised_from, q.raised_to, ("raised_from", "raised_to"))?;
     let m = models(&state, &principal, &q).await?;
     let page = m
         .issues(&IssuesQuery {
@@ -747,15 +764,22 @@ pub async fn gifts(
 ) -> ApiResult<Json<List<GiftTotals>>> {
     principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
     let today = today(&state, &q);
     let from = q.from.unwrap_or_else(|| {
         NaiveDate::from_ymd_opt(chrono::Datelike::year(&today), 1, 1).unwrap_or(today)
     });
+    let to = q.to.unwrap_or(today);
+    let names = match (q.from, q.to) {
+        (Some(_), Some(_)) => ("from", "to"),
+        (None, _) => ("from (by default 1 January of the as-of year)", "to"),
+        (_, None) => ("from", "to (by default the as-of date)"),
+    };
+    date_range(Some(from), Some(to), names)?;
+    let m = models(&state, &principal, &q).await?;
     let page = m
         .gifts(&GiftsQuery {
             from,
-            to: q.to.unwrap_or(today),
+            to,
             region: q.region(),
             group_by: q.group_by.unwrap_or(GiftGrouping::Month),
             page: q.page()?,
@@ -849,6 +873,7 @@ pub async fn visits(
 ) -> ApiResult<Json<List<VisitItem>>> {
     principal.require(&[Role::Admin, Role::Auditor, Role::Director], "list visits")?;
     let q = params(q)?;
+    date_range(q.from, q.to, ("from", "to"))?;
     let m = models(&state, &principal, &q).await?;
     let director_id = match principal.role {
         Role::Director => principal.director_id,

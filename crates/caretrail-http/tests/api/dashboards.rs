@@ -11,7 +11,47 @@ use crate::common::*;
 caretrail_store::both_backends!(
     dashboards_answer_with_the_articles_numbers_and_respect_roles,
     a_directors_pairings_and_model_workers_are_filtered_in_the_query_not_on_a_page,
+    a_date_range_that_ends_before_it_starts_is_refused_not_answered_empty,
 );
+
+/// A reversed range once answered an empty list (red team, last round): "nothing happened"
+/// where the question was empty. Gifts, visits and issues refuse it with `invalid_query`;
+/// the gifts dashboard says which end was its default.
+async fn a_date_range_that_ends_before_it_starts_is_refused_not_answered_empty(h: &Harness) {
+    let t = spawn(h).await;
+    for path in [
+        "/api/v1/dashboard/gifts?from=2021-12-01&to=2021-10-01",
+        "/api/v1/visits?from=2021-10-31&to=2021-10-01",
+        "/api/v1/issues?raised_from=2021-10-31&raised_to=2021-10-01",
+    ] {
+        let p = problem(
+            t.get(&t.admin, path).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        )
+        .await;
+        assert!(
+            p["detail"].as_str().unwrap().contains("is after"),
+            "{path}: {p}"
+        );
+    }
+    let p = problem(
+        t.get(
+            &t.admin,
+            "/api/v1/dashboard/gifts?as_of=2021-10-31&to=2020-06-30",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("by default"), "{p}");
+    // Equal ends are a one-day range, not a reversed one.
+    let res = t
+        .get(&t.admin, "/api/v1/visits?from=2021-10-13&to=2021-10-13")
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+}
 
 async fn dashboards_answer_with_the_articles_numbers_and_respect_roles(h: &Harness) {
     let t = spawn(h).await;
