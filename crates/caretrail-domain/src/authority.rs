@@ -102,6 +102,20 @@ const OFFICE: &[Role] = &[Role::Admin];
 const OFFICE_AND_DIRECTORS: &[Role] = &[Role::Admin, Role::Director];
 
 impl CommandKind {
+    /// Whether this command changes an account. Those are run through the accounts resource,
+    /// which keeps the credentials (user name, password hash) the log never holds.
+    pub fn is_account(self) -> bool {
+        use CommandKind as K;
+        matches!(
+            self,
+            K::CreateAccount
+                | K::ChangeAccountRole
+                | K::DisableAccount
+                | K::EnableAccount
+                | K::SetAccountPassword
+        )
+    }
+
     /// Whether this command changes an integration's subscription. Those are run through the
     /// subscriptions resource, which makes the signing secret the command relies on.
     pub fn is_subscription(self) -> bool {
@@ -157,7 +171,16 @@ impl CommandKind {
             | K::RewindSubscription
             | K::RotateSubscriptionSecret
             | K::DisableSubscription
-            | K::DeleteSubscription => OFFICE,
+            | K::DeleteSubscription
+            // Who may sign in, and as what, is the office's decision alone.
+            | K::CreateAccount
+            | K::ChangeAccountRole
+            | K::DisableAccount
+            | K::EnableAccount
+            // On any account, only an administrator (a reset). The holder of an account also
+            // changes their own password, whatever their role: the accounts resource allows
+            // that for the caller's own account only, after checking the current password.
+            | K::SetAccountPassword => OFFICE,
         }
     }
 }
@@ -188,6 +211,8 @@ pub enum Subject {
     Subscription(SubscriptionId),
     /// An API token (the integration that may read a subscription's status).
     Token(Uuid),
+    /// An account a person signs in with.
+    Account(AccountId),
 }
 
 impl Subject {
@@ -205,6 +230,7 @@ impl Subject {
             Subject::DataSubject(id) => id,
             Subject::Subscription(id) => id.uuid(),
             Subject::Token(id) => id,
+            Subject::Account(id) => id.uuid(),
         }
     }
 
@@ -222,7 +248,8 @@ impl Subject {
             | Subject::Person(_)
             | Subject::DataSubject(_)
             | Subject::Subscription(_)
-            | Subject::Token(_) => None,
+            | Subject::Token(_)
+            | Subject::Account(_) => None,
         }
     }
 }
@@ -377,6 +404,17 @@ impl Command {
             K::RotateSubscriptionSecret(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::DisableSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
             K::DeleteSubscription(c) => out.push(about(S::Subscription(c.subscription_id))),
+            K::CreateAccount(c) => {
+                out.push(about(S::Account(c.account_id)));
+                out.extend(c.director_id.map(|d| mentions(S::Director(d))));
+            }
+            K::ChangeAccountRole(c) => {
+                out.push(about(S::Account(c.account_id)));
+                out.extend(c.director_id.map(|d| mentions(S::Director(d))));
+            }
+            K::DisableAccount(c) => out.push(about(S::Account(c.account_id))),
+            K::EnableAccount(c) => out.push(about(S::Account(c.account_id))),
+            K::SetAccountPassword(c) => out.push(about(S::Account(c.account_id))),
         }
         // One record can be named twice (a director listed twice, one body for several
         // participants); a record both about and mentioned counts as about.
@@ -429,6 +467,9 @@ impl Scope {
             Subject::Body(_) | Subject::Person(_) | Subject::DataSubject(_) => false,
             // Integrations are the office's, never a pairing's.
             Subject::Subscription(_) | Subject::Token(_) => false,
+            // A director's own account is changed through the accounts resource, which checks
+            // that it is theirs; no pairing reaches an account.
+            Subject::Account(_) => false,
         }
     }
 }

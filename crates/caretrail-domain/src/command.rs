@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::authority::Role;
 use crate::ids::*;
 use crate::personal::Personal;
 use crate::region::RegionCode;
@@ -574,6 +575,62 @@ pub struct DeleteSubscription {
     pub subscription_id: SubscriptionId,
 }
 
+/// Creates an account a person signs in with. The user name and the password's hash are kept
+/// outside the log (a mutable table), so the log holds no secret and no name that erasure
+/// could not remove; it records that the account exists, its role and who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateAccount {
+    /// The new account's id.
+    pub account_id: AccountId,
+    /// What the account may do: `admin`, `director` or `auditor` (integrations use tokens).
+    pub role: Role,
+    /// For the director role: the director the account speaks for.
+    #[serde(default)]
+    pub director_id: Option<DirectorId>,
+}
+
+/// Gives an account another role (or, for a director account, another director).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeAccountRole {
+    /// The account.
+    pub account_id: AccountId,
+    /// The new role: `admin`, `director` or `auditor`.
+    pub role: Role,
+    /// For the director role: the director the account speaks for.
+    #[serde(default)]
+    pub director_id: Option<DirectorId>,
+}
+
+/// Disables an account: it cannot sign in, and its sessions end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisableAccount {
+    /// The account.
+    pub account_id: AccountId,
+}
+
+/// Enables a disabled account again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnableAccount {
+    /// The account.
+    pub account_id: AccountId,
+}
+
+/// Records that an account's password was set: changed by its holder or reset by an
+/// administrator. The password and its hash are never in the log, only that it happened and
+/// (in the event) by whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetAccountPassword {
+    /// The account.
+    pub account_id: AccountId,
+    /// Changed by the holder, or reset by an administrator.
+    pub reason: PasswordSetReason,
+}
+
 macro_rules! commands {
     ($($name:ident),* $(,)?) => {
         /// Every command, as received.
@@ -704,6 +761,11 @@ commands!(
     RotateSubscriptionSecret,
     DisableSubscription,
     DeleteSubscription,
+    CreateAccount,
+    ChangeAccountRole,
+    DisableAccount,
+    EnableAccount,
+    SetAccountPassword,
 );
 
 /// Why a request body is not a command.

@@ -9,8 +9,9 @@
 //! (a body or director exists) are read without being written.
 //!
 //! Visit decisions are in `decide/visit.rs`, issue decisions in `decide/issue.rs`, an
-//! integration's subscription in `decide/subscription.rs`.
+//! integration's subscription in `decide/subscription.rs`, an account in `decide/account.rs`.
 
+mod account;
 mod issue;
 mod subscription;
 mod visit;
@@ -121,6 +122,7 @@ pub fn stream_created(command: &Command) -> Option<StreamName> {
         K::RecordVisit(c) => stream_of(C::Visit, c.visit_id),
         K::RaiseIssue(c) => stream_of(C::Issue, c.issue_id),
         K::CreateSubscription(c) => stream_of(C::Subscription, c.subscription_id),
+        K::CreateAccount(c) => stream_of(C::Account, c.account_id),
         _ => return None,
     })
 }
@@ -244,6 +246,17 @@ pub fn streams_to_load(command: &Command, states: &States) -> Vec<StreamName> {
         K::RotateSubscriptionSecret(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
         K::DisableSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
         K::DeleteSubscription(c) => out.push(stream_of(C::Subscription, c.subscription_id)),
+        K::CreateAccount(c) => {
+            out.push(stream_of(C::Account, c.account_id));
+            out.extend(c.director_id.map(|d| stream_of(C::Director, d)));
+        }
+        K::ChangeAccountRole(c) => {
+            out.push(stream_of(C::Account, c.account_id));
+            out.extend(c.director_id.map(|d| stream_of(C::Director, d)));
+        }
+        K::DisableAccount(c) => out.push(stream_of(C::Account, c.account_id)),
+        K::EnableAccount(c) => out.push(stream_of(C::Account, c.account_id)),
+        K::SetAccountPassword(c) => out.push(stream_of(C::Account, c.account_id)),
     }
     out.sort();
     out.dedup();
@@ -697,6 +710,11 @@ impl<'a> Decider<'a> {
             | K::RotateSubscriptionSecret(_)
             | K::DisableSubscription(_)
             | K::DeleteSubscription(_) => self.decide_subscription(command)?,
+            K::CreateAccount(_)
+            | K::ChangeAccountRole(_)
+            | K::DisableAccount(_)
+            | K::EnableAccount(_)
+            | K::SetAccountPassword(_) => self.decide_account(command)?,
         }
         Ok(())
     }

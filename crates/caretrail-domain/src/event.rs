@@ -13,6 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::authority::Role;
 use crate::command::VisitChanges;
 use crate::ids::*;
 use crate::personal::{Personal, PersonalRef, PersonalVisitor};
@@ -701,6 +702,55 @@ pub struct SubscriptionDeleted {
     pub subscription_id: SubscriptionId,
 }
 
+/// An account was created. Its user name and password hash are kept outside the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountCreated {
+    /// The account.
+    pub account_id: AccountId,
+    /// Its role.
+    pub role: Role,
+    /// For a director account: the director it speaks for.
+    pub director_id: Option<DirectorId>,
+    /// Business date.
+    pub created_on: NaiveDate,
+}
+
+/// An account's role (or the director it speaks for) changed; its sessions ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountRoleChanged {
+    /// The account.
+    pub account_id: AccountId,
+    /// The new role.
+    pub role: Role,
+    /// For a director account: the director it speaks for.
+    pub director_id: Option<DirectorId>,
+}
+
+/// An account was disabled; its sessions ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountDisabled {
+    /// The account.
+    pub account_id: AccountId,
+}
+
+/// A disabled account was enabled again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountEnabled {
+    /// The account.
+    pub account_id: AccountId,
+}
+
+/// An account's password was set (never the password or its hash); its sessions ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountPasswordSet {
+    /// The account.
+    pub account_id: AccountId,
+    /// Changed by the holder, or reset by an administrator.
+    pub reason: PasswordSetReason,
+    /// Who set it: the actor of the command (the holder, or the administrator who reset it).
+    pub by: Uuid,
+}
+
 macro_rules! events {
     (personal: [$($p:ident),* $(,)?], plain: [$($n:ident),* $(,)?], versions: {$($v:ident = $ver:expr),* $(,)?} $(,)?) => {
         /// Every event type.
@@ -805,6 +855,7 @@ events! {
         PairActivityWithdrawn, IssueAcknowledged, IssueEscalated, IssueResolutionConfirmed,
         PersonalDataErased, SubscriptionCreated, SubscriptionPaused, SubscriptionResumed,
         SubscriptionRewound, SubscriptionSecretRotated, SubscriptionDisabled, SubscriptionDeleted,
+        AccountCreated, AccountRoleChanged, AccountDisabled, AccountEnabled, AccountPasswordSet,
     ],
     versions: { VisitRecorded = 2 }
 }
@@ -844,12 +895,17 @@ impl Event {
             Event::ContactRecorded(e) => Some(e.on),
             Event::PersonalDataErased(e) => Some(e.erased_on),
             Event::SubscriptionCreated(e) => Some(e.created_on),
+            Event::AccountCreated(e) => Some(e.created_on),
             Event::SubscriptionPaused(_)
             | Event::SubscriptionResumed(_)
             | Event::SubscriptionRewound(_)
             | Event::SubscriptionSecretRotated(_)
             | Event::SubscriptionDisabled(_)
             | Event::SubscriptionDeleted(_)
+            | Event::AccountRoleChanged(_)
+            | Event::AccountDisabled(_)
+            | Event::AccountEnabled(_)
+            | Event::AccountPasswordSet(_)
             | Event::BodyRegistered(_)
             | Event::VisitCorrected(_)
             | Event::VisitVoided(_)

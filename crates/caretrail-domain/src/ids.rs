@@ -82,3 +82,7 @@ id_type!(
     /// A subscription: an integration's durable, filtered feed of the log.
     SubscriptionId
 );
+id_type!(
+    /// An account a person signs in with (a user name and password kept outside the log).
+    AccountId
+);

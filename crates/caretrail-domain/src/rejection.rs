@@ -243,6 +243,29 @@ pub enum Rejection {
     /// The rotation's generation is not one more than the current secret's.
     #[error("the secret was rotated in the meantime; read the subscription and try again")]
     SubscriptionSecretGenerationStale,
+    /// Accounts are for people: administrators, directors and auditors (integrations use
+    /// tokens).
+    #[error("an account's role must be admin, director or auditor")]
+    AccountRoleNotAllowed,
+    /// A director account needs the director it speaks for, and only a director account may
+    /// name one.
+    #[error("a director account needs director_id, and only a director account may have one")]
+    AccountDirectorMismatch,
+    /// The account id is taken.
+    #[error("this account already exists")]
+    AccountAlreadyExists,
+    /// No account has this id.
+    #[error("unknown account")]
+    UnknownAccount,
+    /// The account already has this role (and director).
+    #[error("the account already has this role")]
+    AccountRoleUnchanged,
+    /// The account is already disabled.
+    #[error("the account is already disabled")]
+    AccountAlreadyDisabled,
+    /// The account is not disabled.
+    #[error("the account is not disabled")]
+    AccountNotDisabled,
 }
 
 /// What a refusal says about the command: that its input is wrong whatever the world holds,
@@ -289,7 +312,9 @@ impl Rejection {
             | SubscriptionUrlCredentials
             | SubscriptionSubjectPrefixInvalid
             | SubscriptionNameTooLong
-            | SubscriptionGraceTooLong => InvalidInput,
+            | SubscriptionGraceTooLong
+            | AccountRoleNotAllowed
+            | AccountDirectorMismatch => InvalidInput,
             // The visit exists and is the caller's pairing's, but another director led it.
             VisitNotLedByActor => NotPermitted,
             // A defect of the command handler rather than a rule; it has always answered as a
@@ -339,7 +364,12 @@ impl Rejection {
             | SubscriptionNotStopped
             | SubscriptionAlreadyDisabled
             | SubscriptionHasNoSecret
-            | SubscriptionSecretGenerationStale => StateConflict,
+            | SubscriptionSecretGenerationStale
+            | AccountAlreadyExists
+            | UnknownAccount
+            | AccountRoleUnchanged
+            | AccountAlreadyDisabled
+            | AccountNotDisabled => StateConflict,
         }
     }
 
@@ -418,6 +448,13 @@ impl Rejection {
             SubscriptionAlreadyDisabled => "subscription_already_disabled",
             SubscriptionHasNoSecret => "subscription_has_no_secret",
             SubscriptionSecretGenerationStale => "subscription_secret_generation_stale",
+            AccountRoleNotAllowed => "account_role_not_allowed",
+            AccountDirectorMismatch => "account_director_mismatch",
+            AccountAlreadyExists => "account_already_exists",
+            UnknownAccount => "unknown_account",
+            AccountRoleUnchanged => "account_role_unchanged",
+            AccountAlreadyDisabled => "account_already_disabled",
+            AccountNotDisabled => "account_not_disabled",
         }
     }
 
@@ -500,6 +537,13 @@ impl Rejection {
             SubscriptionAlreadyDisabled => "该订阅已停用",
             SubscriptionHasNoSecret => "只有 Webhook 订阅有签名密钥",
             SubscriptionSecretGenerationStale => "密钥已被他人轮换，请刷新后重试",
+            AccountRoleNotAllowed => "账户角色只能是管理员、理事或审计员",
+            AccountDirectorMismatch => "理事账户须指明所代表的理事，其他账户不得指明",
+            AccountAlreadyExists => "该账户已存在",
+            UnknownAccount => "账户不存在",
+            AccountRoleUnchanged => "该账户已是此角色",
+            AccountAlreadyDisabled => "该账户已停用",
+            AccountNotDisabled => "该账户未停用",
         };
         s.to_owned()
     }

@@ -233,6 +233,19 @@ pub struct SubscriptionState {
     pub generation: u32,
 }
 
+/// An account's stream: what signing in needs from the log (the credentials are elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountState {
+    /// Whether created.
+    pub exists: bool,
+    /// The account's role (meaningful once created).
+    pub role: Option<crate::authority::Role>,
+    /// For a director account: the director it speaks for.
+    pub director_id: Option<DirectorId>,
+    /// Whether disabled.
+    pub disabled: bool,
+}
+
 /// The state of one stream, whatever its category.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
@@ -254,6 +267,8 @@ pub enum State {
     Privacy(PrivacyState),
     /// `subscription-…`
     Subscription(SubscriptionState),
+    /// `account-…`
+    Account(AccountState),
 }
 
 impl State {
@@ -269,6 +284,7 @@ impl State {
             Category::Contact => State::Contact(Default::default()),
             Category::Privacy => State::Privacy(Default::default()),
             Category::Subscription => State::Subscription(Default::default()),
+            Category::Account => State::Account(Default::default()),
         }
     }
 
@@ -371,6 +387,17 @@ pub fn evolve(mut state: State, event: &Event) -> State {
         (State::Body(s), E::BodyRegistered(_)) => s.registered = true,
         (State::Contact(s), E::ContactRecorded(_)) => s.recorded = true,
         (State::Privacy(s), E::PersonalDataErased(_)) => s.erased = true,
+        (State::Account(s), E::AccountCreated(e)) => {
+            s.exists = true;
+            s.role = Some(e.role);
+            s.director_id = e.director_id;
+        }
+        (State::Account(s), E::AccountRoleChanged(e)) => {
+            s.role = Some(e.role);
+            s.director_id = e.director_id;
+        }
+        (State::Account(s), E::AccountDisabled(_)) => s.disabled = true,
+        (State::Account(s), E::AccountEnabled(_)) => s.disabled = false,
         (State::Subscription(s), E::SubscriptionCreated(e)) => {
             s.exists = true;
             s.webhook = matches!(e.delivery, crate::subscription::Delivery::Webhook { .. });
@@ -510,6 +537,7 @@ impl States {
         Subscription,
         SubscriptionState
     );
+    accessor!(account, AccountId, Account, AccountState);
 
     /// The loaded erasure state of a subject.
     pub fn privacy(&self, subject: Uuid) -> Result<&PrivacyState, Rejection> {

@@ -29,11 +29,13 @@ pub enum Category {
     Privacy,
     /// An integration's subscription to the log (its target, filter and state changes).
     Subscription,
+    /// An account a person signs in with (its role and state changes; never its password).
+    Account,
 }
 
 impl Category {
     /// All categories.
-    pub const ALL: [Category; 9] = [
+    pub const ALL: [Category; 10] = [
         Category::ModelWorker,
         Category::Director,
         Category::Pairing,
@@ -43,6 +45,7 @@ impl Category {
         Category::Contact,
         Category::Privacy,
         Category::Subscription,
+        Category::Account,
     ];
 
     /// The prefix used in stream names.
@@ -57,6 +60,7 @@ impl Category {
             Category::Contact => "contact",
             Category::Privacy => "privacy",
             Category::Subscription => "subscription",
+            Category::Account => "account",
         }
     }
 }
@@ -141,6 +145,11 @@ impl From<crate::ContactId> for Uuid {
 }
 impl From<crate::SubscriptionId> for Uuid {
     fn from(v: crate::SubscriptionId) -> Uuid {
+        v.0
+    }
+}
+impl From<crate::AccountId> for Uuid {
+    fn from(v: crate::AccountId) -> Uuid {
         v.0
     }
 }

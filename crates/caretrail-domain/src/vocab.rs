@@ -510,3 +510,23 @@ pub enum ActivityKind {
     /// A daily contact.
     Contact,
 }
+
+/// Why an account's password was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordSetReason {
+    /// The holder changed it, knowing the old one.
+    Changed,
+    /// An administrator reset it (which also lifts a lockout).
+    Reset,
+}
+
+impl PasswordSetReason {
+    /// The reason as the API names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PasswordSetReason::Changed => "changed",
+            PasswordSetReason::Reset => "reset",
+        }
+    }
+}

@@ -106,6 +106,13 @@ fn example(kind: CommandKind) -> Value {
             "grace_seconds": 60 }),
         K::DisableSubscription => json!({ "subscription_id": id(40), "reason": "gone" }),
         K::DeleteSubscription => json!({ "subscription_id": id(40) }),
+        K::CreateAccount => json!({ "account_id": id(50), "role": "director",
+            "director_id": id(11) }),
+        K::ChangeAccountRole => json!({ "account_id": id(50), "role": "director",
+            "director_id": id(11) }),
+        K::DisableAccount => json!({ "account_id": id(50) }),
+        K::EnableAccount => json!({ "account_id": id(50) }),
+        K::SetAccountPassword => json!({ "account_id": id(50), "reason": "reset" }),
     }
 }
 

@@ -16,6 +16,7 @@ use caretrail_domain::vocab::*;
 use caretrail_domain::*;
 use common::*;
 
+mod account;
 mod contact_and_privacy;
 mod director;
 mod model_worker;
