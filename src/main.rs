@@ -74,8 +74,10 @@ enum Command {
     Serve {
         #[command(flatten)]
         db: DbArg,
+        // Boxed: the serve options are most of the command line, and the other commands
+        // should not carry their size.
         #[command(flatten)]
-        args: serve::ServeArgs,
+        args: Box<serve::ServeArgs>,
     },
     /// Manages API tokens.
     Token {
@@ -204,7 +206,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             out.flush()?;
         }
-        Command::Serve { db, args } => serve::serve(&db.db, args).await?,
+        Command::Serve { db, args } => serve::serve(&db.db, *args).await?,
         Command::Token { db, cmd } => serve::token(&db.db, cmd).await?,
         Command::Gen {
             db,

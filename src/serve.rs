@@ -53,6 +53,16 @@ pub struct ServeArgs {
     keys: KeyArgs,
     #[command(flatten)]
     integrations: IntegrationArgs,
+    /// The URL people reach the server at, e.g. https://care.example.org behind a TLS proxy:
+    /// with https the session cookie is Secure (named __Host-caretrail_session), and requests
+    /// with the cookie must come from this origin. Without it: plain HTTP.
+    #[arg(long, env = "CARETRAIL_PUBLIC_URL", value_parser = parse_public_url)]
+    public_url: Option<caretrail_http::session::PublicUrl>,
+}
+
+fn parse_public_url(s: &str) -> Result<caretrail_http::session::PublicUrl, String> {
+    caretrail_http::session::PublicUrl::parse(s)
+        .ok_or_else(|| "expected an http:// or https:// URL with a host".to_owned())
 }
 
 /// How subscriptions are delivered.
@@ -246,6 +256,7 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
     };
     config.ready = args.ready_bounds();
     config.demo = args.demo;
+    config.public_url = args.public_url.clone();
     config.checkpoint_every = Some(args.checkpoint_every);
     if let Some(engine) = config.integrations.as_mut() {
         args.integrations.apply(engine);
@@ -273,6 +284,19 @@ pub async fn serve(db: &str, args: ServeArgs) -> anyhow::Result<()> {
             demo::today()
         );
         println!("admin token: {token}");
+        // Accounts to sign in with a password; the password is printed here once and is in
+        // no log line and no event (the log records only that it was set, by the system).
+        let (names, password) = caretrail_http::accounts::seed_demo(application.state())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the demo accounts: {}", e.code))?;
+        let base = args
+            .public_url
+            .as_ref()
+            .and_then(|u| u.origin.clone())
+            .unwrap_or_else(|| format!("http://{addr}"));
+        println!("sign in with a password: {base}/login");
+        println!("demo accounts: {}", names.join(", "));
+        println!("demo password: {}", password.as_str());
     } else {
         println!("caretrail listening on http://{addr}");
     }

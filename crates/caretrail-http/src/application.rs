@@ -81,6 +81,10 @@ pub struct Config {
     pub catch_up: bool,
     /// Integrations' subscriptions and their delivery engine; `None` runs without them.
     pub integrations: Option<caretrail_integrations::EngineConfig>,
+    /// The URL people reach the server at (`--public-url`): an `https://` one makes the
+    /// session cookie `Secure` (`__Host-`), and its origin is the one cookie requests must
+    /// come from. `None`: plain HTTP, the request's own `Host` is the origin.
+    pub public_url: Option<crate::session::PublicUrl>,
 }
 
 impl Config {
@@ -104,6 +108,7 @@ impl Config {
             tree_follower: true,
             checkpoint_every: Some(Duration::from_secs(60)),
             catch_up: false,
+            public_url: None,
         }
     }
 }
@@ -264,6 +269,9 @@ impl Application {
         let demo_recorded = config.demo && seed_demo(&opened.app).await?;
         let (stop, stop_rx) = watch::channel(false);
         let mut state = AppState::new(opened.app.clone(), opened.tokens.clone(), stop_rx.clone());
+        if let Some(url) = config.public_url.clone() {
+            state.tokens.sessions.set_public_url(url);
+        }
         if config.limits.idle_timeout <= state.heartbeat {
             return Err(BuildError::IdleTimeout {
                 heartbeat: state.heartbeat,
@@ -351,6 +359,11 @@ impl Application {
     /// Whether the build recorded the demo (it does only on an empty store).
     pub fn demo_recorded(&self) -> bool {
         self.demo_recorded
+    }
+
+    /// What the router shares (the demo's accounts are made through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// What every handler will share, to adjust before serving (tests shorten the heartbeat,

@@ -1,4 +1,5 @@
-//! Bearer-token authentication and the four roles.
+//! Bearer-token authentication (and, through [`crate::session`], signed-in sessions) and the
+//! four roles.
 //!
 //! Tokens are `ctk_` followed by 43 characters of base64url (256 random bits); only their
 //! SHA-256 is stored, so a leaked database does not leak usable tokens. A principal's role
@@ -55,12 +56,24 @@ pub struct Principal {
     /// When the token stops being valid, if ever.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// For a signed-in account: the account (then `token_id` is the session's id and `name`
+    /// the user name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<Uuid>,
+    /// Whether the request was authenticated by the session cookie (and so needed a CSRF
+    /// token if it changes something) rather than a bearer token.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub session: bool,
 }
 
 impl Principal {
-    /// The actor id recorded with commands: the director for a director token, else the token.
+    /// The actor id recorded with commands: the director for a director token or account,
+    /// else the account for a signed-in person, else the token.
     pub fn actor_id(&self) -> Uuid {
-        self.director_id.unwrap_or(self.token_id)
+        self.director_id
+            .or(self.account_id)
+            .unwrap_or(self.token_id)
     }
 
     /// Refuses unless the principal has one of `roles`; logs the denial.
@@ -145,6 +158,8 @@ const RECHECK_DEADLINE: Duration = Duration::from_millis(150);
 /// The token table.
 pub struct TokenStore {
     db: std::sync::Arc<dyn crate::tables::HttpTables>,
+    /// Accounts' sessions and credentials, beside the tokens.
+    pub sessions: crate::session::Sessions,
     cache: Mutex<HashMap<[u8; 32], CachedLookup>>,
     /// Whether a token id is still valid (not revoked), as last read, for open streams.
     active: Mutex<HashMap<Uuid, (bool, Instant)>>,
@@ -175,8 +190,15 @@ impl TokenStore {
         let db = crate::tables::open(store)
             .await
             .map_err(TokenError::Schema)?;
+        let accounts = crate::tables::open_accounts(store)
+            .await
+            .map_err(TokenError::Schema)?;
+        let passwords =
+            crate::password::Passwords::new(crate::password::Passwords::default_concurrency())
+                .map_err(|_| TokenError::Random)?;
         Ok(Self {
             db,
+            sessions: crate::session::Sessions::new(accounts, passwords, DEFAULT_CACHE_TTL),
             cache: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
             ttl_ms: AtomicU64::new(DEFAULT_CACHE_TTL.as_millis() as u64),
@@ -229,6 +251,8 @@ impl TokenStore {
             role,
             director_id,
             expires_at,
+            account_id: None,
+            session: false,
         };
         self.db
             .insert_token(crate::tables::NewToken {
@@ -313,6 +337,8 @@ impl TokenStore {
                 role: Role::parse(&row.role)?,
                 director_id: row.director_id,
                 expires_at: row.expires_at,
+                account_id: None,
+                session: false,
             })
         }))
     }
@@ -359,7 +385,15 @@ impl TokenStore {
                 // Half the time to live between checks, each answered from a cache at most
                 // half that old: a revocation is seen within one time to live.
                 tokio::time::sleep(self.cache_ttl() / 2).await;
-                match self.is_active(principal.token_id).await {
+                let active = if principal.session {
+                    self.sessions
+                        .is_active(principal.token_id)
+                        .await
+                        .map_err(TokenError::from)
+                } else {
+                    self.is_active(principal.token_id).await
+                };
+                match active {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::info!(token_id = %principal.token_id, "stream ended: token revoked");
@@ -483,7 +517,7 @@ impl FromRequestParts<AppState> for Principal {
         let client = client_of(&parts.extensions);
         // A request without a token was charged to its address by `limit_anonymous`.
         let Some(token) = bearer(&parts.headers) else {
-            return Err(unauthenticated(state, false));
+            return session_principal(parts, state, client).await;
         };
         let principal = match state.tokens.cached(token) {
             Some(known) => known,
@@ -519,6 +553,48 @@ impl FromRequestParts<AppState> for Principal {
     }
 }
 
+/// The principal of a request signed in with the session cookie; a request that changes
+/// something must also pass the CSRF checks ([`crate::session`]).
+async fn session_principal(
+    parts: &Parts,
+    state: &AppState,
+    client: Option<IpAddr>,
+) -> Result<Principal, ApiError> {
+    let sessions = &state.tokens.sessions;
+    let Some(secret) = sessions.secret_of(&parts.headers) else {
+        return Err(unauthenticated(state, false));
+    };
+    if let Some(wait) = client.and_then(|c| state.anonymous.exhausted(c)) {
+        return Err(throttled(state, wait));
+    }
+    let principal = sessions
+        .authenticate(secret)
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    let Some(principal) = principal else {
+        // An unknown or ended session is charged to the address like a bad token.
+        return match client.map(|c| state.anonymous.admit(c)) {
+            Some(Err(wait)) => Err(throttled(state, wait)),
+            _ => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the session has ended; sign in again",
+            )),
+        };
+    };
+    sessions.check_csrf(&parts.method, &parts.headers, secret)?;
+    match state.limiter.admit(principal.token_id) {
+        Ok(()) => Ok(principal),
+        Err(wait) => {
+            state.metrics.rate_limited_token();
+            Err(ApiError::too_many_requests(
+                "too many requests for this session; slow down",
+                wait,
+            ))
+        }
+    }
+}
+
 /// Whether a path serves the embedded web page (static files, cheap, needed before sign-in).
 fn is_page(path: &str) -> bool {
     path == "/" || path == "/login" || path.starts_with("/assets/")
@@ -545,9 +621,13 @@ pub async fn limit_anonymous(
     // The liveness probe answers from memory: limiting it protects nothing, and a flood from
     // one address (or from every client behind one proxy) would fail the probes and get a
     // healthy process restarted.
+    // A request with the session cookie is charged only if its session is bad, like a token;
+    // a sign-in is limited per address by its own, stricter limit (`session`).
     let exempt = is_page(path)
         || path == "/healthz"
-        || (authenticates(path) && bearer(req.headers()).is_some());
+        || (authenticates(path)
+            && (bearer(req.headers()).is_some()
+                || state.tokens.sessions.secret_of(req.headers()).is_some()));
     if !exempt
         && let Some(client) = client_of(req.extensions())
         && let Err(wait) = state.anonymous.admit(client)

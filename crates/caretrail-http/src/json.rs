@@ -133,6 +133,24 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Parses a request body strictly ([`parse`]) into `T`: a body that is not JSON is 400, one
+/// that does not fit `T` is 422 naming the field (from `T`'s own names), never a value sent.
+pub fn parse_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse(bytes)?;
+    serde_path_to_error::deserialize::<_, T>(value).map_err(|e| {
+        let field = e.path().to_string();
+        let message = match e.inner().to_string() {
+            m if m.starts_with("missing field") => "is required".to_owned(),
+            m if m.starts_with("unknown field") => "is not a field of this request".to_owned(),
+            _ => "has the wrong type or shape".to_owned(),
+        };
+        ApiError::validation(
+            "the body is not valid here",
+            vec![crate::error::FieldError { field, message }],
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

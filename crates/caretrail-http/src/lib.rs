@@ -11,6 +11,7 @@
 //! never here. Personal data leaves the server only through `caretrail_app::view` with the
 //! caller's role deciding the access.
 
+pub mod accounts;
 pub mod application;
 pub mod audit;
 pub mod auth;
@@ -27,8 +28,10 @@ pub mod metrics;
 pub mod openapi;
 pub mod operations;
 pub mod ops;
+pub mod password;
 pub mod reports;
 pub mod server;
+pub mod session;
 pub mod subscriptions;
 mod tables;
 #[cfg(feature = "testing")]
@@ -122,8 +125,11 @@ pub fn api_routes() -> ApiRouter<AppState> {
     // One path per command: each has its own request schema, so clients and generated tests
     // see exactly the fields of the command they send.
     for &name in caretrail_domain::command::COMMAND_NAMES {
-        // Subscriptions are changed through their resource (below), which makes the secret.
-        if caretrail_domain::CommandKind::from_name(name).is_some_and(|k| k.is_subscription()) {
+        // Subscriptions are changed through their resource (below), which makes the secret;
+        // accounts through theirs, which keeps the credentials.
+        if caretrail_domain::CommandKind::from_name(name)
+            .is_some_and(|k| k.is_subscription() || k.is_account())
+        {
             continue;
         }
         commands = commands.api_route(
@@ -507,7 +513,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
                     .problem(409, "the export is still running (operation_in_progress) or failed (operation_failed)")
             }),
         );
-    let api = api.merge(imports::routes());
+    let api = api.merge(imports::routes()).merge(account_routes());
     ApiRouter::new()
         .nest("/api/v1", api)
         .api_route(
@@ -562,6 +568,160 @@ pub fn api_routes() -> ApiRouter<AppState> {
                         "content": { "application/json": { "schema": { "type": "object" } } }
                     })),
                 )
+            }),
+        )
+}
+
+/// Sign-in, sessions, accounts and tokens (`session`, `accounts`).
+fn account_routes() -> ApiRouter<AppState> {
+    use aide::axum::routing::{delete_with, get_with, post_with};
+    use openapi::{Describe, json_answer, response};
+    use serde_json::json;
+    let no_store = || {
+        json!({ "Set-Cookie": { "description": "the session cookie (HttpOnly; SameSite=Strict; Path=/; Secure under https)",
+                                "schema": { "type": "string" } },
+                "Cache-Control": { "description": "no-store", "schema": { "type": "string" } } })
+    };
+    let signed_in = move |why: &str| json_answer::<session::SessionInfo>(why, no_store());
+    let bad_body = "the body is not JSON (malformed_json), or an object in it holds one key twice (duplicate_json_key)";
+    let admin_only = "only administrators manage accounts and tokens (forbidden)";
+    ApiRouter::new()
+        .api_route(
+            "/session",
+            post_with(session::sign_in, move |op| {
+                op.describe("signIn", "session", "Sign in with a user name and password: sets the session cookie and answers the CSRF token (no bearer token)")
+                    .with(|op| openapi::json_body::<session::SignIn>(op, true))
+                    .answer(200, signed_in("signed in"))
+                    .problem(400, bad_body)
+                    .problem(401, "the user name or password is wrong, or the account is disabled: one answer for all (invalid_credentials)")
+                    .problem(403, "posted from another site (cross_site_request)")
+                    .problem(422, "the body is not a sign-in (validation_failed)")
+                    .problem(429, "the account is locked after repeated failures (account_locked), this address tried too many sign-ins (rate_limited), or too many are being checked (sign_in_busy); Retry-After says when")
+                    .problem(503, "the credentials table or the event store is unreachable (store_unavailable)")
+            })
+            .get_with(session::current, |op| {
+                op.describe("session", "session", "The signed-in session, with its CSRF token")
+                    .problem(409, "the request carries a bearer token, not a session (not_a_session)")
+            })
+            .delete_with(session::sign_out, |op| {
+                op.describe("signOut", "session", "Sign out this session; the cookie is removed")
+                    .answer(204, response(json!({ "description": "signed out" })))
+                    .problem(409, "the request carries a bearer token, not a session (not_a_session)")
+            }),
+        )
+        .api_route(
+            "/session/end-all",
+            post_with(session::sign_out_everywhere, |op| {
+                op.describe("signOutEverywhere", "session", "Sign out every session of the signed-in account")
+                    .answer(204, response(json!({ "description": "every session ended" })))
+                    .problem(409, "the request carries a bearer token, not a session (not_a_session)")
+            }),
+        )
+        .api_route(
+            "/session/password",
+            post_with(session::change_password, move |op| {
+                op.describe("changePassword", "session", "Change my password (with the current one); every session ends and this one is replaced")
+                    .with(|op| openapi::json_body::<session::ChangePassword>(op, true))
+                    .answer(200, signed_in("changed; a new session cookie"))
+                    .problem(400, bad_body)
+                    .problem(401, "the current password is wrong (invalid_credentials)")
+                    .problem(409, "the request carries a bearer token, not a session (not_a_session)")
+                    .problem(422, "the body is invalid (validation_failed) or the new password too weak (weak_password)")
+            }),
+        )
+        .api_route(
+            "/accounts",
+            get_with(accounts::list, move |op| {
+                op.describe("accounts", "accounts", "Every account: user name, role, state, lockout (administrators)")
+                    .problem(403, admin_only)
+            })
+            .post_with(accounts::create, move |op| {
+                op.describe("createAccount", "accounts", "Create an account with a first password (administrators); recorded as CreateAccount")
+                    .with(|op| openapi::json_body::<accounts::NewAccount>(op, true))
+                    .answer(201, json_answer::<accounts::AccountOut>("created; Location names it", json!({
+                        "Location": { "description": "/api/v1/accounts/{id}", "schema": { "type": "string" } },
+                        "Cache-Control": { "description": "no-store", "schema": { "type": "string" } } })))
+                    .problem(400, bad_body)
+                    .problem(403, admin_only)
+                    .problem(409, "the user name is taken (username_taken), or the director does not exist (unknown_director)")
+                    .problem(422, "the body is invalid (validation_failed, invalid_username, weak_password, account_role_not_allowed, account_director_mismatch)")
+                    .problem(429, "too many passwords are being hashed (sign_in_busy)")
+            }),
+        )
+        .api_route(
+            "/accounts/{id}",
+            get_with(accounts::get, move |op| {
+                op.describe("account", "accounts", "One account (administrators)")
+                    .problem(403, admin_only)
+                    .problem(404, "no such account (not_found)")
+            }),
+        )
+        .api_route(
+            "/accounts/{id}/role",
+            post_with(accounts::change_role, move |op| {
+                op.describe("changeAccountRole", "accounts", "Change an account's role; its sessions end (administrators)")
+                    .with(|op| openapi::json_body::<accounts::RoleChange>(op, true))
+                    .problem(400, bad_body)
+                    .problem(403, admin_only)
+                    .problem(404, "no such account (not_found)")
+                    .problem(409, "the account already has this role (account_role_unchanged), or the director does not exist (unknown_director)")
+                    .problem(422, "the body is invalid (validation_failed, account_role_not_allowed, account_director_mismatch)")
+            }),
+        )
+        .api_route(
+            "/accounts/{id}/disable",
+            post_with(accounts::disable, move |op| {
+                op.describe("disableAccount", "accounts", "Disable an account; its sessions end (administrators)")
+                    .problem(403, admin_only)
+                    .problem(404, "no such account (not_found)")
+                    .problem(409, "already disabled (account_already_disabled)")
+            }),
+        )
+        .api_route(
+            "/accounts/{id}/enable",
+            post_with(accounts::enable, move |op| {
+                op.describe("enableAccount", "accounts", "Enable a disabled account (administrators)")
+                    .problem(403, admin_only)
+                    .problem(404, "no such account (not_found)")
+                    .problem(409, "not disabled (account_not_disabled)")
+            }),
+        )
+        .api_route(
+            "/accounts/{id}/password",
+            post_with(accounts::reset_password, move |op| {
+                op.describe("resetAccountPassword", "accounts", "Reset an account's password: lifts a lockout, ends its sessions (administrators)")
+                    .with(|op| openapi::json_body::<accounts::PasswordReset>(op, true))
+                    .answer(204, response(json!({ "description": "reset" })))
+                    .problem(400, bad_body)
+                    .problem(403, admin_only)
+                    .problem(404, "no such account (not_found)")
+                    .problem(422, "the body is invalid (validation_failed) or the password too weak (weak_password)")
+                    .problem(429, "too many passwords are being hashed (sign_in_busy)")
+            }),
+        )
+        .api_route(
+            "/tokens",
+            get_with(accounts::list_tokens, move |op| {
+                op.describe("tokens", "accounts", "Every bearer token: ids, roles, expiry, revocation; never a secret (administrators)")
+                    .problem(403, admin_only)
+            })
+            .post_with(accounts::create_token, move |op| {
+                op.describe("createToken", "accounts", "Make a bearer token; the answer holds it, this once (administrators)")
+                    .with(|op| openapi::json_body::<accounts::NewToken>(op, true))
+                    .answer(201, json_answer::<accounts::CreatedToken>("created; the answer holds the token", json!({
+                        "Cache-Control": { "description": "no-store: the answer holds the secret", "schema": { "type": "string" } } })))
+                    .problem(400, bad_body)
+                    .problem(403, admin_only)
+                    .problem(422, "the body is invalid (validation_failed)")
+            }),
+        )
+        .api_route(
+            "/tokens/{id}",
+            delete_with(accounts::revoke_token, move |op| {
+                op.describe("revokeToken", "accounts", "Revoke a token: refused, and its streams ended, within 5 s (administrators)")
+                    .answer(204, response(json!({ "description": "revoked (or already revoked)" })))
+                    .problem(403, admin_only)
+                    .problem(404, "no such token (not_found)")
             }),
         )
 }

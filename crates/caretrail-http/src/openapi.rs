@@ -268,7 +268,11 @@ impl OperationOutput for ApiError {
 /// A bearer token: the security requirement, and what the token check itself answers.
 impl OperationInput for Principal {
     fn operation_input(_: &mut GenContext, op: &mut Operation) {
-        op.security = vec![[(BEARER.to_owned(), Vec::new())].into_iter().collect()];
+        // Either a bearer token or a signed-in session's cookie.
+        op.security = vec![
+            [(BEARER.to_owned(), Vec::new())].into_iter().collect(),
+            [(SESSION.to_owned(), Vec::new())].into_iter().collect(),
+        ];
     }
 
     fn inferred_early_responses(
@@ -276,7 +280,11 @@ impl OperationInput for Principal {
         _: &mut Operation,
     ) -> Vec<(Option<StatusCode>, Response)> {
         [
-            (401, "no valid bearer token (unauthenticated)"),
+            (401, "no valid bearer token or session (unauthenticated)"),
+            (
+                403,
+                "a request with the session cookie that changes something without its X-CSRF-Token (csrf_token_missing, csrf_token_invalid) or from another site (cross_site_request)",
+            ),
             (429, "too many requests for this token (rate_limited)"),
             (
                 503,
@@ -291,6 +299,9 @@ impl OperationInput for Principal {
 
 /// The security scheme's name.
 const BEARER: &str = "bearer";
+
+/// The session cookie's security scheme.
+const SESSION: &str = "session";
 
 /// What route registrations add to the operation a handler's signature documented.
 pub trait Describe<'t>: Sized {
@@ -532,6 +543,21 @@ fn front_matter(api: &mut OpenApi) {
                 bearer_format: Some("ctk_ followed by 43 base64url characters".into()),
                 description: Some(
                     "A token from `caretrail token create` (only its hash is stored); its role decides what it may do."
+                        .into(),
+                ),
+                extensions: Default::default(),
+            }),
+        );
+    api.components
+        .get_or_insert_with(Default::default)
+        .security_schemes
+        .insert(
+            SESSION.into(),
+            ReferenceOr::Item(aide::openapi::SecurityScheme::ApiKey {
+                location: aide::openapi::ApiKeyLocation::Cookie,
+                name: crate::session::COOKIE.into(),
+                description: Some(
+                    "The cookie `POST /api/v1/session` sets (`__Host-caretrail_session` when the server's public URL is https). A request with it that is not GET or HEAD also sends `X-CSRF-Token`."
                         .into(),
                 ),
                 extensions: Default::default(),

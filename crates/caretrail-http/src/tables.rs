@@ -1,5 +1,6 @@
-//! The HTTP layer's own tables, `api_tokens` ([`crate::auth::TokenStore`]) and
-//! `idempotency_keys` ([`crate::idempotency`]), and their statements per backend.
+//! The HTTP layer's own tables, `api_tokens` ([`crate::auth::TokenStore`]),
+//! `idempotency_keys` ([`crate::idempotency`]), `account_credentials` and `account_sessions`
+//! ([`crate::session`]), and their statements per backend.
 //!
 //! The tables are registered with the store as the table set `http` (`migrations/`, recorded
 //! in `_caretrail_http_migrations`). [`HttpTables`] holds every statement, implemented once for
@@ -31,6 +32,16 @@ pub(crate) fn handle(tables: Tables) -> Arc<dyn HttpTables> {
         Tables::Sqlite(t) => Arc::new(t),
         Tables::Postgres(t) => Arc::new(t),
     }
+}
+
+/// The account tables in `store`'s database, created or brought up to date first.
+pub(crate) async fn open_accounts(
+    store: &dyn EventStore,
+) -> Result<Arc<dyn AccountTables>, StoreError> {
+    Ok(match store.tables(&TABLES).await? {
+        Tables::Sqlite(t) => Arc::new(t),
+        Tables::Postgres(t) => Arc::new(t),
+    })
 }
 
 /// A token as stored, without its hash.
@@ -484,3 +495,349 @@ impl HttpTables for PgTables {
         Ok(claims_in_order(claims, &inserted, &stored))
     }
 }
+
+/// An account's credentials as stored.
+pub(crate) struct CredentialRow {
+    pub account_id: Uuid,
+    pub username: String,
+    pub password_hash: String,
+    pub failed_count: i32,
+    /// Microseconds since the epoch.
+    pub locked_until: Option<i64>,
+    /// Microseconds since the epoch.
+    pub created_at: i64,
+}
+
+/// A session as stored (not revoked), without its hash.
+pub(crate) struct SessionRow {
+    pub session_id: Uuid,
+    pub account_id: Uuid,
+    pub username: String,
+    pub role: String,
+    pub director_id: Option<Uuid>,
+    /// Microseconds since the epoch, as every time in these two tables.
+    pub last_seen_at: i64,
+    pub expires_at: i64,
+}
+
+/// A new session's row.
+pub(crate) struct NewSession<'a> {
+    pub hash: &'a [u8; 32],
+    pub session_id: Uuid,
+    pub account_id: Uuid,
+    pub username: &'a str,
+    pub role: &'a str,
+    pub director_id: Option<Uuid>,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// Every statement of the account tables. Times are microseconds since the epoch on both
+/// backends, so each statement is one text with `$N` placeholders (SQLite reads them as
+/// numbered parameters), written once for both by `account_statements!`.
+#[async_trait]
+pub(crate) trait AccountTables: Send + Sync {
+    /// Stores a new account's credentials; `false` when the user name is taken.
+    async fn insert_credentials(
+        &self,
+        account_id: Uuid,
+        username: &str,
+        password_hash: &str,
+        now: i64,
+    ) -> Result<bool, sqlx::Error>;
+    /// Removes an account's credentials (an account whose creation command failed).
+    async fn delete_credentials(&self, account_id: Uuid) -> Result<(), sqlx::Error>;
+    /// The credentials of the user name (already normalised).
+    async fn credentials_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<CredentialRow>, sqlx::Error>;
+    /// The credentials of an account.
+    async fn credentials(&self, account_id: Uuid) -> Result<Option<CredentialRow>, sqlx::Error>;
+    /// Every account's credentials row, by user name (the hashes are read but never answered).
+    async fn all_credentials(&self) -> Result<Vec<CredentialRow>, sqlx::Error>;
+    /// Counts a failed sign-in; at `threshold` failures the account is locked until
+    /// `lock_until` and the count starts again. Answers the lock time, if this locked it.
+    async fn record_failure(
+        &self,
+        account_id: Uuid,
+        threshold: i32,
+        lock_until: i64,
+    ) -> Result<Option<i64>, sqlx::Error>;
+    /// Clears the failure count and any lock (a successful sign-in).
+    async fn clear_failures(&self, account_id: Uuid) -> Result<(), sqlx::Error>;
+    /// Replaces the password hash; a reset also clears failures and the lock.
+    async fn set_password(
+        &self,
+        account_id: Uuid,
+        password_hash: &str,
+        unlock: bool,
+    ) -> Result<(), sqlx::Error>;
+    /// Stores a new session.
+    async fn insert_session(&self, s: NewSession<'_>) -> Result<(), sqlx::Error>;
+    /// The unrevoked session with this hash.
+    async fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, sqlx::Error>;
+    /// Notes that a session was used now.
+    async fn touch_session(&self, session_id: Uuid, now: i64) -> Result<(), sqlx::Error>;
+    /// Whether a session is unrevoked.
+    async fn session_unrevoked(&self, session_id: Uuid) -> Result<bool, sqlx::Error>;
+    /// Revokes one session.
+    async fn revoke_session(&self, session_id: Uuid, now: i64) -> Result<(), sqlx::Error>;
+    /// Revokes every session of an account; answers how many were open.
+    async fn revoke_account_sessions(&self, account_id: Uuid, now: i64)
+    -> Result<u64, sqlx::Error>;
+}
+
+/// A credentials row's columns, in [`CredentialRow`]'s order.
+type CredentialTuple = (Uuid, String, String, i32, Option<i64>, i64);
+
+fn credential(
+    (account_id, username, password_hash, failed_count, locked_until, created_at): CredentialTuple,
+) -> CredentialRow {
+    CredentialRow {
+        account_id,
+        username,
+        password_hash,
+        failed_count,
+        locked_until,
+        created_at,
+    }
+}
+
+/// A credentials row's columns, in [`CredentialRow`]'s order (a macro, so statements stay
+/// literal text).
+macro_rules! credential_columns {
+    () => {
+        "account_id, username, password_hash, failed_count, locked_until, created_at"
+    };
+}
+
+macro_rules! account_statements {
+    ($handle:ty) => {
+        #[async_trait]
+        impl AccountTables for $handle {
+            async fn insert_credentials(
+                &self,
+                account_id: Uuid,
+                username: &str,
+                password_hash: &str,
+                now: i64,
+            ) -> Result<bool, sqlx::Error> {
+                Ok(sqlx::query(
+                    "INSERT INTO account_credentials \
+                     (account_id, username, password_hash, failed_count, created_at) \
+                     VALUES ($1, $2, $3, 0, $4) ON CONFLICT DO NOTHING",
+                )
+                .bind(account_id)
+                .bind(username)
+                .bind(password_hash)
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            async fn delete_credentials(&self, account_id: Uuid) -> Result<(), sqlx::Error> {
+                sqlx::query("DELETE FROM account_credentials WHERE account_id = $1")
+                    .bind(account_id)
+                    .execute(self.pool())
+                    .await?;
+                Ok(())
+            }
+
+            async fn credentials_by_username(
+                &self,
+                username: &str,
+            ) -> Result<Option<CredentialRow>, sqlx::Error> {
+                let row: Option<CredentialTuple> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM account_credentials WHERE username = $1"
+                ))
+                .bind(username)
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(credential))
+            }
+
+            async fn credentials(
+                &self,
+                account_id: Uuid,
+            ) -> Result<Option<CredentialRow>, sqlx::Error> {
+                let row: Option<CredentialTuple> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM account_credentials WHERE account_id = $1"
+                ))
+                .bind(account_id)
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(credential))
+            }
+
+            async fn all_credentials(&self) -> Result<Vec<CredentialRow>, sqlx::Error> {
+                let rows: Vec<CredentialTuple> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    credential_columns!(),
+                    " FROM account_credentials ORDER BY username"
+                ))
+                .fetch_all(self.pool())
+                .await?;
+                Ok(rows.into_iter().map(credential).collect())
+            }
+
+            async fn record_failure(
+                &self,
+                account_id: Uuid,
+                threshold: i32,
+                lock_until: i64,
+            ) -> Result<Option<i64>, sqlx::Error> {
+                // One statement, so concurrent failures are all counted.
+                let locked: Option<Option<i64>> = sqlx::query_scalar(
+                    "UPDATE account_credentials SET \
+                     locked_until = CASE WHEN failed_count + 1 >= $2 THEN $3 \
+                                    ELSE locked_until END, \
+                     failed_count = CASE WHEN failed_count + 1 >= $2 THEN 0 \
+                                    ELSE failed_count + 1 END \
+                     WHERE account_id = $1 RETURNING CASE WHEN failed_count = 0 \
+                     THEN locked_until END",
+                )
+                .bind(account_id)
+                .bind(threshold)
+                .bind(lock_until)
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(locked.flatten())
+            }
+
+            async fn clear_failures(&self, account_id: Uuid) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE account_credentials SET failed_count = 0, locked_until = NULL \
+                     WHERE account_id = $1 AND (failed_count <> 0 OR locked_until IS NOT NULL)",
+                )
+                .bind(account_id)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn set_password(
+                &self,
+                account_id: Uuid,
+                password_hash: &str,
+                unlock: bool,
+            ) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE account_credentials SET password_hash = $2, \
+                     failed_count = CASE WHEN $3 THEN 0 ELSE failed_count END, \
+                     locked_until = CASE WHEN $3 THEN NULL ELSE locked_until END \
+                     WHERE account_id = $1",
+                )
+                .bind(account_id)
+                .bind(password_hash)
+                .bind(unlock)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_session(&self, s: NewSession<'_>) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "INSERT INTO account_sessions (session_hash, session_id, account_id, \
+                     username, role, director_id, created_at, last_seen_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
+                )
+                .bind(&s.hash[..])
+                .bind(s.session_id)
+                .bind(s.account_id)
+                .bind(s.username)
+                .bind(s.role)
+                .bind(s.director_id)
+                .bind(s.now)
+                .bind(s.expires_at)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn session(&self, hash: &[u8; 32]) -> Result<Option<SessionRow>, sqlx::Error> {
+                type Row = (Uuid, Uuid, String, String, Option<Uuid>, i64, i64);
+                let row: Option<Row> = sqlx::query_as(
+                    "SELECT session_id, account_id, username, role, director_id, last_seen_at, \
+                     expires_at FROM account_sessions \
+                     WHERE session_hash = $1 AND revoked_at IS NULL",
+                )
+                .bind(&hash[..])
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(row.map(
+                    |(session_id, account_id, username, role, director_id, last_seen_at, expires_at)| {
+                        SessionRow {
+                            session_id,
+                            account_id,
+                            username,
+                            role,
+                            director_id,
+                            last_seen_at,
+                            expires_at,
+                        }
+                    },
+                ))
+            }
+
+            async fn touch_session(&self, session_id: Uuid, now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE account_sessions SET last_seen_at = $2 \
+                     WHERE session_id = $1 AND last_seen_at < $2",
+                )
+                .bind(session_id)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn session_unrevoked(&self, session_id: Uuid) -> Result<bool, sqlx::Error> {
+                let found: Option<i32> = sqlx::query_scalar(
+                    "SELECT 1 FROM account_sessions WHERE session_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .fetch_optional(self.pool())
+                .await?;
+                Ok(found.is_some())
+            }
+
+            async fn revoke_session(&self, session_id: Uuid, now: i64) -> Result<(), sqlx::Error> {
+                sqlx::query(
+                    "UPDATE account_sessions SET revoked_at = $2 \
+                     WHERE session_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(session_id)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+                Ok(())
+            }
+
+            async fn revoke_account_sessions(
+                &self,
+                account_id: Uuid,
+                now: i64,
+            ) -> Result<u64, sqlx::Error> {
+                Ok(sqlx::query(
+                    "UPDATE account_sessions SET revoked_at = $2 \
+                     WHERE account_id = $1 AND revoked_at IS NULL",
+                )
+                .bind(account_id)
+                .bind(now)
+                .execute(self.pool())
+                .await?
+                .rows_affected())
+            }
+        }
+    };
+}
+
+account_statements!(SqliteTables);
+account_statements!(PgTables);

@@ -309,7 +309,12 @@ impl Applier {
                 | E::SubscriptionRewound(_)
                 | E::SubscriptionSecretRotated(_)
                 | E::SubscriptionDisabled(_)
-                | E::SubscriptionDeleted(_) => {}
+                | E::SubscriptionDeleted(_)
+                | E::AccountCreated(_)
+                | E::AccountRoleChanged(_)
+                | E::AccountDisabled(_)
+                | E::AccountEnabled(_)
+                | E::AccountPasswordSet(_) => {}
             }
         }
         let g = self.generation;
@@ -460,7 +465,13 @@ impl Applier {
             | E::SubscriptionRewound(_)
             | E::SubscriptionSecretRotated(_)
             | E::SubscriptionDisabled(_)
-            | E::SubscriptionDeleted(_) => Ok(()),
+            | E::SubscriptionDeleted(_)
+            // Accounts are who may sign in, not care: no dashboard shows them.
+            | E::AccountCreated(_)
+            | E::AccountRoleChanged(_)
+            | E::AccountDisabled(_)
+            | E::AccountEnabled(_)
+            | E::AccountPasswordSet(_) => Ok(()),
         }
     }
 

@@ -58,6 +58,9 @@
 
   const S = {
     token: sessionStorage.getItem("caretrail.token"),
+    // Signed in with a password: the session cookie (HttpOnly, the page never sees it) goes
+    // with every request by itself; this is its CSRF token, kept in memory only.
+    csrf: null,
     me: null,
     asOf: sessionStorage.getItem("caretrail.asof") || "",
     asOfPos: sessionStorage.getItem("caretrail.asofpos") || "",
@@ -84,8 +87,16 @@
     document.body.setAttribute("aria-busy", inflight > 0 ? "true" : "false");
   }
 
+  // A bearer token when signed in with one; with the session cookie, the CSRF token on every
+  // request that changes something.
+  function authHeaders(method = "GET") {
+    if (S.token) return { Authorization: `Bearer ${S.token}` };
+    if (S.csrf && !["GET", "HEAD"].includes(method)) return { "X-CSRF-Token": S.csrf };
+    return {};
+  }
+
   async function api(path, opts = {}) {
-    const headers = { Authorization: `Bearer ${S.token}`, ...(opts.headers || {}) };
+    const headers = { ...authHeaders(opts.method), ...(opts.headers || {}) };
     let body;
     if (opts.json !== undefined) { headers["Content-Type"] = "application/json"; body = JSON.stringify(opts.json); }
     // Polls (`quiet`) leave the busy bar alone, or it would flicker twice a second.
@@ -151,13 +162,15 @@
   }
 
   function signOut() {
+    // A session is ended on the server too (the cookie alone would still be valid).
+    if (S.csrf) endSession("/api/v1/session", "DELETE");
     sessionStorage.removeItem("caretrail.token");
-    S.token = null; S.me = null;
+    S.token = null; S.me = null; S.csrf = null;
     stopLive();
     resetOps();
     resetSubscriptions();
     resetImport();
-    $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true;
+    $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true; $("#account-link").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
     route();
@@ -168,12 +181,12 @@
       S.me = await api("/api/v1/me", { noSignout: true });
     } catch (e) {
       sessionStorage.removeItem("caretrail.token");
-      S.token = null;
+      S.token = null; S.csrf = null;
       showSignin(e.status === 401 ? t("signin.bad") : e.message);
       return;
     }
     for (const a of document.querySelectorAll("#nav a")) a.hidden = !allowed(a.dataset.view);
-    $("#nav").hidden = false; $("#signout").hidden = false;
+    $("#nav").hidden = false; $("#signout").hidden = false; $("#account-link").hidden = !S.csrf;
     renderWho();
     await loadLookups();
     startLive();
@@ -235,7 +248,7 @@
     show("signin");
     const e = $("#signin-error");
     e.hidden = !error; e.textContent = error || "";
-    $("#signin-token").focus();
+    $("#signin-username").focus();
   }
 
   let renderSeq = 0;
@@ -244,10 +257,11 @@
   let interactive = false;
   async function route(quiet = false) {
     const r = parseHash();
-    if (!S.token) return showSignin();
+    if (!S.token && !S.csrf) return showSignin();
     if (!S.me) return;
     const view = r.view || home();
     if (view === "signin") { location.hash = `#/${home()}`; return; }
+    if (view === "account") { S.view = location.hash; show("account"); return renderAccount(); }
     if (!allowed(view)) { S.view = "forbidden"; show("forbidden"); return; }
     const seq = ++renderSeq;
     const changed = S.view !== location.hash;
@@ -299,7 +313,7 @@
     try {
       let res;
       try {
-        res = await fetch(rq.url, { headers: { Authorization: `Bearer ${S.token}` } });
+        res = await fetch(rq.url, { headers: authHeaders() });
       } catch (_) {
         throw new ApiError(0, { code: "network", detail: t("err.network") });
       }
@@ -1676,7 +1690,7 @@
   async function pollOp(kind) {
     const o = OPS[kind];
     o.timer = null;
-    if (!o.op || !S.token) return;
+    if (!o.op || !(S.token || S.csrf)) return;
     try {
       o.op = await api(`/api/v1/operations/${o.op.operation_id}`, { quiet: true });
     } catch (e) {
@@ -1762,7 +1776,7 @@
     try {
       let res;
       try {
-        res = await fetch(r.download, { headers: { Authorization: `Bearer ${S.token}` } });
+        res = await fetch(r.download, { headers: authHeaders() });
       } catch (_) {
         throw new ApiError(0, { code: "network", detail: t("err.network") });
       }
@@ -1802,8 +1816,9 @@
     "IssueResolutionConfirmed", "IssueClosed", "IssueReopened", "BodyRegistered", "PersonalDataErased",
     "SubscriptionCreated", "SubscriptionPaused", "SubscriptionResumed", "SubscriptionRewound",
     "SubscriptionSecretRotated", "SubscriptionDisabled", "SubscriptionDeleted",
+    "AccountCreated", "AccountRoleChanged", "AccountDisabled", "AccountEnabled", "AccountPasswordSet",
   ];
-  const CATEGORIES = ["modelworker", "director", "pairing", "visit", "issue", "body", "contact", "privacy", "subscription"];
+  const CATEGORIES = ["modelworker", "director", "pairing", "visit", "issue", "body", "contact", "privacy", "subscription", "account"];
   const GRACE = [0, 3600, 86400, 604800];
 
   // What the view shows. A signing secret is answered once (creation, rotation): it is kept in
@@ -1834,7 +1849,7 @@
   function pollSubscriptions() {
     clearTimeout(SUBS.timer);
     SUBS.timer = setTimeout(async () => {
-      if (!S.token || parseHash().view !== "subscriptions") return;
+      if (!(S.token || S.csrf) || parseHash().view !== "subscriptions") return;
       try { await loadSubscriptions(false); } catch (_) { /* the next poll tries again */ }
       pollSubscriptions();
     }, 2000);
@@ -2155,7 +2170,7 @@
   }
 
   async function readStream(live) {
-    const headers = { Authorization: `Bearer ${S.token}`, Accept: "text/event-stream" };
+    const headers = { ...authHeaders(), Accept: "text/event-stream" };
     if (live.last !== null) headers["Last-Event-ID"] = String(live.last);
     const res = await fetch("/api/v1/events/subscribe", { headers, signal: live.ctl.signal });
     if (!res.ok || !res.body) throw new Error(`subscribe: ${res.status}`);
@@ -2245,7 +2260,7 @@
     const name = `caretrail-${kind}.${ext}`;
     busy(1);
     try {
-      const res = await fetch(`/api/v1/imports/templates/${kind}.${ext}`, { headers: { Authorization: `Bearer ${S.token}` } });
+      const res = await fetch(`/api/v1/imports/templates/${kind}.${ext}`, { headers: authHeaders() });
       if (!res.ok) throw new ApiError(res.status, (res.headers.get("content-type") || "").includes("json") ? await res.json() : null);
       const url = URL.createObjectURL(await res.blob());
       const a = h("a", { href: url, download: name, hidden: true });
@@ -2269,7 +2284,7 @@
       try {
         res = await fetch(`/api/v1/imports?kind=${encodeURIComponent(form.kind.value)}`, {
           method: "POST",
-          headers: { Authorization: `Bearer ${S.token}`, "Content-Type": file.type || "application/octet-stream" },
+          headers: { ...authHeaders("POST"), "Content-Type": file.type || "application/octet-stream" },
           body: file,
         });
       } catch (_) {
@@ -2370,7 +2385,119 @@
     }
   }
 
+  // ---------- accounts: password sign-in, my account ----------
+  //
+  // A person signs in with a user name and password (`POST /api/v1/session`): the server sets
+  // an HttpOnly cookie and answers a CSRF token, kept in memory; a reload asks for it again
+  // (`GET /api/v1/session`). Errors are shown beside the form, in the page's language, the
+  // lockout with how long it lasts.
+
+  function signinProblem(e) {
+    const code = e.problem?.code;
+    if (code === "invalid_credentials") return t("signin.wrong");
+    if (code === "account_locked") {
+      const res = e.retryAfter || 900;
+      return t("signin.locked", { minutes: Math.max(1, Math.ceil(res / 60)) });
+    }
+    if (code === "rate_limited" || code === "sign_in_busy") return t("signin.slow");
+    return e.problem ? problemText(e.problem) : String(e);
+  }
+
+  async function postSession(path, body) {
+    const res = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...(S.csrf ? { "X-CSRF-Token": S.csrf } : {}) },
+      body: JSON.stringify(body),
+    });
+    const data = (res.headers.get("content-type") || "").includes("json") ? await res.json() : null;
+    if (!res.ok) {
+      const err = new ApiError(res.status, data);
+      err.retryAfter = Number(res.headers.get("retry-after")) || 0;
+      throw err;
+    }
+    return data;
+  }
+
+  async function passwordSignIn(e) {
+    e.preventDefault();
+    const out = $("#signin-password-error");
+    const username = $("#signin-username").value.trim();
+    const password = $("#signin-password").value;
+    if (!username || !password) { out.textContent = t("signin.needed"); out.hidden = false; return; }
+    busy(1);
+    try {
+      const session = await postSession("/api/v1/session", { username, password });
+      S.csrf = session.csrf_token;
+      S.token = null; sessionStorage.removeItem("caretrail.token");
+      out.hidden = true; out.textContent = "";
+      $("#signin-password").value = "";
+      await signIn();
+    } catch (err) {
+      out.textContent = signinProblem(err); out.hidden = false;
+      $("#signin-password").value = "";
+      $("#signin-password").focus();
+    } finally {
+      busy(-1);
+    }
+  }
+
+  // Ends a session on the server (sign out, or everywhere) without waiting for the answer.
+  function endSession(path, method) {
+    fetch(path, { method, headers: { "X-CSRF-Token": S.csrf } }).catch(() => {});
+  }
+
+  // A session that survives a reload: the cookie is still there, the CSRF token is asked for.
+  async function resumeSession() {
+    try {
+      const res = await fetch("/api/v1/session");
+      if (!res.ok) return false;
+      S.csrf = (await res.json()).csrf_token;
+      return true;
+    } catch (_) {
+      return false;
+    }
+  }
+
+  function renderAccount() {
+    const out = $("#account-password-error");
+    out.hidden = true;
+    $("#account-password-form").hidden = !S.csrf;
+    $("#account-end-all").disabled = !S.csrf;
+    if (!S.csrf) toast(t("account.token"));
+  }
+
+  async function changePassword(e) {
+    e.preventDefault();
+    const out = $("#account-password-error");
+    const current = $("#account-current").value;
+    const next = $("#account-new").value;
+    try {
+      const session = await postSession("/api/v1/session/password", { current_password: current, new_password: next });
+      S.csrf = session.csrf_token;
+      $("#account-current").value = ""; $("#account-new").value = "";
+      out.hidden = true;
+      toast(t("account.saved"));
+    } catch (err) {
+      const code = err.problem?.code;
+      out.textContent = code === "weak_password" || code === "validation_failed" ? t("account.weak")
+        : code === "invalid_credentials" ? t("account.wrong") : signinProblem(err);
+      out.hidden = false;
+    }
+  }
+
+  function wireAccounts() {
+    $("#signin-password-form").addEventListener("submit", passwordSignIn);
+    $("#account-password-form").addEventListener("submit", changePassword);
+    $("#account-end-all").addEventListener("click", () => {
+      if (!S.csrf) return;
+      endSession("/api/v1/session/end-all", "POST");
+      S.csrf = null;
+      signOut();
+    });
+  }
+
   function wire() {
+    wireAccounts();
     $("#lang").addEventListener("click", () => setLang(I18n.lang === "en" ? "zh-CN" : "en"));
     $("#signout").addEventListener("click", signOut);
     $("#signin-form").addEventListener("submit", (e) => {
@@ -2409,6 +2536,7 @@
     takeTokenFromUrl();
     wire();
     setLang(I18n.lang);
-    if (S.token) signIn(); else showSignin();
+    if (S.token) signIn();
+    else resumeSession().then((ok) => (ok ? signIn() : showSignin()));
   });
 })();

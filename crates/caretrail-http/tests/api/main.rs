@@ -6,6 +6,7 @@
 // the service's own code.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
 mod audit;
 mod authorization;
 mod commands;
