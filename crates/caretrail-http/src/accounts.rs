@@ -555,6 +555,15 @@ pub async fn revoke_token(
     Path(TokenPath { id }): Path<TokenPath>,
 ) -> ApiResult<StatusCode> {
     principal.require(&[Role::Admin], "revoke tokens")?;
+    // Revoking the token this very request came with would lock its holder out of the page
+    // and the API at once; the command line (`caretrail token revoke`) still can.
+    if !principal.session && principal.token_id == id {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "token_in_use",
+            "this request is made with that token; revoke it with another token or `caretrail token revoke`",
+        ));
+    }
     match state
         .tokens
         .revoke(id)

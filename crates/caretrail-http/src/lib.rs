@@ -722,6 +722,7 @@ fn account_routes() -> ApiRouter<AppState> {
                     .answer(204, response(json!({ "description": "revoked (or already revoked)" })))
                     .problem(403, admin_only)
                     .problem(404, "no such token (not_found)")
+                    .problem(409, "the request is made with this very token (token_in_use)")
             }),
         )
 }

@@ -609,6 +609,11 @@ impl Sessions {
         {
             return Err(SignInError::Throttled(wait));
         }
+        // No stored password is longer than a new one may be: a longer one is wrong without
+        // asking Argon2 to read it (a 256 KiB body would otherwise be hashed, by every request).
+        if password.len() > crate::password::MAX_BYTES {
+            return Err(SignInError::Invalid);
+        }
         let name = normalise_username(username);
         let now = Utc::now();
         let row = if valid_username(&name) {

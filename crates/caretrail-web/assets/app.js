@@ -170,6 +170,7 @@
     resetOps();
     resetSubscriptions();
     resetImport();
+    resetTokens();
     $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true; $("#account-link").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
@@ -267,7 +268,7 @@
     const changed = S.view !== location.hash;
     S.view = location.hash;
     show(view);
-    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, import: renderImport, reports: renderReports }[view];
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, import: renderImport, reports: renderReports, accounts: renderAccounts, tokens: renderTokens }[view];
     if (!render) return;
     try {
       await render(r, { quiet, seq });
@@ -2485,7 +2486,121 @@
     }
   }
 
+  // ---------- accounts and tokens (administrators) ----------
+
+  VIEWS.admin.push("accounts", "tokens");
+  const ACCOUNT_ROLES = ["admin", "director", "auditor"];
+  const TOKEN_ROLES = ["admin", "director", "auditor", "integration"];
+
+  function roleOptions(select, roles) {
+    fill(select, roles.map((r) => h("option", { value: r }, t(`role.${r}`))));
+  }
+  function directorOptions(select) {
+    const dirs = [...S.directors.entries()].sort((a, b) => String(a[1]).localeCompare(String(b[1]), "zh-CN"));
+    fill(select, h("option", { value: "" }, t("accounts.none")), dirs.map(([id, name]) => h("option", { value: id }, name)));
+  }
+  const fieldError = (sel, err) => {
+    const out = $(sel);
+    if (!err) { out.hidden = true; out.textContent = ""; return; }
+    const p = err.problem || {};
+    out.textContent = p.errors?.length ? `${p.errors.map((e) => e.field).join(", ")}: ${problemDetail(p)}` : problemText(p);
+    out.hidden = false;
+  };
+
+  async function renderAccounts() {
+    roleOptions($("#accounts-role"), ACCOUNT_ROLES);
+    directorOptions($("#accounts-director"));
+    const list = $("#accounts-list");
+    loading(list);
+    const accounts = await api("/api/v1/accounts");
+    if (!accounts.length) { fill(list, h("p", { class: "muted" }, t("accounts.empty"))); return; }
+    const row = (a) => {
+      const state = a.disabled ? t("accounts.disabled")
+        : a.locked_until ? t("accounts.locked", { until: recorded(a.locked_until) }) : t("accounts.active");
+      const roleSel = h("select", { "aria-label": t("accounts.setrole") }, ACCOUNT_ROLES.map((r) => h("option", { value: r, selected: r === a.role }, t(`role.${r}`))));
+      const dirSel = h("select", { "aria-label": t("accounts.director") });
+      directorOptions(dirSel);
+      if (a.director_id) dirSel.value = a.director_id;
+      const pw = h("input", { type: "password", autocomplete: "new-password", minlength: 10, maxlength: 256, placeholder: t("accounts.newpw"), "aria-label": t("accounts.newpw") });
+      const act = (path, json) => async () => {
+        try {
+          await api(`/api/v1/accounts/${a.account_id}/${path}`, { method: "POST", json });
+          toast(t("accounts.done"));
+          renderAccounts();
+        } catch (e) { toast(problemText(e.problem || {}), true); }
+      };
+      return h("tr", { dataset: { account: a.username } },
+        h("td", {}, a.username), h("td", {}, a.role ? t(`role.${a.role}`) : "—"),
+        h("td", {}, a.director_id ? S.directors.get(a.director_id) || a.director_id : "—"), h("td", {}, state),
+        h("td", { class: "actions" },
+          roleSel, dirSel, h("button", { type: "button", onclick: () => act("role", { role: roleSel.value, director_id: roleSel.value === "director" ? dirSel.value || undefined : undefined })() }, t("accounts.setrole")),
+          h("button", { type: "button", onclick: act(a.disabled ? "enable" : "disable") }, t(a.disabled ? "accounts.enable" : "accounts.disable")),
+          pw, h("button", { type: "button", onclick: () => act("password", { password: pw.value })() }, t("accounts.reset"))));
+    };
+    fill(list, h("table", {},
+      h("thead", {}, h("tr", {}, ["accounts.username", "accounts.role", "accounts.director", "accounts.state", "accounts.actions"].map((k) => h("th", {}, t(k).replace(/（.*|\s\(.*/, ""))))),
+      h("tbody", {}, accounts.map(row))));
+  }
+
+  async function createAccount(e) {
+    e.preventDefault();
+    fieldError("#accounts-error", null);
+    try {
+      await api("/api/v1/accounts", { method: "POST", json: {
+        username: $("#accounts-username").value, password: $("#accounts-password").value,
+        role: $("#accounts-role").value,
+        director_id: $("#accounts-role").value === "director" ? $("#accounts-director").value || undefined : undefined,
+      } });
+      $("#accounts-username").value = ""; $("#accounts-password").value = "";
+      toast(t("accounts.created"));
+      renderAccounts();
+    } catch (err) { fieldError("#accounts-error", err); }
+  }
+
+  // A token made here is shown until the view is opened again or the person signs out.
+  function resetTokens() { $("#tokens-secret").hidden = true; fill($("#tokens-secret")); }
+
+  async function renderTokens(_r, _o, keepSecret = false) {
+    if (!keepSecret) resetTokens();
+    roleOptions($("#tokens-role"), TOKEN_ROLES);
+    directorOptions($("#tokens-director"));
+    const list = $("#tokens-list");
+    loading(list);
+    const tokens = await api("/api/v1/tokens");
+    const row = (k) => h("tr", { dataset: { token: k.token_id } },
+      h("td", {}, k.name), h("td", {}, I18n.tOr(`role.${k.role}`, k.role)), h("td", {}, recorded(k.created_at)),
+      h("td", {}, k.expires_at ? recorded(k.expires_at) : t("tokens.never")),
+      h("td", {}, k.revoked_at ? `${t("tokens.revoked")} ${recorded(k.revoked_at)}`
+        : h("button", { type: "button", onclick: async () => {
+          try { await api(`/api/v1/tokens/${k.token_id}`, { method: "DELETE" }); toast(t("tokens.done")); renderTokens(); }
+          catch (err) { toast(problemText(err.problem || {}), true); }
+        } }, t("tokens.revoke"))));
+    fill(list, h("table", {},
+      h("thead", {}, h("tr", {}, ["tokens.name", "tokens.role", "tokens.created", "tokens.expires", "accounts.actions"].map((k) => h("th", {}, t(k))))),
+      h("tbody", {}, tokens.map(row))));
+  }
+
+  async function createToken(e) {
+    e.preventDefault();
+    fieldError("#tokens-error", null);
+    const days = $("#tokens-days").value;
+    try {
+      const made = await api("/api/v1/tokens", { method: "POST", json: {
+        name: $("#tokens-name").value, role: $("#tokens-role").value,
+        director_id: $("#tokens-role").value === "director" ? $("#tokens-director").value || undefined : undefined,
+        expires_in_days: days ? Number(days) : undefined,
+      } });
+      // Shown once and kept nowhere: the next render of the view clears it.
+      fill($("#tokens-secret"), h("p", {}, t("tokens.secret")), h("code", { class: "secret" }, made.token));
+      $("#tokens-secret").hidden = false;
+      $("#tokens-name").value = "";
+      renderTokens(null, null, true);
+    } catch (err) { fieldError("#tokens-error", err); }
+  }
+
   function wireAccounts() {
+    $("#accounts-create").addEventListener("submit", createAccount);
+    $("#tokens-create").addEventListener("submit", createToken);
     $("#signin-password-form").addEventListener("submit", passwordSignIn);
     $("#account-password-form").addEventListener("submit", changePassword);
     $("#account-end-all").addEventListener("click", () => {
