@@ -18,6 +18,7 @@ caretrail_store::both_backends!(
     sessions_end_on_sign_out_everywhere_password_change_and_disable,
     a_role_change_takes_effect_and_a_director_account_sees_only_its_pairing,
     administrators_list_create_and_revoke_tokens,
+    a_session_ends_after_its_idle_time,
 );
 
 const PASSWORD: &str = "长城-correct-horse-7";
@@ -652,4 +653,23 @@ async fn administrators_list_create_and_revoke_tokens(h: &Harness) {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+async fn a_session_ends_after_its_idle_time(h: &Harness) {
+    let t = spawn(h).await;
+    t.tokens.set_cache_ttl(Duration::from_millis(1));
+    t.tokens
+        .sessions
+        .set_timing(caretrail_http::session::LOCK_FOR, Duration::from_secs(1));
+    t.create_account("qian.li", "auditor", None).await;
+    let (pair, _) = t.session("qian.li", PASSWORD).await;
+    let me = t
+        .with_cookie(reqwest::Method::GET, "/api/v1/me", &pair, None, None)
+        .await;
+    assert_eq!(me.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let me = t
+        .with_cookie(reqwest::Method::GET, "/api/v1/me", &pair, None, None)
+        .await;
+    problem(me, StatusCode::UNAUTHORIZED, "unauthenticated").await;
 }
