@@ -613,41 +613,54 @@ pub async fn seed_demo(state: &AppState) -> ApiResult<(Vec<&'static str>, Zeroiz
     ];
     let mut names = Vec::new();
     for (username, role, director_id) in demo {
-        match sessions
+        let existing = sessions
             .db()
             .credentials_by_username(username)
             .await
-            .map_err(unavailable)?
-        {
-            Some(row) => {
-                set_password(
-                    state,
-                    &system,
-                    row.account_id,
-                    PasswordSetReason::Reset,
-                    &hash,
-                )
-                .await?;
-            }
-            None => {
-                let account_id = Uuid::now_v7();
-                let now = Utc::now().timestamp_micros();
-                sessions
+            .map_err(unavailable)?;
+        let account_id = Uuid::now_v7();
+        let now = Utc::now().timestamp_micros();
+        // Two demo servers starting on one database at once: the one whose insert loses finds
+        // the other's row and resets it, so the password each prints works until the next.
+        let inserted = existing.is_none()
+            && sessions
+                .db()
+                .insert_credentials(account_id, username, &hash, now)
+                .await
+                .map_err(unavailable)?;
+        if inserted {
+            let command = CreateAccount {
+                account_id: AccountId(account_id),
+                role,
+                director_id,
+            };
+            run(state, &system, command.into()).await?;
+        } else {
+            let row = match existing {
+                Some(row) => row,
+                None => sessions
                     .db()
-                    .insert_credentials(account_id, username, &hash, now)
+                    .credentials_by_username(username)
                     .await
-                    .map_err(unavailable)?;
-                run(
-                    state,
-                    &system,
-                    CreateAccount {
-                        account_id: AccountId(account_id),
-                        role,
-                        director_id,
-                    }
-                    .into(),
-                )
-                .await?;
+                    .map_err(unavailable)?
+                    .ok_or_else(|| ApiError::internal(&"a demo account's credentials vanished"))?,
+            };
+            // The other server may not have recorded the account's creation yet.
+            let mut tries = 0;
+            while let Err(e) = set_password(
+                state,
+                &system,
+                row.account_id,
+                PasswordSetReason::Reset,
+                &hash,
+            )
+            .await
+            {
+                tries += 1;
+                if tries >= 50 {
+                    return Err(e);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
         names.push(username);
