@@ -18,8 +18,8 @@ use caretrail_domain::RegionCode;
 use caretrail_projections::query::{
     CaseloadQuery, CaseloadSort, CoverageLevel, CoverageRow, DirectorCaseload, GiftGrouping,
     GiftTotals, GiftsQuery, IssueItem, IssueSummary, IssuesQuery, ModelWorkerFile, ModelWorkerItem,
-    ModelWorkersQuery, Overview, Page, Paged, PairingStatus, RegionFilter, TimelineEntry,
-    VisitItem, VisitStatus, VisitStatusQuery, VisitsQuery,
+    ModelWorkersQuery, NameIndex, NameQuery, Named, Overview, Page, Paged, PairingStatus, People,
+    RegionFilter, TimelineEntry, VisitItem, VisitStatus, VisitStatusQuery, VisitsQuery,
 };
 use caretrail_projections::replay::{AsOf, replay};
 use caretrail_projections::runner::Lag;
@@ -46,6 +46,8 @@ pub struct ReadSide {
     /// The projector whose live read models (and replays) answer.
     pub projector: Arc<Projector>,
     answers: Arc<AnswerCache>,
+    /// Names opened for searches (`q`), in memory only.
+    names: Arc<NameIndex>,
 }
 
 impl ReadSide {
@@ -54,6 +56,7 @@ impl ReadSide {
         Self {
             projector,
             answers: Arc::new(AnswerCache::default()),
+            names: Arc::new(NameIndex::default()),
         }
     }
 
@@ -191,6 +194,8 @@ pub struct Params {
     pub cursor: Option<String>,
     /// Timeline entries after this log position (default 0: from the start).
     pub after: Option<i64>,
+    /// Only people whose name contains this text (administrators; a director within their own).
+    pub q: Option<String>,
 }
 
 /// Declares a route's query parameters: a struct with the named groups of common parameters
@@ -225,6 +230,16 @@ macro_rules! view_params {
             city: Option<RegionCode>,
             /// Only this county, by GB/T 2260 code; a retired code means its successor.
             county: Option<RegionCode>,
+        ] $body);
+    };
+    (@expand $(#[$m:meta])* $name:ident [name $($g:ident)*] [$($acc:tt)*] $body:tt) => {
+        view_params!(@expand $(#[$m])* $name [$($g)*] [$($acc)*
+            /// Only people whose name contains this text (spaces and case ignored; one line, at
+            /// most 32 characters). Names are personal data: administrators search everyone,
+            /// a director finds only themselves and their own model worker, and auditors and
+            /// integrations are refused (403). Combines with the other filters and the cursor.
+            #[schemars(length(min = 1, max = 32))]
+            q: Option<String>,
         ] $body);
     };
     (@expand $(#[$m:meta])* $name:ident [page $($g:ident)*] [$($acc:tt)*] $body:tt) => {
@@ -268,7 +283,7 @@ view_params!(
 
 view_params!(
     /// Parameters of the visit status per pairing.
-    PairingsParams [today, replay, region, page] {
+    PairingsParams [today, replay, region, name, page] {
         /// Only pairings with this visit status (`overdue` is the overdue list).
         status: Option<VisitStatus>,
         /// Include ended pairings (default: active ones only).
@@ -281,7 +296,7 @@ view_params!(
 
 view_params!(
     /// Parameters of the director caseload.
-    DirectorsParams [today, replay, page] {
+    DirectorsParams [today, replay, name, page] {
         /// Only directors with this role (as appointed, e.g. `standing_director`).
         role: Option<String>,
         /// The order (default: least engaged first).
@@ -340,7 +355,7 @@ view_params!(
 
 view_params!(
     /// Parameters of the model workers list.
-    ModelWorkersParams [replay, region, page] {
+    ModelWorkersParams [replay, region, name, page] {
         /// Only those in hardship (true) or not (false).
         in_hardship: Option<bool>,
         /// Only those with an active pairing (true) or without (false).
@@ -558,6 +573,36 @@ pub async fn overview(
         .await
 }
 
+/// The ids of the `people` whose name contains `q.q`, as `principal` may read names; `None`
+/// without a search. Auditors and integrations read no names, so a search is refused to them
+/// (403) rather than answered with nothing, which would look like "nobody is called that".
+async fn named(
+    state: &AppState,
+    principal: &Principal,
+    access: &caretrail_app::view::Access,
+    m: &ReadModels,
+    people: &[People],
+    q: &Params,
+) -> ApiResult<Option<Vec<Vec<Uuid>>>> {
+    let Some(raw) = &q.q else {
+        return Ok(None);
+    };
+    if !matches!(principal.role, Role::Admin | Role::Director) {
+        return Err(principal.deny("search by name"));
+    }
+    let query = NameQuery::parse(raw).map_err(projection_error)?;
+    let index = &read_side(state)?.names;
+    let mut found = Vec::with_capacity(people.len());
+    for p in people {
+        found.push(
+            m.people_named(state.app.keys(), access, index, *p, &query)
+                .await
+                .map_err(projection_error)?,
+        );
+    }
+    Ok(Some(found))
+}
+
 /// `GET /pairings`: visit status per pairing, sorted by due date; a director sees only their own.
 pub async fn pairings(
     State(state): State<AppState>,
@@ -582,6 +627,19 @@ pub async fn pairings(
         ),
         _ => q.director_id,
     };
+    let named = named(
+        &state,
+        &principal,
+        &access,
+        &m,
+        &[People::ModelWorkers, People::Directors],
+        &q,
+    )
+    .await?
+    .map(|mut found| Named {
+        directors: found.pop().unwrap_or_default(),
+        model_workers: found.pop().unwrap_or_default(),
+    });
     let page = m
         .visit_status(
             state.app.keys(),
@@ -592,6 +650,7 @@ pub async fn pairings(
                 status: q.status,
                 include_ended: q.include_ended,
                 director_id,
+                named,
                 page: q.page()?,
             },
         )
@@ -610,6 +669,9 @@ pub async fn directors(
     let q = params(q)?;
     let m = models(&state, &principal, &q).await?;
     let access = access_for(&state, &principal).await?;
+    let named = named(&state, &principal, &access, &m, &[People::Directors], &q)
+        .await?
+        .and_then(|mut found| found.pop());
     let page = m
         .director_caseload(
             state.app.keys(),
@@ -618,6 +680,7 @@ pub async fn directors(
                 as_of: today(&state, &q),
                 role: q.role.clone(),
                 sort: q.sort.unwrap_or_default(),
+                named,
                 page: q.page()?,
             },
         )
@@ -826,6 +889,9 @@ pub async fn model_workers(
     let m = models(&state, &principal, &q).await?;
     let access = access_for(&state, &principal).await?;
     let page = q.page()?;
+    let named = named(&state, &principal, &access, &m, &[People::ModelWorkers], &q)
+        .await?
+        .and_then(|mut found| found.pop());
     // A director's list holds only the model worker they are paired with, as a filter of the
     // query (not of a page afterwards, which would answer it on page one only if it sorted
     // there); an unpaired director's list is empty.
@@ -857,6 +923,7 @@ pub async fn model_workers(
                 in_hardship: q.in_hardship,
                 paired: q.paired,
                 model_worker_id,
+                named,
                 page,
             },
         )
@@ -947,4 +1014,52 @@ pub async fn lag(State(state): State<AppState>, principal: Principal) -> ApiResu
         .ok_or_else(|| ApiError::not_found("no read side"))?;
     let lag = read.projector.lag().await.map_err(projection_error)?;
     Ok(Json(lag))
+}
+
+/// One administrative division of Zhejiang (GB/T 2260), for pickers that choose a region by
+/// name.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct Division {
+    /// The six-digit GB/T 2260 code.
+    pub code: String,
+    /// The official Chinese name, e.g. `龙游县`.
+    pub name: &'static str,
+    /// `province`, `prefecture` (a city: 地级市) or `county` (a district, county or
+    /// county-level city).
+    pub level: &'static str,
+    /// The enclosing division's code; null for the province.
+    pub parent_code: Option<String>,
+}
+
+/// `GET /divisions`: Zhejiang's current administrative divisions in code order, the table
+/// commands check region codes against (retired codes left out: a new record uses the
+/// current one). Public reference data without personal data, so every signed-in role may
+/// read it; pickers show the names and send the codes.
+pub async fn divisions(principal: Principal) -> ApiResult<Json<List<Division>>> {
+    principal.require(
+        &[
+            Role::Admin,
+            Role::Auditor,
+            Role::Director,
+            Role::Integration,
+        ],
+        "read the region table",
+    )?;
+    let items = RegionCode::all()
+        .filter(|c| !c.is_retired())
+        .map(|c| Division {
+            code: c.as_str(),
+            name: c.name(),
+            level: match c.level() {
+                caretrail_domain::region::RegionLevel::Province => "province",
+                caretrail_domain::region::RegionLevel::Prefecture => "prefecture",
+                caretrail_domain::region::RegionLevel::County => "county",
+            },
+            parent_code: c.parent().map(|p| p.as_str()),
+        })
+        .collect();
+    Ok(Json(List {
+        items,
+        next_cursor: None,
+    }))
 }

@@ -244,14 +244,16 @@ pub fn api_routes() -> ApiRouter<AppState> {
                 dashboard_problems(op.describe(
                     "pairings",
                     "dashboards",
-                    "Visit status per pairing (status=overdue is the overdue list, most overdue first)",
+                    "Visit status per pairing (status=overdue is the overdue list, most overdue first), searchable by name",
                 ))
+                .problem(403, "auditors and integrations may not search by name (forbidden)")
             }),
         )
         .api_route(
             "/directors",
             get_with(dashboard::directors, |op| {
-                dashboard_problems(op.describe("directors", "dashboards", "Director caseload and engagement"))
+                dashboard_problems(op.describe("directors", "dashboards", "Director caseload and engagement, searchable by name"))
+                    .problem(403, "auditors and integrations may not search by name (forbidden)")
             }),
         )
         .api_route(
@@ -260,8 +262,9 @@ pub fn api_routes() -> ApiRouter<AppState> {
                 dashboard_problems(op.describe(
                     "modelWorkers",
                     "dashboards",
-                    "Model workers, by region, hardship and pairing (a director sees their own)",
+                    "Model workers, by region, hardship, pairing and name (a director sees their own)",
                 ))
+                .problem(403, "auditors and integrations may not search by name (forbidden)")
             }),
         )
         .api_route(
@@ -300,6 +303,16 @@ pub fn api_routes() -> ApiRouter<AppState> {
             "/issues",
             get_with(dashboard::issues, |op| {
                 dashboard_problems(op.describe("issues", "dashboards", "The issues board, oldest first"))
+            }),
+        )
+        .api_route(
+            "/divisions",
+            get_with(dashboard::divisions, |op| {
+                op.describe(
+                    "divisions",
+                    "dashboards",
+                    "Zhejiang's current administrative divisions (GB/T 2260): code, name, level, parent",
+                )
             }),
         )
         .api_route(

@@ -214,13 +214,14 @@ fn main() {
             status,
             include_ended: false,
             director_id: None,
+            named: None,
             page: Page::default(),
         };
         time!("overview", rm.overview(as_of, &all));
         time!("overview (city)", rm.overview(as_of, &hz));
         time!("visit status: overdue", rm.visit_status(&keys, &Access::Personal, &status(Some(VisitStatus::Overdue), all.clone())));
         time!("visit status: city", rm.visit_status(&keys, &Access::Redacted, &status(None, hz.clone())));
-        time!("caseload", rm.director_caseload(&keys, &Access::Redacted, &CaseloadQuery { as_of, role: None, sort: CaseloadSort::LeastEngaged, page: Page::default() }));
+        time!("caseload", rm.director_caseload(&keys, &Access::Redacted, &CaseloadQuery { as_of, role: None, sort: CaseloadSort::LeastEngaged, named: None, page: Page::default() }));
         time!("issues board", rm.issues(&IssuesQuery { as_of, region: all.clone(), state: None, body_id: None, raised_from: None, raised_to: None, breached_only: false, page: Page::default() }));
         time!("issue summary", rm.issue_summary(as_of, &all));
         time!("gifts by month", rm.gifts(&GiftsQuery { from: NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(), to: as_of, region: all.clone(), group_by: GiftGrouping::Month, page: Page::default() }));

@@ -15,12 +15,14 @@ mod issues;
 mod lists;
 mod report;
 mod row;
+mod search;
 
 pub use file::*;
 pub use gifts::*;
 pub use issues::*;
 pub use lists::*;
 pub use report::*;
+pub use search::*;
 
 use caretrail_app::KeyRing;
 use caretrail_app::view::Access;
@@ -442,9 +444,23 @@ pub struct VisitStatusQuery {
     /// `next_offset` counts only the matching pairings.
     #[serde(default)]
     pub director_id: Option<Uuid>,
+    /// Only pairings whose model worker or director is among these (a name search's
+    /// matches, [`ReadModels::people_named`]).
+    #[serde(default)]
+    pub named: Option<Named>,
     /// Which page.
     #[serde(default)]
     pub page: Page,
+}
+
+/// The people a name search matched, for a list of pairings: a pairing is listed when its
+/// model worker or its director is named.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct Named {
+    /// The model workers whose name matched.
+    pub model_workers: Vec<Uuid>,
+    /// The directors whose name matched.
+    pub directors: Vec<Uuid>,
 }
 
 /// Dashboard 2: one pairing's visit status. The default order is most overdue first.
@@ -723,6 +739,11 @@ impl ReadModels {
         if let Some(d) = query.director_id {
             let p = q.text(d.to_string());
             filter.push_str(&format!(" AND p.director_id = {p}"));
+        }
+        if let Some(named) = &query.named {
+            let m = q.in_ids("p.model_worker_id", &named.model_workers);
+            let d = q.in_ids("p.director_id", &named.directors);
+            filter.push_str(&format!(" AND ({m} OR {d})"));
         }
         match query.status {
             None => {}

@@ -157,6 +157,7 @@ fn status() -> VisitStatusQuery {
         status: None,
         include_ended: true,
         director_id: None,
+        named: None,
         page: Page::default(),
     }
 }
@@ -170,6 +171,7 @@ async fn a_corrupt_read_model_value_is_an_error_naming_its_table_and_column(h: &
         as_of: demo::today(),
         role: None,
         sort: CaseloadSort::Id,
+        named: None,
         page: Page::default(),
     };
     let issues = IssuesQuery {

@@ -81,6 +81,7 @@ fn status_query(as_of: NaiveDate, status: Option<VisitStatus>) -> VisitStatusQue
         status,
         include_ended: false,
         director_id: None,
+        named: None,
         page: Page::default(),
     }
 }
@@ -244,6 +245,7 @@ async fn dashboards_show_the_numbers_counted_by_hand_from_the_article(h: &Harnes
                 as_of: demo::today(),
                 role: None,
                 sort: CaseloadSort::MostEngaged,
+                named: None,
                 page: Page::default(),
             },
         )
@@ -388,7 +390,7 @@ async fn snapshot(rm: &ReadModels, keys: &KeyRing) -> Value {
         "overview": rm.overview(as_of, &all).await.unwrap(),
         "status": rm.visit_status(keys, &Access::Personal, &status_query(as_of, None)).await.unwrap(),
         "caseload": rm.director_caseload(keys, &Access::Personal, &CaseloadQuery {
-            as_of, role: None, sort: CaseloadSort::Id, page: Page { limit: 500, offset: 0 } }).await.unwrap(),
+            as_of, role: None, sort: CaseloadSort::Id, named: None, page: Page { limit: 500, offset: 0 } }).await.unwrap(),
         "gifts_month": rm.gifts(&gifts_by(GiftGrouping::Month)).await.unwrap(),
         "gifts_county": rm.gifts(&gifts_by(GiftGrouping::County)).await.unwrap(),
         "gifts_director": rm.gifts(&gifts_by(GiftGrouping::Director)).await.unwrap(),

@@ -426,6 +426,7 @@ async fn all_overdue(
                     status: Some(VisitStatus::Overdue),
                     include_ended: false,
                     director_id: None,
+                    named: None,
                     page: Page {
                         limit: PAGE,
                         offset,

@@ -18,5 +18,6 @@ mod imports;
 mod operations;
 mod reports;
 mod roles;
+mod search;
 mod subscription_attacks;
 mod subscriptions;

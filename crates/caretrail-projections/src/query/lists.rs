@@ -13,6 +13,9 @@ pub struct CaseloadQuery {
     /// The order (default: least engaged first).
     #[serde(default)]
     pub sort: CaseloadSort,
+    /// Only these directors (a name search's matches, [`ReadModels::people_named`]).
+    #[serde(default)]
+    pub named: Option<Vec<Uuid>>,
     /// Which page.
     #[serde(default)]
     pub page: Page,
@@ -76,6 +79,9 @@ pub struct ModelWorkersQuery {
     /// Only this model worker (a director's list holds only the one they are paired with).
     #[serde(default)]
     pub model_worker_id: Option<Uuid>,
+    /// Only these model workers (a name search's matches, [`ReadModels::people_named`]).
+    #[serde(default)]
+    pub named: Option<Vec<Uuid>>,
     /// Which page.
     #[serde(default)]
     pub page: Page,
@@ -276,6 +282,9 @@ impl ReadModels {
             let p = q.text(role.clone());
             filter.push_str(&format!(" AND d.role = {p}"));
         }
+        if let Some(named) = &query.named {
+            filter.push_str(&q.among("d.id", named));
+        }
         let order = match query.sort {
             CaseloadSort::LeastEngaged => "COALESCE(y.visits, 0), d.id",
             CaseloadSort::MostEngaged => "COALESCE(y.visits, 0) DESC, d.id",
@@ -338,6 +347,9 @@ impl ReadModels {
         if let Some(id) = query.model_worker_id {
             let p = q.text(id.to_string());
             filter.push_str(&format!(" AND id = {p}"));
+        }
+        if let Some(named) = &query.named {
+            filter.push_str(&q.among("id", named));
         }
         if let Some(h) = query.in_hardship {
             let p = q.int(i64::from(h));

@@ -1,0 +1,337 @@
+//! Search by name over sealed names: the people lists' `q`.
+//!
+//! Names are personal data and the read models keep them sealed under each person's own key,
+//! so no SQL can compare them. A search instead reads every row's (id, name event, erased) of
+//! the people table (one small statement), opens the names it has not opened before, and
+//! compares them in memory; the list query then runs with the matching ids as a filter, so
+//! region filters, ordering and cursor paging work as without a search.
+//!
+//! The opened names live only in a [`NameIndex`], in memory, keyed by (row id, the event that
+//! sealed the name): a rename or a relocation that reseals brings a new key, and a replay of an
+//! older log position finds the name that was current then. Nothing of it is ever written to a
+//! table or a log line. An erased person never matches: the row's `erased` flag is read on
+//! every search (and drops the person's entry), an erasure made through this process's key
+//! ring empties the whole index ([`KeyRing::erasures`]), and a key destroyed by another process
+//! cannot open the name again. A reader matches only the names their access may open (a
+//! director: themselves and their own model worker; auditors and integrations: nobody, and
+//! the HTTP layer refuses them the parameter).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use caretrail_domain::text::{TextKind, check};
+
+use super::*;
+
+/// The longest search text, in characters: a name is a few characters; anything longer is not
+/// a name and would only cost comparisons.
+pub const NAME_QUERY_MAX_CHARS: usize = 32;
+
+/// Opened names kept in memory before the index starts over (about 100 bytes each).
+const NAME_INDEX_LIMIT: usize = 200_000;
+
+/// Ids per statement when fetching the sealed names not yet opened.
+const FETCH_CHUNK: usize = 500;
+
+/// A validated search text, folded for comparison (whitespace removed, lower case), never
+/// shown in an error or a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NameQuery(String);
+
+impl std::fmt::Debug for NameQuery {
+    /// Personal data: the text itself is never formatted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NameQuery(..)")
+    }
+}
+
+impl NameQuery {
+    /// Checks a search text: one line of text (the commands' text rule), at most
+    /// [`NAME_QUERY_MAX_CHARS`] characters, at least one of them not whitespace. The error
+    /// names the rule, never the text.
+    pub fn parse(raw: &str) -> Result<NameQuery> {
+        check(raw, TextKind::Line).map_err(|e| ProjectionError::InvalidQuery(format!("q {e}")))?;
+        if raw.chars().count() > NAME_QUERY_MAX_CHARS {
+            return Err(ProjectionError::InvalidQuery(format!(
+                "q must be at most {NAME_QUERY_MAX_CHARS} characters"
+            )));
+        }
+        let folded = fold(raw);
+        if folded.is_empty() {
+            return Err(ProjectionError::InvalidQuery(
+                "q must hold at least one character that is not a space".into(),
+            ));
+        }
+        Ok(NameQuery(folded))
+    }
+
+    /// Whether the folded name `name` contains this text.
+    fn matches(&self, name: &str) -> bool {
+        name.contains(self.0.as_str())
+    }
+}
+
+/// A name as compared: without whitespace (full-width spaces included), in lower case, so
+/// `王 小明` finds `王小明` and `li` finds `Li Ming`.
+fn fold(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// Which people table a search reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum People {
+    /// Model workers (`model_workers`).
+    ModelWorkers,
+    /// Directors (`directors`).
+    Directors,
+}
+
+impl People {
+    fn table(self) -> &'static str {
+        match self {
+            People::ModelWorkers => "model_workers",
+            People::Directors => "directors",
+        }
+    }
+}
+
+/// The opened, folded names of people, in memory only (see the module documentation). One
+/// per server, shared by every request and replay.
+#[derive(Default)]
+pub struct NameIndex {
+    inner: Mutex<Names>,
+}
+
+impl std::fmt::Debug for NameIndex {
+    /// Personal data: only the size is formatted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameIndex")
+            .field("entries", &self.len())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Names {
+    /// The key ring's erasure count the entries were opened under.
+    erasures: u64,
+    /// (people table, row id, event that sealed the name) → the folded name; `None` when the
+    /// key is gone.
+    names: HashMap<(People, Uuid, Uuid), Option<Box<str>>>,
+}
+
+impl NameIndex {
+    /// How many names are held (for tests and the benchmark).
+    pub fn len(&self) -> usize {
+        self.lock().names.len()
+    }
+
+    /// Whether no name is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Empties the index when the key ring has erased someone since it was filled.
+    fn sync(&self, erasures: u64) {
+        let mut n = self.lock();
+        if n.erasures != erasures {
+            n.names.clear();
+            n.erasures = erasures;
+        }
+    }
+}
+
+query_row! {
+    /// A people row as a search reads it first: no sealed value.
+    NameRefRow {
+        "model_workers" => {
+            id: Text<Uuid>,
+            name_event: Option<Text<Uuid>>,
+            erased: Flag,
+        }
+    }
+}
+
+query_row! {
+    /// A people row's sealed name, fetched only when not opened before.
+    SealedNameRow {
+        "model_workers" => {
+            id: Text<Uuid>,
+            name_sealed: Option<String>,
+            name_event: Option<Text<Uuid>>,
+        }
+    }
+}
+
+impl Args {
+    /// ` AND {column} IN (...)` over `ids`, bound as one JSON array parameter on either
+    /// backend, so the statement's size and parameter count do not grow with the matches.
+    pub(super) fn among(&mut self, column: &str, ids: &[Uuid]) -> String {
+        format!(" AND {}", self.in_ids(column, ids))
+    }
+
+    /// `{column} IN (...)` over `ids`, as in [`Args::among`].
+    pub(super) fn in_ids(&mut self, column: &str, ids: &[Uuid]) -> String {
+        let json = serde_json::Value::from(ids.iter().map(|u| u.to_string()).collect::<Vec<_>>())
+            .to_string();
+        let p = self.text(json);
+        match self.backend {
+            Backend::Sqlite => format!("{column} IN (SELECT value FROM json_each({p}))"),
+            Backend::Postgres => {
+                format!("{column} IN (SELECT json_array_elements_text(CAST({p} AS json)))")
+            }
+        }
+    }
+}
+
+impl ReadModels {
+    /// The ids of the `people` whose name contains `query`, as `access` may open them, in id
+    /// order. Erased people and people whose name `access` may not open never match.
+    #[tracing::instrument(name = "projections.people_named", skip_all, fields(people = ?people))]
+    pub async fn people_named(
+        &self,
+        keys: &KeyRing,
+        access: &Access,
+        index: &NameIndex,
+        people: People,
+        query: &NameQuery,
+    ) -> Result<Vec<Uuid>> {
+        if matches!(access, Access::Redacted) {
+            return Ok(Vec::new());
+        }
+        index.sync(keys.erasures());
+        let (mut tx, g) = self.begin().await?;
+        let table = physical(g, people.table());
+        let q = tx.args();
+        let rows: Vec<NameRefRow> = tx
+            .rows(
+                &format!("SELECT id, name_event, erased FROM {table} ORDER BY id"),
+                &q,
+            )
+            .await
+            .map_err(|e| retable(e, people.table()))?;
+        // Which names this reader may open and the index does not hold yet; erased people
+        // lose their entries.
+        let mut missing = Vec::new();
+        {
+            let mut n = index.lock();
+            for r in &rows {
+                let Some(Text(event)) = r.name_event else {
+                    continue;
+                };
+                let key = (people, r.id.0, event);
+                if r.erased.0 {
+                    n.names.remove(&key);
+                } else if access.may_open(r.id.0) && !n.names.contains_key(&key) {
+                    missing.push(r.id.0);
+                }
+            }
+        }
+        let mut sealed = Vec::new();
+        for chunk in missing.chunks(FETCH_CHUNK) {
+            let mut q = tx.args();
+            let among = q.among("id", chunk);
+            let got: Vec<SealedNameRow> = tx
+                .rows(
+                    &format!("SELECT id, name_sealed, name_event FROM {table} WHERE 1 = 1{among}"),
+                    &q,
+                )
+                .await
+                .map_err(|e| retable(e, people.table()))?;
+            sealed.extend(got);
+        }
+        // Opening may read keys from the database: not inside the read transaction.
+        drop(tx);
+        let mut opened = Vec::with_capacity(sealed.len());
+        for r in sealed {
+            let (Some(text), Some(Text(event))) = (r.name_sealed, r.name_event) else {
+                continue;
+            };
+            let value: Sealed = serde_json::from_str(&text).map_err(|_| {
+                crate::sql::corrupt(people.table(), "name_sealed", "not a sealed value's JSON")
+            })?;
+            if !access.may_open(value.subject) {
+                continue;
+            }
+            let name = keys.unseal(&value, event).await?;
+            opened.push((
+                (people, r.id.0, event),
+                name.map(|n| fold(&n).into_boxed_str()),
+            ));
+        }
+        let mut n = index.lock();
+        if n.names.len() + opened.len() > NAME_INDEX_LIMIT {
+            n.names.clear();
+        }
+        n.names.extend(opened);
+        Ok(rows
+            .iter()
+            .filter(|r| !r.erased.0 && access.may_open(r.id.0))
+            .filter(|r| {
+                r.name_event.as_ref().is_some_and(|Text(event)| {
+                    n.names
+                        .get(&(people, r.id.0, *event))
+                        .is_some_and(|name| name.as_deref().is_some_and(|s| query.matches(s)))
+                })
+            })
+            .map(|r| r.id.0)
+            .collect())
+    }
+}
+
+/// A corrupt row error of the row structs above (declared on `model_workers`) names the table
+/// actually read.
+fn retable(e: ProjectionError, table: &'static str) -> ProjectionError {
+    match e {
+        ProjectionError::CorruptRow { column, reason, .. } => ProjectionError::CorruptRow {
+            table,
+            column,
+            reason,
+        },
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folding_ignores_spaces_and_case() {
+        let q = NameQuery::parse(" 王\u{3000}小 ").unwrap();
+        assert!(q.matches(&fold("王小明")));
+        assert!(NameQuery::parse("LI").unwrap().matches(&fold("Li Ming")));
+        assert!(!NameQuery::parse("张").unwrap().matches(&fold("王小明")));
+    }
+
+    #[test]
+    fn a_query_that_is_not_a_name_is_refused_without_echoing_it() {
+        for bad in [
+            "",
+            "   ",
+            "\u{3000}",
+            "王\n",
+            "a\u{202e}b",
+            &"长".repeat(33),
+        ] {
+            let e = NameQuery::parse(bad).unwrap_err().to_string();
+            assert!(bad.trim().is_empty() || !e.contains(bad.trim()), "{e}");
+        }
+        assert!(NameQuery::parse(&"长".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn the_debug_form_hides_the_text() {
+        assert_eq!(
+            format!("{:?}", NameQuery::parse("王小明").unwrap()),
+            "NameQuery(..)"
+        );
+    }
+}
