@@ -132,10 +132,12 @@
 
   const role = () => S.me?.role;
   const mayReplay = () => ["admin", "auditor"].includes(role());
+  // Names are personal data: auditors (and integrations) read none, so they get no name search.
+  const maySearchNames = () => ["admin", "director"].includes(role());
   const VIEWS = {
-    admin: ["overview", "overdue", "issues", "record", "audit", "subscriptions", "import", "worker", "reports"],
-    auditor: ["overview", "overdue", "issues", "audit", "worker", "reports"],
-    director: ["overdue", "record", "worker"],
+    admin: ["overview", "overdue", "workers", "directors", "issues", "record", "audit", "subscriptions", "import", "worker", "reports"],
+    auditor: ["overview", "overdue", "workers", "directors", "issues", "audit", "worker", "reports"],
+    director: ["home", "overdue", "record", "worker"],
     integration: ["audit"],
   };
   const allowed = (v) => (VIEWS[role()] || []).includes(v);
@@ -171,6 +173,7 @@
     resetSubscriptions();
     resetImport();
     resetTokens();
+    for (const name of ["overdue", "workers", "directors"]) { resetPager(name); $(`#${name}-q`).value = ""; }
     $("#nav").hidden = true; $("#signout").hidden = true; $("#asof").hidden = true; $("#account-link").hidden = true;
     fill($("#who"));
     location.hash = "#/signin";
@@ -203,10 +206,8 @@
   // Names for codes and ids, so lists show people and places rather than uuids.
   async function loadLookups() {
     const tasks = [];
+    tasks.push(divisions().then((all) => all.forEach((d) => S.regions.set(d.code, d.name))).catch(() => {}));
     if (["admin", "auditor"].includes(role())) {
-      for (const level of ["city", "county"]) {
-        tasks.push(api(`/api/v1/regions?level=${level}`).then((r) => r.items.forEach((x) => S.regions.set(x.region_code, x.region_name))).catch(() => {}));
-      }
       tasks.push(api("/api/v1/directors?limit=500").then((r) => r.items.forEach((d) => S.directors.set(d.director_id, shownText(d.name)))).catch(() => {}));
     }
     if (["admin", "auditor", "director"].includes(role())) {
@@ -240,7 +241,7 @@
       if (a.dataset.view === view || (view === "worker" && a.dataset.view === "overdue")) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
-    $("#asof").hidden = !["overview", "overdue", "issues", "worker", "reports"].includes(view);
+    $("#asof").hidden = !["overview", "overdue", "issues", "worker", "reports", "home", "workers", "directors"].includes(view);
     $("#asof-pos-wrap").hidden = !mayReplay();
     renderAsOfNote();
   }
@@ -268,7 +269,7 @@
     const changed = S.view !== location.hash;
     S.view = location.hash;
     show(view);
-    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, import: renderImport, reports: renderReports, accounts: renderAccounts, tokens: renderTokens }[view];
+    const render = { overview: renderOverview, overdue: renderOverdue, worker: renderWorker, issues: renderIssues, record: renderRecord, audit: renderAudit, subscriptions: renderSubscriptions, import: renderImport, reports: renderReports, accounts: renderAccounts, tokens: renderTokens, home: renderHome, workers: renderWorkers, directors: renderDirectors }[view];
     if (!render) return;
     try {
       await render(r, { quiet, seq });
@@ -525,12 +526,17 @@
     const list = $("#overdue-list");
     if (!quiet) loading(list);
     const f = $("#overdue-filter");
+    await regionFilter(f.city, f.county);
+    searchBox(f.q);
     const status = f.status.value;
-    const res = await api(`/api/v1/pairings${q({ status, city: f.city.value, county: f.county.value, director_id: f.director_id.value, limit: 500 })}`);
+    const pg = PAGERS.overdue;
+    const res = await api(`/api/v1/pairings${q({ status, city: f.city.value, county: f.county.value, director_id: f.director_id.value, q: nameQuery(f.q), limit: PAGE_SIZE, cursor: pg.cursor })}`);
     if (!f.dataset.filled) fillFilterOptions(f, res.items);
-    const items = [...res.items].sort((a, b) => b.days_overdue - a.days_overdue);
+    pager($("#overdue-pager"), pg, res.next_cursor);
+    // The server's order is the due date, so the most overdue come first on every page.
+    const items = res.items;
     if (!items.length) return fill(list, h("p", { class: "muted" }, t("overdue.empty")));
-    fill(list, h("div", { class: "scroll" }, h("table", { class: "table rows", id: "overdue-table" },
+    fill(list, h("div", { class: "scroll" }, h("table", { class: "table rows stack", id: "overdue-table" },
       h("thead", {}, h("tr", {}, ["col.worker", "col.director", "col.region", "col.last_visit", "col.next_due", "col.days_overdue", "col.status", "col.open_issues"]
         .map((k, i) => h("th", { scope: "col", class: i === 5 || i === 7 ? "num" : "" }, t(k))))),
       h("tbody", {}, items.map((p) => h("tr", { dataset: { worker: p.model_worker_id } },
@@ -542,24 +548,216 @@
         h("td", { class: "num strong" }, p.days_overdue > 0 ? t("overdue.days", { n: p.days_overdue }) : "—"),
         h("td", {}, h("span", { class: `badge st-${p.status}` }, I18n.tOr(`status.${p.status}`, p.status))),
         h("td", { class: "num" }, p.open_issues)))))));
+    labelCells($("#overdue-table"));
   }
 
   function fillFilterOptions(f, items) {
     const add = (sel, pairs) => {
       for (const [v, label] of pairs) if (![...sel.options].some((o) => o.value === v)) sel.append(h("option", { value: v }, label));
     };
-    const cityCodes = new Set(items.map((p) => p.city_code).filter(Boolean));
-    const countyCodes = new Set(items.map((p) => p.county_code).filter(Boolean));
-    for (const [code] of S.regions) {
-      if (/00$/.test(code) && !/0000$/.test(code)) cityCodes.add(code); else if (!/00$/.test(code)) countyCodes.add(code);
-    }
-    add(f.city, [...cityCodes].sort().map((c) => [c, regionName(c)]));
-    add(f.county, [...countyCodes].sort().map((c) => [c, regionName(c)]));
     add(f.director_id, [...new Map(items.map((p) => [p.director_id, shownText(p.director_name)]))]);
     f.dataset.filled = "1";
   }
 
+  // ---------- lists: search by name, regions by name, paging ----------
+  // The lists page with the server's cursor; the cursors of earlier pages are kept in memory
+  // so "previous" needs no server support. A name typed in a search box goes to the API in
+  // the query string of a fetch only: never into the address bar, history or storage.
+
+  const PAGE_SIZE = 50;
+  const TIMELINE_PAGE = 100;
+  const PAGERS = { overdue: { stack: [], cursor: "" }, workers: { stack: [], cursor: "" }, directors: { stack: [], cursor: "" } };
+  const resetPager = (name) => { PAGERS[name].stack = []; PAGERS[name].cursor = ""; };
+
+  function pager(nav, pg, next) {
+    const n = pg.stack.length + 1;
+    const go = (cursor, back) => {
+      if (back) pg.cursor = pg.stack.pop() || ""; else { pg.stack.push(pg.cursor); pg.cursor = cursor; }
+      route();
+    };
+    fill(nav, (n > 1 || next) ? [
+      h("button", { type: "button", class: "pager-prev", disabled: n <= 1, onclick: () => go("", true) }, t("pager.prev")),
+      h("span", { class: "pager-page muted" }, t("pager.page", { n })),
+      h("button", { type: "button", class: "pager-next", disabled: !next, onclick: () => go(next, false) }, t("pager.next")),
+    ] : []);
+  }
+
+  // The search box is shown only to roles that may read names.
+  function searchBox(input) {
+    input.closest(".search-wrap").hidden = !maySearchNames();
+  }
+  const nameQuery = (input) => (maySearchNames() ? input.value.trim() : "");
+
+  let divisionsP = null;
+  function divisions() {
+    divisionsP ||= api("/api/v1/divisions").then((r) => r.items).catch((e) => { divisionsP = null; throw e; });
+    return divisionsP;
+  }
+
+  // A city select and a county select filled with names from the region table; the county
+  // list follows the city. Values are GB/T 2260 codes, labels the official names.
+  async function regionFilter(citySel, countySel) {
+    const all = await divisions();
+    if (!citySel.dataset.regions) {
+      citySel.dataset.regions = "1";
+      for (const d of all.filter((x) => x.level === "prefecture")) citySel.append(h("option", { value: d.code }, d.name));
+      citySel.addEventListener("change", () => { countySel.value = ""; fillCounties(countySel, all, citySel.value); });
+    }
+    fillCounties(countySel, all, citySel.value);
+  }
+  function fillCounties(countySel, all, city) {
+    const keep = countySel.value;
+    const first = countySel.options[0];
+    countySel.replaceChildren(first);
+    for (const d of all.filter((x) => x.level === "county" && x.parent_code === city)) countySel.append(h("option", { value: d.code }, d.name));
+    countySel.value = [...countySel.options].some((o) => o.value === keep) ? keep : "";
+    countySel.disabled = !city;
+  }
+
+  // The hook the record forms use: every region code field is picked by name (city, then
+  // county or the city as a whole); the code input stays the form's field, hidden, so what
+  // the form sends and where a server error shows are unchanged. A change the form makes to
+  // the code itself (choosing a model worker fills in their region) is shown in the pickers.
+  function enhanceRegionFields(form) {
+    for (const field of form.querySelectorAll('.field[data-path$="region_code"]')) {
+      const code = field.querySelector("input");
+      if (!code || field.querySelector(".region-pick")) continue;
+      const city = h("select", { class: "region-city", "aria-label": t("f.city") }, h("option", { value: "", "data-i18n": "form.choose" }, t("form.choose")));
+      const county = h("select", { class: "region-county", "aria-label": t("f.county") }, h("option", { value: "", "data-i18n": "region.whole_city" }, t("region.whole_city")));
+      const pick = h("div", { class: "region-pick" }, city, county);
+      code.hidden = true;
+      code.after(pick);
+      const label = field.querySelector("label");
+      if (label) { city.id = `${code.id}-city`; label.setAttribute("for", city.id); }
+      const show = (all) => {
+        const c = code.value.trim();
+        const d = all.find((x) => x.code === c);
+        const cityCode = !d ? "" : d.level === "county" ? d.parent_code : d.level === "prefecture" ? d.code : "";
+        city.value = cityCode;
+        fillCounties(county, all, cityCode);
+        county.value = d && d.level === "county" ? d.code : "";
+      };
+      divisions().then((all) => {
+        for (const d of all.filter((x) => x.level === "prefecture")) city.append(h("option", { value: d.code }, d.name));
+        show(all);
+        city.addEventListener("change", () => { fillCounties(county, all, city.value); county.value = ""; code.value = city.value; });
+        county.addEventListener("change", () => { code.value = county.value || city.value; });
+        form.addEventListener("change", (ev) => { if (!pick.contains(ev.target)) show(all); });
+      }).catch(() => { code.hidden = false; pick.remove(); });
+    }
+  }
+
+  // Tables become stacked cards on a phone (CSS); each cell carries its column's name.
+  function labelCells(table) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => th.innerText.trim());
+    for (const tr of table.querySelectorAll("tbody tr")) [...tr.children].forEach((td, i) => { if (heads[i]) td.dataset.label = heads[i]; });
+  }
+
+  async function renderWorkers(_r, { quiet }) {
+    const list = $("#workers-list");
+    if (!quiet) loading(list);
+    const f = $("#workers-filter");
+    await regionFilter(f.city, f.county);
+    searchBox(f.q);
+    const pg = PAGERS.workers;
+    const res = await api(`/api/v1/model-workers${q({ city: f.city.value, county: f.county.value, q: nameQuery(f.q), limit: PAGE_SIZE, cursor: pg.cursor }, false)}`);
+    pager($("#workers-pager"), pg, res.next_cursor);
+    if (!res.items.length) return fill(list, h("p", { class: "muted" }, t("workers.empty")));
+    fill(list, h("div", { class: "scroll" }, h("table", { class: "table rows stack", id: "workers-table" },
+      h("thead", {}, h("tr", {}, ["col.name", "col.honour", "col.region", "col.hardship", "col.paired", "col.last_visit", "col.visits", "col.open_issues"]
+        .map((k, i) => h("th", { scope: "col", class: i >= 6 ? "num" : "" }, t(k))))),
+      h("tbody", {}, res.items.map((w) => h("tr", { dataset: { worker: w.model_worker_id } },
+        h("td", {}, h("a", { href: `#/worker/${w.model_worker_id}`, class: "worker-link" }, shown(w.name))),
+        h("td", {}, I18n.tOr(`honour.${w.honour}`, w.honour)),
+        h("td", {}, regionName(w.county_code)),
+        h("td", {}, w.in_hardship ? I18n.tOr(`tier.${w.hardship_tier}`, w.hardship_tier || t("yes")) : t("no")),
+        h("td", {}, w.director_id ? S.directors.get(w.director_id) || t("yes") : t("no")),
+        h("td", {}, w.last_visit_on || "—"),
+        h("td", { class: "num" }, w.visits),
+        h("td", { class: "num" }, w.open_issues)))))));
+    labelCells($("#workers-table"));
+  }
+
+  async function renderDirectors(_r, { quiet }) {
+    const list = $("#directors-list");
+    if (!quiet) loading(list);
+    const f = $("#directors-filter");
+    searchBox(f.q);
+    const pg = PAGERS.directors;
+    const res = await api(`/api/v1/directors${q({ q: nameQuery(f.q), limit: PAGE_SIZE, cursor: pg.cursor, sort: "id" })}`);
+    pager($("#directors-pager"), pg, res.next_cursor);
+    if (!res.items.length) return fill(list, h("p", { class: "muted" }, t("directors.empty")));
+    fill(list, h("div", { class: "scroll" }, h("table", { class: "table rows stack", id: "directors-table" },
+      h("thead", {}, h("tr", {}, ["col.name", "col.role", "col.worker", "col.visits_year", "col.contacts_year", "col.last_contact", "col.open_issues"]
+        .map((k, i) => h("th", { scope: "col", class: [3, 4].includes(i) ? "num" : "" }, t(k))))),
+      h("tbody", {}, res.items.map((d) => h("tr", { dataset: { director: d.director_id } },
+        h("td", {}, shown(d.name)),
+        h("td", {}, I18n.tOr(`drole.${d.role}`, d.role)),
+        h("td", {}, d.model_worker_id ? h("a", { href: `#/worker/${d.model_worker_id}` }, S.workers.get(d.model_worker_id) || d.model_worker_id.slice(0, 8)) : "—"),
+        h("td", { class: "num" }, d.visits_this_year),
+        h("td", { class: "num" }, d.contacts_this_year),
+        h("td", {}, d.last_contact_on || "—"),
+        h("td", { class: "num" }, d.issues_raised_this_year - d.issues_closed_this_year)))))));
+    labelCells($("#directors-table"));
+  }
+
+  // ---------- a director's own page ----------
+  // Their pairing(s) with what is due, a button to record a visit with the model worker
+  // preselected, and their latest visits: what a director needs on a phone at the visit.
+
+  async function renderHome(_r, { quiet }) {
+    const pairs = $("#home-pairings"), visits = $("#home-visits");
+    if (!quiet) [pairs, visits].forEach(loading);
+    const [ps, vs] = await Promise.all([
+      api(`/api/v1/pairings${q({ include_ended: "true", limit: 20 })}`),
+      api(`/api/v1/visits${q({ limit: 10 }, false)}`),
+    ]);
+    const items = [...ps.items].sort((a, b) => (a.ended_on ? 1 : 0) - (b.ended_on ? 1 : 0));
+    for (const p of items) S.workers.set(p.model_worker_id, shownText(p.model_worker_name));
+    const kv = (k, v) => [h("dt", {}, t(k)), h("dd", {}, v)];
+    const due = (p) => (p.days_overdue > 0 ? t("home.overdue_by", { n: p.days_overdue }) : t("home.due_in", { n: -p.days_overdue }));
+    fill(pairs, items.length ? items.map((p) => h("article", { class: `card pairing ${p.ended_on ? "ended" : ""}`, dataset: { pairing: p.pairing_id, worker: p.model_worker_id } },
+      h("h2", {}, shown(p.model_worker_name), " ",
+        h("span", { class: `badge st-${p.status}` }, I18n.tOr(`status.${p.status}`, p.status))),
+      h("p", { class: "muted" }, regionName(p.county_code), " · ", t("home.since", { d: p.effective_from }),
+        p.ended_on ? ` · ${t("home.ended", { d: p.ended_on })}` : ""),
+      h("dl", { class: "kv" },
+        kv("home.last_visit", p.last_visit_on || "—"),
+        kv("home.next_due", [p.next_due_on, " ", h("span", { class: p.days_overdue > 0 ? "strong" : "muted" }, `(${due(p)})`)]),
+        kv("home.open_issues", String(p.open_issues))),
+      h("div", { class: "actions" },
+        p.ended_on ? null : h("a", { class: "button primary home-record", href: `#/record/RecordVisit?worker=${p.model_worker_id}&pairing=${p.pairing_id}` }, t("home.record")),
+        h("a", { class: "button", href: `#/worker/${p.model_worker_id}` }, t("home.file")))))
+      : h("p", { class: "muted" }, t("home.none")));
+    fill(visits, vs.items.length ? vs.items.map((v) => h("li", { dataset: { visit: v.visit_id } },
+      h("strong", {}, v.visited_on), " · ",
+      h("a", { href: `#/worker/${v.model_worker_id}` }, S.workers.get(v.model_worker_id) || v.model_worker_id.slice(0, 8)),
+      " · ", regionName(v.county_code),
+      v.cash_fen ? ` · ${t("home.cash", { y: v.cash_yuan })}` : ""))
+      : h("li", { class: "muted" }, t("home.no_visits")));
+  }
+
   // ---------- model worker file ----------
+
+  // The rest of the timeline, a page at a time, after the last entry shown.
+  function timelineMore(id, more) {
+    const button = $("#worker-more"), tl = $("#worker-timeline");
+    button.hidden = !more;
+    $("#worker-tl-count").textContent = t("worker.tl_count", { n: tl.children.length });
+    button.onclick = async () => {
+      const last = tl.lastElementChild?.dataset.position || 0;
+      button.disabled = true;
+      try {
+        const page = await api(`/api/v1/model-workers/${encodeURIComponent(id)}/timeline${q({ after: last, limit: TIMELINE_PAGE, as_of_position: S.asOfPos && mayReplay() ? S.asOfPos : "" }, false)}`);
+        tl.append(...page.items.map(timelineEntry));
+        timelineMore(id, !!page.next_cursor);
+      } catch (e) {
+        toast(e.problem ? problemText(e.problem) : String(e), true);
+      } finally {
+        button.disabled = false;
+      }
+    };
+  }
 
   async function renderWorker(r, { quiet }) {
     const id = r.arg;
@@ -567,7 +765,7 @@
     if (!quiet) [prof, pairs, tl].forEach(loading);
     let file;
     try {
-      file = await api(`/api/v1/model-workers/${encodeURIComponent(id)}${q({ limit: 500, as_of_position: S.asOfPos && mayReplay() ? S.asOfPos : "" }, false)}`);
+      file = await api(`/api/v1/model-workers/${encodeURIComponent(id)}${q({ limit: TIMELINE_PAGE, as_of_position: S.asOfPos && mayReplay() ? S.asOfPos : "" }, false)}`);
     } catch (e) {
       if (e.status === 404) { fill(prof, h("p", { class: "error" }, t("worker.not_found"))); fill(pairs); fill(tl); return; }
       throw e;
@@ -595,12 +793,17 @@
       h("a", { class: "button", href: `#/record/RaiseIssue?worker=${id}` }, t("worker.raise_issue")),
       active ? h("a", { class: "button", href: `#/record/RecordContact?worker=${id}&pairing=${active.pairing_id}` }, t("worker.record_contact")) : null,
     ] : []);
-    const entries = [...file.timeline.items].sort((a, b) => (b.business_date || "").localeCompare(a.business_date || "") || b.position - a.position);
-    fill(tl, entries.map((e) => h("li", { dataset: { position: e.position, type: e.event_type } },
+    fill(tl, file.timeline.items.map(timelineEntry));
+    timelineMore(id, file.timeline.next_offset !== null && file.timeline.next_offset !== undefined);
+  }
+
+  // One entry of the care timeline, in log order (what happened first comes first).
+  function timelineEntry(e) {
+    return h("li", { dataset: { position: e.position, type: e.event_type } },
       h("div", { class: "tl-head" },
         h("span", { class: `tl-type ev-${e.event_type}` }, I18n.tOr(`ev.${e.event_type}`, e.event_type)),
         " ", h("span", { class: "tl-date" }, e.business_date ? t("tl.business", { d: e.business_date }) : "")),
-      h("div", { class: "tl-meta muted" }, t("tl.recorded", { who: actorName(e.actor_id, e.actor_role), at: recorded(e.recorded_at) }), ` · #${e.position}`))));
+      h("div", { class: "tl-meta muted" }, t("tl.recorded", { who: actorName(e.actor_id, e.actor_role), at: recorded(e.recorded_at) }), ` · #${e.position}`));
   }
 
   // ---------- issues board ----------
@@ -1408,6 +1611,7 @@
       }
     });
     form.relocalize = () => { I18n.apply(form); if (form.problem) showErrors(form); };
+    enhanceRegionFields(form); // regions picked by name (see the lists section)
     return form;
   }
 
@@ -2637,7 +2841,14 @@
       sessionStorage.removeItem("caretrail.asof"); sessionStorage.removeItem("caretrail.asofpos");
       route();
     });
-    $("#overdue-filter").addEventListener("change", () => route());
+    // A changed filter or search starts the list again from its first page.
+    for (const name of ["overdue", "workers", "directors"]) {
+      const form = $(`#${name}-filter`);
+      form.addEventListener("change", () => { resetPager(name); route(); });
+      form.addEventListener("submit", (e) => { e.preventDefault(); resetPager(name); route(); });
+      let typing = null;
+      $(`#${name}-q`).addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => { resetPager(name); route(); }, 400); });
+    }
     $("#issues-filter").addEventListener("change", () => route());
     $("#audit-filter").addEventListener("submit", (e) => { e.preventDefault(); auditAfter = 0; loadEvents(false).catch((err) => toast(problemText(err.problem || {}), true)); });
     $("#audit-more").addEventListener("click", () => loadEvents(true).catch((err) => toast(problemText(err.problem || {}), true)));

@@ -291,6 +291,21 @@ const I18n = (() => {
     "rej.issue_date_out_of_order": "日期早于该问题的上一步处理日期", "rej.due_date_before_step": "期限不能早于办理日期",
     "rej.body_not_escalated_to": "该问题未反映至该单位", "rej.redirect_target_invalid": "转办须注明转至单位，其他答复不得注明",
     "rej.contact_already_recorded": "该联系记录已存在", "rej.personal_data_already_erased": "该当事人的个人信息已删除",
+    // Lists with search and paging, region pickers, the director's page, the file's timeline.
+    "nav.home": "我的结对", "nav.workers": "劳模名册", "nav.directors": "理事",
+    "f.q": "姓名", pager: "分页", "pager.prev": "上一页", "pager.next": "下一页", "pager.page": "第 {n} 页",
+    "region.whole_city": "全市（含市本级）", "region.pick": "地区",
+    "home.title": "我的结对", "home.visits": "最近走访", "home.none": "您目前没有进行中的结对。",
+    "home.since": "{d} 起结对", "home.ended": "已于 {d} 结束", "home.last_visit": "上次走访", "home.next_due": "应访日期",
+    "home.status": "状态", "home.open_issues": "未结问题", "home.record": "登记走访", "home.file": "查看档案",
+    "home.no_visits": "还没有走访记录。", "home.cash": "慰问金 {y} 元", "home.due_in": "还有 {n} 天", "home.overdue_by": "已逾期 {n} 天",
+    "workers.title": "劳模名册", "workers.empty": "没有符合条件的劳模。",
+    "col.honour": "荣誉", "col.hardship": "困难", "col.visits": "走访次数", "col.paired": "结对",
+    "directors.title": "理事", "directors.empty": "没有符合条件的理事。",
+    "col.name": "姓名", "col.role": "职务", "col.visits_year": "本年走访", "col.contacts_year": "本年联系", "col.last_contact": "上次联系",
+    "worker.tl_count": "已显示 {n} 条",
+    "drole.president": "会长", "drole.vice_president": "副会长", "drole.standing_director": "常务理事",
+    "drole.director": "理事", "drole.staff": "工作人员",
   };
 
   const en = {
@@ -581,6 +596,21 @@ const I18n = (() => {
     "rej.issue_date_out_of_order": "the date lies before the issue's previous step", "rej.due_date_before_step": "the due date lies before the step's date",
     "rej.body_not_escalated_to": "the issue is not escalated to that body", "rej.redirect_target_invalid": "a redirect names the body it goes to; other responses do not",
     "rej.contact_already_recorded": "this contact is already recorded", "rej.personal_data_already_erased": "this person's personal data is already erased",
+    // Lists with search and paging, region pickers, the director's page, the file's timeline.
+    "nav.home": "My pairing", "nav.workers": "Model workers", "nav.directors": "Directors",
+    "f.q": "Name", pager: "Pages", "pager.prev": "Previous", "pager.next": "Next", "pager.page": "Page {n}",
+    "region.whole_city": "Whole city (incl. city level)", "region.pick": "Region",
+    "home.title": "My pairing", "home.visits": "Recent visits", "home.none": "You have no active pairing.",
+    "home.since": "paired since {d}", "home.ended": "ended on {d}", "home.last_visit": "Last visit", "home.next_due": "Next visit due",
+    "home.status": "Status", "home.open_issues": "Open issues", "home.record": "Record a visit", "home.file": "Open the file",
+    "home.no_visits": "No visits recorded yet.", "home.cash": "cash {y} yuan", "home.due_in": "{n} days left", "home.overdue_by": "{n} days overdue",
+    "workers.title": "Model workers", "workers.empty": "No model workers match.",
+    "col.honour": "Honour", "col.hardship": "Hardship", "col.visits": "Visits", "col.paired": "Paired",
+    "directors.title": "Directors", "directors.empty": "No directors match.",
+    "col.name": "Name", "col.role": "Role", "col.visits_year": "Visits this year", "col.contacts_year": "Contacts this year", "col.last_contact": "Last contact",
+    "worker.tl_count": "{n} shown",
+    "drole.president": "President", "drole.vice_president": "Vice president", "drole.standing_director": "Standing director",
+    "drole.director": "Director", "drole.staff": "Staff",
   };
 
   const dicts = { "zh-CN": zh, en };

@@ -328,4 +328,66 @@ mod tests {
             assert!(!text.contains("//cdn"), "an asset refers to a CDN");
         }
     }
+
+    /// The keys of one language's table in `i18n.js` (`const NAME = { ... };`): a quoted
+    /// string or a bare word followed by `:` outside a string value. A key given twice fails
+    /// (the later one would silently win: a list once redefined "yes" in lower case).
+    fn i18n_keys(name: &str) -> std::collections::BTreeSet<String> {
+        let js = include_str!("../assets/i18n.js");
+        let start = js
+            .find(&format!("const {name} = {{"))
+            .unwrap_or_else(|| panic!("no table {name}"));
+        let body = &js[start..];
+        let body = &body[..body.find("\n  };").unwrap_or(body.len())];
+        let mut keys = std::collections::BTreeSet::new();
+        for line in body.lines().skip(1) {
+            let line = line.trim();
+            if line.starts_with("//") {
+                continue;
+            }
+            // Walk the line: after `{`, `,` or the line's start comes a key, then `:`, then a value.
+            let mut rest = line;
+            loop {
+                rest = rest.trim_start_matches([',', ' ']);
+                if rest.is_empty() {
+                    break;
+                }
+                let (key, after) = if let Some(r) = rest.strip_prefix('"') {
+                    let end = r.find('"').unwrap_or(r.len());
+                    (&r[..end], &r[(end + 1).min(r.len())..])
+                } else {
+                    let end = rest.find(':').unwrap_or(rest.len());
+                    (&rest[..end], &rest[end..])
+                };
+                let after = after.trim_start();
+                let Some(value) = after.strip_prefix(':') else {
+                    break;
+                };
+                assert!(
+                    keys.insert(key.trim().to_owned()),
+                    "{name}: {key} is given twice"
+                );
+                // Skip the string value (no table value holds an escaped quote).
+                let value = value.trim_start();
+                let Some(v) = value.strip_prefix('"') else {
+                    break;
+                };
+                rest = &v[v.find('"').map_or(v.len(), |e| e + 1)..];
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn both_languages_have_the_same_words() {
+        let (zh, en) = (i18n_keys("zh"), i18n_keys("en"));
+        assert!(zh.len() > 300, "{} keys read", zh.len());
+        assert!(zh.contains("home.title") && zh.contains("skip"));
+        let only_zh: Vec<_> = zh.difference(&en).collect();
+        let only_en: Vec<_> = en.difference(&zh).collect();
+        assert!(
+            only_zh.is_empty() && only_en.is_empty(),
+            "only in Chinese: {only_zh:?}; only in English: {only_en:?}"
+        );
+    }
 }
