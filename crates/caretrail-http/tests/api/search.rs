@@ -219,6 +219,22 @@ async fn a_search_text_that_is_not_a_name_is_refused_without_echoing_it(h: &Harn
             }
         }
     }
+    // Attack: a name given twice (which one would win?) and bytes that are not UTF-8 (the
+    // query string decoder turns them into U+FFFD, and such a search once answered 200).
+    for path in [
+        "/api/v1/model-workers",
+        "/api/v1/directors",
+        "/api/v1/pairings",
+    ] {
+        for query in ["q=%E5%90%B4&q=%E5%BC%A0", "q=%FF%FE", "q=%E5%90"] {
+            problem(
+                t.get(&t.admin, &format!("{path}?{query}")).await,
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+            )
+            .await;
+        }
+    }
     // Exactly 32 characters is a search (that finds nobody).
     let ok = "%E9%95%BF".repeat(32);
     assert!(
