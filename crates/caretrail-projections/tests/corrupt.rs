@@ -14,8 +14,8 @@ use caretrail_app::view::Access;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey};
 use caretrail_domain::{Policy, demo};
 use caretrail_projections::query::{
-    CaseloadQuery, CaseloadSort, IssuesQuery, ModelWorkersQuery, Page, RegionFilter,
-    VisitStatusQuery, VisitsQuery,
+    CaseloadQuery, CaseloadSort, IssuesQuery, ModelWorkersQuery, NameIndex, NameQuery, Page,
+    People, RegionFilter, VisitStatusQuery, VisitsQuery,
 };
 use caretrail_projections::{ProjectionError, Projector, ReadModels};
 use caretrail_store::Database;
@@ -242,6 +242,26 @@ async fn a_corrupt_read_model_value_is_an_error_naming_its_table_and_column(h: &
         "erased",
     );
     sql(&db, &undo).await;
+    // The name search reads the same columns packed into one value: a bad value is named,
+    // and a NULL is refused rather than the row silently left out of every search.
+    let index = NameIndex::default();
+    let wu = NameQuery::parse("吴").unwrap();
+    let search = |people| rm.people_named(&keys, &Access::Personal, &index, people, &wu);
+    assert_eq!(search(People::ModelWorkers).await.unwrap().len(), 2);
+    for (table, people, column, value) in [
+        ("model_workers", People::ModelWorkers, "erased", "7"),
+        (
+            "model_workers",
+            People::ModelWorkers,
+            "name_event",
+            "'not-a-uuid'",
+        ),
+        ("directors", People::Directors, "erased", "NULL"),
+    ] {
+        let undo = corrupt(&rm, table, column, value).await;
+        assert_corrupt(search(people).await, table, column);
+        sql(&db, &undo).await;
+    }
     // A bad date in the issues board.
     let undo = corrupt(&rm, "issues", "raised_on", "'yesterday'").await;
     assert_corrupt(rm.issues(&issues).await, "issues", "raised_on");

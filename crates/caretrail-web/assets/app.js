@@ -2834,11 +2834,13 @@
       sessionStorage.setItem("caretrail.asof", S.asOf);
       sessionStorage.setItem("caretrail.asofpos", S.asOfPos);
       delete $("#overdue-filter").dataset.filled;
+      Object.keys(PAGERS).forEach(resetPager);
       route();
     });
     $("#asof-clear").addEventListener("click", () => {
       S.asOf = ""; S.asOfPos = "";
       sessionStorage.removeItem("caretrail.asof"); sessionStorage.removeItem("caretrail.asofpos");
+      Object.keys(PAGERS).forEach(resetPager);
       route();
     });
     // A changed filter or search starts the list again from its first page.

@@ -2131,6 +2131,21 @@ async fn an_administrator_searches_the_lists_by_name_and_region() {
         return;
     };
     let service = start_service().await;
+    // 55 more model workers in Hangzhou (名册一 ... 名册五十五), so the list has two pages.
+    for i in 1..=55u32 {
+        let body = json!({
+            "model_worker_id": Uuid::now_v7(),
+            "honour": "provincial_model_worker",
+            "region_code": "330106",
+            "name": format!("名册{i}"),
+        });
+        let cmd = Command::parse("RegisterModelWorker", body).expect("a valid registration");
+        service
+            .app
+            .execute(&cmd, &CommandMeta::new(Uuid::now_v7(), "admin"))
+            .await
+            .expect("registered");
+    }
     let driver = start_driver(&chromedriver).await;
     let downloads = tempfile::tempdir().unwrap();
     let mut b = open_browser(&driver, &chromium, downloads.path()).await;
@@ -2143,12 +2158,34 @@ async fn an_administrator_searches_the_lists_by_name_and_region() {
     )
     .await;
     b.click("nav a[data-view=workers]").await;
+    // 64 model workers: a first page of 50, then the other 14, and back.
     b.until(
         "the model workers list",
-        "return document.querySelectorAll('#workers-table tbody tr').length === 9",
+        "return document.querySelectorAll('#workers-table tbody tr').length === 50 && !!document.querySelector('#workers-pager .pager-next:not([disabled])')",
     )
     .await;
     b.check_view("workers", "zh").await;
+    let first_page = b.text("#workers-table tbody").await;
+    b.click("#workers-pager .pager-next").await;
+    b.until(
+        "the second page",
+        "return document.querySelectorAll('#workers-table tbody tr').length === 14 && !!document.querySelector('#workers-pager .pager-next[disabled]')",
+    )
+    .await;
+    b.click("#workers-pager .pager-prev").await;
+    b.until(
+        "the first page again",
+        "return document.querySelectorAll('#workers-table tbody tr').length === 50 && !!document.querySelector('#workers-pager .pager-prev[disabled]')",
+    )
+    .await;
+    assert_eq!(b.text("#workers-table tbody").await, first_page);
+    // A search starts again from the first page.
+    b.click("#workers-pager .pager-next").await;
+    b.until(
+        "the second page",
+        "return document.querySelectorAll('#workers-table tbody tr').length === 14",
+    )
+    .await;
     // Two are called 吴; one of them lives in Wenzhou.
     b.set("#workers-q", "吴").await;
     b.until(
@@ -2214,7 +2251,7 @@ async fn an_administrator_searches_the_lists_by_name_and_region() {
     b.click("nav a[data-view=workers]").await;
     b.until(
         "the auditor's list",
-        "return document.querySelectorAll('#workers-table tbody tr').length === 9",
+        "return document.querySelectorAll('#workers-table tbody tr').length === 50",
     )
     .await;
     assert_eq!(

@@ -173,9 +173,10 @@ struct NameRef {
     erased: bool,
 }
 
-/// Unpacks [`PackedRefs`]; anything else than what the statement writes is a corrupt row.
+/// Unpacks [`PackedRefs`]; anything else than what the statement writes is a corrupt row
+/// naming the column (a NULL is packed as `?`, so it is refused, not skipped).
 fn unpack(packed: &str, table: &'static str) -> Result<Vec<NameRef>> {
-    let bad = |what: &str| crate::sql::corrupt(table, "id", what);
+    let bad = |column: &str, what: &str| crate::sql::corrupt(table, column, what);
     packed
         .split(',')
         .filter(|r| !r.is_empty())
@@ -184,18 +185,18 @@ fn unpack(packed: &str, table: &'static str) -> Result<Vec<NameRef>> {
             let (Some(id), Some(event), Some(erased), None) =
                 (f.next(), f.next(), f.next(), f.next())
             else {
-                return Err(bad("a packed row without three fields"));
+                return Err(bad("id", "a packed row without three fields"));
             };
             Ok(NameRef {
-                id: Uuid::try_parse(id).map_err(|_| bad("not a UUID"))?,
+                id: Uuid::try_parse(id).map_err(|_| bad("id", "not a UUID"))?,
                 name_event: match event {
                     "-" => None,
-                    e => Some(Uuid::try_parse(e).map_err(|_| bad("name_event is not a UUID"))?),
+                    e => Some(Uuid::try_parse(e).map_err(|_| bad("name_event", "not a UUID"))?),
                 },
                 erased: match erased {
                     "0" => false,
                     "1" => true,
-                    _ => return Err(bad("erased is not 0 or 1")),
+                    _ => return Err(bad("erased", "not a flag (0 or 1)")),
                 },
             })
         })
@@ -288,8 +289,9 @@ impl ReadModels {
         let packed: PackedRefs = tx
             .one(
                 &format!(
-                    "SELECT COALESCE({agg}(id || ' ' || COALESCE(name_event, '-') || ' ' || \
-                     CAST(erased AS TEXT), ','), '') AS packed FROM {table}"
+                    "SELECT COALESCE({agg}(COALESCE(id, '?') || ' ' || \
+                     COALESCE(name_event, '-') || ' ' || COALESCE(CAST(erased AS TEXT), '?'), \
+                     ','), '') AS packed FROM {table}"
                 ),
                 &q,
             )
