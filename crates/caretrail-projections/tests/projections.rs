@@ -12,8 +12,8 @@ use caretrail_app::view::Access;
 use caretrail_app::{App, CommandMeta, FixedClock, KeyRing, MasterKey};
 use caretrail_domain::{Command, Policy, demo};
 use caretrail_projections::query::{
-    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery, Page,
-    RegionFilter, Shown, VisitStatus, VisitStatusQuery, VisitsQuery,
+    CaseloadQuery, CaseloadSort, CoverageLevel, GiftGrouping, GiftsQuery, IssuesQuery, NameIndex,
+    NameQuery, Page, People, RegionFilter, Shown, VisitStatus, VisitStatusQuery, VisitsQuery,
 };
 use caretrail_projections::{AsOf, Projector, ReadModels, Size, generate, replay};
 use caretrail_store::testing::Harness;
@@ -31,6 +31,7 @@ caretrail_store::both_backends!(
     a_row_budget_smaller_than_the_population_changes_no_row,
     a_kill_during_live_projection_or_rebuild_leaves_tables_equal_to_a_fresh_rebuild,
     a_correction_that_keeps_the_date_keeps_the_late_entry_flag,
+    concurrent_first_searches_open_each_name_once,
 );
 
 fn date(y: i32, m: u32, day: u32) -> NaiveDate {
@@ -774,4 +775,47 @@ async fn a_correction_that_keeps_the_date_keeps_the_late_entry_flag(h: &Harness)
         late(projector.read_models()).await,
         "the rebuild cleared the flag"
     );
+}
+
+/// After a start (or an erasure) the name index is empty and every search would open every
+/// name at once; concurrent first searches instead open each name once, and all answer.
+async fn concurrent_first_searches_open_each_name_once(h: &Harness) {
+    let app = app_on(&h.url).await;
+    run_demo(&app).await;
+    let projector = Projector::open(app.store().clone()).await.unwrap();
+    projector.catch_up().await.unwrap();
+    let rm = projector.read_models();
+    let index = NameIndex::default();
+    let wu = NameQuery::parse("吴").unwrap();
+    let searches = (0..8).map(|_| {
+        rm.people_named(
+            app.keys(),
+            &Access::Personal,
+            &index,
+            People::ModelWorkers,
+            &wu,
+        )
+    });
+    for found in futures::future::join_all(searches).await {
+        let mut want = vec![
+            demo::workers::WU_LAIHONG.uuid(),
+            demo::workers::WU_GENDE.uuid(),
+        ];
+        want.sort();
+        assert_eq!(found.unwrap(), want);
+    }
+    // The demo's nine model workers, each opened once.
+    assert_eq!(index.opened(), 9);
+    assert_eq!(index.len(), 9);
+    // A later search opens nothing.
+    rm.people_named(
+        app.keys(),
+        &Access::Personal,
+        &index,
+        People::ModelWorkers,
+        &wu,
+    )
+    .await
+    .unwrap();
+    assert_eq!(index.opened(), 9);
 }

@@ -110,6 +110,13 @@ impl People {
 #[derive(Default)]
 pub struct NameIndex {
     inner: Mutex<Names>,
+    /// Held while names are opened: after a start or an erasure every search finds the index
+    /// empty, and without it each would open every name at once (seconds of work each);
+    /// with it the first opens them and the others wait, then find them. Searches that find
+    /// everything they need never take it.
+    filling: tokio::sync::Mutex<()>,
+    /// Names opened since the index was made (for tests and the benchmark).
+    opened: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for NameIndex {
@@ -134,6 +141,11 @@ impl NameIndex {
     /// How many names are held (for tests and the benchmark).
     pub fn len(&self) -> usize {
         self.lock().names.len()
+    }
+
+    /// How many names searches have opened (unsealed) through this index.
+    pub fn opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether no name is held.
@@ -298,11 +310,12 @@ impl ReadModels {
             .await
             .map_err(|e| retable(e, people.table()))?;
         let rows = unpack(&packed.packed.0, people.table())?;
+        drop(tx);
         // Which names this reader may open and the index does not hold yet; erased people
         // lose their entries.
-        let mut missing = Vec::new();
-        {
+        let find_missing = |index: &NameIndex| {
             let mut n = index.lock();
+            let mut missing = Vec::new();
             for r in &rows {
                 let Some(event) = r.name_event else {
                     continue;
@@ -314,7 +327,16 @@ impl ReadModels {
                     missing.push(r.id);
                 }
             }
+            missing
+        };
+        let mut _filling = None;
+        let mut missing = find_missing(index);
+        if !missing.is_empty() {
+            // Wait for a search that is opening names already, then see what is still missing.
+            _filling = Some(index.filling.lock().await);
+            missing = missing_again(index, &missing, people, &rows);
         }
+        let (mut tx, _) = self.begin().await?;
         let mut sealed = Vec::new();
         for chunk in missing.chunks(FETCH_CHUNK) {
             let mut q = tx.args();
@@ -342,6 +364,9 @@ impl ReadModels {
                 continue;
             }
             let name = keys.unseal(&value, event).await?;
+            index
+                .opened
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             opened.push((
                 (people, r.id.0, event),
                 name.map(|n| fold(&n).into_boxed_str()),
@@ -373,6 +398,25 @@ impl ReadModels {
         found.sort_unstable();
         Ok(found)
     }
+}
+
+/// Of `missing`, the ids whose current name (as `rows` read it) the index still does not hold.
+fn missing_again(
+    index: &NameIndex,
+    missing: &[Uuid],
+    people: People,
+    rows: &[NameRef],
+) -> Vec<Uuid> {
+    let n = index.lock();
+    let wanted: std::collections::HashSet<&Uuid> = missing.iter().collect();
+    rows.iter()
+        .filter(|r| wanted.contains(&r.id))
+        .filter(|r| {
+            r.name_event
+                .is_some_and(|event| !n.names.contains_key(&(people, r.id, event)))
+        })
+        .map(|r| r.id)
+        .collect()
 }
 
 /// A corrupt row error of the row structs above (declared on `model_workers`) names the table
