@@ -591,13 +591,32 @@ async fn named(
         return Err(principal.deny("search by name"));
     }
     let query = NameQuery::parse(raw).map_err(projection_error)?;
-    let index = &read_side(state)?.names;
+    let read = read_side(state)?;
+    // The live read models' version lets a search reuse the rows it read since the last
+    // applied batch; a replay is read afresh.
+    let live_version = if q.as_of_position.is_none() && q.as_of_recorded_at.is_none() {
+        Some(
+            read.projector
+                .live_version()
+                .await
+                .map_err(projection_error)?,
+        )
+    } else {
+        None
+    };
     let mut found = Vec::with_capacity(people.len());
     for p in people {
         found.push(
-            m.people_named(state.app.keys(), access, index, *p, &query)
-                .await
-                .map_err(projection_error)?,
+            m.people_named(
+                state.app.keys(),
+                access,
+                &read.names,
+                *p,
+                &query,
+                live_version,
+            )
+            .await
+            .map_err(projection_error)?,
         );
     }
     Ok(Some(found))

@@ -246,7 +246,7 @@ async fn a_corrupt_read_model_value_is_an_error_naming_its_table_and_column(h: &
     // and a NULL is refused rather than the row silently left out of every search.
     let index = NameIndex::default();
     let wu = NameQuery::parse("吴").unwrap();
-    let search = |people| rm.people_named(&keys, &Access::Personal, &index, people, &wu);
+    let search = |people| rm.people_named(&keys, &Access::Personal, &index, people, &wu, None);
     assert_eq!(search(People::ModelWorkers).await.unwrap().len(), 2);
     for (table, people, column, value) in [
         ("model_workers", People::ModelWorkers, "erased", "7"),

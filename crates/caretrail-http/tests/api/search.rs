@@ -111,6 +111,29 @@ async fn a_name_search_finds_part_of_a_name_with_the_region_filter_and_the_curso
         ids(&by_director, "pairing_id")
     );
     assert_eq!(by_worker[0]["model_worker_id"], json!(wu_laihong));
+    // Someone registered after the searches above is found once the dashboards have applied
+    // the registration: rows a search keeps are for one version of the read models only.
+    let res = t
+        .post(
+            &t.admin,
+            "RegisterModelWorker",
+            json!({ "model_worker_id": uuid::Uuid::now_v7(), "honour": "provincial_model_worker",
+                    "region_code": "330302", "name": "吴新来" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while items(&t, &t.admin, "/api/v1/model-workers?q=%E5%90%B4")
+        .await
+        .len()
+        != 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new model worker is never found"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Nobody is called that: an empty list, not an error.
     assert!(
         items(

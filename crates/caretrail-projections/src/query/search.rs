@@ -135,6 +135,25 @@ struct Names {
     /// (people table, row id, event that sealed the name) → the folded name; `None` when the
     /// key is gone.
     names: HashMap<(People, Uuid, Uuid), Option<Box<str>>>,
+    /// Each people table's rows as last read from the live read models, with the read
+    /// models' version (generation, checkpoint) they were read at or after: between two
+    /// applied batches a search reads nothing (as the dashboards' answer cache).
+    scans: HashMap<People, Scan>,
+}
+
+/// A people table's rows and the live read models' version they were read at (or after).
+type Scan = ((i64, u64), Arc<[NameRef]>);
+
+/// What one search works with.
+#[derive(Clone, Copy)]
+struct Search<'a> {
+    keys: &'a KeyRing,
+    access: &'a Access,
+    index: &'a NameIndex,
+    people: People,
+    query: &'a NameQuery,
+    /// The key ring's erasure count when the search (pass) began.
+    epoch: u64,
 }
 
 impl NameIndex {
@@ -162,6 +181,7 @@ impl NameIndex {
         let mut n = self.lock();
         if n.erasures != erasures {
             n.names.clear();
+            n.scans.clear();
             n.erasures = erasures;
         }
     }
@@ -179,6 +199,7 @@ query_row! {
 }
 
 /// A people row as a search reads it first: no sealed value.
+#[derive(Clone, Copy)]
 struct NameRef {
     id: Uuid,
     name_event: Option<Uuid>,
@@ -250,6 +271,9 @@ impl Args {
 impl ReadModels {
     /// The ids of the `people` whose name contains `query`, as `access` may open them, in id
     /// order. Erased people and people whose name `access` may not open never match.
+    /// `live_version` is the live read models' version ([`crate::Projector::live_version`])
+    /// when these are the live ones, read before the call: rows read at that version are
+    /// reused until it changes. `None` (a replay) always reads.
     #[tracing::instrument(name = "projections.people_named", skip_all, fields(people = ?people))]
     pub async fn people_named(
         &self,
@@ -258,6 +282,7 @@ impl ReadModels {
         index: &NameIndex,
         people: People,
         query: &NameQuery,
+        live_version: Option<(i64, u64)>,
     ) -> Result<Vec<Uuid>> {
         if matches!(access, Access::Redacted) {
             return Ok(Vec::new());
@@ -270,9 +295,15 @@ impl ReadModels {
         loop {
             let epoch = keys.erasures();
             index.sync(epoch);
-            let found = self
-                .people_named_once(keys, access, index, people, query, epoch)
-                .await?;
+            let search = Search {
+                keys,
+                access,
+                index,
+                people,
+                query,
+                epoch,
+            };
+            let found = self.people_named_once(search, live_version).await?;
             attempts += 1;
             if keys.erasures() == epoch || attempts == 3 {
                 return Ok(found);
@@ -284,39 +315,38 @@ impl ReadModels {
     /// erasure count is still `epoch`.
     async fn people_named_once(
         &self,
-        keys: &KeyRing,
-        access: &Access,
-        index: &NameIndex,
-        people: People,
-        query: &NameQuery,
-        epoch: u64,
+        search: Search<'_>,
+        live_version: Option<(i64, u64)>,
     ) -> Result<Vec<Uuid>> {
-        let (mut tx, g) = self.begin().await?;
-        let table = physical(g, people.table());
-        let q = tx.args();
-        let agg = match tx.backend() {
-            Backend::Sqlite => "group_concat",
-            Backend::Postgres => "string_agg",
+        let Search {
+            access,
+            index,
+            people,
+            ..
+        } = search;
+        let cached = live_version.and_then(|v| {
+            let n = index.lock();
+            n.scans
+                .get(&people)
+                .filter(|(at, _)| *at == v)
+                .map(|(_, rows)| rows.clone())
+        });
+        let rows = match cached {
+            Some(rows) => rows,
+            None => {
+                let rows: Arc<[NameRef]> = self.scan(people).await?.into();
+                if let Some(v) = live_version {
+                    index.lock().scans.insert(people, (v, rows.clone()));
+                }
+                rows
+            }
         };
-        let packed: PackedRefs = tx
-            .one(
-                &format!(
-                    "SELECT COALESCE({agg}(COALESCE(id, '?') || ' ' || \
-                     COALESCE(name_event, '-') || ' ' || COALESCE(CAST(erased AS TEXT), '?'), \
-                     ','), '') AS packed FROM {table}"
-                ),
-                &q,
-            )
-            .await
-            .map_err(|e| retable(e, people.table()))?;
-        let rows = unpack(&packed.packed.0, people.table())?;
-        drop(tx);
         // Which names this reader may open and the index does not hold yet; erased people
         // lose their entries.
         let find_missing = |index: &NameIndex| {
             let mut n = index.lock();
             let mut missing = Vec::new();
-            for r in &rows {
+            for r in rows.iter() {
                 let Some(event) = r.name_event else {
                     continue;
                 };
@@ -336,7 +366,8 @@ impl ReadModels {
             _filling = Some(index.filling.lock().await);
             missing = missing_again(index, &missing, people, &rows);
         }
-        let (mut tx, _) = self.begin().await?;
+        let (mut tx, g) = self.begin().await?;
+        let table = physical(g, people.table());
         let mut sealed = Vec::new();
         for chunk in missing.chunks(FETCH_CHUNK) {
             let mut q = tx.args();
@@ -352,6 +383,48 @@ impl ReadModels {
         }
         // Opening may read keys from the database: not inside the read transaction.
         drop(tx);
+        self.open_and_match(search, &rows, sealed).await
+    }
+
+    /// Every row of `people` as (id, name event, erased), in one packed statement.
+    async fn scan(&self, people: People) -> Result<Vec<NameRef>> {
+        let (mut tx, g) = self.begin().await?;
+        let table = physical(g, people.table());
+        let q = tx.args();
+        let agg = match tx.backend() {
+            Backend::Sqlite => "group_concat",
+            Backend::Postgres => "string_agg",
+        };
+        let packed: PackedRefs = tx
+            .one(
+                &format!(
+                    "SELECT COALESCE({agg}(COALESCE(id, '?') || ' ' || \
+                     COALESCE(name_event, '-') || ' ' || COALESCE(CAST(erased AS TEXT), '?'), \
+                     ','), '') AS packed FROM {table}"
+                ),
+                &q,
+            )
+            .await
+            .map_err(|e| retable(e, people.table()))?;
+        unpack(&packed.packed.0, people.table())
+    }
+
+    /// Opens the `sealed` names fetched for a search, keeps them in the index while the key
+    /// ring's erasure count is still `epoch`, and answers the ids in `rows` whose name matches.
+    async fn open_and_match(
+        &self,
+        search: Search<'_>,
+        rows: &[NameRef],
+        sealed: Vec<SealedNameRow>,
+    ) -> Result<Vec<Uuid>> {
+        let Search {
+            keys,
+            access,
+            index,
+            people,
+            query,
+            epoch,
+        } = search;
         let mut opened = Vec::with_capacity(sealed.len());
         for r in sealed {
             let (Some(text), Some(Text(event))) = (r.name_sealed, r.name_event) else {
