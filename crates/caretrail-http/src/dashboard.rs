@@ -990,17 +990,17 @@ pub struct Me {
     pub principal: Principal,
     /// The commands this role may send to `POST /api/v1/commands/{name}`, in the domain's
     /// order (`caretrail_domain::authority`): a director's commands reach only their own pairing,
-    /// which the server still judges per record. Subscriptions are changed through their own
-    /// resource and are not listed.
+    /// which the server still judges per record. Subscriptions and accounts are changed through
+    /// their own resources and are not listed.
     pub commands: Vec<&'static str>,
 }
 
-/// The command routes `role` may call: the domain's issuer table, less the subscription
-/// commands, which have no command route.
+/// The command routes `role` may call: the domain's issuer table, less the subscription and
+/// account commands, which have no command route.
 pub fn commands_for(role: Role) -> Vec<&'static str> {
     caretrail_domain::CommandKind::ALL
         .iter()
-        .filter(|k| !k.is_subscription() && role.may_run(**k))
+        .filter(|k| !k.is_subscription() && !k.is_account() && role.may_run(**k))
         .map(|k| k.name())
         .collect()
 }
