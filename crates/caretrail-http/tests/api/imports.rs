@@ -3,7 +3,9 @@
 //! against a registered model worker, and no longer after that person's erasure), the
 //! domain's refusals in a pairing roster, who may import, and attacks on the reader (zip
 //! bomb, truncated zip, dense-range bomb, huge cells, formulas, wrong sheet, no header,
-//! 10,001 rows, a body over the limit).
+//! 10,001 rows, a body over the limit), and attacks on the commit: two previews of one file
+//! committed at once, people erased between preview and commit, hand-sent commands racing a
+//! commit under its keys, and a commit cut by its client then committed again.
 
 use std::io::Write;
 
@@ -28,6 +30,10 @@ caretrail_store::both_backends!(
     only_administrators_import_and_only_their_own_previews,
     attack_malformed_and_oversized_files_are_refused_with_stable_codes,
     attack_formulas_and_huge_cells_are_row_problems_not_stored,
+    attack_two_previews_of_one_file_committed_at_once_write_each_row_once,
+    attack_people_erased_between_preview_and_commit_are_refused_per_row_and_stay_erased,
+    attack_hand_sent_commands_racing_a_commit_under_its_keys_never_both_write,
+    attack_a_commit_cut_by_its_client_and_committed_again_loses_and_doubles_nothing,
 );
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -862,4 +868,185 @@ async fn attack_formulas_and_huge_cells_are_row_problems_not_stored(h: &Harness)
     let outcome = committed(&t, &report["id"]).await;
     assert_eq!(outcome["written"], json!(1));
     assert_eq!(head(&t).await, before + 1);
+}
+
+/// `n` model workers with names and nothing else, for the race and cut attacks.
+fn plain_workers(n: usize) -> Vec<u8> {
+    let mut rows = vec![strings(&["姓名", "荣誉称号", "地区代码"])];
+    rows.extend((0..n).map(|i| strings(&[&format!("劳模{i}"), "其他", "330104"])));
+    csv(&rows)
+}
+
+/// Attack: the same file previewed twice and both previews committed at once. Each row's key
+/// derives from the file, so the two commits share keys and bodies: every row must be written
+/// by exactly one of them and replayed by the other, never refused as already registered and
+/// never written twice.
+async fn attack_two_previews_of_one_file_committed_at_once_write_each_row_once(h: &Harness) {
+    let t = spawn(h).await;
+    let file = plain_workers(40);
+    let first = preview(&t, "model-workers", CSV, file.clone()).await;
+    let second = preview(&t, "model-workers", CSV, file).await;
+    assert_ne!(first["id"], second["id"]);
+    let before = head(&t).await;
+    let (a, b) = tokio::join!(committed(&t, &first["id"]), committed(&t, &second["id"]));
+    assert_eq!(head(&t).await, before + 40, "one event per row: {a} {b}");
+    for n in 2..=41 {
+        let (x, y) = (row(&a, n), row(&b, n));
+        assert_eq!(x["command_id"], y["command_id"], "row {n}");
+        let mut pair = [
+            x["outcome"].as_str().unwrap(),
+            y["outcome"].as_str().unwrap(),
+        ];
+        pair.sort_unstable();
+        assert_eq!(pair, ["replayed", "written"], "row {n}: {x} {y}");
+    }
+}
+
+/// Attack: a person the preview registers is erased before the commit (an erasure may name any
+/// id). Their row must be refused on its own, with the stable code, and never sealed under a
+/// fresh key: the subject stays erased and no file of them appears; the other rows commit.
+async fn attack_people_erased_between_preview_and_commit_are_refused_per_row_and_stay_erased(
+    h: &Harness,
+) {
+    let t = spawn(h).await;
+    let erased = Uuid::now_v7();
+    let rows = vec![
+        strings(&["劳模编号", "姓名", "荣誉称号", "地区代码", "电话"]),
+        strings(&[&erased.to_string(), "甲", "其他", "330104", "13800000001"]),
+        strings(&["", "乙", "其他", "330104", ""]),
+    ];
+    let report = preview(&t, "model-workers", CSV, csv(&rows)).await;
+    assert_eq!(report["valid"], json!(2), "{report}");
+    let res = t
+        .post(
+            &t.admin,
+            "ErasePersonalData",
+            json!({ "subject_id": erased, "legal_basis": "subject_request" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let before = head(&t).await;
+    let outcome = committed(&t, &report["id"]).await;
+    let refused = row(&outcome, 2);
+    assert_eq!(refused["outcome"], json!("rejected"), "{outcome}");
+    assert_eq!(refused["code"], json!("subject_erased"), "{outcome}");
+    assert_eq!(row(&outcome, 3)["outcome"], json!("written"), "{outcome}");
+    assert_eq!(head(&t).await, before + 1, "only row 3 was written");
+    assert!(t.app.keys().is_erased(erased).await.unwrap());
+    let res = t
+        .get(&t.admin, &format!("/api/v1/streams/modelworker-{erased}"))
+        .await;
+    let text = res.text().await.unwrap();
+    assert!(
+        !text.contains("13800000001") && !text.contains("\"甲\""),
+        "{text}"
+    );
+    // Committed again, the refused row stays refused: a refusal is final for the preview.
+    let again = committed(&t, &report["id"]).await;
+    assert_eq!(again, outcome);
+    assert!(t.app.keys().is_erased(erased).await.unwrap());
+}
+
+/// Attack: while a commit runs, an administrator sends other commands by hand under the
+/// commit's rows' Idempotency-Keys. For every row exactly one of the two may write: either the
+/// commit wrote it and the hand-sent command was refused as a reused key, or the other way.
+async fn attack_hand_sent_commands_racing_a_commit_under_its_keys_never_both_write(h: &Harness) {
+    use sha2::Digest;
+    let t = spawn(h).await;
+    const ROWS: u64 = 30;
+    let file = plain_workers(ROWS as usize);
+    let report = preview(&t, "model-workers", CSV, file.clone()).await;
+    let sha = hex::encode(sha2::Sha256::digest(&file));
+    let before = head(&t).await;
+    let hand = async {
+        let mut answers = Vec::new();
+        for n in 2..=ROWS + 1 {
+            let res = t
+                .client
+                .post(format!("{}/api/v1/commands/RegisterBody", t.base))
+                .bearer_auth(&t.admin)
+                .header("idempotency-key", format!("import:{sha}:model-workers:{n}"))
+                .json(&json!({ "body_id": Uuid::now_v7(), "kind": "association", "name": format!("抢键{n}") }))
+                .send()
+                .await
+                .unwrap();
+            answers.push((n, res.status()));
+        }
+        answers
+    };
+    let (outcome, answers) = tokio::join!(committed(&t, &report["id"]), hand);
+    let mut writes = 0;
+    for (n, status) in answers {
+        let r = row(&outcome, n);
+        match (status, r["outcome"].as_str().unwrap()) {
+            (StatusCode::CREATED, "rejected") => {
+                assert_eq!(r["code"], json!("idempotency_key_reused"), "row {n}");
+            }
+            (StatusCode::UNPROCESSABLE_ENTITY, "written") => {}
+            other => panic!("row {n}: both or neither wrote: {other:?} {r}"),
+        }
+        writes += 1;
+    }
+    assert_eq!(head(&t).await, before + writes, "one write per key");
+}
+
+/// Attack: a large commit whose client goes away half-way (the handler is dropped with it),
+/// then committed again. Every row must end written exactly once: rows the first attempt wrote
+/// are replayed, the others are written, none is refused, lost or doubled.
+async fn attack_a_commit_cut_by_its_client_and_committed_again_loses_and_doubles_nothing(
+    h: &Harness,
+) {
+    let t = spawn(h).await;
+    const ROWS: u64 = 2_000;
+    let report = preview(&t, "model-workers", CSV, plain_workers(ROWS as usize)).await;
+    assert_eq!(report["valid"], json!(ROWS));
+    let before = head(&t).await;
+    // The client goes away once some rows are written: the request's task is aborted, which
+    // closes its connection, and the server drops the commit's handler with it.
+    let request = t
+        .client
+        .post(format!(
+            "{}/api/v1/imports/{}/commit",
+            t.base,
+            report["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&t.admin)
+        .send();
+    let client = tokio::spawn(request);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while head(&t).await < before + 50 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit wrote nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    client.abort();
+    assert!(
+        client.await.is_err_and(|e| e.is_cancelled()),
+        "the commit was not cut"
+    );
+    // Let the dropped handler's appends in flight settle, then see what stayed.
+    let mut partly = head(&t).await - before;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = head(&t).await - before;
+        if now == partly {
+            break;
+        }
+        partly = now;
+    }
+    assert!(partly < ROWS, "the cut commit finished: {partly}");
+    let outcome = committed(&t, &report["id"]).await;
+    let written = outcome["written"].as_u64().unwrap();
+    let replayed = outcome["replayed"].as_u64().unwrap();
+    assert_eq!(
+        (outcome["rejected"].clone(), outcome["failed"].clone()),
+        (json!(0), json!(0)),
+        "{}",
+        &outcome.to_string()[..500.min(outcome.to_string().len())]
+    );
+    assert_eq!(written + replayed, ROWS);
+    assert_eq!(replayed, partly, "what the cut commit wrote is replayed");
+    assert_eq!(head(&t).await, before + ROWS, "each row written once");
 }
