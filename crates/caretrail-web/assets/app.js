@@ -1228,7 +1228,7 @@
     }
     return () => {
       const out = {};
-      if (spec.gen) out[spec.gen] = uuid();
+      if (spec.gen) out[spec.gen] = form.newId(spec.gen);
       for (const [f, b] of built) {
         const v = b.read();
         // Re-appointing picks the director's id; a new director gets a fresh one.
@@ -1382,7 +1382,7 @@
       const text = (path) => form.querySelector(`[data-path="${path}"] textarea`).value.trim() || null;
       const checked = (path) => form.querySelector(`[data-path="${path}"] input`).checked;
       return {
-        visit_id: uuid(),
+        visit_id: form.newId("visit_id"),
         model_worker_id: w.value || null,
         pairing_id: adhocField.hidden ? (ctx.pairing && ctx.worker === w.value ? ctx.pairing : p ? p.pairing_id : null) : null,
         adhoc_reason: adhocField.hidden ? null : adhoc.value.trim() || null,
@@ -1559,6 +1559,15 @@
     const submit = h("button", { type: "submit", class: name === "ErasePersonalData" ? "danger" : "primary", "data-i18n": "form.submit" }, t("form.submit"));
     form.append(formError, h("div", { class: "actions" }, submit), ok);
 
+    // The ids a command creates (a new visit's, a new body's) are drawn once per form, not per
+    // submission: a form sent again after an answer that never arrived names the same record,
+    // so it cannot create a second one even when it was changed in between (the service refuses
+    // it as already recorded). A fresh form (after a success) draws new ones.
+    const ids = new Map();
+    form.newId = (path) => {
+      if (!ids.has(path)) ids.set(path, uuid());
+      return ids.get(path);
+    };
     let collect;
     if (name === "RecordVisit") collect = await buildVisitForm(ctx, form, body);
     else if (name === "CorrectVisit") collect = await buildCorrectionForm(ctx, form, body);
@@ -1566,8 +1575,11 @@
     else collect = await buildSpecForm(name, ctx, form, body);
     if (form.querySelector(".field.personal")) body.prepend(h("p", { class: "muted wide personal-note", "data-i18n": "form.personal_note" }, t("form.personal_note")));
 
-    // One Idempotency-Key per submission: a retry of the same submission (a double click, a
-    // lost answer) cannot record it twice; a corrected resubmission is a new command.
+    // One Idempotency-Key per request: the same form sent again unchanged (after a lost answer:
+    // a network error, a 5xx) is the same request under the same key, so the service replays
+    // the first one's result instead of recording it twice; a changed form is a new request
+    // under a new key. A double click is stopped by `busy`.
+    let lastSend = null;
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       if (form.dataset.busy) return;
@@ -1587,7 +1599,9 @@
       submit.prepend(h("span", { class: "spinner", "aria-hidden": "true" }));
       const info = form.subjectInfo ? form.subjectInfo() : null;
       try {
-        const res = await api(`/api/v1/commands/${name}`, { method: "POST", json: payload, headers: { "Idempotency-Key": uuid() } });
+        const sent = JSON.stringify(payload);
+        if (!lastSend || lastSend.sent !== sent) lastSend = { sent, key: uuid() };
+        const res = await api(`/api/v1/commands/${name}`, { method: "POST", json: payload, headers: { "Idempotency-Key": lastSend.key } });
         const pos = Math.max(0, ...res.events.map((e) => e.position));
         form.problem = null;
         ok.hidden = false; ok.textContent = t("form.saved", { p: pos });

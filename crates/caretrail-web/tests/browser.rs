@@ -21,9 +21,10 @@
 //! administrator and a director; a person signing in with a password (one failure, a reload,
 //! signing out); a director on a 375 px phone: their own page (pairing, what is due), a visit
 //! recorded from it with their model worker preselected and the region chosen by name, seen
-//! in the file and on their page, with no view wider than the screen; and an administrator searching the
-//! model worker and director lists by name and region as an administrator, and checks that an
-//! auditor gets no name search.
+//! in the file and on their page, with no view wider than the screen; an administrator searching the
+//! model worker and director lists by name and region, and checks that an auditor gets no name
+//! search; and an attack that loses a form's answer and sends the form again, which must not
+//! record it twice.
 //!
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
@@ -2260,4 +2261,112 @@ async fn an_administrator_searches_the_lists_by_name_and_region() {
         json!(true)
     );
     b.no_errors("lists").await;
+}
+
+/// Attack: a form's answer is lost (the command reached the service and was recorded, but the
+/// page saw a network error) and the user, told it failed, sends the same form again. The
+/// second submission must be the same request (same Idempotency-Key, same new id) and replay
+/// the first one's result: one body is registered, not two. A changed form after the lost
+/// answer is a new request, but it keeps the record's id, so it cannot register a second body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_a_form_sent_again_after_a_lost_answer_records_once() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.c.goto(&format!(
+        "{}/login#token={}&as_of={}",
+        service.base,
+        service.admin,
+        demo::today()
+    ))
+    .await
+    .unwrap();
+    b.until("signed in", "return !document.querySelector('#nav').hidden")
+        .await;
+    b.c.goto(&format!("{}/#/record/RegisterBody", service.base))
+        .await
+        .unwrap();
+    b.until(
+        "the RegisterBody form",
+        "return !!document.querySelector('#record-forms form[data-command=RegisterBody]') && !document.querySelector('#record-forms .loading')",
+    )
+    .await;
+    let registered = |name: &str| {
+        format!(
+            "const done = arguments[0];
+             fetch('/api/v1/events?type=BodyRegistered&limit=1000', {{ headers: {{ Authorization: 'Bearer ' + sessionStorage.getItem('caretrail.token') }} }})
+               .then(r => r.json()).then(r => done(r.events.filter(e => e.data.name === '{name}').length));"
+        )
+    };
+    // The next command's answer is lost: the request goes out and is recorded, and the page is
+    // told the network failed. Every command request's Idempotency-Key is noted.
+    let lose_next = "const real = window.__realFetch || window.fetch; window.__realFetch = real;
+         window.__keys = window.__keys || []; window.__lost = false;
+         window.fetch = async (url, opts) => {
+           if (!String(url).includes('/api/v1/commands/')) return real(url, opts);
+           window.__keys.push(opts.headers['Idempotency-Key']);
+           if (window.__lost) return real(url, opts);
+           window.__lost = true;
+           await real(url, opts);
+           throw new TypeError('Failed to fetch');
+         };
+         return true";
+    let sent_and_lost =
+        "const f = document.querySelector('#record-forms form[data-command=RegisterBody]');
+         return window.__lost && f.dataset.outcome === 'rejected' && !f.dataset.busy";
+
+    b.fill(&[("name", "丢失应答工会"), ("kind", "街道（乡镇）工会")])
+        .await;
+    b.js(lose_next).await;
+    b.click("#record-forms form[data-command=RegisterBody] button[type=submit]")
+        .await;
+    b.until("the answer lost", sent_and_lost).await;
+    assert_eq!(
+        b.c.execute_async(&registered("丢失应答工会"), vec![])
+            .await
+            .unwrap(),
+        json!(1)
+    );
+    b.accepted("RegisterBody").await;
+    assert_eq!(
+        b.c.execute_async(&registered("丢失应答工会"), vec![])
+            .await
+            .unwrap(),
+        json!(1),
+        "the same form sent again registered a second body"
+    );
+    let keys = b.js("return window.__keys").await;
+    assert_eq!(keys[0], keys[1], "the same form was sent under another key");
+
+    // Lost again, and the form changed before it is sent once more: a new request (a new key),
+    // but the same body id, which the service refuses as already registered.
+    b.form("RegisterBody").await;
+    b.fill(&[("name", "丢失应答工会乙"), ("kind", "街道（乡镇）工会")])
+        .await;
+    b.js(lose_next).await;
+    b.click("#record-forms form[data-command=RegisterBody] button[type=submit]")
+        .await;
+    b.until("the answer lost", sent_and_lost).await;
+    b.fill(&[("name", "丢失应答工会丙")]).await;
+    b.click("#record-forms form[data-command=RegisterBody] button[type=submit]")
+        .await;
+    b.until(
+        "the changed form answered",
+        "const f = document.querySelector('#record-forms form[data-command=RegisterBody]');
+         return window.__keys.length === 4 && !f.dataset.busy",
+    )
+    .await;
+    let keys = b.js("return window.__keys").await;
+    assert_ne!(keys[2], keys[3], "a changed form is a new request");
+    assert_eq!(
+        b.c.execute_async(&registered("丢失应答工会丙"), vec![])
+            .await
+            .unwrap(),
+        json!(0),
+        "a changed form after a lost answer registered a second body"
+    );
 }
