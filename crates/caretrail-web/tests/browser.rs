@@ -24,7 +24,8 @@
 //! in the file and on their page, with no view wider than the screen; an administrator searching the
 //! model worker and director lists by name and region, and checks that an auditor gets no name
 //! search; and an attack that loses a form's answer and sends the form again, which must not
-//! record it twice.
+//! record it twice; and an attack that puts markup and script in names shown in pickers and the
+//! erasure's confirmation, and changes the picked person while the confirmation is open.
 //!
 //! Without chromium/chromedriver the test prints "skipped: ..." and passes, except with
 //! `CI=true`, where it fails: CI installs them (`.ci/run`).
@@ -2368,5 +2369,100 @@ async fn attack_a_form_sent_again_after_a_lost_answer_records_once() {
             .unwrap(),
         json!(0),
         "a changed form after a lost answer registered a second body"
+    );
+}
+
+/// Attack: names with markup and script in the pickers and in the erasure's confirmation are
+/// shown as text and never run; and a confirmation always names the person who will be erased:
+/// after the picker changes, the earlier question is withdrawn and the new person is asked about.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attack_markup_names_stay_text_and_erasure_confirms_the_picked_person() {
+    let Some((chromium, chromedriver)) = browser_binaries() else {
+        return;
+    };
+    let service = start_service().await;
+    let img = "<img src=x onerror=\"window.__xss=1\">攻击甲";
+    let script = "<script>window.__xss=2</script>攻击乙";
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    for (id, name) in [(first, img), (second, script)] {
+        run_directly(
+            &service.app,
+            "RegisterModelWorker",
+            json!({ "model_worker_id": id, "honour": "other", "region_code": "330102", "name": name }),
+        )
+        .await;
+    }
+    let driver = start_driver(&chromedriver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let b = open_browser(&driver, &chromium, downloads.path()).await;
+    b.c.goto(&format!(
+        "{}/login#token={}&as_of={}",
+        service.base,
+        service.admin,
+        demo::today()
+    ))
+    .await
+    .unwrap();
+    b.until("signed in", "return !document.querySelector('#nav').hidden")
+        .await;
+    b.caught_up(&service.app).await;
+    b.c.goto(&format!("{}/#/record/AssessHardship", service.base))
+        .await
+        .unwrap();
+    b.until(
+        "the AssessHardship form",
+        "return !!document.querySelector('#record-forms form[data-command=AssessHardship]') && !document.querySelector('#record-forms .loading')",
+    )
+    .await;
+    let offered = b
+        .js("return [...document.querySelectorAll('#record-forms [data-path=\"model_worker_id\"] option')].map(o => o.textContent).join('|')")
+        .await;
+    let offered = offered.as_str().unwrap();
+    assert!(
+        offered.contains(img) && offered.contains(script),
+        "{offered}"
+    );
+
+    b.form("ErasePersonalData").await;
+    b.fill(&[("subject_id", "攻击甲"), ("legal_basis", "本人要求删除")])
+        .await;
+    b.click("#record-forms form[data-command=ErasePersonalData] button[type=submit]")
+        .await;
+    b.until("the confirmation", "return !!document.querySelector('#erase-question') && !document.querySelector('#erase-confirm').hidden").await;
+    assert!(b.text("#erase-question").await.contains(img));
+    // The picker changes while the question is open: the question is withdrawn, and the next
+    // one names the person now picked.
+    b.fill(&[("subject_id", "攻击乙")]).await;
+    assert_eq!(
+        b.js("return document.querySelector('#erase-confirm').hidden")
+            .await,
+        json!(true),
+        "the question about the first person stayed open"
+    );
+    b.click("#record-forms form[data-command=ErasePersonalData] button[type=submit]")
+        .await;
+    b.until("the confirmation", "return !!document.querySelector('#erase-question') && !document.querySelector('#erase-confirm').hidden").await;
+    let question = b.text("#erase-question").await;
+    assert!(
+        question.contains(script) && !question.contains("攻击甲"),
+        "{question}"
+    );
+    b.click("#erase-yes").await;
+    b.until(
+        "the erasure's report",
+        "return !!document.querySelector('#erase-report')",
+    )
+    .await;
+    assert!(b.text("#erase-report").await.contains(script));
+    assert!(service.app.keys().is_erased(second).await.unwrap());
+    assert!(
+        !service.app.keys().is_erased(first).await.unwrap(),
+        "the person first picked was erased"
+    );
+    assert_eq!(
+        b.js("return [window.__xss === undefined, document.querySelectorAll('main img, main script').length]")
+            .await,
+        json!([true, 0]),
+        "a name's markup became elements or ran"
     );
 }
