@@ -357,13 +357,15 @@ impl KeyRing {
     /// write per person outside the append's group commit; a roster import of thousands of new
     /// people was bounded by those writes to a few hundred rows a second. An erased subject
     /// stays erased (its row exists, without a key), so sealing for it is still refused.
+    ///
+    /// Every subject's row is read, also those whose key is in memory: another process may
+    /// have erased one since this one kept its key (a roster commit cut half-way, then
+    /// committed again after an erasure on another instance), and sealing under the kept key
+    /// would store the erased person's data again. Reading the rows back costs one query per 500
+    /// subjects; an erased row replaces the key in memory.
     #[tracing::instrument(name = "keys.prepare", skip_all, fields(subjects = subjects.len()))]
     pub async fn prepare(&self, subjects: &[Uuid]) -> Result<(), KeyError> {
-        let mut unknown: Vec<Uuid> = subjects
-            .iter()
-            .copied()
-            .filter(|s| self.cached(*s).is_none())
-            .collect();
+        let mut unknown: Vec<Uuid> = subjects.to_vec();
         unknown.sort_unstable();
         unknown.dedup();
         if unknown.is_empty() {

@@ -22,6 +22,7 @@ caretrail_store::both_backends!(
     erasure_shreds_one_subject_and_keeps_the_log_intact,
     a_wrong_master_key_is_refused,
     keys_prepared_together_are_stored_and_an_erased_subject_stays_erased,
+    attack_a_subject_erased_by_another_process_after_prepare_is_refused_when_prepared_again,
 );
 
 fn demo_clock() -> Arc<FixedClock> {
@@ -428,6 +429,39 @@ async fn keys_prepared_together_are_stored_and_an_erased_subject_stays_erased(h:
         Err(caretrail_app::KeyError::SubjectErased(s)) if s == erased
     ));
     assert!(other.keys().is_erased(erased).await.unwrap());
+}
+
+/// Attack (two instances on one database): a roster commit on one instance prepares the keys
+/// of all its people, is cut half-way, and one of the people it has not written yet is erased
+/// through another instance. Committed again, the first instance prepares the same people
+/// again: it must see the erasure in the database rather than trust the key it kept in memory,
+/// or it would seal the erased person's data under that key and keep serving it.
+async fn attack_a_subject_erased_by_another_process_after_prepare_is_refused_when_prepared_again(
+    h: &Harness,
+) {
+    let one = app(h).await;
+    let other = app(h).await;
+    let subjects: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+    one.keys().prepare(&subjects).await.unwrap();
+    other.keys().erase(subjects[1]).await.unwrap();
+    one.keys().prepare(&subjects).await.unwrap();
+    let event = Uuid::now_v7();
+    assert!(matches!(
+        one.keys().seal(subjects[1], event, "不应存入").await,
+        Err(caretrail_app::KeyError::SubjectErased(s)) if s == subjects[1]
+    ));
+    assert!(one.keys().is_erased(subjects[1]).await.unwrap());
+    // The others keep their keys: what one seals, the other opens.
+    let sealed = one.keys().seal(subjects[2], event, "王建国").await.unwrap();
+    assert_eq!(
+        other
+            .keys()
+            .unseal(&sealed, event)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("王建国")
+    );
 }
 
 async fn a_wrong_master_key_is_refused(h: &Harness) {

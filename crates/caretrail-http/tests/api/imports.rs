@@ -5,7 +5,8 @@
 //! bomb, truncated zip, dense-range bomb, huge cells, formulas, wrong sheet, no header,
 //! 10,001 rows, a body over the limit), and attacks on the commit: two previews of one file
 //! committed at once, people erased between preview and commit, hand-sent commands racing a
-//! commit under its keys, and a commit cut by its client then committed again.
+//! commit under its keys, a commit cut by its client then committed again, and the same with
+//! one of its people erased through another instance in between.
 
 use std::io::Write;
 
@@ -34,6 +35,7 @@ caretrail_store::both_backends!(
     attack_people_erased_between_preview_and_commit_are_refused_per_row_and_stay_erased,
     attack_hand_sent_commands_racing_a_commit_under_its_keys_never_both_write,
     attack_a_commit_cut_by_its_client_and_committed_again_loses_and_doubles_nothing,
+    attack_a_person_erased_on_another_instance_after_a_cut_commit_is_refused_on_recommit,
 );
 
 const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
@@ -1003,39 +1005,7 @@ async fn attack_a_commit_cut_by_its_client_and_committed_again_loses_and_doubles
     let before = head(&t).await;
     // The client goes away once some rows are written: the request's task is aborted, which
     // closes its connection, and the server drops the commit's handler with it.
-    let request = t
-        .client
-        .post(format!(
-            "{}/api/v1/imports/{}/commit",
-            t.base,
-            report["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&t.admin)
-        .send();
-    let client = tokio::spawn(request);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while head(&t).await < before + 50 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the commit wrote nothing"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-    client.abort();
-    assert!(
-        client.await.is_err_and(|e| e.is_cancelled()),
-        "the commit was not cut"
-    );
-    // Let the dropped handler's appends in flight settle, then see what stayed.
-    let mut partly = head(&t).await - before;
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        let now = head(&t).await - before;
-        if now == partly {
-            break;
-        }
-        partly = now;
-    }
+    let partly = cut_commit(&t, &report, before, 50).await;
     assert!(partly < ROWS, "the cut commit finished: {partly}");
     let outcome = committed(&t, &report["id"]).await;
     let written = outcome["written"].as_u64().unwrap();
@@ -1049,4 +1019,99 @@ async fn attack_a_commit_cut_by_its_client_and_committed_again_loses_and_doubles
     assert_eq!(written + replayed, ROWS);
     assert_eq!(replayed, partly, "what the cut commit wrote is replayed");
     assert_eq!(head(&t).await, before + ROWS, "each row written once");
+}
+
+/// Sends `preview`'s commit and drops it once `rows` events were written after `before`, as a
+/// client that goes away does; answers how many stayed written.
+async fn cut_commit(t: &TestApp, preview: &Value, before: u64, rows: u64) -> u64 {
+    let request = t
+        .client
+        .post(format!(
+            "{}/api/v1/imports/{}/commit",
+            t.base,
+            preview["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&t.admin)
+        .send();
+    let client = tokio::spawn(request);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while head(t).await < before + rows {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the commit wrote nothing"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    client.abort();
+    assert!(
+        client.await.is_err_and(|e| e.is_cancelled()),
+        "the commit was not cut"
+    );
+    let mut partly = head(t).await - before;
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let now = head(t).await - before;
+        if now == partly {
+            return partly;
+        }
+        partly = now;
+    }
+}
+
+/// Attack (two instances on one database): a commit on one instance made the keys of all its
+/// people and was cut; a person it had not written yet is erased through the other instance;
+/// committed again on the first, that person's row must be refused (`subject_erased`), not
+/// sealed under the key the first instance kept in memory and served from there.
+async fn attack_a_person_erased_on_another_instance_after_a_cut_commit_is_refused_on_recommit(
+    h: &Harness,
+) {
+    let one = spawn(h).await;
+    let other = spawn(h).await;
+    const ROWS: u64 = 600;
+    let mut rows = vec![strings(&["姓名", "荣誉称号", "地区代码", "电话"])];
+    rows.extend((0..ROWS).map(|i| {
+        strings(&[
+            &format!("跨实例{i}"),
+            "其他",
+            "330104",
+            &format!("1390000{i:04}"),
+        ])
+    }));
+    let report = preview(&one, "model-workers", CSV, csv(&rows)).await;
+    let last = ROWS + 1;
+    let erased = row(&report, last)["record_id"].as_str().unwrap().to_owned();
+    let before = head(&one).await;
+    let partly = cut_commit(&one, &report, before, 20).await;
+    assert!(partly + 64 < ROWS, "the cut commit ran too far: {partly}");
+    let res = other
+        .post(
+            &other.admin,
+            "ErasePersonalData",
+            json!({ "subject_id": erased, "legal_basis": "subject_request" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let outcome = committed(&one, &report["id"]).await;
+    let refused = row(&outcome, last);
+    assert_eq!(refused["outcome"], json!("rejected"), "{refused}");
+    assert_eq!(refused["code"], json!("subject_erased"));
+    assert_eq!(
+        (
+            outcome["written"].as_u64().unwrap() + outcome["replayed"].as_u64().unwrap(),
+            outcome["failed"].clone()
+        ),
+        (ROWS - 1, json!(0))
+    );
+    for t in [&one, &other] {
+        let text = t
+            .get(&t.admin, &format!("/api/v1/streams/modelworker-{erased}"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            !text.contains(&format!("跨实例{}", ROWS - 1)),
+            "the erased person's name is served: {text}"
+        );
+    }
 }
