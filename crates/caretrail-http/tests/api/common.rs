@@ -185,7 +185,9 @@ pub async fn read_sse_while(
     done: impl Fn(&[SseFrame]) -> bool,
 ) -> Vec<SseFrame> {
     let mut out = Vec::new();
-    let mut buf = String::new();
+    // Bytes, not text: a chunk may end inside a character (a Chinese name split over two
+    // chunks failed this reader once), and only a whole line is decoded.
+    let mut buf: Vec<u8> = Vec::new();
     let mut bytes = res.bytes_stream();
     let (mut id, mut kind, mut data) = (None, None, String::new());
     while !done(&out) {
@@ -194,9 +196,10 @@ pub async fn read_sse_while(
             .expect("SSE stalled")
             .expect("SSE ended")
             .expect("SSE chunk");
-        buf.push_str(std::str::from_utf8(&chunk).unwrap());
-        while let Some(i) = buf.find('\n') {
-            let line: String = buf.drain(..=i).collect();
+        buf.extend_from_slice(&chunk);
+        while let Some(i) = buf.iter().position(|&b| b == b'\n') {
+            let raw: Vec<u8> = buf.drain(..=i).collect();
+            let line = String::from_utf8(raw).expect("an SSE line is UTF-8");
             let line = line.trim_end_matches(['\n', '\r']);
             if let Some(v) = line.strip_prefix("id:") {
                 id = Some(v.trim().parse::<u64>().unwrap());
