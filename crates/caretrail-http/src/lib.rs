@@ -16,6 +16,7 @@ pub mod application;
 pub mod audit;
 pub mod auth;
 pub mod background;
+pub mod caller;
 pub mod commands;
 pub mod dashboard;
 pub mod error;
@@ -201,7 +202,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
         )
         .api_route(
             "/me",
-            get_with(dashboard::me, |op| {
+            get_with(caller::me, |op| {
                 op.describe("me", "dashboards", "Who the token belongs to (role, name, director) and the commands it may send")
             }),
         )
@@ -233,7 +234,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
         )
         .api_route(
             "/dashboard/projections",
-            get_with(dashboard::lag, |op| {
+            get_with(ops::lag, |op| {
                 op.describe("projectionLag", "dashboards", "How far the dashboards are behind the log")
                     .problem(404, "dashboards are not enabled on this server (not_found)")
             }),
@@ -307,7 +308,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
         )
         .api_route(
             "/divisions",
-            get_with(dashboard::divisions, |op| {
+            get_with(caller::divisions, |op| {
                 op.describe(
                     "divisions",
                     "dashboards",

@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::auth::{Principal, Role};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
 use crate::openapi::Json;
 
 /// The answer of `/healthz`.
@@ -152,4 +152,32 @@ pub async fn method_not_allowed() -> ApiError {
         "method_not_allowed",
         "this endpoint does not take this method; see the Allow header",
     )
+}
+
+/// The read side's lag, for operators.
+pub async fn lag(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> ApiResult<Json<caretrail_projections::runner::Lag>> {
+    // Positions and lag only, no personal data: every signed-in role may know how fresh the
+    // dashboards are (the web page resumes its live stream from the head it reports).
+    principal.require(
+        &[
+            Role::Admin,
+            Role::Auditor,
+            Role::Director,
+            Role::Integration,
+        ],
+        "read projection status",
+    )?;
+    let read = state
+        .read
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no read side"))?;
+    let lag = read
+        .projector
+        .lag()
+        .await
+        .map_err(crate::dashboard::projection_error)?;
+    Ok(Json(lag))
 }
