@@ -373,7 +373,8 @@ fn stream_id_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 /// `GET /api/v1/streams/{id}`: one stream's events in version order. A director reads only
-/// their own stream, their pairing's and their model worker's; any other answers 404.
+/// their own stream, their pairing's and their model worker's, and the visits recorded about
+/// any of them; any other answers 404.
 pub async fn stream(
     State(state): State<AppState>,
     principal: Principal,
@@ -395,26 +396,37 @@ pub async fn stream(
         // Subscriptions' streams name other integrations' targets; 404 as for a director.
         return Err(ApiError::not_found("no such stream"));
     }
+    let store = state.app.store();
     if principal.role == Role::Director {
-        // A director reads only their own streams and their pairing's.
-        let own = match principal.director_id {
+        // A director reads their own streams and their pairing's, and the visits about them,
+        // their pairing or their model worker (the ones their subscription delivers): they
+        // correct and void the visits they led, so they must see what they are correcting.
+        let (own_streams, own_ids) = match principal.director_id {
             Some(d) => {
                 let (pairing, worker) = crate::commands::own_pairing(&state, d).await?;
-                let mut ids = vec![format!("director-{d}")];
-                ids.extend(pairing.map(|p| format!("pairing-{p}")));
-                ids.extend(worker.map(|w| format!("modelworker-{w}")));
-                ids
+                let mut streams = vec![format!("director-{d}")];
+                streams.extend(pairing.map(|p| format!("pairing-{p}")));
+                streams.extend(worker.map(|w| format!("modelworker-{w}")));
+                let ids = [Some(d), pairing, worker].into_iter().flatten();
+                (streams, ids.map(|u| u.to_string()).collect::<Vec<_>>())
             }
-            None => Vec::new(),
+            None => (Vec::new(), Vec::new()),
         };
-        if !own.iter().any(|s| s == stream.as_str()) {
+        let allowed = own_streams.iter().any(|s| s == stream.as_str())
+            || (stream.category() == Category::Visit.as_str()
+                && !own_ids.is_empty()
+                && store
+                    .read_stream(&stream, 1, 1)
+                    .await?
+                    .first()
+                    .is_some_and(|recorded| concerns(recorded, &own_ids)));
+        if !allowed {
             // 404, not 403: a director must not learn whether another person's stream exists.
             tracing::warn!(token_id = %principal.token_id, "access denied: director read of another stream");
             return Err(ApiError::not_found("no such stream"));
         }
     }
     let limit = params.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
-    let store = state.app.store();
     let version = store.stream_version(&stream).await?;
     let events = store
         .read_stream(&stream, params.from_version.unwrap_or(1).max(1), limit)

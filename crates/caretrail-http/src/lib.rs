@@ -197,7 +197,7 @@ pub fn api_routes() -> ApiRouter<AppState> {
             get_with(events::stream, |op| {
                 op.describe("stream", "events", "One stream's events in version order")
                     .problem(400, "the stream id is malformed (invalid_stream_id)")
-                    .problem(404, "a director reading a stream that is not their own or their pairing's (not_found)")
+                    .problem(404, "a director reading a stream that is neither theirs, their pairing's, their model worker's nor a visit about them (not_found)")
             }),
         )
         .api_route(

@@ -877,6 +877,7 @@
     satisfaction: ["satisfied", "partly_satisfied", "not_satisfied"],
     via: ["visit", "phone", "wechat", "in_person", "other"],
     bodyresp: ["accepted", "declined", "redirected"],
+    bstatus: ["implemented", "partially_implemented", "not_implemented", "unknown"],
   };
   // The older enums keep the label keys the rest of the page already uses.
   const ENUM_PREFIX = { gift: "gift", prole: "prole", icat: "icat", urg: "urg", escchan: "chan", contchan: "chan", out: "out" };
@@ -932,15 +933,35 @@
       opts.personal ? h("span", { class: "badge personal", id: `${id}-pi`, title: t("form.personal_help"), "data-i18n": "form.personal" }, t("form.personal")) : null);
     return h("div", { class: `field ${opts.class || ""} ${opts.personal ? "personal" : ""}`, dataset: opts.personal ? { path, personal: "1" } : { path } }, label, control, h("p", { class: "error", id: `${id}-err`, hidden: true }));
   }
+  // A picker. Each value is an enum value (labelled `prefix.value`), or [value, label] where
+  // the label is text or a function of the language (a person's name with their region or
+  // role): such a label is made again when the language changes (`relabel`).
   function select(values, prefix, opts = {}) {
     const s = h("select", {});
     if (opts.empty) s.append(h("option", { value: "", "data-i18n": opts.empty }, t(opts.empty)));
     for (const v of values) {
       const [value, label] = Array.isArray(v) ? v : [v, null];
-      s.append(label !== null ? h("option", { value }, label) : h("option", { value, "data-i18n": `${prefix}.${value}` }, t(`${prefix}.${value}`)));
+      s.append(label !== null ? option(value, label) : h("option", { value, "data-i18n": `${prefix}.${value}` }, t(`${prefix}.${value}`)));
     }
     if (opts.value) s.value = opts.value;
     return s;
+  }
+  function option(value, label, attrs = {}) {
+    const o = h("option", { value, ...attrs }, typeof label === "function" ? label() : label);
+    if (typeof label === "function") o.relabel = label;
+    return o;
+  }
+  function group(key, kind, options) {
+    const g = h("optgroup", { label: t(key), "data-kind": kind }, options);
+    g.relabel = () => t(key);
+    return g;
+  }
+  // Labels that are functions of the language, made again in its new words.
+  function relabel(root) {
+    for (const o of root.querySelectorAll("option, optgroup")) {
+      if (!o.relabel) continue;
+      if (o.tagName === "OPTGROUP") o.label = o.relabel(); else o.textContent = o.relabel();
+    }
   }
   const input = (attrs) => h("input", attrs);
   const check = (path, labelKey) => {
@@ -1031,15 +1052,15 @@
   const SOURCES = {
     worker: async (f) => (await lists.workers(f.query || {})).filter((w) => !f.living || !w.died_on)
       .filter((w) => !f.only || f.only(w))
-      .map((w) => { S.workers.set(w.model_worker_id, shownText(w.name)); return [w.model_worker_id, `${shownText(w.name)} · ${regionName(w.county_code)}`]; }),
+      .map((w) => { S.workers.set(w.model_worker_id, shownText(w.name)); return [w.model_worker_id, () => `${shownText(w.name)} · ${regionName(w.county_code)}`]; }),
     director: async (f) => (await lists.directors()).filter((d) => !f.only || f.only(d))
       .filter((d) => !(d.name && d.name.erased))
-      .map((d) => { S.directors.set(d.director_id, shownText(d.name)); return [d.director_id, `${shownText(d.name)} · ${I18n.tOr(`enum.drole.${d.role}`, d.role)}`]; }),
+      .map((d) => { S.directors.set(d.director_id, shownText(d.name)); return [d.director_id, () => `${shownText(d.name)} · ${I18n.tOr(`enum.drole.${d.role}`, d.role)}`]; }),
     pairing: async (f) => (await lists.pairings(f.ended)).filter((p) => !f.only || f.only(p))
-      .map((p) => [p.pairing_id, `${shownText(p.model_worker_name)} — ${shownText(p.director_name)} · ${p.effective_from}`]),
-    visit: async () => (await lists.visits()).map((v) => [v.visit_id, visitLabel(v)]),
-    issue: async (f) => (await lists.issues()).filter((i) => !f.states || f.states.includes(i.state)).map((i) => [i.issue_id, issueLabel(i)]),
-    body: async () => (await lists.bodies()).map((b) => [b.body_id, `${b.name} · ${I18n.tOr(`enum.bodykind.${b.kind}`, b.kind)}`]),
+      .map((p) => [p.pairing_id, () => `${shownText(p.model_worker_name)} — ${shownText(p.director_name)} · ${p.effective_from}`]),
+    visit: async (f = {}) => (await lists.visits()).filter((v) => !f.only || f.only(v)).map((v) => [v.visit_id, () => visitLabel(v)]),
+    issue: async (f) => (await lists.issues()).filter((i) => !f.states || f.states.includes(i.state)).map((i) => [i.issue_id, () => issueLabel(i)]),
+    body: async () => (await lists.bodies()).map((b) => [b.body_id, () => `${b.name} · ${I18n.tOr(`enum.bodykind.${b.kind}`, b.kind)}`]),
   };
 
   // ----- the forms described as fields -----
@@ -1240,20 +1261,29 @@
   }
 
   // What a visit holds now: its recording with every correction applied, read from its stream
-  // (administrators). A director may not read visit streams, so they see the visits list's row.
+  // (administrators, and a director for the visits about their pairing). Where the stream is
+  // not theirs to read (404), the visits list's row is what can be shown.
   async function currentVisit(id) {
-    if (role() === "admin") {
-      const s = await api(`/api/v1/streams/visit-${encodeURIComponent(id)}`);
-      let v = null;
-      for (const e of s.events) {
-        if (e.event_type === "VisitRecorded") v = { ...e.data, corrections: 0 };
-        else if (e.event_type === "VisitCorrected" && v) { Object.assign(v, stripNulls(e.data.changes || {})); v.corrections++; }
-        else if (e.event_type === "VisitVoided" && v) v.voided = true;
+    if (role() === "admin" || role() === "director") {
+      let s;
+      try {
+        s = await api(`/api/v1/streams/visit-${encodeURIComponent(id)}`);
+      } catch (e) {
+        if (role() === "admin" || e.status !== 404) throw e;
       }
-      return v && { full: true, ...v };
+      if (s) return foldVisit(s);
     }
     const row = (await lists.visits()).find((x) => x.visit_id === id);
     return row && { full: false, ...row };
+  }
+  function foldVisit(s) {
+    let v = null;
+    for (const e of s.events) {
+      if (e.event_type === "VisitRecorded") v = { ...e.data, corrections: 0 };
+      else if (e.event_type === "VisitCorrected" && v) { Object.assign(v, stripNulls(e.data.changes || {})); v.corrections++; }
+      else if (e.event_type === "VisitVoided" && v) v.voided = true;
+    }
+    return v && { full: true, ...v };
   }
 
   // Who went, as names and roles (a named official's name is personal: shown or withheld).
@@ -1283,6 +1313,8 @@
       v.full ? kv("fld.findings_health", shown(v.findings?.health)) : null, v.full ? kv("fld.findings_living", shown(v.findings?.living)) : null,
       v.full ? kv("fld.findings_family", shown(v.findings?.family)) : null,
       kv("fld.medical_advice_given", (v.full ? v.medical_advice_given : v.medical_advice) ? t("yes") : t("no")),
+      v.full ? kv("fld.contacts", [v.contact_exchanged?.phone ? t("fld.contact_phone") : null, v.contact_exchanged?.wechat ? t("fld.contact_wechat") : null].filter(Boolean).join("、") || "—") : null,
+      v.full ? kv("fld.benefit_checks", (v.benefit_checks || []).map((b) => `${b.benefit}：${t(`enum.bstatus.${b.status}`)}`).join("、") || "—") : null,
       kv("form.corrections", String(v.corrections))));
     return v;
   }
@@ -1311,6 +1343,75 @@
     return { rows, add, read };
   }
 
+  // The participants after the lead (rows 1..n of `prefix`): a director picked by name, a named
+  // person (a union official, say: their name is personal, sealed under a person id of its
+  // own, drawn once for the row, which erasure later names), or someone recorded only by role.
+  // Each row may say which body the person came from. A named person whose name this reader
+  // cannot open is kept as recorded (`keep`), since the name cannot be sent back.
+  function participantRows(prefix, dirs, lead, bodies, initial = []) {
+    const rows = h("div", { class: "participant-rows" });
+    const renumber = () => [...rows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `${prefix}[${i + 1}].${f.dataset.sub}`; }));
+    const sub = (el, k) => { el.dataset.sub = k; return el; };
+    const add = (p = { who: { kind: "director" }, role: "companion" }) => {
+      const remove = h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove"));
+      const row = h("div", { class: "row participant" });
+      if (p.who.kind === "named" && typeof p.who.name !== "string") {
+        row.append(sub(h("div", { class: "field" }, h("span", {}, participantsText([p])), h("p", { class: "error", hidden: true })), "who"), remove);
+        row.value = () => ({ ...p });
+      } else {
+        const kind = select(["director", "named", "unnamed"], "enum.pkind", { value: p.who.kind });
+        const who = select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.choose", value: p.who.director_id });
+        const name = input({ type: "text", maxlength: "100", value: p.who.kind === "named" ? p.who.name : "", autocomplete: "off" });
+        const personId = p.who.person_id || uuid();
+        const roleSel = select(ENUMS.prole, "prole", { value: p.role });
+        const office = input({ type: "text", maxlength: "500", value: p.office || "" });
+        const body = select(bodies, "", { empty: "form.none", value: p.body_id });
+        const whoField = sub(field("", "fld.director", who), "who.director_id");
+        const nameField = sub(field("", "fld.official_name", name, { personal: true }), "who.name");
+        const bodyField = sub(field("", "fld.body", body), "body_id");
+        bodyField.hidden = !bodies.length && !p.body_id;
+        const sync = () => { whoField.hidden = kind.value !== "director"; nameField.hidden = kind.value !== "named"; };
+        kind.addEventListener("change", () => {
+          sync();
+          if (kind.value === "named" && roleSel.value === "companion") roleSel.value = "union_official";
+        });
+        sync();
+        row.append(sub(field("", "fld.participant_kind", kind), "who"), whoField, nameField, sub(field("", "fld.role", roleSel), "role"),
+          sub(field("", "fld.office", office), "office"), bodyField, remove);
+        row.value = () => {
+          const w = kind.value === "director" ? { kind: "director", director_id: who.value || null }
+            : kind.value === "named" ? { kind: "named", person_id: personId, name: name.value.trim() } : { kind: "unnamed" };
+          return { who: w, role: roleSel.value, office: office.value.trim() || null, body_id: body.value || null };
+        };
+      }
+      rows.append(row); renumber();
+    };
+    initial.forEach(add);
+    return { rows, add, read: () => [...rows.children].map((r) => r.value()) };
+  }
+
+  // Benefit checks (a benefit's name, e.g. 劳模待遇, and what was found), rows of `prefix`.
+  function benefitRows(prefix, initial = []) {
+    const rows = h("div", { class: "benefit-rows" });
+    const renumber = () => [...rows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `${prefix}[${i}].${f.dataset.sub}`; }));
+    const sub = (el, k) => { el.dataset.sub = k; return el; };
+    const add = (b = {}) => {
+      const benefit = input({ type: "text", maxlength: "200", value: b.benefit || "", list: "benefit-names" });
+      const status = select(ENUMS.bstatus, "enum.bstatus", { value: b.status || "implemented" });
+      const row = h("div", { class: "row" }, sub(field("", "fld.benefit", benefit), "benefit"), sub(field("", "fld.benefit_status", status), "status"),
+        h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
+      row.value = () => ({ benefit: benefit.value.trim(), status: status.value });
+      rows.append(row); renumber();
+    };
+    initial.forEach(add);
+    const el = h("fieldset", { class: "rows wide", dataset: { rows: prefix } }, h("legend", { "data-i18n": "fld.benefit_checks" }, t("fld.benefit_checks")), rows,
+      h("datalist", { id: "benefit-names" }, BENEFITS.map((n) => h("option", { value: n }))),
+      h("button", { type: "button", class: "link add-benefit", "data-i18n": "form.add_benefit", onclick: () => add() }, t("form.add_benefit")));
+    return { el, rows, add, read: () => [...rows.children].map((r) => r.value()) };
+  }
+  // Benefits a visit commonly checks (offered, not imposed: any name may be typed).
+  const BENEFITS = ["劳模待遇", "劳模津贴", "医疗补助", "困难帮扶金", "疗休养"];
+
   async function buildVisitForm(ctx, form, body) {
     const pairings = (await lists.pairings()).filter((p) => !p.ended_on);
     const byWorker = new Map(pairings.map((p) => [p.model_worker_id, p]));
@@ -1320,7 +1421,7 @@
     const county = new Map(all.map((x) => [x.model_worker_id, x.county_code]));
     const workers = all.map((x) => {
       const p = byWorker.get(x.model_worker_id);
-      return [x.model_worker_id, p ? `${shownText(x.name)} — ${shownText(p.director_name)}` : `${shownText(x.name)} · ${t("form.unpaired")}`];
+      return [x.model_worker_id, () => (p ? `${shownText(x.name)} — ${shownText(p.director_name)}` : `${shownText(x.name)} · ${t("form.unpaired")}`)];
     });
     if (ctx.worker && !county.has(ctx.worker)) workers.unshift([ctx.worker, S.workers.get(ctx.worker) || ctx.worker]);
     const w = select(workers, "", { empty: "form.choose", value: ctx.worker });
@@ -1341,21 +1442,12 @@
     const date = input({ type: "date", value: defaultDate() });
     const place = input({ type: "text", maxlength: "500" });
     const gifts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.gifts" }, t("fld.gifts")));
-    const parts = h("fieldset", { class: "rows" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")));
+    const parts = h("fieldset", { class: "rows wide" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")));
     const g = giftRows("gifts");
-    const partRows = h("div", {});
-    const renumber = () => [...partRows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `participants[${i + 1}].${f.dataset.sub}`; }));
-    const sub = (el, s) => { el.dataset.sub = s; return el; };
-    const addPart = () => {
-      const row = h("div", { class: "row" },
-        sub(field("", "fld.director", select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none" })), "who"),
-        sub(field("", "fld.role", select(ENUMS.prole, "prole")), "role"),
-        sub(field("", "fld.description", input({ type: "text" })), "office"),
-        h("button", { type: "button", class: "link remove", "data-i18n": "form.remove", onclick: () => { row.remove(); renumber(); } }, t("form.remove")));
-      partRows.append(row); renumber();
-    };
+    const pr = participantRows("participants", dirs, lead, await SOURCES.body());
+    const benefits = benefitRows("benefit_checks");
     gifts.append(g.rows, h("button", { type: "button", class: "link", id: "add-gift", "data-i18n": "form.add_gift", onclick: () => g.add() }, t("form.add_gift")));
-    parts.append(partRows, h("button", { type: "button", class: "link", "data-i18n": "form.add_participant", onclick: addPart }, t("form.add_participant")));
+    parts.append(pr.rows, h("button", { type: "button", class: "link", id: "add-participant", "data-i18n": "form.add_participant", onclick: () => pr.add() }, t("form.add_participant")));
     const findings = ["health", "living", "family"].map((k) => field(`findings.${k}`, `fld.findings_${k}`, h("textarea", { rows: "2" }), { personal: true }));
     body.append(
       field("model_worker_id", "fld.model_worker_id", w, { required: true }),
@@ -1364,7 +1456,7 @@
       field("region_code", "fld.region_code", region, { required: true }),
       field("place", "fld.place", place, { personal: true }),
       field("participants[0].who.director_id", "fld.lead", lead, { required: true }),
-      parts, gifts, ...findings,
+      parts, gifts, ...findings, benefits.el,
       check("medical_advice_given", "fld.medical_advice_given"),
       check("contact_exchanged.phone", "fld.contact_phone"),
       check("contact_exchanged.wechat", "fld.contact_wechat"));
@@ -1372,13 +1464,7 @@
     sync();
     return () => {
       const p = byWorker.get(w.value);
-      const val = (row, s) => row.querySelector(`[data-sub="${s}"] input, [data-sub="${s}"] select`).value.trim();
-      const participants = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }];
-      for (const row of partRows.children) {
-        const who = val(row, "who");
-        const office = val(row, "office");
-        participants.push({ who: who ? { kind: "director", director_id: who } : { kind: "unnamed" }, role: val(row, "role"), office: office || null });
-      }
+      const participants = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }, ...pr.read()];
       const text = (path) => form.querySelector(`[data-path="${path}"] textarea`).value.trim() || null;
       const checked = (path) => form.querySelector(`[data-path="${path}"] input`).checked;
       return {
@@ -1394,6 +1480,7 @@
         findings: { health: text("findings.health"), living: text("findings.living"), family: text("findings.family") },
         medical_advice_given: checked("medical_advice_given"),
         contact_exchanged: { phone: checked("contact_exchanged.phone"), wechat: checked("contact_exchanged.wechat") },
+        benefit_checks: benefits.read(),
       };
     };
   }
@@ -1427,8 +1514,14 @@
       edits.append(field("changes.place", "fld.place", place, { personal: true }),
         h("div", { class: "field check", dataset: { path: "changes.medical_advice_given" } }, h("label", {}, advice, " ", h("span", { "data-i18n": "fld.medical_advice_given" }, t("fld.medical_advice_given")))),
         gifts, ...fnd.map(([k, c]) => field(`changes.findings.${k}`, `fld.findings_${k}`, c, { personal: true })));
-      const parts = participantEditor(current.participants || []);
-      if (parts) edits.append(parts.el);
+      const phone = h("input", { type: "checkbox" }); phone.checked = !!current.contact_exchanged?.phone;
+      const wechat = h("input", { type: "checkbox" }); wechat.checked = !!current.contact_exchanged?.wechat;
+      const box = (path, el, k) => h("div", { class: "field check", dataset: { path } }, h("label", {}, el, " ", h("span", { "data-i18n": k }, t(k))));
+      edits.append(box("changes.contact_exchanged.phone", phone, "fld.contact_phone"), box("changes.contact_exchanged.wechat", wechat, "fld.contact_wechat"));
+      const benefits = benefitRows("changes.benefit_checks", current.benefit_checks || []);
+      edits.append(benefits.el);
+      const parts = participantEditor(current.participants || [], await SOURCES.body());
+      edits.append(parts.el);
       const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
       read = () => {
         const out = {};
@@ -1440,7 +1533,10 @@
         if (!same(giftsNow, stripNulls(current.gifts || []))) out.gifts = giftsNow;
         const f = Object.fromEntries(fnd.map(([k, c]) => [k, c.value.trim() || null]));
         if (fnd.some(([k, c]) => c.value.trim() !== plain(current.findings?.[k]))) out.findings = f;
-        if (parts) { const list = parts.read(); if (list) out.participants = list; }
+        if (phone.checked !== !!current.contact_exchanged?.phone || wechat.checked !== !!current.contact_exchanged?.wechat) out.contact_exchanged = { phone: phone.checked, wechat: wechat.checked };
+        const checks = benefits.read();
+        if (!same(checks, current.benefit_checks || [])) out.benefit_checks = checks;
+        const list = parts.read(); if (list) out.participants = list;
         return out;
       };
     };
@@ -1450,43 +1546,20 @@
   }
 
   // The participants of a visit being corrected: the lead and the others, prefilled. The list
-  // is replaced whole, so it is sent only when it changed. A named official whose name this
-  // reader cannot open (withheld or erased) cannot be sent back, so such a list is shown but
-  // not offered for editing.
-  function participantEditor(current) {
-    if (current.some((p) => p.who?.kind === "named" && typeof p.who.name !== "string")) return null;
-    const key = (p) => JSON.stringify([p.who?.kind, p.who?.director_id || p.who?.person_id || null, p.who?.name || null, p.role, p.office || null]);
+  // is replaced whole, so it is sent only when it changed. A named person whose name this
+  // reader cannot open (withheld or erased) stays as recorded: the row is kept, not editable.
+  function participantEditor(current, bodies) {
+    const key = (p) => JSON.stringify([p.who?.kind, p.who?.director_id || p.who?.person_id || null, typeof p.who?.name === "string" ? p.who.name : null, p.role, p.office || null, p.body_id || null]);
     const before = current.map(key).join("|");
     const dirs = [...S.directors];
     const leadNow = current.find((p) => p.role === "lead");
     const lead = select(dirs, "", { empty: "form.choose", value: leadNow?.who?.director_id });
-    const rows = h("div", {});
-    const renumber = () => [...rows.children].forEach((row, i) => row.querySelectorAll("[data-sub]").forEach((f) => { f.dataset.path = `changes.participants[${i + 1}].${f.dataset.sub}`; }));
-    const sub = (el, s) => { el.dataset.sub = s; return el; };
-    const add = (p = { who: { kind: "unnamed" }, role: "companion" }) => {
-      const remove = h("button", { type: "button", class: "link remove", "data-i18n": "form.remove" }, t("form.remove"));
-      let row;
-      if (p.who.kind === "named") {
-        // Kept as recorded (the page does not enter new named officials).
-        row = h("div", { class: "row" }, sub(h("div", { class: "field" }, h("span", {}, participantsText([p])), h("p", { class: "error", hidden: true })), "who"), remove);
-        row.value = () => ({ ...p });
-      } else {
-        const who = select(dirs.filter(([id]) => id !== lead.value), "", { empty: "form.none", value: p.who.director_id });
-        const roleSel = select(ENUMS.prole, "prole", { value: p.role });
-        const office = input({ type: "text", maxlength: "500", value: p.office || "" });
-        row = h("div", { class: "row" }, sub(field("", "fld.director", who), "who"), sub(field("", "fld.role", roleSel), "role"),
-          sub(field("", "fld.description", office), "office"), remove);
-        row.value = () => ({ who: who.value ? { kind: "director", director_id: who.value } : { kind: "unnamed" }, role: roleSel.value, office: office.value.trim() || null });
-      }
-      remove.addEventListener("click", () => { row.remove(); renumber(); });
-      rows.append(row); renumber();
-    };
-    current.filter((p) => p.role !== "lead").forEach(add);
+    const pr = participantRows("changes.participants", dirs, lead, bodies, current.filter((p) => p.role !== "lead"));
     const el = h("fieldset", { class: "rows wide" }, h("legend", { "data-i18n": "fld.participants" }, t("fld.participants")),
-      field("changes.participants[0].who.director_id", "fld.lead", lead, { required: true }), rows,
-      h("button", { type: "button", class: "link", id: "correct-add-participant", "data-i18n": "form.add_participant", onclick: () => add() }, t("form.add_participant")));
+      field("changes.participants[0].who.director_id", "fld.lead", lead, { required: true }), pr.rows,
+      h("button", { type: "button", class: "link", id: "correct-add-participant", "data-i18n": "form.add_participant", onclick: () => pr.add() }, t("form.add_participant")));
     const read = () => {
-      const list = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }, ...[...rows.children].map((r) => r.value())];
+      const list = [{ who: { kind: "director", director_id: lead.value || null }, role: "lead" }, ...pr.read()];
       return list.map(key).join("|") === before ? null : stripNulls(list);
     };
     return { el, read };
@@ -1494,21 +1567,49 @@
 
   // Erasure names the person and the legal basis and asks once more before it is sent; the
   // answer then shows what was destroyed (`erasureReport`).
+  const NAMED = "named";
   async function buildErasureForm(ctx, form, body) {
     const [workers, directors] = await Promise.all([SOURCES.worker({}), SOURCES.director({})]);
     const subject = h("select", {},
       h("option", { value: "", "data-i18n": "form.choose" }, t("form.choose")),
-      h("optgroup", { label: t("form.subject.worker"), "data-kind": "modelworker" }, workers.map(([v, l]) => h("option", { value: v, dataset: { kind: "modelworker" } }, l))),
-      h("optgroup", { label: t("form.subject.director"), "data-kind": "director" }, directors.map(([v, l]) => h("option", { value: v, dataset: { kind: "director" } }, l))));
+      group("form.subject.worker", "modelworker", workers.map(([v, l]) => option(v, l, { "data-kind": "modelworker" }))),
+      group("form.subject.director", "director", directors.map(([v, l]) => option(v, l, { "data-kind": "director" }))),
+      group("form.subject.named", "named", [h("option", { value: NAMED, "data-kind": "named", "data-i18n": "form.subject.named_pick" }, t("form.subject.named_pick"))]));
+    // A named person (a union official on a visit) has no list of their own: their name lives
+    // only in the visits they took part in, so they are found through one of those visits.
+    const visits = await SOURCES.visit({ only: (v) => v.participants > 1 });
+    const visit = select(visits, "", { empty: "form.choose" });
+    const person = h("select", {}, h("option", { value: "", "data-i18n": "form.choose" }, t("form.choose")));
+    const visitField = field("erase.visit", "form.erase_visit", visit, { class: "wide" });
+    const personField = field("erase.person", "form.erase_person", person, { required: true, class: "wide" });
+    visitField.hidden = personField.hidden = true;
+    let visitStream = null;
+    visit.addEventListener("change", async () => {
+      fill(person, h("option", { value: "", "data-i18n": "form.choose" }, t("form.choose")));
+      visitStream = visit.value ? `visit-${visit.value}` : null;
+      if (!visit.value) return;
+      form.dataset.pending = "1";
+      try {
+        const v = await currentVisit(visit.value);
+        const named = new Map();
+        for (const p of v?.participants || []) if (p.who?.kind === "named") named.set(p.who.person_id, p);
+        for (const [id, p] of named) person.append(option(id, () => participantsText([p]), { "data-kind": "named" }));
+        if (!named.size) person.append(h("option", { value: "", disabled: "", "data-i18n": "form.erase_no_named" }, t("form.erase_no_named")));
+      } finally {
+        delete form.dataset.pending;
+      }
+    });
     const basis = select(ENUMS.legal, enumPrefix("legal"), { empty: "form.choose" });
     const confirmBox = h("div", { class: "confirm wide", id: "erase-confirm", hidden: true });
-    body.append(field("subject_id", "ff.subject_id", subject, { required: true }), field("legal_basis", "ff.legal_basis", basis, { required: true }),
+    body.append(field("subject_id", "ff.subject_id", subject, { required: true }), visitField, personField, field("legal_basis", "ff.legal_basis", basis, { required: true }),
       h("p", { class: "muted wide", "data-i18n": "form.erase_help" }, t("form.erase_help")), confirmBox);
+    subject.addEventListener("change", () => { visitField.hidden = personField.hidden = subject.value !== NAMED; });
+    const chosen = () => (subject.value === NAMED ? person : subject);
     form.confirmed = false;
     // The first submission only asks; the second (after "erase") sends.
     form.beforeSend = (payload) => {
       if (form.confirmed || !payload.subject_id || !payload.legal_basis) return true;
-      const opt = subject.selectedOptions[0];
+      const opt = chosen().selectedOptions[0];
       fill(confirmBox, h("p", { id: "erase-question" }, t("form.erase_confirm", { n: opt.textContent, b: t(`${enumPrefix("legal")}.${payload.legal_basis}`) })),
         h("div", { class: "actions" },
           h("button", { type: "button", class: "danger", id: "erase-yes", "data-i18n": "form.erase_yes", onclick: () => { form.confirmed = true; form.requestSubmit(); } }, t("form.erase_yes")),
@@ -1518,9 +1619,14 @@
       return false;
     };
     const reset = () => { form.confirmed = false; confirmBox.hidden = true; };
-    subject.addEventListener("change", reset); basis.addEventListener("change", reset);
-    form.subjectInfo = () => ({ kind: subject.selectedOptions[0]?.dataset.kind, name: S.workers.get(subject.value) || S.directors.get(subject.value) || subject.selectedOptions[0]?.textContent });
-    return () => ({ subject_id: subject.value || null, legal_basis: basis.value || null });
+    subject.addEventListener("change", reset); basis.addEventListener("change", reset); person.addEventListener("change", reset);
+    form.subjectInfo = () => {
+      const c = chosen();
+      const kind = c.selectedOptions[0]?.dataset.kind;
+      // The records that held the person's data: their own stream, or the visit that named them.
+      return { kind, stream: kind === "named" ? visitStream : kind ? `${kind}-${c.value}` : null, name: S.workers.get(c.value) || S.directors.get(c.value) || c.selectedOptions[0]?.textContent };
+    };
+    return () => ({ subject_id: chosen().value || null, legal_basis: basis.value || null });
   }
 
   // After an erasure: the event that recorded it, and every personal value of the person's own
@@ -1530,10 +1636,12 @@
     const page = await api(`/api/v1/streams/${encodeURIComponent(ev.stream_id)}`);
     const e = page.events.find((x) => x.position === ev.position) || page.events[page.events.length - 1];
     const destroyed = [];
-    if (info.kind) {
-      const own = await api(`/api/v1/streams/${info.kind}-${encodeURIComponent(payload.subject_id)}`);
+    if (info.stream) {
+      const own = await api(`/api/v1/streams/${encodeURIComponent(info.stream)}`);
       const walk = (v, path, type) => {
-        if (v && typeof v === "object" && !Array.isArray(v) && v.erased === true) destroyed.push(`${I18n.tOr(`ev.${type}`, type)}: ${I18n.tOr(`ff.${path}`, path)}`);
+        // A named person's name sits in a visit's participant list.
+        const what = /participants\.\d+\.who\.name$/.test(path) ? `${t("fld.participants")} · ${t("fld.official_name")}` : I18n.tOr(`ff.${path}`, path);
+        if (v && typeof v === "object" && !Array.isArray(v) && v.erased === true) destroyed.push(`${I18n.tOr(`ev.${type}`, type)}: ${what}`);
         else if (v && typeof v === "object") for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k, type);
       };
       for (const x of own.events) walk(x.data, "", x.event_type);
@@ -1624,7 +1732,7 @@
         submit.disabled = false; submit.textContent = t("form.submit");
       }
     });
-    form.relocalize = () => { I18n.apply(form); if (form.problem) showErrors(form); };
+    form.relocalize = () => { I18n.apply(form); relabel(form); if (form.problem) showErrors(form); };
     enhanceRegionFields(form); // regions picked by name (see the lists section)
     return form;
   }

@@ -168,6 +168,7 @@ fn every_select_offers_the_apis_values_with_labels_in_both_languages() {
         ("satisfaction", "ConfirmResolution", "Satisfaction"),
         ("via", "ConfirmResolution", "ConfirmationVia"),
         ("bodyresp", "RecordBodyResponse", "BodyResponseKind"),
+        ("bstatus", "RecordVisit", "BenefitStatus"),
     ];
     let listed: Vec<&str> = enums
         .lines()

@@ -13,6 +13,7 @@ use crate::common::*;
 caretrail_store::both_backends!(
     the_role_matrix_holds,
     me_lists_exactly_the_commands_each_role_may_send,
+    a_director_reads_the_visits_about_their_pairing_and_no_other,
 );
 
 async fn the_role_matrix_holds(h: &Harness) {
@@ -206,4 +207,95 @@ async fn me_lists_exactly_the_commands_each_role_may_send(h: &Harness) {
             }
         }
     }
+}
+
+/// A director corrects and voids the visits they led, so they read those visits whole (the
+/// page shows what is being corrected); another pairing's visit, and a visit id that was
+/// never recorded, answer the same 404 and say nothing of what is in them.
+async fn a_director_reads_the_visits_about_their_pairing_and_no_other(h: &Harness) {
+    let t = spawn(h).await;
+    let feng = demo::directors::FENG_YALI.uuid();
+    let yang = demo::directors::YANG_WEIWEI.uuid();
+    let yu = demo::workers::YU_PEIYE.uuid();
+    let wang = demo::workers::WANG_MEIWEN.uuid();
+    let director = t.token(Role::Director, Some(feng)).await;
+    let auditor = t.token(Role::Auditor, None).await;
+
+    let mine = Uuid::now_v7();
+    let res = t
+        .post(
+            &director,
+            "RecordVisit",
+            visit_body(mine, yu, demo::pairing(1).uuid(), feng),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let theirs = Uuid::now_v7();
+    let mut body = visit_body(theirs, wang, demo::pairing(2).uuid(), yang);
+    body["place"] = json!("衢州市柯城区某小区");
+    let res = t.post(&t.admin, "RecordVisit", body).await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    // Their own visit, whole, with its personal values opened (their model worker's).
+    let page: Value = t
+        .get(&director, &format!("/api/v1/streams/visit-{mine}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["version"], json!(1));
+    assert_eq!(page["events"][0]["event_type"], json!("VisitRecorded"));
+    assert_eq!(page["events"][0]["data"]["place"], json!("杭州市西湖区"));
+    // A correction of it is read the same way.
+    let res = t
+        .post(
+            &director,
+            "CorrectVisit",
+            json!({ "visit_id": mine, "reason": "日期记错", "changes": { "visited_on": "2025-01-16" } }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let page: Value = t
+        .get(&director, &format!("/api/v1/streams/visit-{mine}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["version"], json!(2));
+
+    // Another pairing's visit and a visit that does not exist: the same 404, nothing leaked.
+    let other = t
+        .get(&director, &format!("/api/v1/streams/visit-{theirs}"))
+        .await;
+    let body = problem(other, StatusCode::NOT_FOUND, "not_found").await;
+    assert!(!body.to_string().contains("柯城区"), "{body}");
+    let none = t
+        .get(
+            &director,
+            &format!("/api/v1/streams/visit-{}", Uuid::now_v7()),
+        )
+        .await;
+    assert_eq!(
+        problem(none, StatusCode::NOT_FOUND, "not_found").await["detail"],
+        body["detail"]
+    );
+    // Issues and contacts stay out of reach as before, even about their own pairing.
+    let issue = t
+        .get(
+            &director,
+            &format!("/api/v1/streams/issue-{}", Uuid::now_v7()),
+        )
+        .await;
+    problem(issue, StatusCode::NOT_FOUND, "not_found").await;
+    // Others' reading is unchanged: the auditor reads the visit with its place withheld.
+    let seen: Value = t
+        .get(&auditor, &format!("/api/v1/streams/visit-{theirs}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["events"][0]["data"]["place"],
+        json!({ "redacted": true })
+    );
 }
