@@ -476,10 +476,17 @@ impl KeyRing {
         Ok(())
     }
 
+    /// Empties the cache of unwrapped keys, erased subjects included: every key is read from
+    /// the database again when next needed ([`crate::erasures`] starts with this, so no key
+    /// loaded before it followed the log outlives an erasure).
+    pub fn forget_cached(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// How many erasures this key ring has made. A cache of values opened with this key ring
     /// holds only while this number is unchanged, so an erasure made through this process is
-    /// never served from it. (An erasure made by another process reaches this one when the
-    /// key is next loaded from the database, as it does for the key cache itself.)
+    /// never served from it. An erasure made by another process reaches this one through the
+    /// log ([`crate::erasures::follow_erasures`] applies it here, which counts it too).
     pub fn erasures(&self) -> u64 {
         self.erasures.load(std::sync::atomic::Ordering::Acquire)
     }

@@ -11,6 +11,7 @@
 //! Architecture invariant: no HTTP here and no SQL except the key table. Authorisation (who may
 //! run which command) happens in the caller; this crate records who did it.
 
+pub mod erasures;
 pub mod keys;
 pub mod view;
 

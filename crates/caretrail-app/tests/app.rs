@@ -23,6 +23,7 @@ caretrail_store::both_backends!(
     a_wrong_master_key_is_refused,
     keys_prepared_together_are_stored_and_an_erased_subject_stays_erased,
     attack_a_subject_erased_by_another_process_after_prepare_is_refused_when_prepared_again,
+    attack_a_key_cached_by_another_server_is_closed_by_an_erasure_made_here,
 );
 
 fn demo_clock() -> Arc<FixedClock> {
@@ -495,4 +496,90 @@ fn a_master_key_file_is_created_owner_only_and_reused() {
     let text = std::fs::read_to_string(&path).unwrap();
     let _again = MasterKey::load_or_create(&path).unwrap();
     assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+}
+
+/// Two servers on one database: the second has opened a person's name (their key is in its
+/// cache) when the first erases them. The second follows the log, so the name stops opening
+/// there too within the propagation bound, without a restart; and while its follower runs it
+/// reports into the health registry, so a dead follower makes the server not ready.
+async fn attack_a_key_cached_by_another_server_is_closed_by_an_erasure_made_here(h: &Harness) {
+    let here = app(h).await;
+    let there = app(h).await;
+    let subject = Uuid::now_v7();
+    let cmd = Command::parse(
+        "RegisterModelWorker",
+        json!({ "model_worker_id": subject, "honour": "provincial_model_worker",
+                "region_code": "330106", "name": "缓存测试人", "phone": "13800001111" }),
+    )
+    .unwrap();
+    here.execute(&cmd, &admin()).await.unwrap();
+    let registered = log(here.store()).await.last().unwrap().clone();
+    let follower = tokio::spawn(caretrail_app::erasures::follow_erasures(
+        there.store().clone(),
+        there.keys().clone(),
+    ));
+    // The follower is registered and reports its place in the log.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !there
+        .store()
+        .health()
+        .report()
+        .iter()
+        .any(|t| t.task == "keys.erasures" && t.position.is_some())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never reported"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Opened there after the follower started (which empties the cache once): the key is now
+    // in that server's cache, and only the log can tell it about the erasure.
+    let opened = view(there.keys(), &registered, &Access::Personal)
+        .await
+        .unwrap();
+    assert_eq!(opened.data["name"], json!("缓存测试人"));
+    let epoch = there.keys().erasures();
+
+    let erase = Command::parse(
+        "ErasePersonalData",
+        json!({ "subject_id": subject, "legal_basis": "subject_request" }),
+    )
+    .unwrap();
+    here.execute(&erase, &admin()).await.expect("erase");
+    let bound = caretrail_app::erasures::propagation_bound(there.store().as_ref())
+        + std::time::Duration::from_secs(2);
+    let erased_at = std::time::Instant::now();
+    loop {
+        let shown = view(there.keys(), &registered, &Access::Personal)
+            .await
+            .unwrap();
+        if shown.data["name"] == json!({ "erased": true }) && there.keys().erasures() > epoch {
+            assert_eq!(shown.data["phone"], json!({ "erased": true }));
+            break;
+        }
+        assert!(
+            erased_at.elapsed() < bound,
+            "the other server still opens the name {:?} after the erasure",
+            erased_at.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // Nothing new can be sealed for the person there either.
+    assert!(matches!(
+        there.keys().seal(subject, Uuid::now_v7(), "新数据").await,
+        Err(caretrail_app::KeyError::SubjectErased(s)) if s == subject
+    ));
+    follower.abort();
+    let _ = follower.await;
+    // Stopped, it says so: the registry reports the task as not alive.
+    assert!(
+        there
+            .store()
+            .health()
+            .report()
+            .iter()
+            .any(|t| t.task == "keys.erasures" && t.state == caretrail_store::TaskState::Stopped),
+        "a stopped follower still counts as alive"
+    );
 }

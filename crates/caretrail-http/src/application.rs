@@ -324,6 +324,7 @@ impl Application {
         let tasks = crate::background::spawn(
             crate::background::Tasks {
                 projector: Some(projector.clone()),
+                erasures: Some(opened.app.clone()),
                 auditor: config.tree_follower.then(|| auditor.clone()),
                 checkpoint_every: config.checkpoint_every,
                 metrics: Some(state.metrics.clone()),

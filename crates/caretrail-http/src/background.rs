@@ -1,6 +1,7 @@
 //! The service's background tasks, started one way for `caretrail serve` and the test service:
-//! the dashboards' projector, the audit tree follower and the checkpointer (and the periodic
-//! summary of refused requests in the log).
+//! the dashboards' projector, the follower that applies erasures made by other servers to this
+//! one's key cache, the audit tree follower and the checkpointer (and the periodic summary of
+//! refused requests in the log).
 //!
 //! Each task retries its own failures and reports into the store's health registry (see
 //! `caretrail_store::health`); what is left to this module is a task that panics. A panic is a
@@ -22,6 +23,9 @@ use tokio::task::JoinHandle;
 pub struct Tasks {
     /// The dashboards' projector, followed live when given.
     pub projector: Option<Arc<Projector>>,
+    /// The command handler whose key ring applies erasures recorded by any server
+    /// (`caretrail_app::erasures`).
+    pub erasures: Option<Arc<caretrail_app::App>>,
     /// The audit tree follower runs when an auditor is given.
     pub auditor: Option<Arc<Auditor>>,
     /// The checkpointer runs (with the auditor) when an interval is given.
@@ -43,6 +47,11 @@ pub fn spawn(tasks: Tasks, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
                 // `run` retries its own errors and returns only at shutdown.
                 let _ = projector.run(stopped).await;
             }
+        }));
+    }
+    if let Some(app) = tasks.erasures {
+        handles.push(supervise("keys.erasures", stop.clone(), move || {
+            caretrail_app::erasures::follow_erasures(app.store().clone(), app.keys().clone())
         }));
     }
     if let Some(auditor) = tasks.auditor {
