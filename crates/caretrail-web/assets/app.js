@@ -1012,10 +1012,17 @@
     async visits() {
       return (await allItems("/api/v1/visits?limit=500")).filter((v) => !v.voided);
     },
+    // Every registered body, read off the log page by page (bodies have no list of their own;
+    // stopping at the first page would silently leave bodies out of every picker).
     async bodies() {
       if (role() !== "admin") return [];
-      const res = await api("/api/v1/events?type=BodyRegistered&limit=1000");
-      return res.events.map((e) => ({ body_id: e.data.body_id, name: e.data.name, kind: e.data.kind }));
+      const out = [];
+      for (let after = 0; ;) {
+        const res = await api(`/api/v1/events?type=BodyRegistered&limit=1000&after=${after}`);
+        out.push(...res.events.map((e) => ({ body_id: e.data.body_id, name: e.data.name, kind: e.data.kind })));
+        if (res.events.length < 1000) return out;
+        after = res.events[res.events.length - 1].position;
+      }
     },
     // Administrators read the issues board. Directors may not, so their issues are read off
     // their model worker's timeline: each issue stream's latest step says where it stands.
