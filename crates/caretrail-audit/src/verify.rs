@@ -11,8 +11,9 @@
 //! The work per event is one leaf encoding into a reused buffer, one SHA-256 of it and on
 //! average one interior hash; the tree is kept as a [`Frontier`], so memory is `O(log n)`.
 
+mod file;
+
 use std::collections::VecDeque;
-use std::io::BufRead;
 
 use caretrail_store::leaf::{LeafFields, encode_into};
 use caretrail_store::{LogQuery, stream_log};
@@ -20,9 +21,10 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::auditor::Auditor;
-use crate::export::{EventRecord, FORMAT, Line, VERSION};
 use crate::merkle::{self, Frontier, Hash};
 use crate::note::{self, NoteError, NoteVerifier};
+
+pub use file::verify_file;
 
 /// The first failure a verification found.
 #[derive(Debug, thiserror::Error)]
@@ -194,19 +196,6 @@ impl<'k> Verifier<'k> {
         self.leaf(f.position, stored)
     }
 
-    fn record(&mut self, r: &EventRecord<'_>, stored: &Hash) -> Result<(), VerifyError> {
-        self.expect_position(r.position)?;
-        self.buf.clear();
-        self.buf.push(0);
-        if r.encode_into(&mut self.buf).is_none() {
-            return Err(VerifyError::Malformed {
-                line: 0,
-                reason: format!("event at position {} has no payload", r.position),
-            });
-        }
-        self.leaf(r.position, stored)
-    }
-
     fn expect_position(&self, position: u64) -> Result<(), VerifyError> {
         let expected = self.frontier.size() + 1;
         if position == expected {
@@ -228,6 +217,17 @@ impl<'k> Verifier<'k> {
     /// Hashes the encoding in `buf` (after its 0x00 prefix) and appends it as the next leaf.
     fn leaf(&mut self, position: u64, stored: &Hash) -> Result<(), VerifyError> {
         let hash: Hash = Sha256::digest(&self.buf).into();
+        self.push(position, hash, stored)
+    }
+
+    /// An event encoded by someone else: `encoded` is `0x00 || leaf encoding`.
+    fn encoded(&mut self, position: u64, encoded: &[u8], stored: &Hash) -> Result<(), VerifyError> {
+        self.expect_position(position)?;
+        let hash: Hash = Sha256::digest(encoded).into();
+        self.push(position, hash, stored)
+    }
+
+    fn push(&mut self, position: u64, hash: Hash, stored: &Hash) -> Result<(), VerifyError> {
         if &hash != stored {
             return Err(VerifyError::LeafHashMismatch { position });
         }
@@ -353,99 +353,6 @@ fn parse_proof(line: u64, hexes: &[String]) -> Result<Vec<Hash>, VerifyError> {
         .collect()
 }
 
-/// Verifies an export read from `reader` with the pinned `key`. `progress` sees
-/// `(events verified, events announced by the header)`.
-pub fn verify_file(
-    reader: impl BufRead,
-    key: &NoteVerifier,
-    options: &VerifyOptions,
-    progress: &mut dyn FnMut(u64, u64),
-) -> Result<VerifyReport, VerifyError> {
-    let mut v = Verifier::new(key);
-    for p in trusted(options)? {
-        v.checkpoint(p)?;
-    }
-    let mut reader = reader;
-    let mut text: Vec<u8> = Vec::with_capacity(4096);
-    let mut line_no = 0u64;
-    let mut announced = 0u64;
-    let mut end = None;
-    loop {
-        text.clear();
-        if reader.read_until(b'\n', &mut text)? == 0 {
-            break;
-        }
-        line_no += 1;
-        if end.is_some() {
-            return Err(VerifyError::Malformed {
-                line: line_no,
-                reason: "content after the end line".into(),
-            });
-        }
-        let malformed = |reason: String| VerifyError::Malformed {
-            line: line_no,
-            reason,
-        };
-        let line: Line<'_> = serde_json::from_slice(text.strip_suffix(b"\n").unwrap_or(&text))
-            .map_err(|e| malformed(e.to_string()))?;
-        match line {
-            Line::Header(h) => {
-                if line_no != 1 || h.format != FORMAT || h.version != VERSION {
-                    return Err(malformed(format!(
-                        "expected a {FORMAT} version {VERSION} header on line 1"
-                    )));
-                }
-                announced = h.events;
-            }
-            _ if line_no == 1 => return Err(malformed("the first line must be the header".into())),
-            Line::Event(e) => {
-                if e.data().is_none() {
-                    return Err(malformed(
-                        "an event needs exactly one of data and data_text".into(),
-                    ));
-                }
-                let mut stored = [0u8; 32];
-                hex::decode_to_slice(e.leaf_hash.as_bytes(), &mut stored)
-                    .map_err(|_| malformed("leaf_hash is not 64 hex digits".into()))?;
-                v.record(&e, &stored)?;
-                let n = v.frontier.size();
-                if n.is_multiple_of(65_536) {
-                    progress(n, announced);
-                }
-            }
-            Line::Checkpoint(c) => {
-                let proof = parse_proof(line_no, &c.consistency_proof)?;
-                v.checkpoint(Pending {
-                    tree_size: c.tree_size,
-                    note: c.note,
-                    proof: Some(proof),
-                })?;
-            }
-            Line::End(e) => end = Some(e),
-        }
-    }
-    progress(v.frontier.size(), announced);
-    let Some(end) = end else {
-        return Err(VerifyError::Truncated(format!(
-            "no end line after {line_no} lines"
-        )));
-    };
-    if end.events != v.frontier.size() || end.checkpoints != v.checkpoints + v.pending.len() as u64
-    {
-        // Pending checkpoints beyond the log are reported more precisely below.
-        if v.pending.is_empty() {
-            return Err(VerifyError::Truncated(format!(
-                "the end line counts {} events and {} checkpoints, the file holds {} and {}",
-                end.events,
-                end.checkpoints,
-                v.frontier.size(),
-                v.checkpoints
-            )));
-        }
-    }
-    v.finish()
-}
-
 /// Verifies the live database behind `auditor` with the pinned `key`: the stored events, the
 /// stored checkpoints, and the consistency proofs the stored tree serves between them.
 #[tracing::instrument(name = "audit.verify_store", skip_all)]
@@ -505,7 +412,7 @@ pub async fn verify_store(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::export::{EventRecord, Line};
     use caretrail_store::RecordedEvent;
     use chrono::{DateTime, NaiveDate};
     use uuid::Uuid;
