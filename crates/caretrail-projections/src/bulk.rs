@@ -21,6 +21,10 @@
 //! generation's checkpoint commit in one `BEGIN IMMEDIATE` transaction, and a checkpoint that
 //! is not the one this rebuild last wrote (another process building the same generation) ends
 //! the bulk phase; the generic runner then continues from the stored checkpoint.
+//!
+//! PostgreSQL has a bulk path of its own in [`postgres`].
+
+pub(crate) mod postgres;
 
 use std::path::PathBuf;
 use std::sync::mpsc;

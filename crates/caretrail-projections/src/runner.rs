@@ -39,7 +39,7 @@ use tokio::sync::Mutex;
 use crate::error::{ProjectionError, Result};
 use crate::model::{self, Applier, Envelope, Indexes};
 use crate::query::ReadModels;
-use crate::sql::{ColType, Conn, ReadModelDb, Val, cell};
+use crate::sql::{Backend, ColType, Conn, ReadModelDb, Val, cell};
 
 /// The name of the dashboard projection.
 pub const PROJECTION: &str = "dashboards";
@@ -657,6 +657,26 @@ impl Projector {
             slot.committed = bulk.own.then_some(bulk.checkpoint);
             checkpoint = bulk.checkpoint;
             bulk_index_seconds = bulk.index_seconds;
+        } else if self.db.backend() == Backend::Postgres {
+            let applier = std::mem::replace(&mut slot.applier, self.applier(generation, false));
+            let sizes = crate::bulk::Sizes {
+                read: self.bulk_batch.min(crate::bulk::READ_BATCH),
+                commit: self.bulk_commit,
+            };
+            let head = self.store.head().await?.position;
+            let bulk = crate::bulk::postgres::run(
+                self.store.clone(),
+                &self.db,
+                generation,
+                applier,
+                start,
+                head,
+                sizes,
+            )
+            .await?;
+            slot.applier = bulk.applier;
+            slot.committed = bulk.own.then_some(bulk.checkpoint);
+            checkpoint = bulk.checkpoint;
         }
         loop {
             let head = self.store.head().await?.position;

@@ -483,6 +483,11 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
         }
         return Ok(());
     }
+    if rows.len() >= COPY_ROWS
+        && let Conn::Postgres(c) = conn
+    {
+        return copy_upsert(c, &t, def, &cols, rows, &conflict).await;
+    }
     let mut done = 0;
     for size in chunks(rows.len(), rows_per_statement(cols.len())) {
         let mut sql = format!("INSERT INTO {t} ({}) VALUES ", cols.join(", "));
@@ -509,6 +514,97 @@ pub async fn upsert_refs<R: Row>(conn: &mut Conn<'_>, generation: i64, rows: &[&
         done += size;
     }
     Ok(())
+}
+
+/// From this many rows on, a PostgreSQL upsert goes through `COPY` and one set-based
+/// statement ([`copy_upsert`]) instead of multi-row `VALUES` statements. Only a rebuild's or a
+/// catch-up's flushes reach it; a live batch writes a few rows and keeps its prepared
+/// statements.
+const COPY_ROWS: usize = 1_024;
+
+/// Upserts `rows` on PostgreSQL as one set: `COPY` (text format) into a temporary table shaped
+/// like `t` (no indexes, no WAL), then one `INSERT ... SELECT ... ON CONFLICT` with the same
+/// conflict action as the multi-row path, so the result is the same row for row. The staging
+/// table is created and dropped inside the caller's transaction, so an aborted transaction
+/// leaves none behind. `rows` hold each key once (they come from maps keyed by it), as one
+/// `INSERT ... ON CONFLICT` requires.
+async fn copy_upsert<R: Row>(
+    c: &mut sqlx::PgConnection,
+    t: &str,
+    def: &TableDef,
+    cols: &[&str],
+    rows: &[&R],
+    conflict: &str,
+) -> Result<()> {
+    let stage = format!("stage_{t}");
+    let list = cols.join(", ");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP TABLE IF EXISTS pg_temp.{stage}; \
+         CREATE TEMP TABLE {stage} (LIKE {t} INCLUDING DEFAULTS)"
+    )))
+    .execute(&mut *c)
+    .await?;
+    let mut copy = c
+        .copy_in_raw(&format!("COPY {stage} ({list}) FROM STDIN"))
+        .await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 20);
+    for row in rows {
+        for (i, v) in row.to_vals().iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            copy_text(&mut buf, v);
+        }
+        buf.push(b'\n');
+        if buf.len() >= 1 << 20 {
+            copy.send(std::mem::take(&mut buf)).await?;
+            buf.reserve(1 << 20);
+        }
+    }
+    if !buf.is_empty() {
+        copy.send(buf).await?;
+    }
+    copy.finish().await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO {t} ({list}) SELECT {list} FROM {stage} ON CONFLICT ({}) {conflict}; \
+         DROP TABLE {stage}",
+        def.key.join(", ")
+    )))
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Appends `v` in `COPY`'s text format: `\N` for NULL; in text, backslash, tab, line feed and
+/// carriage return escaped (every other character stands for itself).
+fn copy_text(buf: &mut Vec<u8>, v: &Val) {
+    match v {
+        Val::Null => buf.extend_from_slice(b"\\N"),
+        Val::Int(i) => {
+            let _ = write!(ByteWriter(buf), "{i}");
+        }
+        Val::Text(s) => {
+            for &b in s.as_bytes() {
+                match b {
+                    b'\\' => buf.extend_from_slice(b"\\\\"),
+                    b'\t' => buf.extend_from_slice(b"\\t"),
+                    b'\n' => buf.extend_from_slice(b"\\n"),
+                    b'\r' => buf.extend_from_slice(b"\\r"),
+                    _ => buf.push(b),
+                }
+            }
+        }
+    }
+}
+
+/// `fmt::Write` into a byte buffer (integers formatted in place, without a `String` each).
+struct ByteWriter<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
 }
 
 /// Runs `SELECT {select} FROM {table} WHERE id IN (...)` over `ids` in chunks of at most 256,
