@@ -119,6 +119,8 @@ impl StoreError {
                         | rusqlite::ErrorCode::DatabaseLocked
                         | rusqlite::ErrorCode::SystemIoFailure
                         | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::ReadOnly
+                        | rusqlite::ErrorCode::OutOfMemory
                 )
             ),
             _ => false,
@@ -137,8 +139,23 @@ impl StoreError {
             Self::Closed => "closed",
             Self::Unresponsive(_) => "unresponsive",
             Self::Database(e) => kind(e),
-            Self::Direct(_) if self.is_unavailable() => "unavailable",
-            Self::Direct(_) => "database",
+            // The same names as the codes of sqlx's SQLite errors: the writer's failures read
+            // alike whichever driver reported them.
+            Self::Direct(e) => match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DiskFull) => "disk_full",
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    "busy"
+                }
+                Some(rusqlite::ErrorCode::ReadOnly) => "read_only",
+                Some(rusqlite::ErrorCode::SystemIoFailure) => "io",
+                Some(rusqlite::ErrorCode::OutOfMemory) => "out_of_memory",
+                Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                    "corrupt"
+                }
+                Some(rusqlite::ErrorCode::ConstraintViolation) => "constraint",
+                Some(rusqlite::ErrorCode::CannotOpen) => "unavailable",
+                _ => "database_error",
+            },
             Self::Migrate(_) | Self::InvalidTableSet(_) => "migration",
             Self::WrongBackend { .. } => "wrong_backend",
         }
@@ -149,6 +166,14 @@ impl StoreError {
     pub(crate) fn is_unique_violation(&self) -> bool {
         match self {
             Self::Database(sqlx::Error::Database(e)) => e.is_unique_violation(),
+            // The SQLite writer's direct connection: a UNIQUE or PRIMARY KEY constraint.
+            Self::Direct(e) => e.sqlite_error().is_some_and(|e| {
+                matches!(
+                    e.extended_code,
+                    rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                        | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+                )
+            }),
             _ => false,
         }
     }

@@ -335,14 +335,19 @@ pub async fn connect(url: &str, options: StoreOptions) -> Result<Arc<dyn EventSt
 /// stays bounded however long the log is. `query.up_to` defaults to the head when the stream
 /// starts, so the stream ends.
 ///
-/// Without a filter, positions are gapless, so the pages are known ranges in advance: the next
-/// pages are fetched (and decoded, on other tasks) while the current one is consumed, which
-/// keeps both the database and the decoder busy. Filtered reads page one after another.
+/// On a SQLite file, a direct connection on a blocking thread reads the pages and decodes them
+/// ahead of the consumer ([`sqlite`]). Otherwise, without a filter, positions are gapless, so
+/// the pages are known ranges in advance: the next pages are fetched (and decoded, on other
+/// tasks) while the current one is consumed, which keeps both the database and the decoder
+/// busy. Filtered reads page one after another.
 pub fn stream_log(
     store: Arc<dyn EventStore>,
     query: LogQuery,
 ) -> impl Stream<Item = Result<RecordedEvent>> + Send {
     use futures::StreamExt;
+    if let Some(path) = store.sqlite_file() {
+        return sqlite::stream_log(path, query).left_stream();
+    }
     const PREFETCH: usize = 3;
     let page = query.limit.max(1) as u64;
     let pages = futures::stream::once(async move {
@@ -401,6 +406,7 @@ pub fn stream_log(
             Err(e) => futures::stream::iter(std::iter::once(Err(e))).right_stream(),
         })
         .flatten()
+        .right_stream()
 }
 
 /// Subscribes to the log after `after`: stored events first, then live ones, in order, each

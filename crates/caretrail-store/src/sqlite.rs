@@ -1,32 +1,34 @@
 //! The SQLite backend: the embedded default, one database file created on first use.
 //!
-//! One writer connection owned by the group-commit task does every append inside
-//! `BEGIN IMMEDIATE` (so a second process on the same file waits on the busy timeout instead of
-//! interleaving), in WAL mode with `synchronous=FULL`, so an acknowledged append has been
-//! fsync'd. Readers and consumers use a separate pool; WAL lets them read while the writer
-//! writes. Multi-row `INSERT` statements of fixed shapes (powers of two) keep sqlx's per-statement
-//! cost off the per-event path.
+//! One writer connection, owned by its own OS thread ([`thread_writer`]), does every append
+//! inside `BEGIN IMMEDIATE` (so a second process on the same file waits on the busy timeout
+//! instead of interleaving), in WAL mode with `synchronous=FULL`, so an acknowledged append has
+//! been fsync'd. Readers and consumers use a separate pool; WAL lets them read while the writer
+//! writes. A long read of the log ([`crate::stream_log`]) steps its own direct connection on a
+//! blocking thread ([`log_stream`]).
 
-use std::collections::HashMap;
+mod log_stream;
+mod thread_writer;
+
+pub(crate) use log_stream::stream_log;
+
 use std::str::FromStr;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{ConnectOptions, Row};
 use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::health::{Expect, Health};
-use crate::plan::{self, Snapshot};
 use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
 use crate::types::{from_micros, to_micros};
-use crate::writer::{self, BatchBackend, Committed, LogNotifier, WriterHandle};
+use crate::writer::{self, LogNotifier, WriterHandle};
 use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -139,55 +141,6 @@ fn unpack(packed: &str) -> Result<Vec<RecordedEvent>> {
     Ok(out)
 }
 
-/// Largest multi-row statement: 16 columns × 128 rows stays far below SQLite's 32,766
-/// parameter limit while amortising the per-statement cost.
-const MAX_ROWS_PER_INSERT: usize = 128;
-
-/// `INSERT ... VALUES (...), (...)` for 1, 2, 4, ... 128 rows, built once. Fixed shapes keep
-/// the prepared-statement cache small and hot.
-static INSERT_EVENTS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    shapes(
-        concat!("INSERT INTO events (", columns!(), ", category) VALUES "),
-        16,
-    )
-});
-static INSERT_COMMANDS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
-    shapes(
-        "INSERT INTO commands (command_id, result, recorded_at) VALUES ",
-        3,
-    )
-});
-
-fn shapes(prefix: &str, columns: usize) -> Vec<&'static str> {
-    let tuple = format!("({})", vec!["?"; columns].join(", "));
-    let mut out = Vec::new();
-    let mut rows = 1;
-    while rows <= MAX_ROWS_PER_INSERT {
-        let sql = format!("{prefix}{}", vec![tuple.as_str(); rows].join(", "));
-        // Leaked once per shape at first use: eight statements that live as long as the
-        // process, which is what sqlx's `&'static str` safety marker asks for.
-        out.push(&*Box::leak(sql.into_boxed_str()));
-        rows *= 2;
-    }
-    out
-}
-
-/// Splits `n` rows into power-of-two chunks, largest first.
-fn chunks(mut n: usize) -> impl Iterator<Item = (usize, usize)> {
-    std::iter::from_fn(move || {
-        if n == 0 {
-            return None;
-        }
-        let size = if n >= MAX_ROWS_PER_INSERT {
-            MAX_ROWS_PER_INSERT
-        } else {
-            1 << (usize::BITS - 1 - n.leading_zeros())
-        };
-        n -= size;
-        Some((size, size.trailing_zeros() as usize))
-    })
-}
-
 /// The SQLite event store.
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -223,16 +176,19 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
-        let connect = connect.statement_cache_capacity(64);
-        let conn = connect.connect().await?;
+        let file = connect.get_filename();
+        let name = file.to_string_lossy();
+        if name.is_empty() || name.contains(":memory:") {
+            return Err(StoreError::UnsupportedUrl(format!(
+                "{url} (the event store's writer needs a database file, not an in-memory one)"
+            )));
+        }
+        let backend = thread_writer::ThreadWriter::start(file)?;
         let head = read_head(&pool).await?;
         let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
         let health = Arc::new(Health::new(notifier.watch_head()));
         let writer = writer::spawn(
-            SqliteWriter {
-                conn: Some(conn),
-                connect,
-            },
+            backend,
             options.group_commit,
             notifier.clone(),
             health.register("store.writer", Expect::OnDemand),
@@ -250,202 +206,6 @@ impl SqliteStore {
     /// The read pool, for read models kept in the same database file.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
-    }
-}
-
-/// The writer's own connection (not pooled), and how to open it again.
-struct SqliteWriter {
-    /// `None` after a transaction could not be ended cleanly and no new connection could be
-    /// opened yet; the next batch or probe opens one.
-    conn: Option<SqliteConnection>,
-    connect: SqliteConnectOptions,
-}
-
-impl SqliteWriter {
-    /// The connection, opened again if it was dropped.
-    async fn conn(&mut self) -> Result<&mut SqliteConnection> {
-        if self.conn.is_none() {
-            self.conn = Some(self.connect.connect().await?);
-            tracing::info!("event store writer reopened its connection");
-        }
-        Ok(self.conn.as_mut().expect("connection just opened"))
-    }
-
-    /// Runs `work` inside `BEGIN IMMEDIATE` ... `COMMIT`. On failure the transaction is rolled
-    /// back; if even the ROLLBACK fails, the connection's state is unknown (SQLite may have
-    /// rolled back by itself after a full disk, or may still hold the transaction and the
-    /// write lock), so it is closed and the next use opens a fresh one. A connection left
-    /// inside a transaction would fail every later `BEGIN` until a restart.
-    async fn in_transaction<T>(
-        &mut self,
-        work: impl AsyncFnOnce(&mut SqliteConnection) -> Result<T>,
-    ) -> Result<T> {
-        let conn = self.conn().await?;
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-        let result = async {
-            let value = work(&mut *conn).await?;
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-            Ok::<_, StoreError>(value)
-        }
-        .await;
-        if result.is_err()
-            && let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await
-        {
-            tracing::warn!(error = %e, "writer could not roll back; replacing its connection");
-            if let Some(old) = self.conn.take() {
-                let _ = sqlx::Connection::close_hard(old).await;
-            }
-        }
-        result
-    }
-}
-
-/// Everything planning needs in one statement returning one row: sqlx's SQLite driver
-/// hands rows across threads one at a time, so a row per stream would cost a thread
-/// wake-up per stream.
-async fn snapshot(conn: &mut SqliteConnection, reqs: &[&AppendRequest]) -> Result<Snapshot> {
-    let streams = plan::streams_of(reqs);
-    let cmds: Vec<String> = plan::commands_of(reqs)
-        .iter()
-        .map(|c| c.simple().to_string())
-        .collect();
-    let row = sqlx::query(
-        "SELECT \
-               (SELECT position FROM events ORDER BY position DESC LIMIT 1), \
-               (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1), \
-               (SELECT json_group_array(json_array(j.value, \
-                    (SELECT MAX(stream_version) FROM events WHERE stream_id = j.value))) \
-                  FROM json_each(?1) AS j), \
-               (SELECT json_group_array(json_array(lower(hex(command_id)), result)) \
-                  FROM commands WHERE command_id IN (SELECT unhex(value) FROM json_each(?2)))",
-    )
-    .bind(serde_json::to_string(&streams).expect("strings serialise"))
-    .bind(serde_json::to_string(&cmds).expect("strings serialise"))
-    .fetch_one(&mut *conn)
-    .await?;
-    let head = match row.try_get::<Option<i64>, _>(0)? {
-        None => Head::default(),
-        Some(p) => Head {
-            position: p as u64,
-            recorded_at: Some(from_micros(row.try_get(1)?)),
-        },
-    };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        position: head.position,
-        reason,
-    };
-    let versions: Vec<(String, Option<u64>)> = serde_json::from_str(row.try_get::<&str, _>(2)?)
-        .map_err(|e| corrupt(format!("stream versions: {e}")))?;
-    let versions: HashMap<String, u64> = versions
-        .into_iter()
-        .filter_map(|(s, v)| v.map(|v| (s, v)))
-        .collect();
-    let stored: Vec<(String, String)> = serde_json::from_str(row.try_get::<&str, _>(3)?)
-        .map_err(|e| corrupt(format!("stored commands: {e}")))?;
-    let mut commands = HashMap::with_capacity(stored.len());
-    for (id, result) in stored {
-        let id = Uuid::parse_str(&id).map_err(|e| corrupt(format!("command id: {e}")))?;
-        commands.insert(id, crate::types::stored_result(id, &result)?);
-    }
-    Ok(Snapshot {
-        head,
-        versions,
-        commands,
-    })
-}
-
-/// Inserts a planned batch's events and command results.
-async fn insert(conn: &mut SqliteConnection, plan: &plan::Plan) -> Result<()> {
-    let mut rest = plan.events.as_slice();
-    for (size, shape) in chunks(rest.len()) {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let mut q = sqlx::query(INSERT_EVENTS[shape]);
-        for e in chunk {
-            q = q
-                .bind(e.position as i64)
-                .bind(e.stream_id.as_str())
-                .bind(e.stream_version as i64)
-                .bind(e.event_id)
-                .bind(e.event_type.as_str())
-                .bind(i64::from(e.schema_version))
-                .bind(e.data.as_str())
-                .bind(e.actor_id.as_str())
-                .bind(e.actor_role.as_str())
-                .bind(e.command_id)
-                .bind(e.correlation_id)
-                .bind(e.causation_id)
-                .bind(e.business_date.map(|d| d.format("%Y-%m-%d").to_string()))
-                .bind(to_micros(e.recorded_at))
-                .bind(&e.leaf_hash[..])
-                .bind(e.category());
-        }
-        q.execute(&mut *conn).await?;
-    }
-    let mut rest = plan.commands.as_slice();
-    for (size, shape) in chunks(rest.len()) {
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        let mut q = sqlx::query(INSERT_COMMANDS[shape]);
-        for (id, result) in chunk {
-            q = q
-                .bind(*id)
-                .bind(serde_json::to_string(result).expect("results serialise"))
-                .bind(to_micros(result.recorded_at));
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-#[async_trait]
-impl BatchBackend for SqliteWriter {
-    #[tracing::instrument(name = "store.sqlite.commit_batch", skip_all, fields(appends = reqs.len()))]
-    async fn commit_batch(
-        &mut self,
-        reqs: &[&AppendRequest],
-        now: DateTime<Utc>,
-    ) -> Result<Committed> {
-        self.in_transaction(async |conn| {
-            let snap = snapshot(conn, reqs).await?;
-            let plan = plan::plan(reqs, snap, now);
-            insert(conn, &plan).await?;
-            Ok(Committed {
-                outcomes: plan.outcomes,
-                events: plan.events,
-            })
-        })
-        .await
-    }
-
-    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        let hexes: Vec<String> = ids.iter().map(|c| c.simple().to_string()).collect();
-        let rows = sqlx::query(
-            "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))",
-        )
-        .bind(serde_json::to_string(&hexes).expect("strings serialise"))
-        .fetch_all(self.conn().await?)
-        .await?;
-        rows.iter()
-            .map(|r| r.try_get(0).map_err(StoreError::from))
-            .collect()
-    }
-
-    async fn probe(&mut self) -> Result<()> {
-        self.in_transaction(async |conn| {
-            sqlx::query(
-                "INSERT INTO consumer_checkpoints (name, position, updated_at) \
-                 VALUES (?1, (SELECT COALESCE(MAX(position), 0) FROM events), ?2) \
-                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(writer::PROBE_ROW)
-            .bind(to_micros(Utc::now()))
-            .execute(conn)
-            .await?;
-            Ok(())
-        })
-        .await
     }
 }
 
@@ -718,21 +478,4 @@ pub mod bulk {
         (name, position, updated_at) VALUES (?1, ?2, ?3) \
         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
         updated_at = excluded.updated_at";
-}
-
-#[cfg(test)]
-mod tests {
-    use super::chunks;
-
-    #[test]
-    fn chunks_cover_every_row_with_power_of_two_shapes() {
-        for n in 0..600 {
-            let sizes: Vec<usize> = chunks(n).map(|(s, _)| s).collect();
-            assert_eq!(sizes.iter().sum::<usize>(), n);
-            assert!(sizes.iter().all(|s| s.is_power_of_two() && *s <= 128));
-            for (size, shape) in chunks(n) {
-                assert_eq!(1 << shape, size);
-            }
-        }
-    }
 }
