@@ -350,9 +350,22 @@ impl EventStore for SqliteStore {
     }
 
     async fn position_at(&self, t: DateTime<Utc>) -> Result<u64> {
+        // A binary search over positions in one statement: record time never decreases along
+        // the gapless positions (both enforced by the schema's triggers), so the answer is
+        // the last position whose record time is at or before `t`. `lo` stays 0 when even the
+        // first event is later than `t`.
         let p: Option<i64> = sqlx::query_scalar(
-            "SELECT position FROM events WHERE recorded_at <= ?1 \
-             ORDER BY recorded_at DESC, position DESC LIMIT 1",
+            "WITH RECURSIVE search(lo, hi) AS ( \
+                 SELECT 0, (SELECT COALESCE(MAX(position), 0) FROM events) \
+                 UNION ALL \
+                 SELECT CASE WHEN (SELECT recorded_at FROM events \
+                                   WHERE position = (lo + hi + 1) / 2) <= ?1 \
+                             THEN (lo + hi + 1) / 2 ELSE lo END, \
+                        CASE WHEN (SELECT recorded_at FROM events \
+                                   WHERE position = (lo + hi + 1) / 2) <= ?1 \
+                             THEN hi ELSE (lo + hi + 1) / 2 - 1 END \
+                 FROM search WHERE lo < hi) \
+             SELECT lo FROM search WHERE lo = hi",
         )
         .bind(to_micros(t))
         .fetch_optional(&self.pool)
@@ -478,4 +491,65 @@ pub mod bulk {
         (name, position, updated_at) VALUES (?1, ?2, ?3) \
         ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
         updated_at = excluded.updated_at";
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::types::{ExpectedVersion, Metadata, NewEvent};
+    use crate::{AppendRequest, LogQuery, StreamId};
+
+    /// `position_at` searches positions instead of an index on record time: it must agree with
+    /// a scan of the log for times before, between, on and after the events, including several
+    /// events sharing one record time (one batch).
+    #[tokio::test]
+    async fn position_at_agrees_with_a_scan_of_the_log() {
+        let h = crate::testing::sqlite().await.expect("sqlite harness");
+        let store = h.open().await;
+        assert_eq!(store.position_at(chrono::Utc::now()).await.unwrap(), 0);
+        for i in 0..23u64 {
+            let events = (0..=(i % 3))
+                .map(|_| NewEvent::json("T", 1, &serde_json::json!({ "i": i })).unwrap())
+                .collect();
+            let stream = StreamId::new(format!("s-{i}")).unwrap();
+            let req = AppendRequest::single(
+                stream,
+                ExpectedVersion::Any,
+                events,
+                Metadata::actor("t", "test"),
+            );
+            store.append(req).await.unwrap();
+        }
+        let log = store.read_log(&LogQuery::after(0, 1_000)).await.unwrap();
+        let mut times: Vec<_> = log.iter().map(|e| e.recorded_at).collect();
+        let first = times[0] - chrono::Duration::microseconds(1);
+        let last = times[times.len() - 1] + chrono::Duration::microseconds(1);
+        times.extend([first, last]);
+        times.extend(
+            log.iter()
+                .map(|e| e.recorded_at + chrono::Duration::microseconds(1)),
+        );
+        for t in times {
+            let scan = log
+                .iter()
+                .filter(|e| e.recorded_at <= t)
+                .map(|e| e.position)
+                .max()
+                .unwrap_or(0);
+            assert_eq!(store.position_at(t).await.unwrap(), scan, "at {t}");
+        }
+        let pool = match store.database() {
+            crate::Database::Sqlite(pool) => pool,
+            crate::Database::Postgres(_) => unreachable!("a SQLite harness"),
+        };
+        let index: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE name = 'events_by_recorded_at'",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            index, None,
+            "the record-time index is dropped by migration 0002"
+        );
+    }
 }
