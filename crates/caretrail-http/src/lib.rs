@@ -59,9 +59,34 @@ pub use server::{ConnectionLimits, Server};
 /// Largest request body accepted (a visit with many participants is a few kilobytes).
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
-/// What every handler shares.
+/// What every handler shares: one `Arc` around [`Shared`], so the clones axum makes of the
+/// state for every extractor and middleware of every request are one reference count each,
+/// not one per field (a dozen `Arc`s and a `watch::Receiver`, cloned and dropped several times
+/// per request, showed up in the command path's profile).
+///
+/// Reads go through `Deref`; changing a field before serving (`state.read = ...`, as the
+/// application's build and tests do) goes through `DerefMut`, which copies the shared fields
+/// first if another clone holds them, so a change never reaches a clone made before it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Shared {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Shared {
     /// The command handler, with the event store and the personal-data key ring under it.
     pub app: Arc<App>,
     /// Bearer tokens and their verification cache.
@@ -95,7 +120,7 @@ pub struct AppState {
 impl AppState {
     /// State for `app` with default limits; `shutdown` comes from [`Server`] or a test.
     pub fn new(app: Arc<App>, tokens: Arc<TokenStore>, shutdown: watch::Receiver<bool>) -> Self {
-        Self {
+        Self(Arc::new(Shared {
             app,
             tokens,
             limiter: Arc::new(RateLimiter::new(20_000, 40_000)),
@@ -111,7 +136,7 @@ impl AppState {
             ready: caretrail_store::ReadyBounds::default(),
             integrations: None,
             imports: Arc::new(imports::Imports::default()),
-        }
+        }))
     }
 }
 
