@@ -7,10 +7,8 @@
 //! scratch replay of the log up to that position, never from the live tables. Lists answer
 //! `{"items": [...], "next_cursor": ...}`; the cursor is opaque to clients.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::Uri;
 use caretrail_app::shanghai_date;
@@ -33,7 +31,10 @@ use crate::auth::{Principal, Role};
 use crate::error::{ApiError, ApiResult};
 use crate::events::access_for;
 use crate::extract::{Path, Query};
-use crate::openapi::{Json, JsonBytes};
+use crate::openapi::JsonBytes;
+
+mod cache;
+use cache::{AnswerCache, answer_as, answer_key};
 
 /// Who may read the aggregate dashboards (overview, issues summary, gifts) and the reports
 /// written from them: one list, so a report is never readable by a role its dashboards are not.
@@ -58,81 +59,6 @@ impl ReadSide {
             names: Arc::new(NameIndex::default()),
         }
     }
-
-    /// Answers an aggregate dashboard from the cache when the live tables have not moved
-    /// since it was computed (same generation and checkpoint), and computes it otherwise.
-    ///
-    /// Why: an aggregate over the whole log costs milliseconds at a million events, and a
-    /// hundred administrators refreshing the same overview would queue behind each other on a
-    /// small machine; between two applied batches the answer cannot change. The key is the
-    /// route, the raw query and the business date "today" resolves to, so every parameter
-    /// (region, `as_of`, replays) keys its own answer. Only views without personal data and
-    /// identical for every role allowed to read them use it.
-    async fn answer<T, F, Fut>(&self, key: String, compute: F) -> ApiResult<JsonBytes<T>>
-    where
-        T: Serialize,
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = ApiResult<T>>,
-    {
-        let version = self
-            .projector
-            .live_version()
-            .await
-            .map_err(projection_error)?;
-        // One computation per key and table state: requests arriving while it runs wait for
-        // its answer instead of all running the same query (after each applied batch every
-        // open dashboard asks again at once).
-        let cell = self.answers.cell(version, key);
-        let bytes = cell
-            .get_or_try_init(|| async {
-                let value = compute().await?;
-                serde_json::to_vec(&value)
-                    .map(Bytes::from)
-                    .map_err(|e| ApiError::internal(&e))
-            })
-            .await?;
-        Ok(JsonBytes::new(bytes.clone()))
-    }
-}
-
-/// Answers for one state of the live tables; a newer state empties it.
-#[derive(Default)]
-struct AnswerCache {
-    inner: std::sync::Mutex<Answers>,
-}
-
-/// The table state the answers are for, and each key's answer (filled by the first request).
-type Answers = (
-    Option<(i64, u64)>,
-    HashMap<String, Arc<tokio::sync::OnceCell<Bytes>>>,
-);
-
-/// Distinct answers kept per table state (regions × dates × views); beyond it the cache
-/// starts over rather than grow.
-const CACHED_ANSWERS: usize = 1024;
-
-impl AnswerCache {
-    /// The cell holding `key`'s answer at `version`. A request for an older state than the
-    /// cache's (it read the version just before a batch was applied) gets a cell of its own
-    /// that nobody keeps.
-    fn cell(&self, version: (i64, u64), key: String) -> Arc<tokio::sync::OnceCell<Bytes>> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        match inner.0 {
-            Some(v) if v > version => return Arc::default(),
-            Some(v) if v == version && inner.1.len() < CACHED_ANSWERS => {}
-            Some(v) if v == version && inner.1.contains_key(&key) => {}
-            _ => {
-                inner.0 = Some(version);
-                inner.1.clear();
-            }
-        }
-        inner.1.entry(key).or_default().clone()
-    }
-}
-
-/// The cache key of a request: its route, raw query and resolved "today".
-fn answer_key(uri: &Uri, today: NaiveDate) -> String {
-    format!("{}?{}|{today}", uri.path(), uri.query().unwrap_or(""))
 }
 
 /// Every parameter a view may take; each route's own parameter struct (below) names the ones
@@ -625,15 +551,29 @@ async fn named(
 pub async fn pairings(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<PairingsParams>, ApiError>,
-) -> ApiResult<Json<List<PairingStatus>>> {
+) -> ApiResult<JsonBytes<List<PairingStatus>>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
         "read pairings",
     )?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let access = access_for(&state, &principal).await?;
+    let today = today(&state, &q);
+    answer_as(&state, &principal, &uri, today, q.q.is_some(), || {
+        pairings_page(&state, &principal, &q, today)
+    })
+    .await
+}
+
+async fn pairings_page(
+    state: &AppState,
+    principal: &Principal,
+    q: &Params,
+    today: NaiveDate,
+) -> ApiResult<List<PairingStatus>> {
+    let m = models(state, principal, q).await?;
+    let access = access_for(state, principal).await?;
     // A director sees their own pairings only; an explicit director filter narrows the rest.
     // Both are filters of the query itself: filtering a page afterwards would answer short
     // pages, or an empty one while the director's pairings sit on a later page.
@@ -646,12 +586,12 @@ pub async fn pairings(
         _ => q.director_id,
     };
     let named = named(
-        &state,
-        &principal,
+        state,
+        principal,
         &access,
         &m,
         &[People::ModelWorkers, People::Directors],
-        &q,
+        q,
     )
     .await?
     .map(|mut found| Named {
@@ -663,7 +603,7 @@ pub async fn pairings(
             state.app.keys(),
             &access,
             &VisitStatusQuery {
-                as_of: today(&state, &q),
+                as_of: today,
                 region: q.region(),
                 status: q.status,
                 include_ended: q.include_ended,
@@ -674,20 +614,34 @@ pub async fn pairings(
         )
         .await
         .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    Ok(List::from(page))
 }
 
 /// `GET /directors`: each director's caseload for the year of `as_of` (administrators, auditors).
 pub async fn directors(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<DirectorsParams>, ApiError>,
-) -> ApiResult<Json<List<DirectorCaseload>>> {
+) -> ApiResult<JsonBytes<List<DirectorCaseload>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read director caseloads")?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let access = access_for(&state, &principal).await?;
-    let named = named(&state, &principal, &access, &m, &[People::Directors], &q)
+    let today = today(&state, &q);
+    answer_as(&state, &principal, &uri, today, q.q.is_some(), || {
+        directors_page(&state, &principal, &q, today)
+    })
+    .await
+}
+
+async fn directors_page(
+    state: &AppState,
+    principal: &Principal,
+    q: &Params,
+    today: NaiveDate,
+) -> ApiResult<List<DirectorCaseload>> {
+    let m = models(state, principal, q).await?;
+    let access = access_for(state, principal).await?;
+    let named = named(state, principal, &access, &m, &[People::Directors], q)
         .await?
         .and_then(|mut found| found.pop());
     let page = m
@@ -695,7 +649,7 @@ pub async fn directors(
             state.app.keys(),
             &access,
             &CaseloadQuery {
-                as_of: today(&state, &q),
+                as_of: today,
                 role: q.role.clone(),
                 sort: q.sort.unwrap_or_default(),
                 named,
@@ -704,7 +658,7 @@ pub async fn directors(
         )
         .await
         .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    Ok(List::from(page))
 }
 
 /// May `principal` read model worker `id`'s file? A director only their own model worker's;
@@ -728,14 +682,13 @@ async fn may_read_worker(state: &AppState, principal: &Principal, id: Uuid) -> A
     }
 }
 
-/// The model worker's file as `principal` may see it.
+/// The model worker's file as `principal` may see it (who checked [`may_read_worker`]).
 async fn worker_file(
     state: &AppState,
     principal: &Principal,
     id: Uuid,
     q: &Params,
 ) -> ApiResult<caretrail_projections::query::ModelWorkerFile> {
-    may_read_worker(state, principal, id).await?;
     let m = models(state, principal, q).await?;
     let access = access_for(state, principal).await?;
     m.model_worker_file(
@@ -754,11 +707,16 @@ async fn worker_file(
 pub async fn model_worker(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     Path(WorkerPath { id }): Path<WorkerPath>,
     q: Result<Query<FileParams>, ApiError>,
-) -> ApiResult<Json<ModelWorkerFile>> {
-    let file = worker_file(&state, &principal, id, &params(q)?).await?;
-    Ok(Json(file))
+) -> ApiResult<JsonBytes<ModelWorkerFile>> {
+    let q = params(q)?;
+    may_read_worker(&state, &principal, id).await?;
+    answer_as(&state, &principal, &uri, today(&state, &q), false, || {
+        worker_file(&state, &principal, id, &q)
+    })
+    .await
 }
 
 /// A page of a model worker's care timeline.
@@ -775,46 +733,64 @@ pub struct TimelinePage {
 pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     Path(WorkerPath { id }): Path<WorkerPath>,
     q: Result<Query<FileParams>, ApiError>,
-) -> ApiResult<Json<TimelinePage>> {
-    let file = worker_file(&state, &principal, id, &params(q)?).await?;
-    let next = file.timeline.items.last().map(|e| e.position);
-    let more = file.timeline.next_offset.is_some();
-    Ok(Json(TimelinePage {
-        next_cursor: if more {
-            next.map(|p| p.to_string())
-        } else {
-            None
+) -> ApiResult<JsonBytes<TimelinePage>> {
+    let q = params(q)?;
+    may_read_worker(&state, &principal, id).await?;
+    answer_as(
+        &state,
+        &principal,
+        &uri,
+        today(&state, &q),
+        false,
+        || async {
+            let file = worker_file(&state, &principal, id, &q).await?;
+            let next = file.timeline.items.last().map(|e| e.position);
+            let more = file.timeline.next_offset.is_some();
+            Ok(TimelinePage {
+                next_cursor: if more {
+                    next.map(|p| p.to_string())
+                } else {
+                    None
+                },
+                items: file.timeline.items,
+            })
         },
-        items: file.timeline.items,
-    }))
+    )
+    .await
 }
 
 /// `GET /issues`: the issues board, oldest first (administrators, auditors).
 pub async fn issues(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<IssuesParams>, ApiError>,
-) -> ApiResult<Json<List<IssueItem>>> {
+) -> ApiResult<JsonBytes<List<IssueItem>>> {
     principal.require(&[Role::Admin, Role::Auditor], "read the issues board")?;
     let q = params(q)?;
     date_range(q.raised_from, q.raised_to, ("raised_from", "raised_to"))?;
-    let m = models(&state, &principal, &q).await?;
-    let page = m
-        .issues(&IssuesQuery {
-            as_of: today(&state, &q),
-            region: q.region(),
-            state: q.state.clone(),
-            body_id: q.body_id,
-            raised_from: q.raised_from,
-            raised_to: q.raised_to,
-            breached_only: q.breached_only,
-            page: q.page()?,
-        })
-        .await
-        .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    let today = today(&state, &q);
+    answer_as(&state, &principal, &uri, today, false, || async {
+        let m = models(&state, &principal, &q).await?;
+        let page = m
+            .issues(&IssuesQuery {
+                as_of: today,
+                region: q.region(),
+                state: q.state.clone(),
+                body_id: q.body_id,
+                raised_from: q.raised_from,
+                raised_to: q.raised_to,
+                breached_only: q.breached_only,
+                page: q.page()?,
+            })
+            .await
+            .map_err(projection_error)?;
+        Ok(List::from(page))
+    })
+    .await
 }
 
 /// `GET /dashboard/issues`: open issues by state and age, per body, and time to resolve.
@@ -841,8 +817,9 @@ pub async fn issue_summary(
 pub async fn gifts(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<GiftsParams>, ApiError>,
-) -> ApiResult<Json<List<GiftTotals>>> {
+) -> ApiResult<JsonBytes<List<GiftTotals>>> {
     principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
     let today = today(&state, &q);
@@ -856,58 +833,79 @@ pub async fn gifts(
         (_, None) => ("from", "to (by default the as-of date)"),
     };
     date_range(Some(from), Some(to), names)?;
-    let m = models(&state, &principal, &q).await?;
-    let page = m
-        .gifts(&GiftsQuery {
-            from,
-            to,
-            region: q.region(),
-            group_by: q.group_by.unwrap_or(GiftGrouping::Month),
-            page: q.page()?,
-        })
-        .await
-        .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    answer_as(&state, &principal, &uri, today, false, || async {
+        let m = models(&state, &principal, &q).await?;
+        let page = m
+            .gifts(&GiftsQuery {
+                from,
+                to,
+                region: q.region(),
+                group_by: q.group_by.unwrap_or(GiftGrouping::Month),
+                page: q.page()?,
+            })
+            .await
+            .map_err(projection_error)?;
+        Ok(List::from(page))
+    })
+    .await
 }
 
 /// `GET /regions`: coverage of model workers in hardship per city or county.
 pub async fn regions(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<RegionsParams>, ApiError>,
-) -> ApiResult<Json<List<CoverageRow>>> {
+) -> ApiResult<JsonBytes<List<CoverageRow>>> {
     principal.require(DASHBOARD_READERS, "read dashboards")?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let rows = m
-        .coverage(
-            today(&state, &q),
-            q.level.unwrap_or(CoverageLevel::City),
-            &q.region(),
-        )
-        .await
-        .map_err(projection_error)?;
-    Ok(Json(List {
-        items: rows,
-        next_cursor: None,
-    }))
+    let today = today(&state, &q);
+    answer_as(&state, &principal, &uri, today, false, || async {
+        let m = models(&state, &principal, &q).await?;
+        let rows = m
+            .coverage(today, q.level.unwrap_or(CoverageLevel::City), &q.region())
+            .await
+            .map_err(projection_error)?;
+        Ok(List {
+            items: rows,
+            next_cursor: None,
+        })
+    })
+    .await
 }
 
 /// The model workers list. A director sees only the model worker they are paired with.
 pub async fn model_workers(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<ModelWorkersParams>, ApiError>,
-) -> ApiResult<Json<List<ModelWorkerItem>>> {
+) -> ApiResult<JsonBytes<List<ModelWorkerItem>>> {
     principal.require(
         &[Role::Admin, Role::Auditor, Role::Director],
         "list model workers",
     )?;
     let q = params(q)?;
-    let m = models(&state, &principal, &q).await?;
-    let access = access_for(&state, &principal).await?;
+    answer_as(
+        &state,
+        &principal,
+        &uri,
+        today(&state, &q),
+        q.q.is_some(),
+        || model_workers_page(&state, &principal, &q),
+    )
+    .await
+}
+
+async fn model_workers_page(
+    state: &AppState,
+    principal: &Principal,
+    q: &Params,
+) -> ApiResult<List<ModelWorkerItem>> {
+    let m = models(state, principal, q).await?;
+    let access = access_for(state, principal).await?;
     let page = q.page()?;
-    let named = named(&state, &principal, &access, &m, &[People::ModelWorkers], &q)
+    let named = named(state, principal, &access, &m, &[People::ModelWorkers], q)
         .await?
         .and_then(|mut found| found.pop());
     // A director's list holds only the model worker they are paired with, as a filter of the
@@ -915,18 +913,18 @@ pub async fn model_workers(
     // there); an unpaired director's list is empty.
     let model_worker_id = if principal.role == Role::Director {
         let own = match principal.director_id {
-            Some(d) => crate::commands::own_pairing(&state, d).await?.1,
+            Some(d) => crate::commands::own_pairing(state, d).await?.1,
             None => None,
         };
         match own {
             Some(id) => Some(id),
             None => {
-                return Ok(Json(List::from(caretrail_projections::query::Paged {
+                return Ok(List::from(caretrail_projections::query::Paged {
                     items: Vec::new(),
                     limit: page.limit.clamp(1, 500),
                     offset: page.offset,
                     next_offset: None,
-                })));
+                }));
             }
         }
     } else {
@@ -947,35 +945,46 @@ pub async fn model_workers(
         )
         .await
         .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    Ok(List::from(page))
 }
 
 /// The visits list, newest first. A director sees only the visits they led.
 pub async fn visits(
     State(state): State<AppState>,
     principal: Principal,
+    uri: Uri,
     q: Result<Query<VisitsParams>, ApiError>,
-) -> ApiResult<Json<List<VisitItem>>> {
+) -> ApiResult<JsonBytes<List<VisitItem>>> {
     principal.require(&[Role::Admin, Role::Auditor, Role::Director], "list visits")?;
     let q = params(q)?;
     date_range(q.from, q.to, ("from", "to"))?;
-    let m = models(&state, &principal, &q).await?;
     let director_id = match principal.role {
         Role::Director => principal.director_id,
         _ => q.director_id,
     };
-    let page = m
-        .visits(&VisitsQuery {
-            region: q.region(),
-            from: q.from,
-            to: q.to,
-            pairing_id: q.pairing_id,
-            model_worker_id: q.model_worker_id,
-            director_id,
-            include_voided: q.include_voided,
-            page: q.page()?,
-        })
-        .await
-        .map_err(projection_error)?;
-    Ok(Json(List::from(page)))
+    answer_as(
+        &state,
+        &principal,
+        &uri,
+        today(&state, &q),
+        false,
+        || async {
+            let m = models(&state, &principal, &q).await?;
+            let page = m
+                .visits(&VisitsQuery {
+                    region: q.region(),
+                    from: q.from,
+                    to: q.to,
+                    pairing_id: q.pairing_id,
+                    model_worker_id: q.model_worker_id,
+                    director_id,
+                    include_voided: q.include_voided,
+                    page: q.page()?,
+                })
+                .await
+                .map_err(projection_error)?;
+            Ok(List::from(page))
+        },
+    )
+    .await
 }
