@@ -184,7 +184,10 @@ pub(crate) async fn run_claimed(
     headers: &HeaderMap,
     preclaimed: bool,
 ) -> ApiResult<(bool, CommandAccepted)> {
-    let fingerprint = crate::idempotency::fingerprint(name, &json);
+    // Only a request that claims a key needs its fingerprint (a canonical copy of the body
+    // and a hash); the body is taken by the parser next, so it is made here or not at all.
+    let fingerprint = (!preclaimed && headers.contains_key("idempotency-key"))
+        .then(|| crate::idempotency::fingerprint(name, &json));
     // The domain's error names the field and what its schema expects there, never a value or
     // a key that was sent, so it is passed on as it is.
     let command = Command::parse(name, json).map_err(|e| match e {
@@ -223,7 +226,7 @@ pub(crate) async fn run_claimed(
             )
         })?),
     };
-    if keyed && !preclaimed {
+    if let Some(fingerprint) = fingerprint.filter(|_| keyed) {
         // Bind the key to this request before anything can run under it (see idempotency).
         let claim = tokio::time::timeout(
             crate::idempotency::CLAIM_DEADLINE,
