@@ -2,7 +2,8 @@
 # HTTP benchmarks with wrk (Debian package) from a second process on loopback:
 #   commands/s at 64 connections (every request a new, durable RegisterBody command), and
 #   every list and dashboard GET route at 100 connections on a generated log, one wrk run per
-#   route, with a summary line per route (requests/s, p50, p99, non-200 answers).
+#   route, with a summary line per route (requests/s, p50, p99, the server's CPU time per
+#   request, non-2xx answers).
 # Usage: [RUNS=5] [CARETRAIL_BIN=path] [PHASES=commands,dashboard] [ROUTES=name,name] [DURATION=10s]
 #        bench/http/run.sh [EVENTS_FOR_DASHBOARD (default 1000000)]
 #   CARETRAIL_BIN runs a given binary (e.g. one built before a change) instead of building this tree's.
@@ -27,6 +28,7 @@ events=${1:-1000000}
 
 serve() {
   "$bin" serve --db "sqlite://$1" --listen 127.0.0.1:18555 --checkpoint-every 1h >/dev/null 2>serve.log &
+  server=$!
   for _ in $(seq 1 100); do curl -sf 127.0.0.1:18555/healthz >/dev/null && return; sleep 0.2; done
   echo "server did not start" >&2; cat serve.log >&2; exit 1
 }
@@ -94,6 +96,8 @@ routes=(
   "events_page|/api/v1/events?after=500000"
 )
 duration=${DURATION:-10s}
+# utime + stime of the server process, in clock ticks (/proc/PID/stat fields 14 and 15).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 echo "## every list and dashboard route (100 connections, $duration each) on $events generated events"
 summary=()
 for entry in "${routes[@]}"; do
@@ -101,13 +105,20 @@ for entry in "${routes[@]}"; do
   if [ -n "${ROUTES:-}" ] && [[ ",$ROUTES," != *",$name,"* ]]; then continue; fi
   export CARETRAIL_PATHS=${entry#*|}
   echo "### $name (load $(cut -d' ' -f1-3 /proc/loadavg))"
+  cpu0=$(cpu_ticks)
   out=$(wrk -t2 -c100 -d"$duration" --latency -s "$repo/bench/http/get.lua" http://127.0.0.1:18555 2>&1)
+  cpu1=$(cpu_ticks)
   echo "$out"
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  total=$(awk '/requests in/ {print $1}' <<<"$out")
+  # The server's own CPU time per answered request (user + system, all its threads): what the
+  # code controls, whatever wrk and the other tenants of the machine take.
+  us=$(awk -v t=$((cpu1 - cpu0)) -v n="${total:-0}" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { if (n > 0) printf "%.0f", t / hz * 1e6 / n; else print "-" }')
   p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
   bad=$(awk '/Non-2xx or 3xx responses/ {print $NF}' <<<"$out")
-  summary+=("$(printf '%-24s %10s req/s  p50 %9s  p99 %9s  non-2xx %s' "$name" "$rps" "$p50" "$p99" "${bad:-0}")")
+  summary+=("$(printf '%-24s %10s req/s  p50 %9s  p99 %9s  server CPU %6s us/req  non-2xx %s' "$name" "$rps" "$p50" "$p99" "$us" "${bad:-0}")")
 done
 echo "## summary"
 printf '%s\n' "${summary[@]}"
