@@ -93,7 +93,7 @@ routes=(
   "issues_all|/api/v1/issues?state=all"
   "regions_city|/api/v1/regions"
   "regions_county|/api/v1/regions?level=county"
-  "events_page|/api/v1/events?after=500000"
+  "events_page|/api/v1/events?after=$((events / 2))"
 )
 duration=${DURATION:-10s}
 # utime + stime of the server process, in clock ticks (/proc/PID/stat fields 14 and 15).
