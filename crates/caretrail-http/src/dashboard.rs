@@ -682,7 +682,8 @@ async fn may_read_worker(state: &AppState, principal: &Principal, id: Uuid) -> A
     }
 }
 
-/// The model worker's file as `principal` may see it (who checked [`may_read_worker`]).
+/// The model worker's file as `principal` may see it; the caller has checked
+/// [`may_read_worker`].
 async fn worker_file(
     state: &AppState,
     principal: &Principal,
