@@ -45,9 +45,11 @@ impl ReadSide {
         let bytes = cell
             .get_or_try_init(|| async {
                 let value = compute().await?;
-                serde_json::to_vec(&value)
-                    .map(Bytes::from)
-                    .map_err(|e| ApiError::internal(&e))
+                let body = serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))?;
+                self.answers
+                    .bytes
+                    .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
+                Ok::<_, ApiError>(Bytes::from(body))
             })
             .await?;
         Ok(JsonBytes::new(bytes.clone()))
@@ -58,6 +60,9 @@ impl ReadSide {
 #[derive(Default)]
 pub(super) struct AnswerCache {
     inner: std::sync::Mutex<Answers>,
+    /// The size of the answers computed since the cache last started over (an answer for an
+    /// older state counts too, until the next start).
+    bytes: std::sync::atomic::AtomicUsize,
 }
 
 /// The table state the answers are for, and each key's answer (filled by the first request).
@@ -66,9 +71,14 @@ type Answers = (
     HashMap<String, Arc<tokio::sync::OnceCell<Bytes>>>,
 );
 
-/// Distinct answers kept per table state (regions × dates × views); beyond it the cache
-/// starts over rather than grow.
+/// Distinct answers kept per table state (regions × dates × views × pages); beyond it the
+/// cache starts over rather than grow.
 const CACHED_ANSWERS: usize = 1024;
+
+/// Bytes of answers kept per table state: pages of up to 500 rows and model worker files are
+/// far larger than the aggregates, so the count alone would not bound the memory a client
+/// paging through everything could make the cache hold.
+const CACHED_BYTES: usize = 64 << 20;
 
 impl AnswerCache {
     /// The cell holding `key`'s answer at `version`. A request for an older state than the
@@ -76,13 +86,16 @@ impl AnswerCache {
     /// that nobody keeps.
     fn cell(&self, version: (i64, u64), key: String) -> Arc<tokio::sync::OnceCell<Bytes>> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let roomy = inner.1.len() < CACHED_ANSWERS
+            && self.bytes.load(std::sync::atomic::Ordering::Relaxed) < CACHED_BYTES;
         match inner.0 {
             Some(v) if v > version => return Arc::default(),
-            Some(v) if v == version && inner.1.len() < CACHED_ANSWERS => {}
+            Some(v) if v == version && roomy => {}
             Some(v) if v == version && inner.1.contains_key(&key) => {}
             _ => {
                 inner.0 = Some(version);
                 inner.1.clear();
+                self.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
             }
         }
         inner.1.entry(key).or_default().clone()
