@@ -86,7 +86,7 @@ async fn a_corrupt_read_model_row_answers_500_read_model_corrupt_and_is_logged(h
         .unwrap()
         .1;
     let client = reqwest::Client::new();
-    let get = |path: &'static str| {
+    let get = |path: &str| {
         let request = client
             .get(format!("{}{path}", service.base))
             .bearer_auth(&admin);
@@ -109,9 +109,13 @@ async fn a_corrupt_read_model_row_answers_500_read_model_corrupt_and_is_logged(h
         ("/api/v1/visits", "visits", "id"),
         ("/api/v1/directors?as_of=2021-10-31", "directors", "role"),
     ];
-    // The dashboards answer while the rows are sound (and the projector has caught up).
+    // The dashboards answer while the rows are sound (and the projector has caught up). Under
+    // another query than the one asked below: an answer stays cached until the projector
+    // applies a batch, and rows rewritten behind its back do not move that, so the same query
+    // would answer from before the rows were spoilt.
     for (path, ..) in cases {
-        let (status, _, body) = get(path).await;
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let (status, _, body) = get(&format!("{path}{sep}limit=50")).await;
         assert_eq!(status, StatusCode::OK, "{path}: {body}");
         assert!(!body["items"].as_array().unwrap().is_empty(), "{body}");
     }
