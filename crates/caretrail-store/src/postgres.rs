@@ -5,11 +5,12 @@
 //! time: positions are head + 1, head + 2, ..., never skipped (a rolled-back transaction took
 //! no number, unlike a sequence), and they become visible in position order, because a
 //! transaction's commit is visible before its locks are released and the next appender can only
-//! start after that. Group commit makes one lock round per batch rather than per append.
+//! start after that. Group commit makes one lock round per batch rather than per append, and
+//! the server-side function `caretrail_append` makes that round one round trip (see
+//! `postgres/append.rs`).
 //! `pg_notify` inside the transaction wakes subscribers in other processes at commit; it is a
 //! hint only, subscribers always read the log itself.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,11 +22,12 @@ use uuid::Uuid;
 
 use crate::error::{Result, StoreError};
 use crate::health::{Expect, Health, TaskHealth};
-use crate::plan::{self, Snapshot};
 use crate::pool::bounded;
 use crate::types::{AppendRequest, AppendResult, Head, LogQuery, RecordedEvent, StreamId};
-use crate::writer::{self, BatchBackend, Committed, LogNotifier, WriterHandle};
+use crate::writer::{self, LogNotifier, WriterHandle};
 use crate::{ConsumerTx, ConsumerTxInner, EventStore, StoreOptions};
+
+mod append;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -33,7 +35,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// operator finds the current appender as `objid` in `pg_locks`.
 pub const APPEND_LOCK: i64 = 0x6361_7265_7472_6c31;
 
-/// Opens an append transaction and takes the append lock (`APPEND_LOCK`) in one round trip.
+/// Opens an append transaction and takes the append lock (`APPEND_LOCK`) in one round trip,
+/// for a writer that other processes' appends kept from committing without it.
 const BEGIN_AND_LOCK: &str = "BEGIN; SELECT pg_advisory_xact_lock(7161130662566718513)";
 
 /// The LISTEN/NOTIFY channel carrying the new head after each commit.
@@ -87,10 +90,7 @@ impl PgStore {
         let notifier = Arc::new(LogNotifier::new(head.position, options.broadcast_capacity));
         let health = Arc::new(Health::new(notifier.watch_head()));
         let writer = writer::spawn(
-            PgWriter {
-                pool: write_pool,
-                deadline: timeouts.deadline(),
-            },
+            append::PgWriter::new(write_pool, timeouts.deadline()),
             options.group_commit,
             notifier.clone(),
             health.register("store.writer", Expect::OnDemand),
@@ -176,191 +176,6 @@ async fn listen(
             }
             tokio::time::sleep(task.failed(e.kind(), &e)).await;
         }
-    }
-}
-
-struct PgWriter {
-    pool: PgPool,
-    deadline: Duration,
-}
-
-#[async_trait]
-impl BatchBackend for PgWriter {
-    #[tracing::instrument(name = "store.postgres.commit_batch", skip_all, fields(appends = reqs.len()))]
-    async fn commit_batch(
-        &mut self,
-        reqs: &[&AppendRequest],
-        now: DateTime<Utc>,
-    ) -> Result<Committed> {
-        // A batch that outlives the deadline is abandoned: its transaction is rolled back on
-        // the server (or by `idle_in_transaction_session_timeout` if the connection went
-        // silent), the pool's release check discards the connection, and the callers hear
-        // `Unresponsive`. Had the COMMIT already reached the server, a retry with the same
-        // command id finds the stored result.
-        bounded(self.deadline, self.commit_batch_now(reqs, now)).await
-    }
-
-    async fn existing_event_ids(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
-        bounded(self.deadline, async {
-            Ok(
-                sqlx::query_scalar("SELECT event_id FROM events WHERE event_id = ANY($1)")
-                    .bind(ids)
-                    .fetch_all(&self.pool)
-                    .await?,
-            )
-        })
-        .await
-    }
-
-    async fn probe(&mut self) -> Result<()> {
-        bounded(self.deadline, async {
-            sqlx::query(
-                "INSERT INTO consumer_checkpoints (name, position, updated_at) \
-                 VALUES ($1, (SELECT COALESCE(MAX(position), 0) FROM events), now()) \
-                 ON CONFLICT (name) DO UPDATE SET position = excluded.position, \
-                 updated_at = excluded.updated_at",
-            )
-            .bind(writer::PROBE_ROW)
-            .execute(&self.pool)
-            .await?;
-            Ok(())
-        })
-        .await
-    }
-}
-
-impl PgWriter {
-    async fn commit_batch_now(
-        &mut self,
-        reqs: &[&AppendRequest],
-        now: DateTime<Utc>,
-    ) -> Result<Committed> {
-        // Four round trips per batch: BEGIN with the lock, one snapshot query, one statement
-        // that inserts events and commands and notifies, COMMIT. The lock must be taken in a
-        // statement of its own: a statement's snapshot is taken when it starts, so a read in
-        // the locking statement could miss the commit of the appender it waited for.
-        let mut tx = self.pool.begin_with(BEGIN_AND_LOCK).await?;
-        let streams = plan::streams_of(reqs);
-        let cmds = plan::commands_of(reqs);
-        let row = sqlx::query(
-            "SELECT (SELECT position FROM events ORDER BY position DESC LIMIT 1), \
-                    (SELECT recorded_at FROM events ORDER BY position DESC LIMIT 1), \
-                    ARRAY(SELECT COALESCE((SELECT MAX(stream_version) FROM events \
-                                           WHERE stream_id = s), 0) \
-                            FROM UNNEST($1::text[]) WITH ORDINALITY AS t(s, i) ORDER BY i), \
-                    ARRAY(SELECT command_id FROM commands WHERE command_id = ANY($2)), \
-                    ARRAY(SELECT result FROM commands WHERE command_id = ANY($2) \
-                          ORDER BY command_id)",
-        )
-        .bind(&streams)
-        .bind(&cmds)
-        .fetch_one(&mut *tx)
-        .await?;
-        let head = match row.try_get::<Option<i64>, _>(0)? {
-            None => Head::default(),
-            Some(p) => Head {
-                position: p as u64,
-                recorded_at: row.try_get(1)?,
-            },
-        };
-        let stream_versions: Vec<i64> = row.try_get(2)?;
-        let versions: HashMap<String, u64> = streams
-            .iter()
-            .zip(stream_versions)
-            .filter(|(_, v)| *v > 0)
-            .map(|(s, v)| ((*s).to_owned(), v as u64))
-            .collect();
-        let stored_ids: Vec<Uuid> = row.try_get(3)?;
-        let stored_results: Vec<String> = row.try_get(4)?;
-        let mut commands = HashMap::with_capacity(stored_ids.len());
-        for (id, result) in stored_ids.into_iter().zip(stored_results) {
-            commands.insert(id, crate::types::stored_result(id, &result)?);
-        }
-        let plan = plan::plan(
-            reqs,
-            Snapshot {
-                head,
-                versions,
-                commands,
-            },
-            now,
-        );
-        if let Some(last) = plan.events.last() {
-            let ev = &plan.events;
-            let c = &plan.commands;
-            sqlx::query(
-                "WITH inserted AS ( \
-                   INSERT INTO events (position, stream_id, category, stream_version, event_id, \
-                   event_type, schema_version, data, actor_id, actor_role, command_id, \
-                   correlation_id, causation_id, business_date, recorded_at, leaf_hash) \
-                   SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
-                   $5::uuid[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], \
-                   $11::uuid[], $12::uuid[], $13::uuid[], $14::date[], $15::timestamptz[], \
-                   $16::bytea[]) RETURNING 1), \
-                 recorded AS ( \
-                   INSERT INTO commands (command_id, result, recorded_at) \
-                   SELECT * FROM UNNEST($17::uuid[], $18::text[], $19::timestamptz[]) \
-                   RETURNING 1) \
-                 SELECT pg_notify($20, $21), (SELECT COUNT(*) FROM inserted), \
-                        (SELECT COUNT(*) FROM recorded)",
-            )
-            .bind(ev.iter().map(|e| e.position as i64).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.category()).collect::<Vec<_>>())
-            .bind(
-                ev.iter()
-                    .map(|e| e.stream_version as i64)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(ev.iter().map(|e| e.event_id).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>())
-            .bind(
-                ev.iter()
-                    .map(|e| e.schema_version as i32)
-                    .collect::<Vec<_>>(),
-            )
-            .bind(ev.iter().map(|e| e.data.as_str()).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.actor_id.as_str()).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.actor_role.as_str()).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.command_id).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.correlation_id).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.causation_id).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.business_date).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.recorded_at).collect::<Vec<_>>())
-            .bind(ev.iter().map(|e| e.leaf_hash.to_vec()).collect::<Vec<_>>())
-            .bind(c.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-            .bind(
-                c.iter()
-                    .map(|(_, r)| serde_json::to_string(r).expect("results serialise"))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(c.iter().map(|(_, r)| r.recorded_at).collect::<Vec<_>>())
-            .bind(NOTIFY_CHANNEL)
-            .bind(last.position.to_string())
-            .execute(&mut *tx)
-            .await?;
-        } else if !plan.commands.is_empty() {
-            // Appends that wrote no events (guards only) still record their command ids.
-            let c = &plan.commands;
-            sqlx::query(
-                "INSERT INTO commands (command_id, result, recorded_at) \
-                 SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::timestamptz[])",
-            )
-            .bind(c.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-            .bind(
-                c.iter()
-                    .map(|(_, r)| serde_json::to_string(r).expect("results serialise"))
-                    .collect::<Vec<_>>(),
-            )
-            .bind(c.iter().map(|(_, r)| r.recorded_at).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Committed {
-            outcomes: plan.outcomes,
-            events: plan.events,
-        })
     }
 }
 

@@ -62,6 +62,7 @@ both_backends!(
     many_appenders_and_a_live_subscriber_agree_on_one_gapless_order,
     other_crates_tables_are_migrated_once_and_written_in_consumer_transactions,
     the_bulk_reader_reads_the_log_as_stored,
+    appenders_in_two_processes_share_one_gapless_order,
 );
 
 const CHILD_ENV: &str = "CARETRAIL_CRASH_CHILD_URL";

@@ -439,3 +439,80 @@ pub async fn invalid_appends_are_refused_before_storage(h: &Harness) {
     ));
     assert_eq!(store.head().await.unwrap().position, 0);
 }
+
+pub async fn appenders_in_two_processes_share_one_gapless_order(h: &Harness) {
+    // Two stores on one database stand in for two server processes. Each writer plans from
+    // what it last knew of the log, which the other keeps making stale: every append must
+    // still land exactly once, at the position and stream version it was acknowledged with,
+    // and a racing exact expected version must fail with the version actually stored.
+    let stores = [h.open().await, h.open().await];
+    let mut tasks = Vec::new();
+    for (n, store) in stores.iter().enumerate() {
+        for t in 0..6u64 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut acked = Vec::new();
+                let mut conflicts = 0u64;
+                for i in 0..15u64 {
+                    let shared = format!("shared-{}", i % 3);
+                    let acked_one = store
+                        .append(append(&shared, ExpectedVersion::Any, vec![event("A", i)]))
+                        .await
+                        .unwrap();
+                    acked.extend(acked_one.events);
+                    // Every task claims version 1 of the same new stream once: one wins.
+                    if i == t {
+                        let race = format!("race-{n}-{t}");
+                        store
+                            .append(append(
+                                &race,
+                                ExpectedVersion::NoStream,
+                                vec![event("B", i)],
+                            ))
+                            .await
+                            .unwrap();
+                        match store
+                            .append(append(
+                                "race",
+                                ExpectedVersion::NoStream,
+                                vec![event("C", i)],
+                            ))
+                            .await
+                        {
+                            Ok(r) => acked.extend(r.events),
+                            Err(StoreError::WrongExpectedVersion { actual: 1, .. }) => {
+                                conflicts += 1;
+                            }
+                            Err(e) => panic!("race: {e:?}"),
+                        }
+                    }
+                }
+                (acked, conflicts)
+            }));
+        }
+    }
+    let mut acked = Vec::new();
+    let mut conflicts = 0;
+    for t in tasks {
+        let (a, c) = t.await.unwrap();
+        acked.extend(a);
+        conflicts += c;
+    }
+    assert_eq!(conflicts, 11, "exactly one of twelve claims of `race` wins");
+    let log = all_events(&stores[0]).await;
+    assert_positions_are_one_to_n(&log);
+    assert_eq!(log.len(), 12 * 15 + 12 + 1);
+    for a in &acked {
+        let e = &log[(a.position - 1) as usize];
+        assert_eq!(
+            (e.event_id, &e.stream_id, e.stream_version),
+            (a.event_id, &a.stream_id, a.stream_version)
+        );
+    }
+    let mut versions = std::collections::HashMap::new();
+    for e in &log {
+        let v = versions.entry(e.stream_id.clone()).or_insert(0);
+        *v += 1;
+        assert_eq!(e.stream_version, *v, "{} skips a version", e.stream_id);
+    }
+}
