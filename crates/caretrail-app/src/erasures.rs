@@ -32,9 +32,13 @@ const ERASING_EVENTS: [&str; 2] = ["PersonalDataErased", "SubscriptionDeleted"];
 /// never returns (cancel it to stop).
 pub async fn follow_erasures(store: Arc<dyn EventStore>, keys: Arc<KeyRing>) {
     let poll = store.options().poll_interval;
+    // The subscription polls the head every `poll` while it waits (another process's commits
+    // reach SQLite only that way), so the wait below must outlast one poll, or it would cut
+    // every poll short and never see them; it reports at least every two polls.
+    let wait = poll * 2;
     let task = store
         .health()
-        .register("keys.erasures", Expect::FollowsLog { every: poll * 2 });
+        .register("keys.erasures", Expect::FollowsLog { every: wait * 2 });
     let start = loop {
         match store.head().await {
             Ok(head) => break head.position,
@@ -49,9 +53,9 @@ pub async fn follow_erasures(store: Arc<dyn EventStore>, keys: Arc<KeyRing>) {
     let mut events = subscribe(store.clone(), start, filter);
     task.at(start);
     loop {
-        // Waiting is bounded by the poll interval, so an idle follower still reports where it
-        // is (`FollowsLog`); a cut-off wait loses nothing (the subscription keeps its place).
-        let next = match tokio::time::timeout(poll, events.next()).await {
+        // Waiting is bounded, so an idle follower still reports where it is (`FollowsLog`); a
+        // cut-off wait loses nothing (the subscription keeps its place).
+        let next = match tokio::time::timeout(wait, events.next()).await {
             Err(_) => {
                 task.at(events.position());
                 continue;
@@ -113,7 +117,7 @@ fn erased_subject(event: &caretrail_store::RecordedEvent) -> Option<Uuid> {
 
 /// How long a test or a caller may wait for an erasure made elsewhere to be applied here: the
 /// follower's wake-up comes with the commit (same process), a NOTIFY (PostgreSQL), or at the
-/// latest the store's poll.
+/// latest the store's next poll of the head (another process on SQLite), plus the erasure.
 pub fn propagation_bound(store: &dyn EventStore) -> Duration {
     store.options().poll_interval * 2
 }

@@ -501,7 +501,9 @@ fn a_master_key_file_is_created_owner_only_and_reused() {
 /// Two servers on one database: the second has opened a person's name (their key is in its
 /// cache) when the first erases them. The second follows the log, so the name stops opening
 /// there too within the propagation bound, without a restart; and while its follower runs it
-/// reports into the health registry, so a dead follower makes the server not ready.
+/// reports into the health registry, so a dead follower makes the server not ready. (On SQLite
+/// another process's commits are seen only by polling the head; CI caught a first version whose
+/// own wait timed out together with that poll and so never saw them.)
 async fn attack_a_key_cached_by_another_server_is_closed_by_an_erasure_made_here(h: &Harness) {
     let here = app(h).await;
     let there = app(h).await;
