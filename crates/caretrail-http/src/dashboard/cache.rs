@@ -46,10 +46,7 @@ impl ReadSide {
             .get_or_try_init(|| async {
                 let value = compute().await?;
                 let body = serde_json::to_vec(&value).map_err(|e| ApiError::internal(&e))?;
-                self.answers
-                    .bytes
-                    .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
-                Ok::<_, ApiError>(Bytes::from(body))
+                Ok::<_, ApiError>(self.answers.keep(body))
             })
             .await?;
         Ok(JsonBytes::new(bytes.clone()))
@@ -60,8 +57,8 @@ impl ReadSide {
 #[derive(Default)]
 pub(super) struct AnswerCache {
     inner: std::sync::Mutex<Answers>,
-    /// The size of the answers computed since the cache last started over (an answer for an
-    /// older state counts too, until the next start).
+    /// The size of the keys and answers kept since the cache last started over (an answer for
+    /// an older state counts too, until the next start).
     bytes: std::sync::atomic::AtomicUsize,
 }
 
@@ -75,9 +72,10 @@ type Answers = (
 /// cache starts over rather than grow.
 const CACHED_ANSWERS: usize = 1024;
 
-/// Bytes of answers kept per table state: pages of up to 500 rows and model worker files are
-/// far larger than the aggregates, so the count alone would not bound the memory a client
-/// paging through everything could make the cache hold.
+/// Bytes of keys and answers kept per table state: pages of up to 500 rows and model worker
+/// files are far larger than the aggregates, so the count alone would not bound the memory a
+/// client paging through everything could make the cache hold; and a key holds the raw query
+/// string, which may be as long as the request line the server accepts (about 64 KiB).
 const CACHED_BYTES: usize = 64 << 20;
 
 impl AnswerCache {
@@ -98,7 +96,20 @@ impl AnswerCache {
                 self.bytes.store(0, std::sync::atomic::Ordering::Relaxed);
             }
         }
+        if let Some(cell) = inner.1.get(&key) {
+            return cell.clone();
+        }
+        // A key is held as long as its answer, and a query string can be as long as a page.
+        self.bytes
+            .fetch_add(key.len(), std::sync::atomic::Ordering::Relaxed);
         inner.1.entry(key).or_default().clone()
+    }
+
+    /// Counts an answer's body towards the byte bound and returns it as kept.
+    fn keep(&self, body: Vec<u8>) -> Bytes {
+        self.bytes
+            .fetch_add(body.len(), std::sync::atomic::Ordering::Relaxed);
+        Bytes::from(body)
     }
 }
 
@@ -145,4 +156,40 @@ where
         state.app.keys().erasures()
     );
     read.answer(key, compute).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the cache holds: every kept key and every answer computed into it.
+    fn held(cache: &AnswerCache) -> usize {
+        let inner = cache.inner.lock().unwrap();
+        inner
+            .1
+            .iter()
+            .map(|(k, cell)| k.len() + cell.get().map_or(0, Bytes::len))
+            .sum()
+    }
+
+    #[test]
+    fn attack_long_query_strings_count_towards_the_byte_bound() {
+        // An administrator's client asks for distinct pages with request lines near the
+        // longest the server accepts (hyper refuses a URI from 64 KiB); each answer is as
+        // large. Uncounted keys let the cache hold twice its bound.
+        let cache = AnswerCache::default();
+        let size = 60 * 1024;
+        for page in 0..CACHED_ANSWERS {
+            let mut key = format!("/api/v1/visits?cursor={page}&pad=");
+            key.push_str(&"x".repeat(size - key.len()));
+            let cell = cache.cell((1, 7), key);
+            cell.set(cache.keep(vec![b' '; size])).unwrap();
+        }
+        let bound = CACHED_BYTES + 2 * size;
+        assert!(
+            held(&cache) <= bound,
+            "the cache holds {} bytes, beyond its bound of {bound}",
+            held(&cache)
+        );
+    }
 }
