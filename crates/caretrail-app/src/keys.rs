@@ -192,6 +192,10 @@ pub struct KeyRing {
     /// Erasures made through this key ring, so that anything rendered with opened values can
     /// tell that it may be stale (see [`KeyRing::erasures`]).
     erasures: std::sync::atomic::AtomicU64,
+    /// Moves (under the cache's lock) at every erasure and every emptying of the cache: a key
+    /// read from the database while it moved may predate an erasure whose marker is gone, so
+    /// it is not kept (see [`KeyRing::load`]).
+    epoch: std::sync::atomic::AtomicU64,
 }
 
 fn aad(prefix: &[u8], parts: &[&Uuid]) -> Vec<u8> {
@@ -254,6 +258,7 @@ impl KeyRing {
             db,
             cache: Mutex::new(HashMap::new()),
             erasures: std::sync::atomic::AtomicU64::new(0),
+            epoch: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -265,32 +270,57 @@ impl KeyRing {
             .cloned()
     }
 
-    fn remember(&self, subject: Uuid, state: KeyState) {
+    fn epoch(&self) -> u64 {
+        self.epoch.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Keeps `state`, read from the database when the epoch was `read_at`. Answers whether it
+    /// was kept: a live key read while an erasure or an emptying of the cache happened is not,
+    /// since the erasure's marker that would have refused it may be gone.
+    fn remember(&self, subject: Uuid, state: KeyState, read_at: u64) -> bool {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(state, KeyState::Live(_)) && self.epoch() != read_at {
+            return false;
+        }
         if cache.len() >= CACHE_LIMIT {
             cache.clear();
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         }
         // Erasure is final: a load that read the key before an erasure and finishes after it
         // must not bring the key back into the cache.
         if matches!(cache.get(&subject), Some(KeyState::Erased)) {
-            return;
+            return matches!(state, KeyState::Erased);
         }
         cache.insert(subject, state);
+        true
     }
 
     /// The subject's key state as stored: `None` when the subject has no key yet.
+    ///
+    /// A key read while the epoch moved is read again: it may have been read just before an
+    /// erasure (of this subject, in this process or one applied from the log) whose marker an
+    /// emptying of the cache has since removed, and keeping it would open the erased person's
+    /// data again. Red team: the cache-full clear and the erasure follower's start both empty
+    /// the cache, markers included.
     async fn load(&self, subject: Uuid) -> Result<Option<KeyState>, KeyError> {
         if let Some(state) = self.cached(subject) {
             return Ok(Some(state));
         }
-        let row = self.db.wrapped_key(subject).await?;
-        let state = match row {
-            None => return Ok(None),
-            Some(None) => KeyState::Erased,
-            Some(Some(wrapped)) => KeyState::Live(self.unwrap_key(subject, &wrapped)?),
-        };
-        self.remember(subject, state.clone());
-        Ok(Some(state))
+        loop {
+            let read_at = self.epoch();
+            let row = self.db.wrapped_key(subject).await?;
+            let state = match row {
+                None => return Ok(None),
+                Some(None) => KeyState::Erased,
+                Some(Some(wrapped)) => KeyState::Live(self.unwrap_key(subject, &wrapped)?),
+            };
+            if self.remember(subject, state.clone(), read_at) {
+                return Ok(Some(state));
+            }
+            if let Some(state) = self.cached(subject) {
+                return Ok(Some(state));
+            }
+        }
     }
 
     fn unwrap_key(&self, subject: Uuid, wrapped: &[u8]) -> Result<Zeroizing<[u8; 32]>, KeyError> {
@@ -392,12 +422,14 @@ impl KeyRing {
         subjects: &[Uuid],
     ) -> Result<std::collections::HashSet<Uuid>, KeyError> {
         let mut found = std::collections::HashSet::new();
+        let read_at = self.epoch();
         for (subject, wrapped) in self.db.wrapped_keys(subjects).await? {
             let state = match wrapped {
                 None => KeyState::Erased,
                 Some(w) => KeyState::Live(self.unwrap_key(subject, &w)?),
             };
-            self.remember(subject, state);
+            // A key not kept (the epoch moved) is read again when it is next needed.
+            self.remember(subject, state, read_at);
             found.insert(subject);
         }
         Ok(found)
@@ -470,7 +502,11 @@ impl KeyRing {
     #[tracing::instrument(name = "keys.erase", skip_all, fields(subject = %subject))]
     pub async fn erase(&self, subject: Uuid) -> Result<(), KeyError> {
         self.db.erase(subject, chrono::Utc::now()).await?;
-        self.remember(subject, KeyState::Erased);
+        {
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.insert(subject, KeyState::Erased);
+            self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
         self.erasures
             .fetch_add(1, std::sync::atomic::Ordering::Release);
         Ok(())
@@ -480,7 +516,9 @@ impl KeyRing {
     /// the database again when next needed ([`crate::erasures`] starts with this, so no key
     /// loaded before it followed the log outlives an erasure).
     pub fn forget_cached(&self) {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.clear();
+        self.epoch.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     }
 
     /// How many erasures this key ring has made. A cache of values opened with this key ring
