@@ -289,7 +289,10 @@ pub enum NatsError {
         /// The publish timeout.
         timeout: Duration,
     },
-    /// No stream takes the event's subject.
+    /// No stream takes the event's subject. The publisher set the stream up itself, so this is
+    /// a server that restarted and has not yet recovered its streams from disk (transient; CI
+    /// saw it in the restart test), or a stream deleted by hand, which the subscription's
+    /// status then shows until an operator acts.
     #[error("no JetStream stream takes the subject of event {event_id}")]
     NoStream {
         /// The event.
@@ -344,7 +347,10 @@ impl NatsError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Timeout { .. } | Self::Send { .. } | Self::StreamSetup { .. }
+            Self::Timeout { .. }
+                | Self::Send { .. }
+                | Self::StreamSetup { .. }
+                | Self::NoStream { .. }
         )
     }
 
