@@ -46,11 +46,7 @@ pub async fn follow_erasures(store: Arc<dyn EventStore>, keys: Arc<KeyRing>) {
         }
     };
     keys.forget_cached();
-    let filter = EventFilter {
-        event_types: ERASING_EVENTS.iter().map(|t| (*t).to_owned()).collect(),
-        categories: Vec::new(),
-    };
-    let mut events = subscribe(store.clone(), start, filter);
+    let mut events = erasing_events(&store, start);
     task.at(start);
     loop {
         // Waiting is bounded, so an idle follower still reports where it is (`FollowsLog`); a
@@ -77,7 +73,7 @@ pub async fn follow_erasures(store: Arc<dyn EventStore>, keys: Arc<KeyRing>) {
                 reason: format!("{} names no subject", event.event_type),
             };
             tokio::time::sleep(task.failed("erasure_unreadable", &e)).await;
-            events = resubscribe(&store, event.position - 1);
+            events = erasing_events(&store, event.position - 1);
             continue;
         };
         // Retried until it is applied: a key this server still holds must not stay open.
@@ -95,8 +91,8 @@ pub async fn follow_erasures(store: Arc<dyn EventStore>, keys: Arc<KeyRing>) {
     }
 }
 
-/// A subscription that reads the log again from just after `after`.
-fn resubscribe(store: &Arc<dyn EventStore>, after: u64) -> caretrail_store::Subscription {
+/// The erasing events of the log after `after`, live.
+fn erasing_events(store: &Arc<dyn EventStore>, after: u64) -> caretrail_store::Subscription {
     let filter = EventFilter {
         event_types: ERASING_EVENTS.iter().map(|t| (*t).to_owned()).collect(),
         categories: Vec::new(),
